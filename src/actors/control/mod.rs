@@ -1,0 +1,234 @@
+//! Control actor: serves the Unix control socket (mode 0600). Each request becomes a typed
+//! message to the supervisor; config edits are validated first, so a bad `set` leaves the running
+//! configuration untouched. Malformed requests get an error reply; the socket stays up.
+
+pub mod protocol;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
+use serde_json::json;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::task::JoinHandle;
+use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::supervisor::{AgentContext, SupervisorMsg};
+use protocol::{parse_request, Request, Response, MAX_LINE_BYTES};
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct ControlServer;
+
+pub struct ControlArgs {
+    pub socket: PathBuf,
+    pub ctx: Arc<AgentContext>,
+    pub supervisor: ActorRef<SupervisorMsg>,
+}
+
+pub struct ControlState {
+    socket: PathBuf,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+pub enum ControlMsg {
+    AcceptFailed(String),
+}
+
+pub async fn spawn(
+    ctx: Arc<AgentContext>,
+    config: Config,
+    supervisor: ActorRef<SupervisorMsg>,
+    parent: ActorCell,
+) -> Result<ActorCell, SpawnErr> {
+    let args = ControlArgs {
+        socket: config.control.socket.clone(),
+        ctx,
+        supervisor,
+    };
+    Actor::spawn_linked(None, ControlServer, args, parent)
+        .await
+        .map(|(actor, _)| actor.get_cell())
+}
+
+fn bind_socket(path: &Path) -> Result<UnixListener, String> {
+    let describe = |what: &str, e: std::io::Error| format!("control socket {} (control.socket): {what}: {e}", path.display());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| describe("cannot create its directory", e))?;
+    }
+    if path.exists() {
+        // A live agent answers; a stale file from a crash does not and is replaced.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(format!(
+                "control socket {} is in use by another running agent",
+                path.display()
+            ));
+        }
+        std::fs::remove_file(path).map_err(|e| describe("cannot remove stale socket", e))?;
+    }
+    let listener = UnixListener::bind(path).map_err(|e| describe("cannot bind", e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| describe("cannot set mode 0600", e))?;
+    Ok(listener)
+}
+
+impl Actor for ControlServer {
+    type Msg = ControlMsg;
+    type State = ControlState;
+    type Arguments = ControlArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let listener = bind_socket(&args.socket)?;
+        tracing::info!(socket = %args.socket.display(), "control socket listening");
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let ctx = args.ctx;
+        let supervisor = args.supervisor;
+        let task = tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    _ = token.cancelled() => return,
+                    accepted = listener.accept() => accepted,
+                };
+                match accepted {
+                    Ok((stream, _)) => {
+                        let ctx = ctx.clone();
+                        let supervisor = supervisor.clone();
+                        tokio::spawn(serve_connection(stream, ctx, supervisor));
+                    }
+                    Err(e) => {
+                        let _ = myself.cast(ControlMsg::AcceptFailed(e.to_string()));
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(ControlState {
+            socket: args.socket,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.shutdown.cancel();
+        if let Some(task) = state.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
+        let _ = std::fs::remove_file(&state.socket);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        _state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            ControlMsg::AcceptFailed(e) => Err(format!("control socket accept failed: {e}").into()),
+        }
+    }
+}
+
+async fn serve_connection(stream: UnixStream, ctx: Arc<AgentContext>, supervisor: ActorRef<SupervisorMsg>) {
+    let mut lines = Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE_BYTES));
+    while let Some(line) = lines.next().await {
+        let (response, close) = match line {
+            Ok(line) => match parse_request(&line) {
+                Ok(request) => (execute(request, &ctx, &supervisor).await, false),
+                Err(e) => (Response::error(e), false),
+            },
+            Err(LinesCodecError::MaxLineLengthExceeded) => (
+                Response::error(format!("request longer than {MAX_LINE_BYTES} bytes; closing connection")),
+                true,
+            ),
+            Err(LinesCodecError::Io(e)) => {
+                tracing::debug!(error = %e, "control connection read error");
+                return;
+            }
+        };
+        let text = serde_json::to_string(&response)
+            .unwrap_or_else(|e| format!(r#"{{"ok":false,"error":"cannot encode reply: {e}"}}"#));
+        if lines.send(text).await.is_err() || close {
+            return;
+        }
+    }
+}
+
+async fn call<T: Send + 'static>(
+    supervisor: &ActorRef<SupervisorMsg>,
+    msg: impl FnOnce(ractor::RpcReplyPort<T>) -> SupervisorMsg,
+) -> Result<T, String> {
+    match supervisor.call(msg, Some(CALL_TIMEOUT)).await {
+        Ok(CallResult::Success(value)) => Ok(value),
+        Ok(CallResult::Timeout) => Err("supervisor did not answer in time".to_string()),
+        Ok(CallResult::SenderError) => Err("supervisor dropped the request".to_string()),
+        Err(e) => Err(format!("supervisor unavailable: {e}")),
+    }
+}
+
+async fn apply(supervisor: &ActorRef<SupervisorMsg>, config: Config) -> Response {
+    match call(supervisor, |reply| SupervisorMsg::ApplyConfig(Box::new(config), reply)).await {
+        Ok(Ok(actions)) => Response::ok(json!({ "applied": actions })),
+        Ok(Err(e)) | Err(e) => Response::error(e),
+    }
+}
+
+/// Runs one request against the supervisor.
+pub async fn execute(request: Request, ctx: &AgentContext, supervisor: &ActorRef<SupervisorMsg>) -> Response {
+    match request {
+        Request::Status => match call(supervisor, SupervisorMsg::Status).await {
+            Ok(status) => Response::ok(serde_json::to_value(status).unwrap_or_default()),
+            Err(e) => Response::error(e),
+        },
+        Request::Enable { name } | Request::Disable { name } if !is_probe(&name) => Response::error(format!(
+            "unknown probe `{name}`; known: {}",
+            crate::probes::registry().iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+        )),
+        Request::Enable { name } => set_key(supervisor, &format!("probes.{name}.enabled"), "true").await,
+        Request::Disable { name } => set_key(supervisor, &format!("probes.{name}.enabled"), "false").await,
+        Request::Set { key, value } => set_key(supervisor, &key, &value).await,
+        Request::Reload => match ctx.source.load() {
+            Ok(config) => apply(supervisor, config).await,
+            Err(e) => Response::error(format!(
+                "reload of {} failed, running configuration kept: {e}",
+                ctx.source.path.display()
+            )),
+        },
+        Request::Kill { name } => match call(supervisor, |reply| SupervisorMsg::Kill(name, reply)).await {
+            Ok(Ok(())) => Response::ok(json!({ "killed": true })),
+            Ok(Err(e)) | Err(e) => Response::error(e),
+        },
+    }
+}
+
+fn is_probe(name: &str) -> bool {
+    crate::probes::registry().iter().any(|p| p.name == name)
+}
+
+async fn set_key(supervisor: &ActorRef<SupervisorMsg>, key: &str, value: &str) -> Response {
+    let current = match call(supervisor, SupervisorMsg::CurrentConfig).await {
+        Ok(config) => config,
+        Err(e) => return Response::error(e),
+    };
+    match current.with_key(key, value) {
+        Ok(config) => apply(supervisor, config).await,
+        Err(e) => Response::error(format!("{e}; running configuration kept")),
+    }
+}

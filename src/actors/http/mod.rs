@@ -1,0 +1,226 @@
+//! HTTP exporter actor on :19704 with upstream's paths: `/metrics` (Prometheus text), `/healthz`,
+//! `/readyz`, `/version`, `/tracers`. JSON bodies use upstream's envelope `{"data": …}` /
+//! `{"error": {"code", "message"}}`.
+
+mod self_metrics;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
+use serde_json::json;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::supervisor::{AgentContext, AgentStatus, SupervisorMsg};
+
+pub use self_metrics::{render_self_metrics, ProcessStats};
+
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub enum HttpMsg {
+    /// The server task ended on its own: fail so the supervisor restarts us.
+    ServerExited(String),
+}
+
+pub struct HttpServer;
+
+pub struct HttpArgs {
+    pub listen: String,
+    pub labels: Vec<(String, String)>,
+    pub ctx: Arc<AgentContext>,
+    pub supervisor: ActorRef<SupervisorMsg>,
+}
+
+pub struct HttpState {
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    ctx: Arc<AgentContext>,
+    supervisor: ActorRef<SupervisorMsg>,
+    labels: Arc<Vec<(String, String)>>,
+}
+
+pub async fn spawn(
+    ctx: Arc<AgentContext>,
+    config: Config,
+    supervisor: ActorRef<SupervisorMsg>,
+    parent: ActorCell,
+) -> Result<ActorCell, SpawnErr> {
+    let args = HttpArgs {
+        listen: config.http.listen.clone(),
+        labels: crate::telemetry::global_labels(&config),
+        ctx,
+        supervisor,
+    };
+    Actor::spawn_linked(None, HttpServer, args, parent)
+        .await
+        .map(|(actor, _)| actor.get_cell())
+}
+
+impl Actor for HttpServer {
+    type Msg = HttpMsg;
+    type State = HttpState;
+    type Arguments = HttpArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {} (http.listen): {e}", args.listen))?;
+        tracing::info!(listen = %args.listen, "HTTP server listening");
+        let shared = Shared {
+            ctx: args.ctx,
+            supervisor: args.supervisor,
+            labels: Arc::new(args.labels),
+        };
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let app = router(shared);
+        let task = tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await;
+            let reason = match result {
+                Ok(()) => "HTTP server stopped".to_string(),
+                Err(e) => format!("HTTP server error: {e}"),
+            };
+            let _ = myself.cast(HttpMsg::ServerExited(reason));
+        });
+        Ok(HttpState {
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.shutdown.cancel();
+        if let Some(task) = state.task.take() {
+            // Graceful first; in-flight scrapes get a moment to finish.
+            if tokio::time::timeout(Duration::from_secs(2), task).await.is_err() {
+                tracing::warn!("HTTP server did not stop within 2s");
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            HttpMsg::ServerExited(reason) => {
+                if state.shutdown.is_cancelled() {
+                    return Ok(());
+                }
+                Err(reason.into())
+            }
+        }
+    }
+}
+
+fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/version", get(version))
+        .route("/tracers", get(tracers))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+fn error_response(code: StatusCode, message: impl Into<String>) -> Response {
+    let body = json!({"error": {"code": code.as_u16(), "message": message.into()}});
+    (code, Json(body)).into_response()
+}
+
+async fn status_of(shared: &Shared) -> Result<AgentStatus, Response> {
+    match shared
+        .supervisor
+        .call(SupervisorMsg::Status, Some(STATUS_TIMEOUT))
+        .await
+    {
+        Ok(ractor::rpc::CallResult::Success(status)) => Ok(status),
+        Ok(_) => Err(error_response(StatusCode::SERVICE_UNAVAILABLE, "supervisor did not answer in time")),
+        Err(e) => Err(error_response(StatusCode::SERVICE_UNAVAILABLE, format!("supervisor unavailable: {e}"))),
+    }
+}
+
+async fn metrics(State(shared): State<Shared>) -> Response {
+    shared.ctx.prometheus.run_upkeep();
+    let mut body = shared.ctx.prometheus.render();
+    // Agent self metrics are rendered from live state so they never go stale or leak series.
+    let status = status_of(&shared).await.ok();
+    body.push_str(&render_self_metrics(
+        &shared.labels,
+        status.as_ref(),
+        &ProcessStats::read_self(),
+    ));
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn healthz() -> Response {
+    Json(json!({"data": {"status": "ok"}})).into_response()
+}
+
+async fn readyz(State(shared): State<Shared>) -> Response {
+    match status_of(&shared).await {
+        Ok(status) if status.ready => Json(json!({"data": {"ready": true}})).into_response(),
+        Ok(status) => {
+            let waiting: Vec<String> = status
+                .actors
+                .iter()
+                .filter(|a| !matches!(a.state.as_str(), "running" | "inactive" | "disabled"))
+                .map(|a| format!("{} ({})", a.name, a.state.as_str()))
+                .collect();
+            error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: waiting for {}", waiting.join(", ")),
+            )
+        }
+        Err(response) => response,
+    }
+}
+
+async fn version() -> Response {
+    Json(json!({"data": {
+        "name": "huatuo-bamai",
+        "version": env!("CARGO_PKG_VERSION"),
+        "kernel": sysinfo::System::kernel_version().ok(),
+    }}))
+    .into_response()
+}
+
+async fn tracers(State(shared): State<Shared>) -> Response {
+    match status_of(&shared).await {
+        Ok(status) => Json(json!({"data": status.actors})).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn not_found(method: Method, uri: Uri) -> Response {
+    error_response(StatusCode::NOT_FOUND, format!("no route for {method} {}", uri.path()))
+}

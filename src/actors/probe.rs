@@ -1,0 +1,200 @@
+//! The shared probe actor: wraps any [`Probe`] with start-up (attach on a blocking thread),
+//! periodic `Tick` (collect + BPF link check + cost export), status and cost replies. A probe
+//! whose kernel feature is missing stays alive as `inactive` and never ticks.
+
+use std::marker::PhantomData;
+use std::time::Instant;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::Serialize;
+use tokio::task::JoinHandle;
+
+use crate::config::ProbeSettings;
+use crate::ebpf::ProgramCost;
+use crate::probes::{Probe, ProbeError};
+use crate::supervisor::{ProbeReport, SupervisorMsg};
+
+/// Messages every probe actor understands.
+pub enum ProbeMsg {
+    /// Collect now and check kernel attachments (sent by the probe's own interval timer).
+    Tick,
+    Status(RpcReplyPort<ProbeStatus>),
+    /// Run count / run time of the probe's BPF programs (input of adaptive sampling).
+    Cost(RpcReplyPort<Vec<ProgramCost>>),
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProbeStatus {
+    pub active: bool,
+    pub inactive_reason: Option<String>,
+    pub link_ids: Vec<u32>,
+    pub reattached_total: u64,
+    pub collect_errors_total: u64,
+}
+
+pub struct ProbeArgs<P: Probe> {
+    pub settings: P::Settings,
+    pub supervisor: ActorRef<SupervisorMsg>,
+}
+
+pub struct ProbeRuntime<P: Probe> {
+    probe: Option<P>,
+    inactive_reason: Option<String>,
+    settings: P::Settings,
+    supervisor: ActorRef<SupervisorMsg>,
+    ticker: Option<JoinHandle<()>>,
+    reattached_total: u64,
+    collect_errors_total: u64,
+    last_error_log: Option<Instant>,
+}
+
+pub struct ProbeActor<P: Probe>(PhantomData<fn() -> P>);
+
+impl<P: Probe> Default for ProbeActor<P> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<P: Probe> ProbeRuntime<P> {
+    fn report(&self, myself: &ActorRef<ProbeMsg>, report: ProbeReport) {
+        let _ = self.supervisor.cast(SupervisorMsg::ProbeReport {
+            actor: myself.get_id(),
+            report,
+        });
+    }
+
+    fn status(&mut self) -> ProbeStatus {
+        let link_ids = self
+            .probe
+            .as_mut()
+            .and_then(|p| p.programs())
+            .map(|set| set.link_ids())
+            .unwrap_or_default();
+        ProbeStatus {
+            active: self.probe.is_some(),
+            inactive_reason: self.inactive_reason.clone(),
+            link_ids,
+            reattached_total: self.reattached_total,
+            collect_errors_total: self.collect_errors_total,
+        }
+    }
+
+    fn costs(&mut self) -> Vec<ProgramCost> {
+        self.probe
+            .as_mut()
+            .and_then(|p| p.programs())
+            .map(|set| set.costs())
+            .unwrap_or_default()
+    }
+}
+
+impl<P: Probe> Actor for ProbeActor<P> {
+    type Msg = ProbeMsg;
+    type State = ProbeRuntime<P>;
+    type Arguments = ProbeArgs<P>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let settings = args.settings.clone();
+        // Loading BPF parses BTF and runs the verifier: keep it off the async workers.
+        let started = tokio::task::spawn_blocking(move || P::start(&settings)).await?;
+        let (probe, inactive_reason) = match started {
+            Ok(probe) => (Some(probe), None),
+            Err(e) if e.is_unsupported() => {
+                tracing::warn!(probe = P::NAME, reason = %e, "probe inactive");
+                (None, Some(e.to_string()))
+            }
+            Err(e) => return Err(Box::new(e)),
+        };
+        Ok(ProbeRuntime {
+            probe,
+            inactive_reason,
+            settings: args.settings,
+            supervisor: args.supervisor,
+            ticker: None,
+            reattached_total: 0,
+            collect_errors_total: 0,
+            last_error_log: None,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match &state.inactive_reason {
+            Some(reason) => state.report(&myself, ProbeReport::Inactive(reason.clone())),
+            None => {
+                state.report(&myself, ProbeReport::Running);
+                state.ticker = Some(myself.send_interval(state.settings.interval(), || ProbeMsg::Tick));
+                let _ = myself.cast(ProbeMsg::Tick);
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(ticker) = state.ticker.take() {
+            ticker.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            ProbeMsg::Tick => on_tick(&myself, state)?,
+            ProbeMsg::Status(reply) => {
+                let _ = reply.send(state.status());
+            }
+            ProbeMsg::Cost(reply) => {
+                let _ = reply.send(state.costs());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn on_tick<P: Probe>(myself: &ActorRef<ProbeMsg>, state: &mut ProbeRuntime<P>) -> Result<(), ProbeError> {
+    let Some(probe) = state.probe.as_mut() else { return Ok(()) };
+    // A link detached from outside is re-attached; if that fails the actor fails and the
+    // supervisor restarts it with a fresh load.
+    if let Some(programs) = probe.programs() {
+        let reattached = programs.reattach_lost_links()?;
+        if !reattached.is_empty() {
+            tracing::warn!(probe = P::NAME, programs = ?reattached, "BPF link was detached from outside; re-attached");
+            state.reattached_total += reattached.len() as u64;
+            metrics::counter!("huatuo_bamai_bpf_link_reattached_total", "probe" => P::NAME)
+                .increment(reattached.len() as u64);
+            let programs = reattached.iter().map(|p| p.to_string()).collect();
+            state.report(myself, ProbeReport::Reattached(programs));
+        }
+    }
+    let Some(probe) = state.probe.as_mut() else { return Ok(()) };
+    if let Err(e) = probe.collect() {
+        // Bad input (a malformed file) costs this tick only; the probe keeps its state.
+        state.collect_errors_total += 1;
+        metrics::counter!("huatuo_bamai_collect_errors_total", "probe" => P::NAME).increment(1);
+        let quiet = state
+            .last_error_log
+            .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(60));
+        if !quiet {
+            tracing::error!(probe = P::NAME, error = %e, "collect failed");
+            state.last_error_log = Some(Instant::now());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! Service actors (always on, not toggled by config): the HTTP exporter and the control socket.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use ractor::{ActorCell, ActorRef, SpawnErr};
+
+use crate::config::Config;
+use crate::supervisor::{AgentContext, SupervisorMsg};
+
+type SpawnFuture = Pin<Box<dyn Future<Output = Result<ActorCell, SpawnErr>> + Send>>;
+
+pub struct ServiceEntry {
+    pub name: &'static str,
+    pub spawn: fn(Arc<AgentContext>, Config, ActorRef<SupervisorMsg>, ActorCell) -> SpawnFuture,
+}
+
+pub fn registry() -> Vec<ServiceEntry> {
+    vec![
+        ServiceEntry {
+            name: "http",
+            spawn: |ctx, config, supervisor, parent| Box::pin(super::http::spawn(ctx, config, supervisor, parent)),
+        },
+        ServiceEntry {
+            name: "control",
+            spawn: |ctx, config, supervisor, parent| Box::pin(super::control::spawn(ctx, config, supervisor, parent)),
+        },
+    ]
+}

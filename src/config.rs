@@ -1,0 +1,420 @@
+//! Agent configuration: typed sections, layered defaults → TOML file → `HUATUO_*` environment →
+//! command-line flags, strict validation (unknown keys and wrong types name the key and the file),
+//! and the live `set KEY VALUE` edit used by the control socket.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Value};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::probes::loadavg::LoadavgConfig;
+use crate::probes::runqlat::RunqlatConfig;
+use crate::probes::softirq::SoftirqConfig;
+
+/// Default location of the configuration file.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/huatuo/huatuo-bamai.toml";
+/// Prefix of environment overrides; nested keys are joined by `__`
+/// (`HUATUO_PROBES__SOFTIRQ__ENABLED=false`).
+pub const ENV_PREFIX: &str = "HUATUO_";
+const TOP_LEVEL_SECTIONS: [&str; 5] = ["agent", "http", "control", "supervisor", "probes"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path} does not exist")]
+    FileMissing { path: PathBuf },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("invalid value for `{key}`: {reason}")]
+    BadValue { key: String, reason: String },
+    #[error("`{key}` cannot be changed while the agent runs; edit the file and restart the agent")]
+    Cold { key: String },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(err: figment::Error) -> Self {
+        // figment's Display names the key path and the source (file or environment variable).
+        let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+        ConfigError::Invalid(messages.join("; "))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub agent: AgentConfig,
+    pub http: HttpConfig,
+    pub control: ControlConfig,
+    pub supervisor: SupervisorConfig,
+    pub probes: ProbesConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            agent: AgentConfig::default(),
+            http: HttpConfig::default(),
+            control: ControlConfig::default(),
+            supervisor: SupervisorConfig::default(),
+            probes: ProbesConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// `region` label on every series and event (upstream requires `--region`).
+    pub region: String,
+    /// `host` label; empty means the kernel hostname.
+    pub hostname: String,
+    /// tracing filter, e.g. `info` or `huatuo_bamai=debug`.
+    pub log_level: String,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            region: "default".to_string(),
+            hostname: String::new(),
+            log_level: "info".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Listen address of `/metrics`, `/healthz`, `/readyz`, `/version`, `/tracers`.
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:19704".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// Unix socket of the control actor (mode 0600).
+    pub socket: PathBuf,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            socket: PathBuf::from("/run/huatuo/control.sock"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisorConfig {
+    /// First restart delay of a failed actor; doubles on each further failure.
+    pub restart_backoff_initial_ms: u64,
+    /// Upper bound of the restart delay.
+    pub restart_backoff_max_ms: u64,
+    /// More than this many restarts within `restart_window_secs` marks the actor `failed`.
+    pub max_restarts: u32,
+    pub restart_window_secs: u64,
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        Self {
+            restart_backoff_initial_ms: 1000,
+            restart_backoff_max_ms: 30_000,
+            max_restarts: 5,
+            restart_window_secs: 60,
+        }
+    }
+}
+
+impl SupervisorConfig {
+    pub fn backoff_initial(&self) -> Duration {
+        Duration::from_millis(self.restart_backoff_initial_ms)
+    }
+    pub fn backoff_max(&self) -> Duration {
+        Duration::from_millis(self.restart_backoff_max_ms)
+    }
+    pub fn restart_window(&self) -> Duration {
+        Duration::from_secs(self.restart_window_secs)
+    }
+}
+
+/// One section per probe; the field name is the probe's name.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbesConfig {
+    pub softirq: SoftirqConfig,
+    pub runqlat: RunqlatConfig,
+    pub loadavg: LoadavgConfig,
+}
+
+/// What every probe section offers the shared probe machinery.
+pub trait ProbeSettings: Clone + PartialEq + Serialize + Send + Sync + 'static {
+    fn enabled(&self) -> bool;
+    /// Period of the probe's `Tick`: map reads / file reads and the BPF link check.
+    fn interval(&self) -> Duration;
+    /// Checks beyond types (ranges, consistency).
+    fn validate(&self) -> Result<(), String>;
+}
+
+/// Shortest tick a probe may ask for: keeps map reads and link checks cheap.
+pub fn check_interval_ms(interval_ms: u64) -> Result<(), String> {
+    if interval_ms < 100 {
+        return Err(format!("interval_ms must be at least 100 (got {interval_ms})"));
+    }
+    Ok(())
+}
+
+/// Overrides from command-line flags, the last layer.
+#[derive(Debug, Clone, Default)]
+pub struct FlagOverrides {
+    pub region: Option<String>,
+    pub listen: Option<String>,
+    pub control_socket: Option<PathBuf>,
+    pub log_level: Option<String>,
+    pub disable: Vec<String>,
+}
+
+/// Where the configuration came from, kept so `reload` can rebuild it the same way.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    pub path: PathBuf,
+    /// True when the path was given explicitly (then a missing file is an error).
+    pub explicit: bool,
+    pub flags: FlagOverrides,
+}
+
+impl ConfigSource {
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if self.path.exists() {
+            figment = figment.merge(Toml::file_exact(&self.path));
+        } else if self.explicit {
+            return Err(ConfigError::FileMissing {
+                path: self.path.clone(),
+            });
+        }
+        figment = figment.merge(env_provider());
+        figment = figment.merge(Serialized::defaults(self.flags_dict()?));
+        let config: Config = figment.extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn flags_dict(&self) -> Result<Dict, ConfigError> {
+        let flags = &self.flags;
+        let mut pairs: Vec<(String, Value)> = Vec::new();
+        if let Some(region) = &flags.region {
+            pairs.push(("agent.region".into(), Value::from(region.clone())));
+        }
+        if let Some(level) = &flags.log_level {
+            pairs.push(("agent.log_level".into(), Value::from(level.clone())));
+        }
+        if let Some(listen) = &flags.listen {
+            pairs.push(("http.listen".into(), Value::from(listen.clone())));
+        }
+        if let Some(socket) = &flags.control_socket {
+            pairs.push((
+                "control.socket".into(),
+                Value::from(socket.display().to_string()),
+            ));
+        }
+        for name in &flags.disable {
+            if !crate::probes::registry().iter().any(|p| p.name == name) {
+                return Err(ConfigError::BadValue {
+                    key: "--disable".into(),
+                    reason: format!("unknown probe `{name}`; known: {}", probe_names()),
+                });
+            }
+            pairs.push((format!("probes.{name}.enabled"), Value::from(false)));
+        }
+        let mut dict = Dict::new();
+        for (key, value) in pairs {
+            insert_dotted(&mut dict, &key, value);
+        }
+        Ok(dict)
+    }
+}
+
+fn env_provider() -> Env {
+    // Only nested keys of known sections: HUATUO_REQUIRE_BPF and friends are not config.
+    Env::prefixed(ENV_PREFIX)
+        .filter(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            TOP_LEVEL_SECTIONS
+                .iter()
+                .any(|section| key.starts_with(&format!("{section}__")))
+        })
+        .split("__")
+}
+
+fn probe_names() -> String {
+    crate::probes::registry()
+        .iter()
+        .map(|p| p.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn insert_dotted(dict: &mut Dict, dotted: &str, value: Value) {
+    let mut parts = dotted.split('.').peekable();
+    let mut current = dict;
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            current.insert(part.to_string(), value);
+            return;
+        }
+        let entry = current
+            .entry(part.to_string())
+            .or_insert_with(|| Value::from(Dict::new()));
+        if !matches!(entry, Value::Dict(..)) {
+            *entry = Value::from(Dict::new());
+        }
+        let Value::Dict(_, next) = entry else { return };
+        current = next;
+    }
+}
+
+/// Keys whose change needs a restart of the whole agent (listeners, global labels).
+const COLD_KEY_PREFIXES: [&str; 4] = ["agent.region", "agent.hostname", "http.", "control."];
+
+pub fn is_cold_key(key: &str) -> bool {
+    COLD_KEY_PREFIXES
+        .iter()
+        .any(|prefix| key == prefix.trim_end_matches('.') || key.starts_with(prefix))
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: &str| ConfigError::BadValue {
+            key: key.to_string(),
+            reason: reason.to_string(),
+        };
+        if self.agent.region.trim().is_empty() {
+            return Err(bad("agent.region", "must not be empty"));
+        }
+        if let Err(reason) = crate::telemetry::parse_log_filter(&self.agent.log_level) {
+            return Err(bad("agent.log_level", &reason));
+        }
+        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                "http.listen",
+                &format!("`{}` is not an address like 0.0.0.0:19704", self.http.listen),
+            ));
+        }
+        if self.control.socket.as_os_str().is_empty() {
+            return Err(bad("control.socket", "must not be empty"));
+        }
+        let sup = &self.supervisor;
+        if sup.restart_backoff_initial_ms == 0 {
+            return Err(bad("supervisor.restart_backoff_initial_ms", "must be > 0"));
+        }
+        if sup.restart_backoff_max_ms < sup.restart_backoff_initial_ms {
+            return Err(bad(
+                "supervisor.restart_backoff_max_ms",
+                "must be >= restart_backoff_initial_ms",
+            ));
+        }
+        if sup.restart_window_secs == 0 {
+            return Err(bad("supervisor.restart_window_secs", "must be > 0"));
+        }
+        for entry in crate::probes::registry() {
+            if let Err(reason) = (entry.validate)(self) {
+                return Err(ConfigError::BadValue {
+                    key: format!("probes.{}", entry.name),
+                    reason,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns a copy with `key` (dotted, e.g. `probes.softirq.enabled`) set to `raw`, validated as a
+    /// whole. `raw` is read as a TOML value (`true`, `5`, `"text"`); bare words are strings.
+    pub fn with_key(&self, key: &str, raw: &str) -> Result<Config, ConfigError> {
+        let key = key.trim();
+        if key.is_empty() || key.split('.').any(str::is_empty) {
+            return Err(ConfigError::BadValue {
+                key: key.to_string(),
+                reason: "expected a dotted key such as probes.softirq.enabled".into(),
+            });
+        }
+        if is_cold_key(key) {
+            return Err(ConfigError::Cold {
+                key: key.to_string(),
+            });
+        }
+        let value = parse_value(raw);
+        let mut overlay = Dict::new();
+        insert_dotted(&mut overlay, key, value);
+        let merged: Config = Figment::from(Serialized::defaults(self))
+            .merge(Serialized::defaults(overlay))
+            .extract()
+            .map_err(|e| ConfigError::BadValue {
+                key: key.to_string(),
+                reason: e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "),
+            })?;
+        merged.validate()?;
+        Ok(merged)
+    }
+
+    /// Dotted keys whose values differ between two configs and need an agent restart.
+    pub fn cold_changes(&self, other: &Config) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if self.agent.region != other.agent.region {
+            changed.push("agent.region");
+        }
+        if self.agent.hostname != other.agent.hostname {
+            changed.push("agent.hostname");
+        }
+        if self.http != other.http {
+            changed.push("http");
+        }
+        if self.control != other.control {
+            changed.push("control");
+        }
+        changed
+    }
+}
+
+fn parse_value(raw: &str) -> Value {
+    let raw = raw.trim();
+    let parsed: Result<toml::Value, _> = toml::from_str(&format!("v = {raw}"))
+        .map(|table: toml::Table| table.get("v").cloned().unwrap_or(toml::Value::Boolean(false)));
+    match parsed {
+        Ok(toml::Value::String(s)) => Value::from(s),
+        Ok(toml::Value::Integer(i)) => Value::from(i),
+        Ok(toml::Value::Float(f)) => Value::from(f),
+        Ok(toml::Value::Boolean(b)) => Value::from(b),
+        _ => Value::from(raw.to_string()),
+    }
+}
+
+/// Resolves the config path from the flag (explicit) or the default location.
+pub fn source_from(path: Option<&Path>, flags: FlagOverrides) -> ConfigSource {
+    match path {
+        Some(path) => ConfigSource {
+            path: path.to_path_buf(),
+            explicit: true,
+            flags,
+        },
+        None => ConfigSource {
+            path: PathBuf::from(DEFAULT_CONFIG_PATH),
+            explicit: false,
+            flags,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

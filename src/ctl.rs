@@ -1,0 +1,132 @@
+//! `huatuo-bamai ctl …`: a client of the control socket that prints readable tables (or `--json`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::actors::control::protocol::{Request, Response};
+
+/// Sends one request and returns the reply.
+pub fn send(socket: &Path, request: &Request) -> Result<Response, String> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| {
+        format!("cannot connect to control socket {}: {e} (is the agent running? see --socket)", socket.display())
+    })?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+    let mut line = serde_json::to_string(request).map_err(|e| e.to_string())?;
+    line.push('\n');
+    stream.write_all(line.as_bytes()).map_err(|e| format!("cannot send request: {e}"))?;
+    let mut reply = String::new();
+    BufReader::new(stream)
+        .read_line(&mut reply)
+        .map_err(|e| format!("no reply from agent: {e}"))?;
+    serde_json::from_str(&reply).map_err(|e| format!("malformed reply from agent ({e}): {reply}"))
+}
+
+/// Renders a reply for people: a status table, the list of applied actions, or the error.
+pub fn render(request: &Request, response: &Response) -> String {
+    if !response.ok {
+        return format!("error: {}", response.error.as_deref().unwrap_or("unknown error"));
+    }
+    let result = response.result.clone().unwrap_or_default();
+    match request {
+        Request::Status => render_status(&result),
+        _ => match result.get("applied").and_then(|a| a.as_array()) {
+            Some(actions) if actions.is_empty() => "ok (no change)".to_string(),
+            Some(actions) => actions
+                .iter()
+                .filter_map(|a| a.as_str())
+                .map(|a| format!("ok: {a}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            None => "ok".to_string(),
+        },
+    }
+}
+
+fn render_status(status: &serde_json::Value) -> String {
+    let text = |v: &serde_json::Value, key: &str| -> String {
+        match v.get(key) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Null) | None => "-".to_string(),
+            Some(other) => other.to_string(),
+        }
+    };
+    let mut rows = vec![[
+        "ACTOR".to_string(),
+        "KIND".to_string(),
+        "STATE".to_string(),
+        "RESTARTS".to_string(),
+        "UPTIME".to_string(),
+        "DETAIL".to_string(),
+    ]];
+    for actor in status.get("actors").and_then(|a| a.as_array()).into_iter().flatten() {
+        let uptime = actor
+            .get("uptime_secs")
+            .and_then(|u| u.as_u64())
+            .map(|s| format!("{s}s"))
+            .unwrap_or_else(|| "-".to_string());
+        let detail = match (actor.get("reason"), actor.get("last_error")) {
+            (Some(serde_json::Value::String(r)), _) => r.clone(),
+            (_, Some(serde_json::Value::String(e))) => format!("last error: {e}"),
+            _ => String::new(),
+        };
+        rows.push([
+            text(actor, "name"),
+            text(actor, "kind"),
+            text(actor, "state"),
+            text(actor, "restarts"),
+            uptime,
+            detail,
+        ]);
+    }
+    let mut widths = [0usize; 6];
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.len());
+        }
+    }
+    let mut out = format!(
+        "huatuo-bamai {} up {}s ready={}\n",
+        text(status, "version"),
+        text(status, "uptime_secs"),
+        text(status, "ready")
+    );
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| if i == 5 { cell.clone() } else { format!("{cell:<w$}", w = widths[i]) })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn status_table_lists_actors() {
+        let response = Response::ok(json!({
+            "version": "0.1.0", "uptime_secs": 5, "ready": true,
+            "actors": [
+                {"name": "softirq", "kind": "probe", "state": "running", "restarts": 0, "uptime_secs": 5, "reason": null, "last_error": null},
+                {"name": "kprobe_x", "kind": "probe", "state": "inactive", "restarts": 0, "uptime_secs": 5, "reason": "kprobes unavailable", "last_error": null}
+            ]
+        }));
+        let table = render(&Request::Status, &response);
+        assert!(table.contains("ACTOR"), "{table}");
+        assert!(table.lines().any(|l| l.starts_with("softirq") && l.contains("running")), "{table}");
+        assert!(table.contains("kprobes unavailable"), "{table}");
+    }
+
+    #[test]
+    fn errors_are_printed() {
+        let text = render(&Request::Reload, &Response::error("bad key"));
+        assert_eq!(text, "error: bad key");
+    }
+}

@@ -1,0 +1,85 @@
+//! BPF errors that carry the probe and the kernel object, and the rule that turns "the kernel
+//! lacks this hook" into `Unsupported` (the probe goes `inactive`, never a restart loop).
+
+use aya::programs::ProgramError;
+
+use super::Hook;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BpfError {
+    /// The kernel lacks a feature this probe needs; retrying will not help.
+    #[error("{probe}: unsupported on this kernel: {reason}")]
+    Unsupported { probe: &'static str, reason: String },
+    #[error("{probe}: cannot read kernel BTF: {source}")]
+    Btf {
+        probe: &'static str,
+        #[source]
+        source: aya::BtfError,
+    },
+    #[error("{probe}: cannot load BPF object: {source:#}")]
+    Load {
+        probe: &'static str,
+        #[source]
+        source: Box<aya::EbpfError>,
+    },
+    #[error("{probe}: BPF object has no program `{program}`")]
+    MissingProgram { probe: &'static str, program: &'static str },
+    #[error("{probe}: BPF object has no map `{map}`")]
+    MissingMap { probe: &'static str, map: &'static str },
+    #[error("{probe}: cannot attach {hook}: {reason}")]
+    Attach {
+        probe: &'static str,
+        hook: String,
+        reason: String,
+    },
+    #[error("{probe}: cannot read map `{map}`: {reason}")]
+    MapRead {
+        probe: &'static str,
+        map: &'static str,
+        reason: String,
+    },
+    #[error("cannot enable bpf_stats: {0}")]
+    Stats(String),
+}
+
+impl BpfError {
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, BpfError::Unsupported { .. })
+    }
+}
+
+/// Maps an aya error at load/attach time to `Unsupported` when the hook does not exist here
+/// (missing BTF type or tracepoint, kprobes compiled out, fentry locked), else to `Attach`.
+pub fn classify_attach_error(probe: &'static str, hook: Hook, error: ProgramError) -> BpfError {
+    let text = format!("{error:#}");
+    let unsupported = |reason: String| BpfError::Unsupported { probe, reason };
+    match &error {
+        ProgramError::Btf(_) => {
+            return unsupported(format!("{hook}: tracepoint not found in kernel BTF ({text})"))
+        }
+        ProgramError::LoadError { io_error, .. }
+            if io_error.raw_os_error() == Some(libc::EPERM) =>
+        {
+            return BpfError::Attach {
+                probe,
+                hook: hook.to_string(),
+                reason: format!("permission denied (run as root / CAP_BPF+CAP_PERFMON): {text}"),
+            }
+        }
+        _ => {}
+    }
+    if text.contains("kprobe/type") {
+        return unsupported("kprobes unavailable: CONFIG_KPROBES off".to_string());
+    }
+    if text.contains("tracefs not found") {
+        return unsupported(format!("{hook}: tracefs is not mounted and could not be mounted"));
+    }
+    if text.contains("No such file or directory") || text.contains("os error 2") {
+        return unsupported(format!("{hook}: hook does not exist on this kernel ({text})"));
+    }
+    BpfError::Attach {
+        probe,
+        hook: hook.to_string(),
+        reason: text,
+    }
+}

@@ -1,0 +1,278 @@
+//! Shared BPF machinery: load an embedded object with the kernel's BTF, attach its programs by a
+//! declarative list of hooks, watch the links and re-attach what was detached from outside, and
+//! read each program's run time and count (bpf_stats). Probes only declare *what* to attach.
+
+mod errors;
+mod kernelfs;
+
+use std::time::Duration;
+
+use aya::programs::{links::FdLink, Program};
+use aya::{Btf, Ebpf, EbpfLoader};
+
+pub use errors::{classify_attach_error, BpfError};
+pub use kernelfs::{ensure_kernel_filesystems, KernelFsReport};
+
+/// Path of the running kernel's BTF; CO-RE and tp_btf need it.
+pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// Embeds a BPF object built by `build.rs` from `src/probes/<probe>/<name>.bpf.c`.
+#[macro_export]
+macro_rules! bpf_object {
+    ($name:literal) => {
+        aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/", $name, ".bpf.o"))
+    };
+}
+
+/// A kernel hook one program attaches to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// BTF-typed raw tracepoint (`SEC("tp_btf/<name>")`): cheapest for hot events, no tracefs.
+    TpBtf(&'static str),
+    /// Raw tracepoint (`SEC("raw_tp/<name>")`).
+    RawTp(&'static str),
+    /// Classic tracepoint (`SEC("tracepoint/<category>/<name>")`); needs tracefs.
+    TracePoint {
+        category: &'static str,
+        name: &'static str,
+    },
+}
+
+impl std::fmt::Display for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hook::TpBtf(name) => write!(f, "tp_btf/{name}"),
+            Hook::RawTp(name) => write!(f, "raw_tp/{name}"),
+            Hook::TracePoint { category, name } => write!(f, "tracepoint/{category}/{name}"),
+        }
+    }
+}
+
+/// One program of an object and where it goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Attachment {
+    /// C function name of the program.
+    pub program: &'static str,
+    pub hook: Hook,
+}
+
+/// Run-time cost of one program since it was loaded (needs bpf_stats enabled).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProgramCost {
+    pub program: String,
+    pub run_count: u64,
+    pub run_time: Duration,
+}
+
+struct AttachedProgram {
+    attachment: Attachment,
+    link: Option<FdLink>,
+    /// Kernel id of the link; a detached link disappears from the kernel's link list.
+    link_id: u32,
+}
+
+/// A loaded BPF object with its attached programs. Dropping it detaches everything.
+pub struct BpfProgramSet {
+    probe: &'static str,
+    bpf: Ebpf,
+    attached: Vec<AttachedProgram>,
+}
+
+/// Loads `object` (an embedded `.bpf.o`) for `probe`, with kernel BTF for CO-RE relocations.
+/// `globals` sets `const volatile` variables in `.rodata` before load.
+pub fn load(
+    probe: &'static str,
+    object: &[u8],
+    globals: &[(&str, u32)],
+) -> Result<Ebpf, BpfError> {
+    if !std::path::Path::new(KERNEL_BTF).exists() {
+        return Err(BpfError::Unsupported {
+            probe,
+            reason: format!("kernel BTF missing ({KERNEL_BTF}); a kernel with CONFIG_DEBUG_INFO_BTF=y is required"),
+        });
+    }
+    let btf = Btf::from_sys_fs().map_err(|source| BpfError::Btf { probe, source })?;
+    let mut loader = EbpfLoader::new();
+    loader.btf(Some(&btf));
+    for (name, value) in globals {
+        loader.override_global(name, value, true);
+    }
+    loader
+        .load(object)
+        .map_err(|source| BpfError::Load { probe, source: Box::new(source) })
+}
+
+impl BpfProgramSet {
+    /// Loads and attaches every program in `attachments`. A hook the kernel lacks yields
+    /// `BpfError::Unsupported`, any other failure `BpfError::Attach`.
+    pub fn attach(probe: &'static str, mut bpf: Ebpf, attachments: &[Attachment]) -> Result<Self, BpfError> {
+        let btf = Btf::from_sys_fs().map_err(|source| BpfError::Btf { probe, source })?;
+        let mut attached = Vec::with_capacity(attachments.len());
+        for attachment in attachments {
+            let link = attach_one(probe, &mut bpf, &btf, attachment, true)?;
+            let link_id = link_id(probe, attachment, &link)?;
+            attached.push(AttachedProgram {
+                attachment: *attachment,
+                link: Some(link),
+                link_id,
+            });
+        }
+        Ok(Self { probe, bpf, attached })
+    }
+
+    pub fn ebpf(&self) -> &Ebpf {
+        &self.bpf
+    }
+
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.bpf
+    }
+
+    /// Kernel link ids, in attachment order (for tests and `ctl status`).
+    pub fn link_ids(&self) -> Vec<u32> {
+        self.attached.iter().map(|a| a.link_id).collect()
+    }
+
+    /// Re-attaches every program whose link no longer exists in the kernel (e.g. after
+    /// `bpftool link detach`). Returns the programs that were re-attached.
+    pub fn reattach_lost_links(&mut self) -> Result<Vec<&'static str>, BpfError> {
+        let live = live_link_ids();
+        let mut reattached = Vec::new();
+        let btf = if self.attached.iter().any(|a| !link_is_live(a, &live)) {
+            Some(Btf::from_sys_fs().map_err(|source| BpfError::Btf { probe: self.probe, source })?)
+        } else {
+            None
+        };
+        let Some(btf) = btf else { return Ok(reattached) };
+        for attached in &mut self.attached {
+            if link_is_live(attached, &live) {
+                continue;
+            }
+            // Drop the stale link first: a tracing program may hold one attachment per hook.
+            attached.link = None;
+            let link = attach_one(self.probe, &mut self.bpf, &btf, &attached.attachment, false)?;
+            attached.link_id = link_id(self.probe, &attached.attachment, &link)?;
+            attached.link = Some(link);
+            reattached.push(attached.attachment.program);
+        }
+        Ok(reattached)
+    }
+
+    /// Run count and run time of each attached program (zero unless bpf_stats is enabled).
+    pub fn costs(&self) -> Vec<ProgramCost> {
+        self.attached
+            .iter()
+            .filter_map(|a| {
+                let program = self.bpf.program(a.attachment.program)?;
+                let info = program.info().ok()?;
+                Some(ProgramCost {
+                    program: a.attachment.program.to_string(),
+                    run_count: info.run_count(),
+                    run_time: info.run_time(),
+                })
+            })
+            .collect()
+    }
+}
+
+fn link_is_live(attached: &AttachedProgram, live: &Option<Vec<(u32, u32)>>) -> bool {
+    let Some(link) = &attached.link else { return false };
+    let Ok(info) = link.info() else { return false };
+    match live {
+        // A detached link keeps its fd but loses its program/target; the kernel then reports
+        // prog_id 0 or drops the id from its iteration.
+        Some(live) => live
+            .iter()
+            .any(|(id, prog)| *id == attached.link_id && *prog == info.program_id() && *prog != 0),
+        None => info.program_id() != 0,
+    }
+}
+
+/// (link id, program id) of every link in the kernel, or None when links cannot be listed.
+fn live_link_ids() -> Option<Vec<(u32, u32)>> {
+    let mut ids = Vec::new();
+    for info in aya::programs::loaded_links() {
+        let info = info.ok()?;
+        ids.push((info.id(), info.program_id()));
+    }
+    Some(ids)
+}
+
+fn link_id(probe: &'static str, attachment: &Attachment, link: &FdLink) -> Result<u32, BpfError> {
+    link.info().map(|info| info.id()).map_err(|e| BpfError::Attach {
+        probe,
+        hook: attachment.hook.to_string(),
+        reason: format!("cannot read link info: {e}"),
+    })
+}
+
+fn attach_one(
+    probe: &'static str,
+    bpf: &mut Ebpf,
+    btf: &Btf,
+    attachment: &Attachment,
+    first_time: bool,
+) -> Result<FdLink, BpfError> {
+    let hook = attachment.hook;
+    let program = bpf
+        .program_mut(attachment.program)
+        .ok_or(BpfError::MissingProgram { probe, program: attachment.program })?;
+    let fail = |e: aya::programs::ProgramError| classify_attach_error(probe, hook, e);
+    let link: FdLink = match (hook, program) {
+        (Hook::TpBtf(name), Program::BtfTracePoint(p)) => {
+            if first_time {
+                p.load(name, btf).map_err(fail)?;
+            }
+            let id = p.attach().map_err(fail)?;
+            p.take_link(id).map_err(fail)?.into()
+        }
+        (Hook::RawTp(name), Program::RawTracePoint(p)) => {
+            if first_time {
+                p.load().map_err(fail)?;
+            }
+            let id = p.attach(name).map_err(fail)?;
+            p.take_link(id).map_err(fail)?.try_into().map_err(|e| BpfError::Attach {
+                probe,
+                hook: hook.to_string(),
+                reason: format!("raw tracepoint link is not an fd link: {e}"),
+            })?
+        }
+        (Hook::TracePoint { category, name }, Program::TracePoint(p)) => {
+            if first_time {
+                p.load().map_err(fail)?;
+            }
+            let id = p.attach(category, name).map_err(fail)?;
+            p.take_link(id).map_err(fail)?.try_into().map_err(|e| BpfError::Attach {
+                probe,
+                hook: hook.to_string(),
+                reason: format!("tracepoint link is not an fd link (kernel < 5.15?): {e}"),
+            })?
+        }
+        (hook, program) => {
+            return Err(BpfError::Attach {
+                probe,
+                hook: hook.to_string(),
+                reason: format!(
+                    "program `{}` is a {:?} program, which does not match the hook",
+                    attachment.program,
+                    program.prog_type()
+                ),
+            })
+        }
+    };
+    Ok(link)
+}
+
+/// Keeps kernel-wide BPF run-time statistics on while held (`kernel.bpf_stats_enabled` stays 0).
+pub struct BpfStatsGuard {
+    _fd: std::os::fd::OwnedFd,
+}
+
+impl BpfStatsGuard {
+    pub fn enable() -> Result<Self, BpfError> {
+        aya::sys::enable_stats(aya::sys::Stats::RunTime)
+            .map(|fd| Self { _fd: fd })
+            .map_err(|e| BpfError::Stats(e.to_string()))
+    }
+}
+

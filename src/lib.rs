@@ -1,0 +1,11 @@
+//! huatuo-bamai: HUATUO's node agent in Rust. An actor tree (ractor) of supervised probes that
+//! turn kernel tracepoints (eBPF, aya) and procfs into Prometheus metrics, served on :19704 and
+//! controlled live through a Unix socket. See docs/architecture.md.
+
+pub mod actors;
+pub mod config;
+pub mod ctl;
+pub mod ebpf;
+pub mod probes;
+pub mod supervisor;
+pub mod telemetry;

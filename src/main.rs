@@ -1,0 +1,212 @@
+//! `huatuo-bamai`: run the agent (default) or talk to a running one (`ctl`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use ractor::Actor;
+
+use huatuo_bamai::actors::control::protocol::Request;
+use huatuo_bamai::config::{self, FlagOverrides};
+use huatuo_bamai::supervisor::{AgentContext, AgentSupervisor, SupervisorArgs};
+use huatuo_bamai::{ctl, ebpf, telemetry};
+
+/// Exit code for configuration errors (unknown keys, wrong types, bad values).
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "huatuo-bamai", version, about = "HUATUO node agent: kernel metrics from eBPF and procfs")]
+struct Cli {
+    /// Configuration file (TOML). Default: /etc/huatuo/huatuo-bamai.toml if it exists.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// `region` label on every series.
+    #[arg(long)]
+    region: Option<String>,
+    /// HTTP listen address (http.listen).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Control socket path (control.socket).
+    #[arg(long)]
+    control_socket: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `huatuo_bamai=debug` (agent.log_level).
+    #[arg(long)]
+    log_level: Option<String>,
+    /// Probes to disable, comma separated (e.g. `--disable softirq,runqlat`).
+    #[arg(long, value_delimiter = ',')]
+    disable: Vec<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the configuration and print it as resolved (defaults, file, environment, flags).
+    CheckConfig,
+    /// Talk to a running agent over its control socket.
+    Ctl {
+        /// Control socket (default: control.socket from the configuration).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Print the raw JSON reply.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        action: CtlAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum CtlAction {
+    /// Every actor: state, restarts, last error, uptime.
+    Status,
+    /// Start a probe live.
+    Enable { name: String },
+    /// Stop a probe live.
+    Disable { name: String },
+    /// Change one configuration key live (validated; on error the old config stays).
+    Set { key: String, value: String },
+    /// Re-read the configuration file and apply what changed.
+    Reload,
+    /// Fault injection: kill an actor as if it crashed; the supervisor restarts it.
+    Kill { name: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let flags = FlagOverrides {
+        region: cli.region.clone(),
+        listen: cli.listen.clone(),
+        control_socket: cli.control_socket.clone(),
+        log_level: cli.log_level.clone(),
+        disable: cli.disable.clone(),
+    };
+    let source = config::source_from(cli.config.as_deref(), flags);
+    let loaded = source.load();
+    match cli.command {
+        Some(Command::CheckConfig) => match loaded {
+            Ok(config) => {
+                match toml::to_string_pretty(&config) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => println!("{config:#?} ({e})"),
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => config_error(&source.path, &e),
+        },
+        Some(Command::Ctl { socket, json, action }) => {
+            let socket = socket
+                .or_else(|| loaded.as_ref().ok().map(|c| c.control.socket.clone()))
+                .unwrap_or_else(|| config::Config::default().control.socket);
+            run_ctl(&socket, json, action)
+        }
+        None => match loaded {
+            Ok(config) => run_agent(config, source),
+            Err(e) => config_error(&source.path, &e),
+        },
+    }
+}
+
+fn config_error(path: &std::path::Path, error: &config::ConfigError) -> ExitCode {
+    eprintln!("huatuo-bamai: configuration error ({}): {error}", path.display());
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn run_ctl(socket: &std::path::Path, json: bool, action: CtlAction) -> ExitCode {
+    let request = match action {
+        CtlAction::Status => Request::Status,
+        CtlAction::Enable { name } => Request::Enable { name },
+        CtlAction::Disable { name } => Request::Disable { name },
+        CtlAction::Set { key, value } => Request::Set { key, value },
+        CtlAction::Reload => Request::Reload,
+        CtlAction::Kill { name } => Request::Kill { name },
+    };
+    match ctl::send(socket, &request) {
+        Ok(response) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&response).unwrap_or_default());
+            } else {
+                println!("{}", ctl::render(&request, &response));
+            }
+            if response.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("huatuo-bamai ctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_agent(config: config::Config, source: config::ConfigSource) -> ExitCode {
+    telemetry::init_logging(&config.agent.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("huatuo-bamai: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(agent(config, source)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("huatuo-bamai: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn agent(config: config::Config, source: config::ConfigSource) -> anyhow::Result<()> {
+    let started = Instant::now();
+    if !source.path.exists() {
+        tracing::warn!(path = %source.path.display(), "no configuration file; using defaults");
+    }
+    let fs = ebpf::ensure_kernel_filesystems();
+    for mounted in &fs.mounted {
+        tracing::info!(mount_point = %mounted, "mounted kernel filesystem");
+    }
+    for failed in &fs.failed {
+        tracing::warn!("kernel filesystem unavailable: {failed}");
+    }
+    let prometheus = telemetry::install_recorder(&config).map_err(anyhow::Error::msg)?;
+    let ctx = Arc::new(AgentContext {
+        source,
+        prometheus,
+        started,
+    });
+    let (supervisor, handle) = Actor::spawn(
+        Some("supervisor".to_string()),
+        AgentSupervisor,
+        SupervisorArgs::new(config, ctx),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot start the supervisor: {e}"))?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "huatuo-bamai started");
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut handle = handle;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+        result = &mut handle => {
+            // The supervisor only ends by itself when a service could not start.
+            let status = supervisor.get_status();
+            return Err(anyhow::anyhow!("supervisor stopped ({status:?}): {result:?}; see the error above"));
+        }
+    }
+    supervisor
+        .stop_and_wait(Some("shutdown".into()), Some(std::time::Duration::from_secs(10)))
+        .await
+        .map_err(|e| anyhow::anyhow!("shutdown: {e}"))?;
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! loadavg: `/proc/loadavg` → `huatuo_bamai_loadavg_load1|load5|load15` (host gauges, upstream names).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{check_interval_ms, ProbeSettings};
+use crate::probes::{Probe, ProbeError};
+
+const NAME: &str = "loadavg";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadavgConfig {
+    pub enabled: bool,
+    pub interval_ms: u64,
+    /// File read each tick; a fixture path in tests.
+    pub path: PathBuf,
+}
+
+impl Default for LoadavgConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_ms: 1000,
+            path: PathBuf::from("/proc/loadavg"),
+        }
+    }
+}
+
+impl ProbeSettings for LoadavgConfig {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+    fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms)
+    }
+    fn validate(&self) -> Result<(), String> {
+        check_interval_ms(self.interval_ms)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadAverage {
+    pub load1: f64,
+    pub load5: f64,
+    pub load15: f64,
+}
+
+/// Parses `/proc/loadavg` ("0.12 0.34 0.56 1/234 5678").
+pub fn parse_loadavg(text: &str) -> Result<LoadAverage, String> {
+    let mut fields = text.split_whitespace();
+    let mut next = |name: &str| -> Result<f64, String> {
+        let raw = fields.next().ok_or_else(|| format!("missing {name} field"))?;
+        let value: f64 = raw.parse().map_err(|_| format!("{name} `{raw}` is not a number"))?;
+        if !value.is_finite() || value < 0.0 {
+            return Err(format!("{name} `{raw}` is out of range"));
+        }
+        Ok(value)
+    };
+    Ok(LoadAverage {
+        load1: next("load1")?,
+        load5: next("load5")?,
+        load15: next("load15")?,
+    })
+}
+
+pub struct LoadavgProbe {
+    path: PathBuf,
+}
+
+impl Probe for LoadavgProbe {
+    const NAME: &'static str = NAME;
+    type Settings = LoadavgConfig;
+
+    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
+        &probes.loadavg
+    }
+
+    fn start(settings: &Self::Settings) -> Result<Self, ProbeError> {
+        Ok(Self { path: settings.path.clone() })
+    }
+
+    fn collect(&mut self) -> Result<(), ProbeError> {
+        let path = self.path.display().to_string();
+        let text = std::fs::read_to_string(&self.path).map_err(|source| ProbeError::Read {
+            probe: NAME,
+            path: path.clone(),
+            source,
+        })?;
+        let load = parse_loadavg(&text).map_err(|reason| ProbeError::Parse { probe: NAME, path, reason })?;
+        metrics::gauge!("huatuo_bamai_loadavg_load1").set(load.load1);
+        metrics::gauge!("huatuo_bamai_loadavg_load5").set(load.load5);
+        metrics::gauge!("huatuo_bamai_loadavg_load15").set(load.load15);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,106 @@
+//! Probes: one folder each (`mod.rs` actor logic + `<name>.bpf.c` + `tests.rs`). A probe implements
+//! [`Probe`]; the shared [`crate::actors::probe::ProbeActor`] gives it supervision, ticking, status,
+//! BPF link watching and cost reporting. Registering a probe is one line in [`registry`].
+
+pub mod loadavg;
+pub mod runqlat;
+pub mod softirq;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use ractor::{ActorCell, ActorRef, SpawnErr};
+
+use crate::actors::probe::{ProbeActor, ProbeArgs, ProbeMsg};
+use crate::config::{Config, ProbeSettings, ProbesConfig};
+use crate::ebpf::{BpfError, BpfProgramSet};
+use crate::supervisor::SupervisorMsg;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Bpf(#[from] BpfError),
+    #[error("{probe}: cannot read {path}: {source}")]
+    Read {
+        probe: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{probe}: malformed {path}: {reason}")]
+    Parse {
+        probe: &'static str,
+        path: String,
+        reason: String,
+    },
+}
+
+impl ProbeError {
+    /// The kernel lacks what this probe needs: report `inactive`, do not restart.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, ProbeError::Bpf(e) if e.is_unsupported())
+    }
+}
+
+/// What a probe is: how to start it from its settings and how to collect from it.
+pub trait Probe: Sized + Send + 'static {
+    /// Config section name under `[probes]`, actor name, `tracer` name in status.
+    const NAME: &'static str;
+    type Settings: ProbeSettings + for<'de> serde::Deserialize<'de>;
+
+    /// Selects this probe's section of the configuration.
+    fn settings(probes: &ProbesConfig) -> &Self::Settings;
+
+    /// Loads and attaches (runs on a blocking thread). `Err` that `is_unsupported()` makes the
+    /// probe `inactive`; any other `Err` is a failure the supervisor retries with backoff.
+    fn start(settings: &Self::Settings) -> Result<Self, ProbeError>;
+
+    /// Reads maps or files and publishes metrics; called every `interval_ms`.
+    fn collect(&mut self) -> Result<(), ProbeError>;
+
+    /// BPF probes expose their programs so the shared code can watch links and read costs.
+    fn programs(&mut self) -> Option<&mut BpfProgramSet> {
+        None
+    }
+}
+
+type SpawnFuture = Pin<Box<dyn Future<Output = Result<ActorRef<ProbeMsg>, SpawnErr>> + Send>>;
+
+/// A registered probe, type-erased for the supervisor.
+pub struct ProbeEntry {
+    pub name: &'static str,
+    pub enabled: fn(&Config) -> bool,
+    /// The probe's section as JSON: a change restarts only this probe.
+    pub section: fn(&Config) -> serde_json::Value,
+    pub validate: fn(&Config) -> Result<(), String>,
+    pub spawn: fn(&Config, ActorRef<SupervisorMsg>, ActorCell) -> SpawnFuture,
+}
+
+pub fn entry<P: Probe>() -> ProbeEntry {
+    ProbeEntry {
+        name: P::NAME,
+        enabled: |c| P::settings(&c.probes).enabled(),
+        section: |c| serde_json::to_value(P::settings(&c.probes)).unwrap_or_default(),
+        validate: |c| P::settings(&c.probes).validate(),
+        spawn: |config, supervisor, parent| {
+            let args = ProbeArgs::<P> {
+                settings: P::settings(&config.probes).clone(),
+                supervisor,
+            };
+            Box::pin(async move {
+                ractor::Actor::spawn_linked(None, ProbeActor::<P>::default(), args, parent)
+                    .await
+                    .map(|(actor, _join)| actor)
+            })
+        },
+    }
+}
+
+/// Every probe the agent knows, in start order. Add a probe here (one line).
+pub fn registry() -> Vec<ProbeEntry> {
+    vec![
+        entry::<softirq::SoftirqProbe>(),
+        entry::<runqlat::RunqlatProbe>(),
+        entry::<loadavg::LoadavgProbe>(),
+    ]
+}

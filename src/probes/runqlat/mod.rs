@@ -1,0 +1,99 @@
+//! runqlat: run-queue latency (wakeup or preemption → switched in), exported as upstream's
+//! `huatuo_bamai_runqlat_latency{zone}` with zones 0–10, 10–20, 20–50, ≥50 ms.
+
+use std::time::Duration;
+
+use aya::maps::{MapData, PerCpuArray};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{check_interval_ms, ProbeSettings};
+use crate::ebpf::{self, Attachment, BpfError, BpfProgramSet, Hook};
+use crate::probes::{Probe, ProbeError};
+
+const NAME: &str = "runqlat";
+const HOST_MAP: &str = "RUNQ_HOST_LATENCY";
+pub const ZONES: usize = 4;
+const ATTACHMENTS: [Attachment; 3] = [
+    Attachment { program: "on_sched_wakeup", hook: Hook::TpBtf("sched_wakeup") },
+    Attachment { program: "on_sched_wakeup_new", hook: Hook::TpBtf("sched_wakeup_new") },
+    Attachment { program: "on_sched_switch", hook: Hook::TpBtf("sched_switch") },
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunqlatConfig {
+    pub enabled: bool,
+    pub interval_ms: u64,
+}
+
+impl Default for RunqlatConfig {
+    fn default() -> Self {
+        Self { enabled: true, interval_ms: 1000 }
+    }
+}
+
+impl ProbeSettings for RunqlatConfig {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+    fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms)
+    }
+    fn validate(&self) -> Result<(), String> {
+        check_interval_ms(self.interval_ms)
+    }
+}
+
+/// Sums per-CPU zone counters into host totals.
+pub fn sum_zones(per_zone_per_cpu: &[Vec<u64>]) -> [u64; ZONES] {
+    let mut totals = [0u64; ZONES];
+    for (zone, per_cpu) in per_zone_per_cpu.iter().take(ZONES).enumerate() {
+        totals[zone] = per_cpu.iter().fold(0u64, |acc, v| acc.wrapping_add(*v));
+    }
+    totals
+}
+
+pub struct RunqlatProbe {
+    programs: BpfProgramSet,
+}
+
+impl Probe for RunqlatProbe {
+    const NAME: &'static str = NAME;
+    type Settings = RunqlatConfig;
+
+    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
+        &probes.runqlat
+    }
+
+    fn start(_settings: &Self::Settings) -> Result<Self, ProbeError> {
+        let bpf = ebpf::load(NAME, crate::bpf_object!("runqlat"), &[("sample_one_in_n", 1)])?;
+        let programs = BpfProgramSet::attach(NAME, bpf, &ATTACHMENTS)?;
+        Ok(Self { programs })
+    }
+
+    fn collect(&mut self) -> Result<(), ProbeError> {
+        let map_err = |reason: String| BpfError::MapRead { probe: NAME, map: HOST_MAP, reason };
+        let map = self
+            .programs
+            .ebpf()
+            .map(HOST_MAP)
+            .ok_or(BpfError::MissingMap { probe: NAME, map: HOST_MAP })?;
+        let host = PerCpuArray::<&MapData, u64>::try_from(map).map_err(|e| map_err(e.to_string()))?;
+        let mut per_zone = Vec::with_capacity(ZONES);
+        for zone in 0..ZONES as u32 {
+            let values = host.get(&zone, 0).map_err(|e| map_err(e.to_string()))?;
+            per_zone.push(values.iter().copied().collect::<Vec<u64>>());
+        }
+        for (zone, total) in sum_zones(&per_zone).iter().enumerate() {
+            metrics::gauge!("huatuo_bamai_runqlat_latency", "zone" => zone.to_string()).set(*total as f64);
+        }
+        Ok(())
+    }
+
+    fn programs(&mut self) -> Option<&mut BpfProgramSet> {
+        Some(&mut self.programs)
+    }
+}
+
+#[cfg(test)]
+mod tests;

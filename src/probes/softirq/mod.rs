@@ -1,0 +1,132 @@
+//! softirq: raise→entry latency per CPU and vector, exported as upstream's
+//! `huatuo_bamai_softirq_latency{cpuid,type,zone}` (zones <10µs, <100µs, <1ms, ≥1ms).
+
+use std::time::Duration;
+
+use aya::maps::{MapData, PerCpuArray};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{check_interval_ms, ProbeSettings};
+use crate::ebpf::{self, Attachment, BpfError, BpfProgramSet, Hook};
+use crate::probes::{Probe, ProbeError};
+
+const NAME: &str = "softirq";
+const ZONES: u32 = 4;
+const LATENCY_MAP: &str = "SOFTIRQ_LATENCY";
+/// Kernel softirq vector names, indexed by vector number (include/linux/interrupt.h).
+pub const VECTOR_NAMES: [&str; 10] = [
+    "HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_POLL", "TASKLET", "SCHED", "HRTIMER", "RCU",
+];
+const ATTACHMENTS: [Attachment; 2] = [
+    Attachment { program: "on_softirq_raise", hook: Hook::TpBtf("softirq_raise") },
+    Attachment { program: "on_softirq_entry", hook: Hook::TpBtf("softirq_entry") },
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SoftirqConfig {
+    pub enabled: bool,
+    pub interval_ms: u64,
+    /// Vectors exported as `type`; upstream exports NET_RX and NET_TX only.
+    pub vectors: Vec<String>,
+}
+
+impl Default for SoftirqConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_ms: 1000,
+            vectors: vec!["NET_RX".into(), "NET_TX".into()],
+        }
+    }
+}
+
+impl ProbeSettings for SoftirqConfig {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+    fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms)
+    }
+    fn validate(&self) -> Result<(), String> {
+        check_interval_ms(self.interval_ms)?;
+        for name in &self.vectors {
+            vector_number(name)?;
+        }
+        Ok(())
+    }
+}
+
+/// Vector number of a softirq name (`NET_RX` → 3).
+pub fn vector_number(name: &str) -> Result<u32, String> {
+    VECTOR_NAMES
+        .iter()
+        .position(|v| v.eq_ignore_ascii_case(name))
+        .map(|i| i as u32)
+        .ok_or_else(|| format!("unknown softirq vector `{name}`; known: {}", VECTOR_NAMES.join(", ")))
+}
+
+/// Index into the kernel's SOFTIRQ_LATENCY array.
+pub fn latency_index(vector: u32, zone: u32) -> u32 {
+    vector * ZONES + zone
+}
+
+pub struct SoftirqProbe {
+    programs: BpfProgramSet,
+    vectors: Vec<u32>,
+}
+
+impl Probe for SoftirqProbe {
+    const NAME: &'static str = NAME;
+    type Settings = SoftirqConfig;
+
+    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
+        &probes.softirq
+    }
+
+    fn start(settings: &Self::Settings) -> Result<Self, ProbeError> {
+        let vectors = settings
+            .vectors
+            .iter()
+            .filter_map(|v| vector_number(v).ok())
+            .collect();
+        let bpf = ebpf::load(NAME, crate::bpf_object!("softirq"), &[])?;
+        let programs = BpfProgramSet::attach(NAME, bpf, &ATTACHMENTS)?;
+        Ok(Self { programs, vectors })
+    }
+
+    fn collect(&mut self) -> Result<(), ProbeError> {
+        let map_err = |reason: String| BpfError::MapRead { probe: NAME, map: LATENCY_MAP, reason };
+        let map = self
+            .programs
+            .ebpf()
+            .map(LATENCY_MAP)
+            .ok_or(BpfError::MissingMap { probe: NAME, map: LATENCY_MAP })?;
+        let latency = PerCpuArray::<&MapData, u64>::try_from(map).map_err(|e| map_err(e.to_string()))?;
+        for &vector in &self.vectors {
+            let kind = VECTOR_NAMES[vector as usize];
+            for zone in 0..ZONES {
+                let per_cpu = latency
+                    .get(&latency_index(vector, zone), 0)
+                    .map_err(|e| map_err(e.to_string()))?;
+                for (cpu, count) in per_cpu.iter().enumerate() {
+                    metrics::gauge!(
+                        "huatuo_bamai_softirq_latency",
+                        "cpuid" => cpu.to_string(),
+                        "type" => kind,
+                        "zone" => zone.to_string()
+                    )
+                    .set(*count as f64);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn programs(&mut self) -> Option<&mut BpfProgramSet> {
+        Some(&mut self.programs)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: GPL-2.0
+/* softirq: latency from softirq_raise to softirq_entry, per CPU and vector, in 4 zones
+ * (<10us, <100us, <1ms, >=1ms) as upstream HUATUO's system_softirq.c. A softirq runs on the CPU that
+ * raised it, so per-CPU arrays need no locking. tp_btf: cheaper than classic tracepoints here. */
+#include "huatuo.h"
+
+#define NR_SOFTIRQS_MAX 10
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* First raise time of each pending vector on this CPU (0 = not pending). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NR_SOFTIRQS_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} SOFTIRQ_RAISE_TS SEC(".maps");
+
+/* Counters indexed by vector * HUATUO_NR_ZONES + zone. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NR_SOFTIRQS_MAX * HUATUO_NR_ZONES);
+	__type(key, __u32);
+	__type(value, __u64);
+} SOFTIRQ_LATENCY SEC(".maps");
+
+SEC("tp_btf/softirq_raise")
+int BPF_PROG(on_softirq_raise, unsigned int vec_nr)
+{
+	__u32 key = vec_nr;
+	__u64 *ts = bpf_map_lookup_elem(&SOFTIRQ_RAISE_TS, &key);
+
+	if (ts && *ts == 0)
+		*ts = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tp_btf/softirq_entry")
+int BPF_PROG(on_softirq_entry, unsigned int vec_nr)
+{
+	__u32 key = vec_nr;
+	__u64 *ts = bpf_map_lookup_elem(&SOFTIRQ_RAISE_TS, &key);
+	__u64 *count, start;
+
+	if (!ts || *ts == 0)
+		return 0;
+	start = *ts;
+	*ts = 0;
+	key = vec_nr * HUATUO_NR_ZONES +
+	      huatuo_zone(bpf_ktime_get_ns() - start, 10 * 1000, 100 * 1000, 1000 * 1000);
+	count = bpf_map_lookup_elem(&SOFTIRQ_LATENCY, &key);
+	if (count)
+		*count += 1;
+	return 0;
+}

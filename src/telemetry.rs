@@ -1,0 +1,97 @@
+//! Process-wide telemetry plumbing: the Prometheus recorder with upstream's `host`/`region` global
+//! labels, and the log filter (reloadable, so `set agent.log_level` works live).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, EnvFilter, Registry};
+
+use crate::config::Config;
+
+/// Gauges not updated for this long disappear (a disabled probe's series, a gone CPU).
+pub const SERIES_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+static LOG_FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+
+/// `host` and `region` labels carried by every series (as upstream).
+pub fn global_labels(config: &Config) -> Vec<(String, String)> {
+    vec![
+        ("host".to_string(), hostname(config)),
+        ("region".to_string(), config.agent.region.clone()),
+    ]
+}
+
+pub fn hostname(config: &Config) -> String {
+    if !config.agent.hostname.is_empty() {
+        return config.agent.hostname.clone();
+    }
+    sysinfo::System::host_name().unwrap_or_else(|_| "unknown".to_string())
+}
+
+/// Installs the global metrics recorder. Call once per process.
+pub fn install_recorder(config: &Config) -> Result<PrometheusHandle, String> {
+    let mut builder = PrometheusBuilder::new().idle_timeout(MetricKindMask::GAUGE, Some(SERIES_IDLE_TIMEOUT));
+    for (key, value) in global_labels(config) {
+        builder = builder.add_global_label(key, value);
+    }
+    let handle = builder
+        .install_recorder()
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    describe_metrics();
+    Ok(handle)
+}
+
+fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_gauge!(
+        "huatuo_bamai_softirq_latency",
+        "Softirq raise-to-entry latency events per CPU, vector (type) and zone (0:<10us 1:<100us 2:<1ms 3:>=1ms); cumulative count."
+    );
+    describe_gauge!(
+        "huatuo_bamai_runqlat_latency",
+        "Run-queue latency events per zone (0:<10ms 1:<20ms 2:<50ms 3:>=50ms); cumulative count."
+    );
+    describe_gauge!("huatuo_bamai_loadavg_load1", "System load average over 1 minute (/proc/loadavg).");
+    describe_gauge!("huatuo_bamai_loadavg_load5", "System load average over 5 minutes (/proc/loadavg).");
+    describe_gauge!("huatuo_bamai_loadavg_load15", "System load average over 15 minutes (/proc/loadavg).");
+    describe_counter!(
+        "huatuo_bamai_bpf_link_reattached_total",
+        "BPF links found detached from outside and re-attached by the probe."
+    );
+    describe_counter!(
+        "huatuo_bamai_collect_errors_total",
+        "Collection ticks of a probe that failed (bad input file, map read error)."
+    );
+}
+
+/// Checks a log filter expression without installing it.
+pub fn parse_log_filter(filter: &str) -> Result<EnvFilter, String> {
+    EnvFilter::try_new(filter).map_err(|e| format!("invalid log filter `{filter}`: {e}"))
+}
+
+/// Installs the log subscriber (stderr). `RUST_LOG` wins over the configured level.
+pub fn init_logging(level: &str) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| EnvFilter::try_new(level).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let (layer, handle) = reload::Layer::new(filter);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false);
+    if tracing_subscriber::registry().with(layer).with(fmt).try_init().is_ok() {
+        let _ = LOG_FILTER.set(handle);
+    }
+}
+
+/// Applies a new log level live (from `set agent.log_level` or `reload`).
+pub fn apply_log_level(level: &str) {
+    if let (Some(handle), Ok(filter)) = (LOG_FILTER.get(), parse_log_filter(level)) {
+        let _ = handle.reload(filter);
+    }
+}
