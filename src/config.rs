@@ -35,10 +35,25 @@ pub enum ConfigError {
 
 impl From<figment::Error> for ConfigError {
     fn from(err: figment::Error) -> Self {
-        // figment's Display names the key path and the source (file or environment variable).
-        let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+        let messages: Vec<String> = err.into_iter().map(|e| describe_error(&e)).collect();
         ConfigError::Invalid(messages.join("; "))
     }
+}
+
+/// "`probes.softirq`: unknown field `x`, expected … (in file /etc/huatuo/huatuo-bamai.toml)".
+fn describe_error(error: &figment::Error) -> String {
+    let key = if error.path.is_empty() { "(top level)".to_string() } else { error.path.join(".") };
+    let origin = match &error.metadata {
+        Some(md) if md.name.contains("environment") => {
+            format!("environment variable {ENV_PREFIX}{}", error.path.join("__").to_uppercase())
+        }
+        Some(md) => match &md.source {
+            Some(figment::Source::File(path)) => format!("file {}", path.display()),
+            _ => md.name.to_string(),
+        },
+        None => "defaults".to_string(),
+    };
+    format!("`{key}`: {} (in {origin})", error.kind)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -362,7 +377,7 @@ impl Config {
             .extract()
             .map_err(|e| ConfigError::BadValue {
                 key: key.to_string(),
-                reason: e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "),
+                reason: e.into_iter().map(|e| e.kind.to_string()).collect::<Vec<_>>().join("; "),
             })?;
         merged.validate()?;
         Ok(merged)
@@ -389,15 +404,11 @@ impl Config {
 
 fn parse_value(raw: &str) -> Value {
     let raw = raw.trim();
-    let parsed: Result<toml::Value, _> = toml::from_str(&format!("v = {raw}"))
-        .map(|table: toml::Table| table.get("v").cloned().unwrap_or(toml::Value::Boolean(false)));
-    match parsed {
-        Ok(toml::Value::String(s)) => Value::from(s),
-        Ok(toml::Value::Integer(i)) => Value::from(i),
-        Ok(toml::Value::Float(f)) => Value::from(f),
-        Ok(toml::Value::Boolean(b)) => Value::from(b),
-        _ => Value::from(raw.to_string()),
-    }
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut table| table.remove("v"))
+        .and_then(|value| value.try_into::<Value>().ok())
+        .unwrap_or_else(|| Value::from(raw.to_string()))
 }
 
 /// Resolves the config path from the flag (explicit) or the default location.

@@ -133,23 +133,26 @@ impl BpfProgramSet {
         self.attached.iter().map(|a| a.link_id).collect()
     }
 
-    /// Re-attaches every program whose link no longer exists in the kernel (e.g. after
-    /// `bpftool link detach`). Returns the programs that were re-attached.
+    /// Re-attaches every program whose link is gone: detached through `BPF_LINK_DETACH` (the
+    /// link stays but loses its program) or released because its fd was closed from outside.
+    /// Returns the programs that were re-attached.
     pub fn reattach_lost_links(&mut self) -> Result<Vec<&'static str>, BpfError> {
         let live = live_link_ids();
+        let health: Vec<LinkHealth> = self.attached.iter().map(|a| link_health(a, &live)).collect();
+        if health.iter().all(|h| *h == LinkHealth::Live) {
+            return Ok(Vec::new());
+        }
+        let btf = Btf::from_sys_fs().map_err(|source| BpfError::Btf { probe: self.probe, source })?;
         let mut reattached = Vec::new();
-        let btf = if self.attached.iter().any(|a| !link_is_live(a, &live)) {
-            Some(Btf::from_sys_fs().map_err(|source| BpfError::Btf { probe: self.probe, source })?)
-        } else {
-            None
-        };
-        let Some(btf) = btf else { return Ok(reattached) };
-        for attached in &mut self.attached {
-            if link_is_live(attached, &live) {
-                continue;
+        for (attached, health) in self.attached.iter_mut().zip(health) {
+            match health {
+                LinkHealth::Live => continue,
+                // Our fd, dead link: closing it is safe.
+                LinkHealth::Detached => drop(attached.link.take()),
+                // The fd number no longer names our link (closed, maybe reused by another file):
+                // closing it could close someone else's file, so leak the number instead.
+                LinkHealth::FdLost => std::mem::forget(attached.link.take()),
             }
-            // Drop the stale link first: a tracing program may hold one attachment per hook.
-            attached.link = None;
             let link = attach_one(self.probe, &mut self.bpf, &btf, &attached.attachment, false)?;
             attached.link_id = link_id(self.probe, &attached.attachment, &link)?;
             attached.link = Some(link);
@@ -175,16 +178,27 @@ impl BpfProgramSet {
     }
 }
 
-fn link_is_live(attached: &AttachedProgram, live: &Option<Vec<(u32, u32)>>) -> bool {
-    let Some(link) = &attached.link else { return false };
-    let Ok(info) = link.info() else { return false };
-    match live {
-        // A detached link keeps its fd but loses its program/target; the kernel then reports
-        // prog_id 0 or drops the id from its iteration.
-        Some(live) => live
-            .iter()
-            .any(|(id, prog)| *id == attached.link_id && *prog == info.program_id() && *prog != 0),
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkHealth {
+    Live,
+    Detached,
+    FdLost,
+}
+
+fn link_health(attached: &AttachedProgram, live: &Option<Vec<(u32, u32)>>) -> LinkHealth {
+    let Some(link) = &attached.link else { return LinkHealth::FdLost };
+    let Ok(info) = link.info() else { return LinkHealth::FdLost };
+    if info.id() != attached.link_id {
+        return LinkHealth::FdLost;
+    }
+    let attached_in_kernel = match live {
+        Some(live) => live.iter().any(|(id, prog)| *id == attached.link_id && *prog != 0),
         None => info.program_id() != 0,
+    };
+    if attached_in_kernel && info.program_id() != 0 {
+        LinkHealth::Live
+    } else {
+        LinkHealth::Detached
     }
 }
 

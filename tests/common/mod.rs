@@ -1,0 +1,261 @@
+//! Test harness: runs the real `huatuo-bamai` binary with a throw-away config (free port, private
+//! control socket), scrapes it over HTTP and drives it through `huatuo-bamai ctl`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_huatuo-bamai");
+
+/// True when BPF tests can run here (root + kernel BTF). With `HUATUO_REQUIRE_BPF` set, a
+/// machine that cannot run them fails the test instead of skipping it.
+pub fn bpf_available(test: &str) -> bool {
+    let root = unsafe { libc::geteuid() } == 0;
+    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    if root && btf {
+        return true;
+    }
+    let why = format!("root={root} btf={btf}");
+    if std::env::var_os("HUATUO_REQUIRE_BPF").is_some() {
+        panic!("{test}: BPF required (HUATUO_REQUIRE_BPF set) but unavailable: {why}");
+    }
+    eprintln!("SKIP {test}: BPF unavailable ({why})");
+    false
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Agent {
+    pub child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub config_path: PathBuf,
+    log_path: PathBuf,
+}
+
+/// A config with every probe disabled except those named, plus `extra` TOML appended.
+pub fn config_text(port: u16, socket: &Path, enabled: &[&str], extra: &str) -> String {
+    let mut text = format!(
+        "[agent]\nregion = \"test\"\nhostname = \"test-host\"\n\
+         [http]\nlisten = \"127.0.0.1:{port}\"\n\
+         [control]\nsocket = \"{}\"\n\
+         [supervisor]\nrestart_backoff_initial_ms = 500\nrestart_backoff_max_ms = 2000\n",
+        socket.display()
+    );
+    for probe in ["softirq", "runqlat", "loadavg"] {
+        let enabled = enabled.contains(&probe);
+        let interval = if probe == "loadavg" { 200 } else { 250 };
+        text.push_str(&format!("[probes.{probe}]\nenabled = {enabled}\ninterval_ms = {interval}\n"));
+    }
+    text.push_str(extra);
+    text
+}
+
+impl Agent {
+    /// Starts the agent with only `enabled` probes and waits for /readyz.
+    pub fn start(enabled: &[&str]) -> Agent {
+        Self::start_with(enabled, "")
+    }
+
+    pub fn start_with(enabled: &[&str], extra: &str) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let socket = dir.path().join("control.sock");
+        let config_path = dir.path().join("huatuo-bamai.toml");
+        std::fs::write(&config_path, config_text(port, &socket, enabled, extra)).unwrap();
+        let log_path = dir.path().join("agent.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut agent = Agent { child, port, dir, socket, config_path, log_path };
+        agent.wait_ready(Duration::from_secs(20));
+        agent
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn wait_ready(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("agent exited early ({status}):\n{}", self.log());
+            }
+            if let Ok((200, _)) = self.get("/readyz") {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("agent not ready in {timeout:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Plain HTTP/1.1 GET; returns (status, body).
+    pub fn get(&self, path: &str) -> std::io::Result<(u16, String)> {
+        http_get(self.port, path)
+    }
+
+    pub fn metrics(&self) -> String {
+        let (status, body) = self.get("/metrics").expect("scrape /metrics");
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Runs `huatuo-bamai ctl --socket S ARGS...`.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("ctl")
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Sends raw lines to the control socket and returns one reply line per request line.
+    pub fn raw_control(&self, lines: &[&str]) -> Vec<String> {
+        let stream = UnixStream::connect(&self.socket).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut replies = Vec::new();
+        for line in lines {
+            writer.write_all(line.as_bytes()).unwrap();
+            writer.write_all(b"\n").unwrap();
+            let mut reply = String::new();
+            reader.read_line(&mut reply).unwrap();
+            replies.push(reply.trim_end().to_string());
+        }
+        replies
+    }
+
+    /// Status of one actor from `ctl status --json`.
+    pub fn actor_state(&self, name: &str) -> String {
+        let out = self.ctl(&["--json", "status"]);
+        let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        reply["result"]["actors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .map(|a| a["state"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+
+    pub fn wait_state(&self, name: &str, state: &str, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            if self.actor_state(name) == state {
+                return start.elapsed();
+            }
+            if start.elapsed() > timeout {
+                panic!("{name} not {state} within {timeout:?} (is {}):\n{}", self.actor_state(name), self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw)?;
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = match raw.split_once("\r\n\r\n") {
+        Some((headers, body)) if headers.to_ascii_lowercase().contains("transfer-encoding: chunked") => dechunk(body),
+        Some((_, body)) => body.to_string(),
+        None => String::new(),
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Value of the first series whose line starts with `name{` and contains every `labels` pair.
+pub fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Sum of every series of `name` matching `labels`.
+pub fn sum(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Runs `promtool check metrics` on the text; None when promtool is not installed.
+pub fn promtool_check(text: &str) -> Option<(bool, String)> {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(text.as_bytes()).ok()?;
+    let out = child.wait_with_output().ok()?;
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    Some((out.status.success(), report))
+}
