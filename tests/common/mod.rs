@@ -45,10 +45,12 @@ pub fn config_text(port: u16, socket: &Path, enabled: &[&str], extra: &str) -> S
     let mut text = format!(
         "[agent]\nregion = \"test\"\nhostname = \"test-host\"\n\
          [http]\nlisten = \"127.0.0.1:{port}\"\n\
-         [control]\nsocket = \"{}\"\n\
-         [supervisor]\nrestart_backoff_initial_ms = 500\nrestart_backoff_max_ms = 2000\n",
+         [control]\nsocket = \"{}\"\n",
         socket.display()
     );
+    if !extra.contains("[supervisor]") {
+        text.push_str("[supervisor]\nrestart_backoff_initial_ms = 500\nrestart_backoff_max_ms = 2000\n");
+    }
     for probe in ["softirq", "runqlat", "loadavg"] {
         let enabled = enabled.contains(&probe);
         let interval = if probe == "loadavg" { 200 } else { 250 };
@@ -258,4 +260,27 @@ pub fn promtool_check(text: &str) -> Option<(bool, String)> {
     let out = child.wait_with_output().ok()?;
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     Some((out.status.success(), report))
+}
+
+/// Tracepoint names of the raw-tracepoint BPF links held open by process `pid` (from fdinfo).
+pub fn link_tps_of(pid: u32) -> Vec<String> {
+    link_fds_of(pid).into_iter().map(|(_, tp)| tp).collect()
+}
+
+/// (fd, tracepoint) of every raw-tracepoint BPF link held by `pid`.
+pub fn link_fds_of(pid: u32) -> Vec<(u32, String)> {
+    let mut links = Vec::new();
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else { return links };
+    for entry in entries.flatten() {
+        let Ok(info) = std::fs::read_to_string(entry.path()) else { continue };
+        if !info.contains("link_type:") {
+            continue;
+        }
+        let tp = info.lines().find_map(|l| l.strip_prefix("tp_name:")).map(|t| t.trim().to_string());
+        let fd = entry.file_name().to_string_lossy().parse().ok();
+        if let (Some(fd), Some(tp)) = (fd, tp) {
+            links.push((fd, tp));
+        }
+    }
+    links
 }

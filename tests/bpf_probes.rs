@@ -1,0 +1,182 @@
+//! Root tests against the real kernel: load softirq and runqlat, provoke the condition (loopback
+//! traffic for NET_RX, more runnable threads than CPUs for runqlat), assert the counters rise in
+//! the right zones through a real scrape of /metrics; toggle a probe live; unsupported hooks.
+
+mod common;
+
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{bpf_available, sum, Agent};
+
+/// BPF tests provoke CPU contention: run them one at a time so they do not skew each other.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn softirq_net_rx(metrics: &str) -> [f64; 4] {
+    let mut zones = [0.0; 4];
+    for (zone, slot) in zones.iter_mut().enumerate() {
+        *slot = sum(metrics, "huatuo_bamai_softirq_latency", &[("type", "NET_RX"), ("zone", &zone.to_string())]);
+    }
+    zones
+}
+
+fn runqlat(metrics: &str) -> [f64; 4] {
+    let mut zones = [0.0; 4];
+    for (zone, slot) in zones.iter_mut().enumerate() {
+        *slot = sum(metrics, "huatuo_bamai_runqlat_latency", &[("zone", &zone.to_string())]);
+    }
+    zones
+}
+
+/// Loopback traffic: every packet sent to 127.0.0.1 is received through NET_RX softirq.
+fn loopback_traffic(duration: Duration) -> u64 {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut conn, _) = server.accept().unwrap();
+        std::io::copy(&mut conn, &mut std::io::sink()).unwrap()
+    });
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut client = TcpStream::connect(addr).unwrap();
+    let chunk = vec![7u8; 1400];
+    let deadline = Instant::now() + duration;
+    let mut sent = 0;
+    while Instant::now() < deadline {
+        std::io::Write::write_all(&mut client, &chunk).unwrap();
+        udp.send_to(&chunk[..64], sink.local_addr().unwrap()).unwrap();
+        sent += 1;
+    }
+    drop(client);
+    reader.join().unwrap();
+    sent
+}
+
+/// `threads` busy loops for `duration`: more runnable threads than CPUs queue on run queues.
+fn cpu_contention(threads: usize, duration: Duration) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    std::hint::black_box(x);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+fn settle() {
+    // Probes tick every 250 ms in tests.
+    std::thread::sleep(Duration::from_millis(700));
+}
+
+#[test]
+fn softirq_net_rx_latency_rises_with_loopback_traffic() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available("softirq_net_rx_latency_rises_with_loopback_traffic") {
+        return;
+    }
+    let agent = Agent::start(&["softirq"]);
+    assert_eq!(agent.actor_state("softirq"), "running", "{}", agent.log());
+    let before = softirq_net_rx(&agent.metrics());
+    let sent = loopback_traffic(Duration::from_millis(1500));
+    settle();
+    let metrics = agent.metrics();
+    let after = softirq_net_rx(&metrics);
+    let delta: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    let total: f64 = delta.iter().sum();
+    assert!(total >= 100.0, "NET_RX softirqs after {sent} sends: zones {delta:?}");
+    // Loopback NET_RX runs right after it is raised: the fast zones dominate.
+    assert!(delta[0] + delta[1] > 0.9 * total, "zones {delta:?}");
+    // Every CPU series and both exported vectors are present.
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    for cpu in 0..cpus {
+        let cpu = cpu.to_string();
+        for kind in ["NET_RX", "NET_TX"] {
+            assert!(
+                common::sample(&metrics, "huatuo_bamai_softirq_latency", &[("cpuid", &cpu), ("type", kind), ("zone", "0")]).is_some(),
+                "cpu {cpu} {kind} missing"
+            );
+        }
+    }
+    assert!(!metrics.contains("type=\"TIMER\""), "only configured vectors are exported");
+}
+
+#[test]
+fn runqlat_zones_follow_contention() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available("runqlat_zones_follow_contention") {
+        return;
+    }
+    let agent = Agent::start(&["runqlat"]);
+    let cpus = std::thread::available_parallelism().unwrap().get();
+
+    let before = runqlat(&agent.metrics());
+    std::thread::sleep(Duration::from_millis(1000));
+    settle();
+    let idle = runqlat(&agent.metrics());
+    let idle_delta: Vec<f64> = idle.iter().zip(before).map(|(a, b)| a - b).collect();
+    assert!(idle_delta[0] > 0.0, "wakeups are counted even when idle: {idle_delta:?}");
+
+    // 40 runnable threads per CPU: each waits for dozens of others' slices.
+    cpu_contention(40 * cpus, Duration::from_millis(2500));
+    settle();
+    let busy = runqlat(&agent.metrics());
+    let busy_delta: Vec<f64> = busy.iter().zip(idle).map(|(a, b)| a - b).collect();
+    let slow: f64 = busy_delta[1..].iter().sum();
+    eprintln!("runqlat deltas: idle {idle_delta:?} busy {busy_delta:?}");
+    assert!(slow >= 20.0, "no waits >= 10ms under contention: {busy_delta:?} (idle {idle_delta:?})");
+    assert!(busy_delta[3] > 0.0, "no waits >= 50ms with 40 threads per CPU: {busy_delta:?}");
+    let idle_slow: f64 = idle_delta[1..].iter().sum();
+    assert!(slow > idle_slow * 5.0 + 10.0, "contention must move the slow zones: idle {idle_delta:?} busy {busy_delta:?}");
+}
+
+#[test]
+fn disable_detaches_and_enable_reattaches_live() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available("disable_detaches_and_enable_reattaches_live") {
+        return;
+    }
+    let agent = Agent::start(&["softirq", "loadavg"]);
+    let pid = agent.pid();
+    let ours = || common::link_tps_of(pid).iter().filter(|t| t.starts_with("softirq_")).count();
+    assert_eq!(ours(), 2, "softirq_raise + softirq_entry attached");
+    let out = agent.ctl(&["disable", "softirq"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(agent.actor_state("softirq"), "disabled");
+    assert_eq!(ours(), 0, "links released on disable");
+    assert_eq!(agent.actor_state("loadavg"), "running", "sibling untouched");
+    let out = agent.ctl(&["enable", "softirq"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    agent.wait_state("softirq", "running", Duration::from_secs(5));
+    assert_eq!(ours(), 2);
+}
+
+#[test]
+fn missing_tracepoint_is_unsupported_not_an_error() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available("missing_tracepoint_is_unsupported_not_an_error") {
+        return;
+    }
+    use huatuo_bamai::ebpf::{self, Attachment, BpfProgramSet, Hook};
+    let object = huatuo_bamai::bpf_object!("softirq");
+    let hook = Hook::TpBtf("no_such_tracepoint_x");
+    let bpf = ebpf::load("test", object, &[]).unwrap();
+    let err = BpfProgramSet::attach("test", bpf, &[Attachment { program: "on_softirq_raise", hook }])
+        .err()
+        .unwrap_or_else(|| panic!("{hook} attached"));
+    assert!(err.is_unsupported(), "{hook}: {err}");
+    assert!(err.to_string().contains("unsupported on this kernel"), "{err}");
+    assert!(err.to_string().contains("no_such_tracepoint_x"), "{err}");
+}
