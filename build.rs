@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
-const INSTALL_HINT: &str = "Install the BPF toolchain with `apt-get install -y clang-19 llvm-19 libbpf-dev` \
+const INSTALL_HINT: &str =
+    "Install the BPF toolchain with `apt-get install -y clang-19 llvm-19 libbpf-dev` \
 (or run `make deps`), or point BPF_CLANG at a clang that has the BPF target.";
 
 fn fail(lines: &[String]) -> ! {
@@ -17,7 +18,9 @@ fn fail(lines: &[String]) -> ! {
 fn find_clang() -> String {
     if let Ok(explicit) = std::env::var("BPF_CLANG") {
         if Command::new(&explicit).arg("--version").output().is_err() {
-            fail(&[format!("BPF compiler `{explicit}` (from BPF_CLANG) not found. {INSTALL_HINT}")]);
+            fail(&[format!(
+                "BPF compiler `{explicit}` (from BPF_CLANG) not found. {INSTALL_HINT}"
+            )]);
         }
         return explicit;
     }
@@ -49,7 +52,9 @@ fn bpf_sources(probes_dir: &Path) -> Vec<PathBuf> {
         if !dir.is_dir() {
             continue;
         }
-        let Ok(files) = std::fs::read_dir(&dir) else { continue };
+        let Ok(files) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for file in files.flatten() {
             let path = file.path();
             if path.to_string_lossy().ends_with(".bpf.c") {
@@ -62,7 +67,8 @@ fn bpf_sources(probes_dir: &Path) -> Vec<PathBuf> {
 }
 
 fn main() {
-    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let include_dir = root.join("src/ebpf");
     let probes_dir = root.join("src/probes");
@@ -71,8 +77,12 @@ fn main() {
     println!("cargo::rerun-if-env-changed=BPF_CLANG");
     println!("cargo::rerun-if-env-changed=BPF_INCLUDE");
 
-    let libbpf_include = std::env::var("BPF_INCLUDE").unwrap_or_else(|_| "/usr/include".to_string());
-    if !Path::new(&libbpf_include).join("bpf/bpf_helpers.h").exists() {
+    let libbpf_include =
+        std::env::var("BPF_INCLUDE").unwrap_or_else(|_| "/usr/include".to_string());
+    if !Path::new(&libbpf_include)
+        .join("bpf/bpf_helpers.h")
+        .exists()
+    {
         fail(&[
             format!("libbpf headers not found ({libbpf_include}/bpf/bpf_helpers.h is missing)."),
             INSTALL_HINT.to_string(),
@@ -82,10 +92,21 @@ fn main() {
     let strip = find_strip();
 
     for source in bpf_sources(&probes_dir) {
-        let file_name = source.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let file_name = source
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         let object = out_dir.join(file_name.replace(".bpf.c", ".bpf.o"));
         let output = Command::new(&clang)
-            .args(["-target", "bpf", "-g", "-O2", "-Wall", "-Werror", "-D__TARGET_ARCH_x86"])
+            .args([
+                "-target",
+                "bpf",
+                "-g",
+                "-O2",
+                "-Wall",
+                "-Werror",
+                "-D__TARGET_ARCH_x86",
+            ])
             .arg("-I")
             .arg(&include_dir)
             .arg("-idirafter")
@@ -99,7 +120,11 @@ fn main() {
             Ok(out) if out.status.success() => {}
             Ok(out) => {
                 let mut lines = vec![format!("clang failed on {}", source.display())];
-                lines.extend(String::from_utf8_lossy(&out.stderr).lines().map(str::to_string));
+                lines.extend(
+                    String::from_utf8_lossy(&out.stderr)
+                        .lines()
+                        .map(str::to_string),
+                );
                 fail(&lines);
             }
             Err(e) => fail(&[format!("cannot run `{clang}`: {e}. {INSTALL_HINT}")]),

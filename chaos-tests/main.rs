@@ -33,13 +33,20 @@ impl Scraper {
         let handle = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 match http_get(port, "/metrics") {
-                    Ok((200, body)) if body.contains("huatuo_bamai_") => o.fetch_add(1, Ordering::Relaxed),
+                    Ok((200, body)) if body.contains("huatuo_bamai_") => {
+                        o.fetch_add(1, Ordering::Relaxed)
+                    }
                     _ => f.fetch_add(1, Ordering::Relaxed),
                 };
                 std::thread::sleep(Duration::from_millis(50));
             }
         });
-        Self { stop, ok, failed, handle: Some(handle) }
+        Self {
+            stop,
+            ok,
+            failed,
+            handle: Some(handle),
+        }
     }
 
     fn finish(mut self) -> (u64, u64) {
@@ -47,7 +54,10 @@ impl Scraper {
         if let Some(h) = self.handle.take() {
             h.join().unwrap();
         }
-        (self.ok.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -62,26 +72,51 @@ fn killed_probe_actor_is_back_within_2s_while_metrics_answer() {
     std::thread::sleep(Duration::from_millis(300));
 
     let out = agent.ctl(&["kill", victim]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let killed_at = Instant::now();
     // It goes through `restarting` and comes back by itself.
     let back = agent.wait_state(victim, "running", Duration::from_secs(3));
     let elapsed = killed_at.elapsed();
-    assert!(elapsed <= Duration::from_secs(2), "back after {elapsed:?} (poll {back:?})");
+    assert!(
+        elapsed <= Duration::from_secs(2),
+        "back after {elapsed:?} (poll {back:?})"
+    );
     std::thread::sleep(Duration::from_millis(500));
     let (ok, failed) = scraper.finish();
-    assert_eq!(failed, 0, "/metrics failed {failed} times during the restart ({ok} ok)");
+    assert_eq!(
+        failed, 0,
+        "/metrics failed {failed} times during the restart ({ok} ok)"
+    );
     assert!(ok >= 10, "only {ok} scrapes");
 
     let metrics = agent.metrics();
-    assert_eq!(sample(&metrics, "huatuo_bamai_actor_restarts_total", &[("actor", victim)]), Some(1.0));
+    assert_eq!(
+        sample(
+            &metrics,
+            "huatuo_bamai_actor_restarts_total",
+            &[("actor", victim)]
+        ),
+        Some(1.0)
+    );
     if victim != "loadavg" {
-        let sibling = sample(&metrics, "huatuo_bamai_actor_restarts_total", &[("actor", "loadavg")]);
+        let sibling = sample(
+            &metrics,
+            "huatuo_bamai_actor_restarts_total",
+            &[("actor", "loadavg")],
+        );
         assert_eq!(sibling, Some(0.0), "sibling untouched");
     }
     if bpf {
         let tps = common::link_tps_of(agent.pid());
-        assert_eq!(tps.iter().filter(|t| t.starts_with("softirq_")).count(), 2, "links re-created: {tps:?}");
+        assert_eq!(
+            tps.iter().filter(|t| t.starts_with("softirq_")).count(),
+            2,
+            "links re-created: {tps:?}"
+        );
     }
 }
 
@@ -96,7 +131,10 @@ fn link_released_from_outside_is_reattached() {
         return;
     }
     if !gdb_available() {
-        assert!(std::env::var_os("HUATUO_REQUIRE_BPF").is_none(), "gdb is required for this chaos test in CI");
+        assert!(
+            std::env::var_os("HUATUO_REQUIRE_BPF").is_none(),
+            "gdb is required for this chaos test in CI"
+        );
         eprintln!("SKIP link_released_from_outside_is_reattached: gdb not installed");
         return;
     }
@@ -111,10 +149,20 @@ fn link_released_from_outside_is_reattached() {
     // Close the link fd inside the agent: the kernel releases (detaches) the link. bpftool's
     // `link detach` is not supported for tracepoint links (EOPNOTSUPP), this is.
     let out = Command::new("gdb")
-        .args(["-p", &pid.to_string(), "-batch", "-ex", &format!("call (int)close({fd})")])
+        .args([
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            &format!("call (int)close({fd})"),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "gdb: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "gdb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let closed_at = Instant::now();
 
     loop {
@@ -122,24 +170,46 @@ fn link_released_from_outside_is_reattached() {
         if tps.iter().any(|t| t == "softirq_raise") && tps.iter().any(|t| t == "softirq_entry") {
             break;
         }
-        assert!(closed_at.elapsed() < Duration::from_secs(3), "not re-attached: {tps:?}\n{}", agent.log());
+        assert!(
+            closed_at.elapsed() < Duration::from_secs(3),
+            "not re-attached: {tps:?}\n{}",
+            agent.log()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let (_, failed) = scraper.finish();
     assert_eq!(failed, 0);
     let metrics = agent.metrics();
-    assert_eq!(sample(&metrics, "huatuo_bamai_bpf_link_reattached_total", &[("probe", "softirq")]), Some(1.0));
+    assert_eq!(
+        sample(
+            &metrics,
+            "huatuo_bamai_bpf_link_reattached_total",
+            &[("probe", "softirq")]
+        ),
+        Some(1.0)
+    );
     assert_eq!(agent.actor_state("softirq"), "running");
     assert!(agent.log().contains("re-attached"), "{}", agent.log());
 
     // Data flows through the new link.
-    let before = common::sum(&metrics, "huatuo_bamai_softirq_latency", &[("type", "NET_RX")]);
+    let before = common::sum(
+        &metrics,
+        "huatuo_bamai_softirq_latency",
+        &[("type", "NET_RX")],
+    );
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     for _ in 0..2000 {
         sock.send_to(b"chaos", sink.local_addr().unwrap()).unwrap();
     }
     std::thread::sleep(Duration::from_millis(700));
-    let after = common::sum(&agent.metrics(), "huatuo_bamai_softirq_latency", &[("type", "NET_RX")]);
-    assert!(after > before, "no NET_RX counted after re-attach ({before} -> {after})");
+    let after = common::sum(
+        &agent.metrics(),
+        "huatuo_bamai_softirq_latency",
+        &[("type", "NET_RX")],
+    );
+    assert!(
+        after > before,
+        "no NET_RX counted after re-attach ({before} -> {after})"
+    );
 }

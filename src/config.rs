@@ -42,10 +42,17 @@ impl From<figment::Error> for ConfigError {
 
 /// "`probes.softirq`: unknown field `x`, expected … (in file /etc/huatuo/huatuo-bamai.toml)".
 fn describe_error(error: &figment::Error) -> String {
-    let key = if error.path.is_empty() { "(top level)".to_string() } else { error.path.join(".") };
+    let key = if error.path.is_empty() {
+        "(top level)".to_string()
+    } else {
+        error.path.join(".")
+    };
     let origin = match &error.metadata {
         Some(md) if md.name.contains("environment") => {
-            format!("environment variable {ENV_PREFIX}{}", error.path.join("__").to_uppercase())
+            format!(
+                "environment variable {ENV_PREFIX}{}",
+                error.path.join("__").to_uppercase()
+            )
         }
         Some(md) => match &md.source {
             Some(figment::Source::File(path)) => format!("file {}", path.display()),
@@ -56,7 +63,7 @@ fn describe_error(error: &figment::Error) -> String {
     format!("`{key}`: {} (in {origin})", error.kind)
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub agent: AgentConfig,
@@ -64,18 +71,6 @@ pub struct Config {
     pub control: ControlConfig,
     pub supervisor: SupervisorConfig,
     pub probes: ProbesConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            agent: AgentConfig::default(),
-            http: HttpConfig::default(),
-            control: ControlConfig::default(),
-            supervisor: SupervisorConfig::default(),
-            probes: ProbesConfig::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,7 +180,9 @@ pub trait ProbeSettings: Clone + PartialEq + Serialize + Send + Sync + 'static {
 /// Shortest tick a probe may ask for: keeps map reads and link checks cheap.
 pub fn check_interval_ms(interval_ms: u64) -> Result<(), String> {
     if interval_ms < 100 {
-        return Err(format!("interval_ms must be at least 100 (got {interval_ms})"));
+        return Err(format!(
+            "interval_ms must be at least 100 (got {interval_ms})"
+        ));
     }
     Ok(())
 }
@@ -324,7 +321,10 @@ impl Config {
         if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(bad(
                 "http.listen",
-                &format!("`{}` is not an address like 0.0.0.0:19704", self.http.listen),
+                &format!(
+                    "`{}` is not an address like 0.0.0.0:19704",
+                    self.http.listen
+                ),
             ));
         }
         if self.control.socket.as_os_str().is_empty() {
@@ -377,7 +377,11 @@ impl Config {
             .extract()
             .map_err(|e| ConfigError::BadValue {
                 key: key.to_string(),
-                reason: e.into_iter().map(|e| e.kind.to_string()).collect::<Vec<_>>().join("; "),
+                reason: e
+                    .into_iter()
+                    .map(|e| e.kind.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
             })?;
         merged.validate()?;
         Ok(merged)

@@ -10,12 +10,17 @@ use crate::actors::control::protocol::{Request, Response};
 /// Sends one request and returns the reply.
 pub fn send(socket: &Path, request: &Request) -> Result<Response, String> {
     let mut stream = UnixStream::connect(socket).map_err(|e| {
-        format!("cannot connect to control socket {}: {e} (is the agent running? see --socket)", socket.display())
+        format!(
+            "cannot connect to control socket {}: {e} (is the agent running? see --socket)",
+            socket.display()
+        )
     })?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
     let mut line = serde_json::to_string(request).map_err(|e| e.to_string())?;
     line.push('\n');
-    stream.write_all(line.as_bytes()).map_err(|e| format!("cannot send request: {e}"))?;
+    stream
+        .write_all(line.as_bytes())
+        .map_err(|e| format!("cannot send request: {e}"))?;
     let mut reply = String::new();
     BufReader::new(stream)
         .read_line(&mut reply)
@@ -26,7 +31,10 @@ pub fn send(socket: &Path, request: &Request) -> Result<Response, String> {
 /// Renders a reply for people: a status table, the list of applied actions, or the error.
 pub fn render(request: &Request, response: &Response) -> String {
     if !response.ok {
-        return format!("error: {}", response.error.as_deref().unwrap_or("unknown error"));
+        return format!(
+            "error: {}",
+            response.error.as_deref().unwrap_or("unknown error")
+        );
     }
     let result = response.result.clone().unwrap_or_default();
     match request {
@@ -60,7 +68,12 @@ fn render_status(status: &serde_json::Value) -> String {
         "UPTIME".to_string(),
         "DETAIL".to_string(),
     ]];
-    for actor in status.get("actors").and_then(|a| a.as_array()).into_iter().flatten() {
+    for actor in status
+        .get("actors")
+        .and_then(|a| a.as_array())
+        .into_iter()
+        .flatten()
+    {
         let uptime = actor
             .get("uptime_secs")
             .and_then(|u| u.as_u64())
@@ -96,7 +109,13 @@ fn render_status(status: &serde_json::Value) -> String {
         let line: Vec<String> = row
             .iter()
             .enumerate()
-            .map(|(i, cell)| if i == 5 { cell.clone() } else { format!("{cell:<w$}", w = widths[i]) })
+            .map(|(i, cell)| {
+                if i == 5 {
+                    cell.clone()
+                } else {
+                    format!("{cell:<w$}", w = widths[i])
+                }
+            })
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
@@ -120,7 +139,12 @@ mod tests {
         }));
         let table = render(&Request::Status, &response);
         assert!(table.contains("ACTOR"), "{table}");
-        assert!(table.lines().any(|l| l.starts_with("softirq") && l.contains("running")), "{table}");
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("softirq") && l.contains("running")),
+            "{table}"
+        );
         assert!(table.contains("kprobes unavailable"), "{table}");
     }
 

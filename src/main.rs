@@ -17,7 +17,11 @@ use huatuo_bamai::{ctl, ebpf, telemetry};
 const EXIT_CONFIG: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "huatuo-bamai", version, about = "HUATUO node agent: kernel metrics from eBPF and procfs")]
+#[command(
+    name = "huatuo-bamai",
+    version,
+    about = "HUATUO node agent: kernel metrics from eBPF and procfs"
+)]
 struct Cli {
     /// Configuration file (TOML). Default: /etc/huatuo/huatuo-bamai.toml if it exists.
     #[arg(long, global = true)]
@@ -96,7 +100,11 @@ fn main() -> ExitCode {
             }
             Err(e) => config_error(&source.path, &e),
         },
-        Some(Command::Ctl { socket, json, action }) => {
+        Some(Command::Ctl {
+            socket,
+            json,
+            action,
+        }) => {
             let socket = socket
                 .or_else(|| loaded.as_ref().ok().map(|c| c.control.socket.clone()))
                 .unwrap_or_else(|| config::Config::default().control.socket);
@@ -110,7 +118,10 @@ fn main() -> ExitCode {
 }
 
 fn config_error(path: &std::path::Path, error: &config::ConfigError) -> ExitCode {
-    eprintln!("huatuo-bamai: configuration error ({}): {error}", path.display());
+    eprintln!(
+        "huatuo-bamai: configuration error ({}): {error}",
+        path.display()
+    );
     ExitCode::from(EXIT_CONFIG)
 }
 
@@ -126,7 +137,10 @@ fn run_ctl(socket: &std::path::Path, json: bool, action: CtlAction) -> ExitCode 
     match ctl::send(socket, &request) {
         Ok(response) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&response).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&response).unwrap_or_default()
+                );
             } else {
                 println!("{}", ctl::render(&request, &response));
             }
@@ -205,7 +219,10 @@ async fn agent(config: config::Config, source: config::ConfigSource) -> anyhow::
         }
     }
     supervisor
-        .stop_and_wait(Some("shutdown".into()), Some(std::time::Duration::from_secs(10)))
+        .stop_and_wait(
+            Some("shutdown".into()),
+            Some(std::time::Duration::from_secs(10)),
+        )
         .await
         .map_err(|e| anyhow::anyhow!("shutdown: {e}"))?;
     Ok(())

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
 use serde::Serialize;
 
 use crate::actors::probe::ProbeMsg;
@@ -32,9 +34,15 @@ pub enum ProbeReport {
 }
 
 pub enum SupervisorMsg {
-    ProbeReport { actor: ActorId, report: ProbeReport },
+    ProbeReport {
+        actor: ActorId,
+        report: ProbeReport,
+    },
     /// A backoff timer expired; `generation` guards against stale timers.
-    RestartDue { name: String, generation: u64 },
+    RestartDue {
+        name: String,
+        generation: u64,
+    },
     Status(RpcReplyPort<AgentStatus>),
     CurrentConfig(RpcReplyPort<Config>),
     /// Apply a validated config; replies with the list of actions taken.
@@ -162,7 +170,12 @@ impl SupervisorState {
     fn set_state(&mut self, name: &str, state: ChildState, reason: Option<String>) {
         if let Some(child) = self.children.get_mut(name) {
             if child.state != state {
-                tracing::info!(actor = name, state = state.as_str(), reason = reason.as_deref().unwrap_or(""), "actor state");
+                tracing::info!(
+                    actor = name,
+                    state = state.as_str(),
+                    reason = reason.as_deref().unwrap_or(""),
+                    "actor state"
+                );
             }
             child.state = state.clone();
             child.reason = reason;
@@ -220,7 +233,9 @@ impl SupervisorState {
                 restarts: c.restarts,
                 last_error: c.last_error.clone(),
                 uptime_secs: match c.state {
-                    ChildState::Running | ChildState::Inactive => c.started_at.map(|t| t.elapsed().as_secs()),
+                    ChildState::Running | ChildState::Inactive => {
+                        c.started_at.map(|t| t.elapsed().as_secs())
+                    }
                     _ => None,
                 },
             })
@@ -241,12 +256,19 @@ async fn start_child(
     name: &str,
     fatal: bool,
 ) -> Result<(), ActorProcessingErr> {
-    let Some(child) = state.children.get_mut(name) else { return Ok(()) };
+    let Some(child) = state.children.get_mut(name) else {
+        return Ok(());
+    };
     child.generation += 1;
     let spawned: Result<ActorCell, String> = match &child.spec {
-        ChildSpec::Service(service) => (service.spawn)(state.ctx.clone(), state.config.clone(), myself.clone(), myself.get_cell())
-            .await
-            .map_err(|e| e.to_string()),
+        ChildSpec::Service(service) => (service.spawn)(
+            state.ctx.clone(),
+            state.config.clone(),
+            myself.clone(),
+            myself.get_cell(),
+        )
+        .await
+        .map_err(|e| e.to_string()),
         ChildSpec::Probe(probe) => (probe.spawn)(&state.config, myself.clone(), myself.get_cell())
             .await
             .map(|actor: ActorRef<ProbeMsg>| actor.get_cell())
@@ -280,10 +302,15 @@ async fn start_child(
 /// Books a failure and schedules the next start after the backoff, or marks the child failed.
 fn schedule_restart(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, name: &str) {
     let sup = state.config.supervisor.clone();
-    let Some(child) = state.children.get_mut(name) else { return };
+    let Some(child) = state.children.get_mut(name) else {
+        return;
+    };
     let now = Instant::now();
     // A child that ran quietly for a whole window starts over with the shortest delay.
-    if child.started_at.is_some_and(|t| now.duration_since(t) > sup.restart_window()) {
+    if child
+        .started_at
+        .is_some_and(|t| now.duration_since(t) > sup.restart_window())
+    {
         child.next_backoff = sup.backoff_initial();
     }
     while child
@@ -309,18 +336,33 @@ fn schedule_restart(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorStat
     child.restarts += 1;
     child.generation += 1;
     let generation = child.generation;
-    tracing::warn!(actor = name, delay_ms = delay.as_millis() as u64, "restarting actor after backoff");
+    tracing::warn!(
+        actor = name,
+        delay_ms = delay.as_millis() as u64,
+        "restarting actor after backoff"
+    );
     state.set_state(name, ChildState::Restarting, None);
     let name = name.to_string();
-    myself.send_after(delay, move || SupervisorMsg::RestartDue { name, generation });
+    myself.send_after(delay, move || SupervisorMsg::RestartDue {
+        name,
+        generation,
+    });
 }
 
 /// Stops a child on purpose (disable or reconfigure); its termination event is then ignored.
 async fn stop_child(state: &mut SupervisorState, name: &str) {
-    let Some(child) = state.children.get_mut(name) else { return };
+    let Some(child) = state.children.get_mut(name) else {
+        return;
+    };
     child.generation += 1;
     if let Some(actor) = child.actor.take() {
-        if let Err(e) = actor.stop_and_wait(Some("stopped by supervisor".into()), Some(Duration::from_secs(5))).await {
+        if let Err(e) = actor
+            .stop_and_wait(
+                Some("stopped by supervisor".into()),
+                Some(Duration::from_secs(5)),
+            )
+            .await
+        {
             tracing::warn!(actor = name, error = %e, "actor did not stop in time; killing it");
             actor.kill();
         }
@@ -409,22 +451,28 @@ impl Actor for AgentSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             SupervisorMsg::ProbeReport { actor, report } => {
-                let Some(name) = state.name_of(actor) else { return Ok(()) };
+                let Some(name) = state.name_of(actor) else {
+                    return Ok(());
+                };
                 match report {
                     ProbeReport::Running => state.set_state(&name, ChildState::Running, None),
-                    ProbeReport::Inactive(reason) => state.set_state(&name, ChildState::Inactive, Some(reason)),
+                    ProbeReport::Inactive(reason) => {
+                        state.set_state(&name, ChildState::Inactive, Some(reason))
+                    }
                     ProbeReport::Reattached(programs) => {
                         if let Some(child) = state.children.get_mut(&name) {
-                            child.last_error = Some(format!("link detached from outside, re-attached: {}", programs.join(", ")));
+                            child.last_error = Some(format!(
+                                "link detached from outside, re-attached: {}",
+                                programs.join(", ")
+                            ));
                         }
                     }
                 }
             }
             SupervisorMsg::RestartDue { name, generation } => {
-                let due = state
-                    .children
-                    .get(&name)
-                    .is_some_and(|c| c.generation == generation && c.state == ChildState::Restarting);
+                let due = state.children.get(&name).is_some_and(|c| {
+                    c.generation == generation && c.state == ChildState::Restarting
+                });
                 if due {
                     start_child(&myself, state, &name, false).await?;
                 }
@@ -468,7 +516,9 @@ impl Actor for AgentSupervisor {
             SupervisionEvent::ActorFailed(cell, error) => (cell, format!("{error}")),
             _ => return Ok(()),
         };
-        let Some(name) = state.name_of(cell.get_id()) else { return Ok(()) };
+        let Some(name) = state.name_of(cell.get_id()) else {
+            return Ok(());
+        };
         tracing::error!(actor = %name, %error, "actor died");
         if let Some(child) = state.children.get_mut(&name) {
             child.actor = None;
@@ -506,7 +556,10 @@ async fn apply_config(
         let was = state.probe_enabled(name, &old);
         let now = state.probe_enabled(name, &state.config);
         let changed = state.probe_section(name, &old) != state.probe_section(name, &state.config);
-        let failed = state.children.get(name).is_some_and(|c| c.state == ChildState::Failed);
+        let failed = state
+            .children
+            .get(name)
+            .is_some_and(|c| c.state == ChildState::Failed);
         match (was, now) {
             (true, false) => {
                 stop_child(state, name).await;
@@ -515,13 +568,17 @@ async fn apply_config(
             }
             (false, true) => {
                 reset_restarts(state, name);
-                start_child(myself, state, name, false).await.map_err(|e| e.to_string())?;
+                start_child(myself, state, name, false)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 actions.push(format!("started {name}"));
             }
             (true, true) if changed || failed => {
                 stop_child(state, name).await;
                 reset_restarts(state, name);
-                start_child(myself, state, name, false).await.map_err(|e| e.to_string())?;
+                start_child(myself, state, name, false)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 actions.push(format!("restarted {name}"));
             }
             _ => {}

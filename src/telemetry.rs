@@ -34,7 +34,8 @@ pub fn hostname(config: &Config) -> String {
 
 /// Installs the global metrics recorder. Call once per process.
 pub fn install_recorder(config: &Config) -> Result<PrometheusHandle, String> {
-    let mut builder = PrometheusBuilder::new().idle_timeout(MetricKindMask::GAUGE, Some(SERIES_IDLE_TIMEOUT));
+    let mut builder =
+        PrometheusBuilder::new().idle_timeout(MetricKindMask::GAUGE, Some(SERIES_IDLE_TIMEOUT));
     for (key, value) in global_labels(config) {
         builder = builder.add_global_label(key, value);
     }
@@ -55,9 +56,18 @@ fn describe_metrics() {
         "huatuo_bamai_runqlat_latency",
         "Run-queue latency events per zone (0:<10ms 1:<20ms 2:<50ms 3:>=50ms); cumulative count."
     );
-    describe_gauge!("huatuo_bamai_loadavg_load1", "System load average over 1 minute (/proc/loadavg).");
-    describe_gauge!("huatuo_bamai_loadavg_load5", "System load average over 5 minutes (/proc/loadavg).");
-    describe_gauge!("huatuo_bamai_loadavg_load15", "System load average over 15 minutes (/proc/loadavg).");
+    describe_gauge!(
+        "huatuo_bamai_loadavg_load1",
+        "System load average over 1 minute (/proc/loadavg)."
+    );
+    describe_gauge!(
+        "huatuo_bamai_loadavg_load5",
+        "System load average over 5 minutes (/proc/loadavg)."
+    );
+    describe_gauge!(
+        "huatuo_bamai_loadavg_load15",
+        "System load average over 15 minutes (/proc/loadavg)."
+    );
     describe_counter!(
         "huatuo_bamai_bpf_link_reattached_total",
         "BPF links found detached from outside and re-attached by the probe."
@@ -81,10 +91,16 @@ pub fn init_logging(level: &str) {
         .or_else(|| EnvFilter::try_new(level).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
     let (layer, handle) = reload::Layer::new(filter);
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr)
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
-    if tracing_subscriber::registry().with(layer).with(fmt).try_init().is_ok() {
+    if tracing_subscriber::registry()
+        .with(layer)
+        .with(fmt)
+        .try_init()
+        .is_ok()
+    {
         let _ = LOG_FILTER.set(handle);
     }
 }

@@ -11,24 +11,42 @@ use common::{sample, Agent, BIN};
 fn serves_upstream_paths_with_host_and_region_labels() {
     let agent = Agent::start(&["loadavg"]);
     let metrics = agent.metrics();
-    let load1 = sample(&metrics, "huatuo_bamai_loadavg_load1", &[("host", "test-host"), ("region", "test")])
-        .unwrap_or_else(|| panic!("no load1 series:\n{metrics}"));
+    let load1 = sample(
+        &metrics,
+        "huatuo_bamai_loadavg_load1",
+        &[("host", "test-host"), ("region", "test")],
+    )
+    .unwrap_or_else(|| panic!("no load1 series:\n{metrics}"));
     // Checked against the file read directly at the same time (loadavg moves slowly).
     let text = std::fs::read_to_string("/proc/loadavg").unwrap();
     let direct: f64 = text.split_whitespace().next().unwrap().parse().unwrap();
-    assert!((load1 - direct).abs() < 1.0, "load1 {load1} vs /proc/loadavg {direct}");
+    assert!(
+        (load1 - direct).abs() < 1.0,
+        "load1 {load1} vs /proc/loadavg {direct}"
+    );
     for name in ["huatuo_bamai_loadavg_load5", "huatuo_bamai_loadavg_load15"] {
-        assert!(sample(&metrics, name, &[("region", "test")]).is_some(), "{name} missing");
+        assert!(
+            sample(&metrics, name, &[("region", "test")]).is_some(),
+            "{name} missing"
+        );
     }
     // Self metrics.
     assert!(sample(&metrics, "huatuo_bamai_process_resident_memory_bytes", &[]).unwrap() > 1e6);
     assert!(sample(&metrics, "huatuo_bamai_process_cpu_seconds_total", &[]).is_some());
     assert_eq!(
-        sample(&metrics, "huatuo_bamai_actor_state", &[("actor", "loadavg"), ("state", "running")]),
+        sample(
+            &metrics,
+            "huatuo_bamai_actor_state",
+            &[("actor", "loadavg"), ("state", "running")]
+        ),
         Some(1.0)
     );
     assert_eq!(
-        sample(&metrics, "huatuo_bamai_actor_state", &[("actor", "softirq"), ("state", "disabled")]),
+        sample(
+            &metrics,
+            "huatuo_bamai_actor_state",
+            &[("actor", "softirq"), ("state", "disabled")]
+        ),
         Some(1.0)
     );
 
@@ -38,17 +56,29 @@ fn serves_upstream_paths_with_host_and_region_labels() {
     assert_eq!(status, 200, "{body}");
     let (status, body) = agent.get("/version").unwrap();
     let version: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!((status, version["data"]["version"].as_str()), (200, Some(env!("CARGO_PKG_VERSION"))));
+    assert_eq!(
+        (status, version["data"]["version"].as_str()),
+        (200, Some(env!("CARGO_PKG_VERSION")))
+    );
     let (status, body) = agent.get("/tracers").unwrap();
     let tracers: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status, 200);
-    let names: Vec<&str> = tracers["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = tracers["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     for name in ["control", "http", "loadavg", "runqlat", "softirq"] {
         assert!(names.contains(&name), "{name} not in {names:?}");
     }
     let (status, body) = agent.get("/nope").unwrap();
     let error: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!((status, error["error"]["code"].as_u64()), (404, Some(404)), "{body}");
+    assert_eq!(
+        (status, error["error"]["code"].as_u64()),
+        (404, Some(404)),
+        "{body}"
+    );
 }
 
 #[test]
@@ -57,7 +87,9 @@ fn exposition_passes_promtool() {
     let metrics = agent.metrics();
     match common::promtool_check(&metrics) {
         Some((ok, report)) => assert!(ok, "promtool check metrics failed:\n{report}\n{metrics}"),
-        None if std::env::var_os("HUATUO_REQUIRE_BPF").is_some() => panic!("promtool missing in CI"),
+        None if std::env::var_os("HUATUO_REQUIRE_BPF").is_some() => {
+            panic!("promtool missing in CI")
+        }
         None => eprintln!("SKIP promtool check: promtool not installed"),
     }
 }
@@ -66,8 +98,16 @@ fn exposition_passes_promtool() {
 fn unknown_key_exits_2_naming_key_and_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, "[probes.softirq]\nenabled = true\nthreshold_typo = 3\n").unwrap();
-    let out = Command::new(BIN).arg("--config").arg(&path).output().unwrap();
+    std::fs::write(
+        &path,
+        "[probes.softirq]\nenabled = true\nthreshold_typo = 3\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("threshold_typo"), "{stderr}");
@@ -79,7 +119,11 @@ fn wrong_type_exits_2_and_check_config_prints_resolved_config() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[supervisor]\nmax_restarts = \"many\"\n").unwrap();
-    let out = Command::new(BIN).arg("--config").arg(&path).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("max_restarts"), "{stderr}");
@@ -91,7 +135,11 @@ fn wrong_type_exits_2_and_check_config_prints_resolved_config() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("region = \"flagged\""), "{stdout}");
     assert!(stdout.contains("interval_ms = 4321"), "{stdout}");
 }
@@ -104,8 +152,15 @@ fn port_in_use_is_a_clear_start_up_error() {
     let socket = dir.path().join("c.sock");
     let path = dir.path().join("c.toml");
     std::fs::write(&path, common::config_text(port, &socket, &["loadavg"], "")).unwrap();
-    let out = Command::new(BIN).arg("--config").arg(&path).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
 }

@@ -17,7 +17,11 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn softirq_net_rx(metrics: &str) -> [f64; 4] {
     let mut zones = [0.0; 4];
     for (zone, slot) in zones.iter_mut().enumerate() {
-        *slot = sum(metrics, "huatuo_bamai_softirq_latency", &[("type", "NET_RX"), ("zone", &zone.to_string())]);
+        *slot = sum(
+            metrics,
+            "huatuo_bamai_softirq_latency",
+            &[("type", "NET_RX"), ("zone", &zone.to_string())],
+        );
     }
     zones
 }
@@ -25,7 +29,11 @@ fn softirq_net_rx(metrics: &str) -> [f64; 4] {
 fn runqlat(metrics: &str) -> [f64; 4] {
     let mut zones = [0.0; 4];
     for (zone, slot) in zones.iter_mut().enumerate() {
-        *slot = sum(metrics, "huatuo_bamai_runqlat_latency", &[("zone", &zone.to_string())]);
+        *slot = sum(
+            metrics,
+            "huatuo_bamai_runqlat_latency",
+            &[("zone", &zone.to_string())],
+        );
     }
     zones
 }
@@ -46,7 +54,8 @@ fn loopback_traffic(duration: Duration) -> u64 {
     let mut sent = 0;
     while Instant::now() < deadline {
         std::io::Write::write_all(&mut client, &chunk).unwrap();
-        udp.send_to(&chunk[..64], sink.local_addr().unwrap()).unwrap();
+        udp.send_to(&chunk[..64], sink.local_addr().unwrap())
+            .unwrap();
         sent += 1;
     }
     drop(client);
@@ -96,7 +105,10 @@ fn softirq_net_rx_latency_rises_with_loopback_traffic() {
     let after = softirq_net_rx(&metrics);
     let delta: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
     let total: f64 = delta.iter().sum();
-    assert!(total >= 100.0, "NET_RX softirqs after {sent} sends: zones {delta:?}");
+    assert!(
+        total >= 100.0,
+        "NET_RX softirqs after {sent} sends: zones {delta:?}"
+    );
     // Loopback NET_RX runs right after it is raised: the fast zones dominate.
     assert!(delta[0] + delta[1] > 0.9 * total, "zones {delta:?}");
     // Every CPU series and both exported vectors are present.
@@ -105,12 +117,20 @@ fn softirq_net_rx_latency_rises_with_loopback_traffic() {
         let cpu = cpu.to_string();
         for kind in ["NET_RX", "NET_TX"] {
             assert!(
-                common::sample(&metrics, "huatuo_bamai_softirq_latency", &[("cpuid", &cpu), ("type", kind), ("zone", "0")]).is_some(),
+                common::sample(
+                    &metrics,
+                    "huatuo_bamai_softirq_latency",
+                    &[("cpuid", &cpu), ("type", kind), ("zone", "0")]
+                )
+                .is_some(),
                 "cpu {cpu} {kind} missing"
             );
         }
     }
-    assert!(!metrics.contains("type=\"TIMER\""), "only configured vectors are exported");
+    assert!(
+        !metrics.contains("type=\"TIMER\""),
+        "only configured vectors are exported"
+    );
 }
 
 #[test]
@@ -127,7 +147,10 @@ fn runqlat_zones_follow_contention() {
     settle();
     let idle = runqlat(&agent.metrics());
     let idle_delta: Vec<f64> = idle.iter().zip(before).map(|(a, b)| a - b).collect();
-    assert!(idle_delta[0] > 0.0, "wakeups are counted even when idle: {idle_delta:?}");
+    assert!(
+        idle_delta[0] > 0.0,
+        "wakeups are counted even when idle: {idle_delta:?}"
+    );
 
     // 40 runnable threads per CPU: each waits for dozens of others' slices.
     cpu_contention(40 * cpus, Duration::from_millis(2500));
@@ -136,10 +159,19 @@ fn runqlat_zones_follow_contention() {
     let busy_delta: Vec<f64> = busy.iter().zip(idle).map(|(a, b)| a - b).collect();
     let slow: f64 = busy_delta[1..].iter().sum();
     eprintln!("runqlat deltas: idle {idle_delta:?} busy {busy_delta:?}");
-    assert!(slow >= 20.0, "no waits >= 10ms under contention: {busy_delta:?} (idle {idle_delta:?})");
-    assert!(busy_delta[3] > 0.0, "no waits >= 50ms with 40 threads per CPU: {busy_delta:?}");
+    assert!(
+        slow >= 20.0,
+        "no waits >= 10ms under contention: {busy_delta:?} (idle {idle_delta:?})"
+    );
+    assert!(
+        busy_delta[3] > 0.0,
+        "no waits >= 50ms with 40 threads per CPU: {busy_delta:?}"
+    );
     let idle_slow: f64 = idle_delta[1..].iter().sum();
-    assert!(slow > idle_slow * 5.0 + 10.0, "contention must move the slow zones: idle {idle_delta:?} busy {busy_delta:?}");
+    assert!(
+        slow > idle_slow * 5.0 + 10.0,
+        "contention must move the slow zones: idle {idle_delta:?} busy {busy_delta:?}"
+    );
 }
 
 #[test]
@@ -150,15 +182,28 @@ fn disable_detaches_and_enable_reattaches_live() {
     }
     let agent = Agent::start(&["softirq", "loadavg"]);
     let pid = agent.pid();
-    let ours = || common::link_tps_of(pid).iter().filter(|t| t.starts_with("softirq_")).count();
+    let ours = || {
+        common::link_tps_of(pid)
+            .iter()
+            .filter(|t| t.starts_with("softirq_"))
+            .count()
+    };
     assert_eq!(ours(), 2, "softirq_raise + softirq_entry attached");
     let out = agent.ctl(&["disable", "softirq"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(agent.actor_state("softirq"), "disabled");
     assert_eq!(ours(), 0, "links released on disable");
     assert_eq!(agent.actor_state("loadavg"), "running", "sibling untouched");
     let out = agent.ctl(&["enable", "softirq"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     agent.wait_state("softirq", "running", Duration::from_secs(5));
     assert_eq!(ours(), 2);
 }
@@ -173,10 +218,20 @@ fn missing_tracepoint_is_unsupported_not_an_error() {
     let object = huatuo_bamai::bpf_object!("softirq");
     let hook = Hook::TpBtf("no_such_tracepoint_x");
     let bpf = ebpf::load("test", object, &[]).unwrap();
-    let err = BpfProgramSet::attach("test", bpf, &[Attachment { program: "on_softirq_raise", hook }])
-        .err()
-        .unwrap_or_else(|| panic!("{hook} attached"));
+    let err = BpfProgramSet::attach(
+        "test",
+        bpf,
+        &[Attachment {
+            program: "on_softirq_raise",
+            hook,
+        }],
+    )
+    .err()
+    .unwrap_or_else(|| panic!("{hook} attached"));
     assert!(err.is_unsupported(), "{hook}: {err}");
-    assert!(err.to_string().contains("unsupported on this kernel"), "{err}");
+    assert!(
+        err.to_string().contains("unsupported on this kernel"),
+        "{err}"
+    );
     assert!(err.to_string().contains("no_such_tracepoint_x"), "{err}");
 }

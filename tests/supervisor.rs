@@ -10,12 +10,18 @@ use huatuo_bamai::config::{Config, ConfigSource, FlagOverrides, ProbesConfig};
 use huatuo_bamai::ebpf::BpfError;
 use huatuo_bamai::probes::loadavg::LoadavgConfig;
 use huatuo_bamai::probes::{entry, Probe, ProbeError};
-use huatuo_bamai::supervisor::{AgentContext, AgentStatus, AgentSupervisor, SupervisorArgs, SupervisorMsg};
+use huatuo_bamai::supervisor::{
+    AgentContext, AgentStatus, AgentSupervisor, SupervisorArgs, SupervisorMsg,
+};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 
 fn failure(name: &'static str) -> ProbeError {
-    ProbeError::Parse { probe: name, path: "test".into(), reason: "failing on purpose".into() }
+    ProbeError::Parse {
+        probe: name,
+        path: "test".into(),
+        reason: "failing on purpose".into(),
+    }
 }
 
 macro_rules! test_probe {
@@ -46,8 +52,24 @@ static START_TIMES: Mutex<Vec<(&'static str, Instant)>> = Mutex::new(Vec::new())
 static PANICS: AtomicU32 = AtomicU32::new(0);
 
 test_probe!(Steady, "steady", STEADY, |_| Ok(()), || Ok(()));
-test_probe!(FailsTwice, "fails_twice", FAILS_TWICE, |n| if n < 2 { Err(failure("fails_twice")) } else { Ok(()) }, || Ok(()));
-test_probe!(AlwaysFails, "always_fails", ALWAYS_FAILS, |_| Err(failure("always_fails")), || Ok(()));
+test_probe!(
+    FailsTwice,
+    "fails_twice",
+    FAILS_TWICE,
+    |n| if n < 2 {
+        Err(failure("fails_twice"))
+    } else {
+        Ok(())
+    },
+    || Ok(())
+);
+test_probe!(
+    AlwaysFails,
+    "always_fails",
+    ALWAYS_FAILS,
+    |_| Err(failure("always_fails")),
+    || Ok(())
+);
 test_probe!(PanicsOnce, "panics_once", PANICS_ONCE, |_| Ok(()), || {
     if PANICS.fetch_add(1, Ordering::SeqCst) == 0 {
         panic!("collect panics on purpose");
@@ -66,7 +88,11 @@ test_probe!(
 );
 
 async fn status(supervisor: &ActorRef<SupervisorMsg>) -> AgentStatus {
-    match supervisor.call(SupervisorMsg::Status, Some(Duration::from_secs(5))).await.unwrap() {
+    match supervisor
+        .call(SupervisorMsg::Status, Some(Duration::from_secs(5)))
+        .await
+        .unwrap()
+    {
         CallResult::Success(s) => s,
         _ => panic!("no status"),
     }
@@ -83,9 +109,15 @@ async fn restarts_alone_with_backoff_and_gives_up() {
     config.supervisor.restart_backoff_initial_ms = 100;
     config.supervisor.restart_backoff_max_ms = 400;
     config.supervisor.max_restarts = 3;
-    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .build_recorder()
+        .handle();
     let ctx = Arc::new(AgentContext {
-        source: ConfigSource { path: "unused.toml".into(), explicit: false, flags: FlagOverrides::default() },
+        source: ConfigSource {
+            path: "unused.toml".into(),
+            explicit: false,
+            flags: FlagOverrides::default(),
+        },
         prometheus,
         started: Instant::now(),
     });
@@ -108,25 +140,59 @@ async fn restarts_alone_with_backoff_and_gives_up() {
     let s = status(&supervisor).await;
 
     let steady = actor(&s, "steady");
-    assert_eq!((steady.state.as_str(), steady.restarts), ("running", 0), "sibling untouched");
+    assert_eq!(
+        (steady.state.as_str(), steady.restarts),
+        ("running", 0),
+        "sibling untouched"
+    );
 
     let twice = actor(&s, "fails_twice");
     assert_eq!((twice.state.as_str(), twice.restarts), ("running", 2));
 
     let always = actor(&s, "always_fails");
     assert_eq!((always.state.as_str(), always.restarts), ("failed", 3));
-    assert!(always.reason.as_deref().unwrap().contains("gave up after 3 restarts"));
-    assert!(always.last_error.as_deref().unwrap().contains("failing on purpose"));
+    assert!(always
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("gave up after 3 restarts"));
+    assert!(always
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("failing on purpose"));
 
     let panicky = actor(&s, "panics_once");
     assert_eq!((panicky.state.as_str(), panicky.restarts), ("running", 1));
-    assert!(panicky.last_error.as_deref().unwrap().contains("panics on purpose"), "{:?}", panicky.last_error);
+    assert!(
+        panicky
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("panics on purpose"),
+        "{:?}",
+        panicky.last_error
+    );
 
     let inactive = actor(&s, "no_kprobes");
-    assert_eq!((inactive.state.as_str(), inactive.restarts), ("inactive", 0));
-    assert!(inactive.reason.as_deref().unwrap().contains("CONFIG_KPROBES off"));
-    assert_eq!(NO_KPROBES.load(Ordering::SeqCst), 1, "no restart loop for an unsupported probe");
-    assert!(!s.ready, "a failed probe keeps the agent unready (inactive ones do not)");
+    assert_eq!(
+        (inactive.state.as_str(), inactive.restarts),
+        ("inactive", 0)
+    );
+    assert!(inactive
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("CONFIG_KPROBES off"));
+    assert_eq!(
+        NO_KPROBES.load(Ordering::SeqCst),
+        1,
+        "no restart loop for an unsupported probe"
+    );
+    assert!(
+        !s.ready,
+        "a failed probe keeps the agent unready (inactive ones do not)"
+    );
     assert!(!s.actors.is_empty());
 
     // Backoff doubles: gaps between always_fails starts ~100, ~200, ~400 ms.
@@ -138,9 +204,15 @@ async fn restarts_alone_with_backoff_and_gives_up() {
         .map(|(_, t)| *t)
         .collect();
     assert_eq!(times.len(), 4, "initial start + 3 restarts");
-    let gaps: Vec<u128> = times.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
+    let gaps: Vec<u128> = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
     for (gap, expected) in gaps.iter().zip([100u128, 200, 400]) {
         assert!(*gap >= expected && *gap < expected + 250, "gaps {gaps:?}");
     }
-    supervisor.stop_and_wait(None, Some(Duration::from_secs(5))).await.unwrap();
+    supervisor
+        .stop_and_wait(None, Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
 }

@@ -131,7 +131,8 @@ impl<P: Probe> Actor for ProbeActor<P> {
             Some(reason) => state.report(&myself, ProbeReport::Inactive(reason.clone())),
             None => {
                 state.report(&myself, ProbeReport::Running);
-                state.ticker = Some(myself.send_interval(state.settings.interval(), || ProbeMsg::Tick));
+                state.ticker =
+                    Some(myself.send_interval(state.settings.interval(), || ProbeMsg::Tick));
                 let _ = myself.cast(ProbeMsg::Tick);
             }
         }
@@ -168,8 +169,13 @@ impl<P: Probe> Actor for ProbeActor<P> {
     }
 }
 
-fn on_tick<P: Probe>(myself: &ActorRef<ProbeMsg>, state: &mut ProbeRuntime<P>) -> Result<(), ProbeError> {
-    let Some(probe) = state.probe.as_mut() else { return Ok(()) };
+fn on_tick<P: Probe>(
+    myself: &ActorRef<ProbeMsg>,
+    state: &mut ProbeRuntime<P>,
+) -> Result<(), ProbeError> {
+    let Some(probe) = state.probe.as_mut() else {
+        return Ok(());
+    };
     // A link detached from outside is re-attached; if that fails the actor fails and the
     // supervisor restarts it with a fresh load.
     if let Some(programs) = probe.programs() {
@@ -183,7 +189,9 @@ fn on_tick<P: Probe>(myself: &ActorRef<ProbeMsg>, state: &mut ProbeRuntime<P>) -
             state.report(myself, ProbeReport::Reattached(programs));
         }
     }
-    let Some(probe) = state.probe.as_mut() else { return Ok(()) };
+    let Some(probe) = state.probe.as_mut() else {
+        return Ok(());
+    };
     if let Err(e) = probe.collect() {
         // Bad input (a malformed file) costs this tick only; the probe keeps its state.
         state.collect_errors_total += 1;

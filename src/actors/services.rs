@@ -20,11 +20,15 @@ pub fn registry() -> Vec<ServiceEntry> {
     vec![
         ServiceEntry {
             name: "http",
-            spawn: |ctx, config, supervisor, parent| Box::pin(super::http::spawn(ctx, config, supervisor, parent)),
+            spawn: |ctx, config, supervisor, parent| {
+                Box::pin(super::http::spawn(ctx, config, supervisor, parent))
+            },
         },
         ServiceEntry {
             name: "control",
-            spawn: |ctx, config, supervisor, parent| Box::pin(super::control::spawn(ctx, config, supervisor, parent)),
+            spawn: |ctx, config, supervisor, parent| {
+                Box::pin(super::control::spawn(ctx, config, supervisor, parent))
+            },
         },
     ]
 }

@@ -1,8 +1,14 @@
+#![allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error.
+
 use super::*;
 use figment::Jail;
 
 fn source(path: &str, flags: FlagOverrides) -> ConfigSource {
-    ConfigSource { path: PathBuf::from(path), explicit: true, flags }
+    ConfigSource {
+        path: PathBuf::from(path),
+        explicit: true,
+        flags,
+    }
 }
 
 #[test]
@@ -33,8 +39,13 @@ fn layers_file_then_env_then_flags() {
         jail.set_env("HUATUO_AGENT__REGION", "env-region");
         // Not a config key: must be ignored, not rejected.
         jail.set_env("HUATUO_REQUIRE_BPF", "1");
-        let flags = FlagOverrides { region: Some("flag-region".into()), ..Default::default() };
-        let c = source("agent.toml", flags).load().map_err(|e| e.to_string())?;
+        let flags = FlagOverrides {
+            region: Some("flag-region".into()),
+            ..Default::default()
+        };
+        let c = source("agent.toml", flags)
+            .load()
+            .map_err(|e| e.to_string())?;
         assert_eq!(c.probes.softirq.interval_ms, 3000, "env beats file");
         assert_eq!(c.agent.region, "flag-region", "flags beat env");
         assert!(!c.probes.runqlat.enabled, "file beats defaults");
@@ -47,7 +58,10 @@ fn layers_file_then_env_then_flags() {
 fn unknown_key_names_key_and_file() {
     Jail::expect_with(|jail| {
         jail.create_file("bad.toml", "[probes.softirq]\nenabeld = true\n")?;
-        let err = source("bad.toml", FlagOverrides::default()).load().unwrap_err().to_string();
+        let err = source("bad.toml", FlagOverrides::default())
+            .load()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("enabeld"), "{err}");
         assert!(err.contains("probes.softirq"), "{err}");
         assert!(err.contains("bad.toml"), "{err}");
@@ -59,7 +73,10 @@ fn unknown_key_names_key_and_file() {
 fn wrong_type_names_key_and_file() {
     Jail::expect_with(|jail| {
         jail.create_file("bad.toml", "[probes.runqlat]\ninterval_ms = \"fast\"\n")?;
-        let err = source("bad.toml", FlagOverrides::default()).load().unwrap_err().to_string();
+        let err = source("bad.toml", FlagOverrides::default())
+            .load()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("interval_ms"), "{err}");
         assert!(err.contains("bad.toml"), "{err}");
         Ok(())
@@ -70,19 +87,29 @@ fn wrong_type_names_key_and_file() {
 fn wrong_type_from_env_names_variable() {
     Jail::expect_with(|jail| {
         jail.set_env("HUATUO_PROBES__LOADAVG__ENABLED", "maybe");
-        let err = ConfigSource { path: "absent.toml".into(), explicit: false, flags: Default::default() }
-            .load()
-            .unwrap_err()
-            .to_string();
+        let err = ConfigSource {
+            path: "absent.toml".into(),
+            explicit: false,
+            flags: Default::default(),
+        }
+        .load()
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("enabled"), "{err}");
-        assert!(err.to_uppercase().contains("HUATUO_PROBES__LOADAVG__ENABLED"), "{err}");
+        assert!(
+            err.to_uppercase()
+                .contains("HUATUO_PROBES__LOADAVG__ENABLED"),
+            "{err}"
+        );
         Ok(())
     });
 }
 
 #[test]
 fn missing_explicit_file_is_an_error() {
-    let err = source("/nonexistent/huatuo.toml", FlagOverrides::default()).load().unwrap_err();
+    let err = source("/nonexistent/huatuo.toml", FlagOverrides::default())
+        .load()
+        .unwrap_err();
     assert!(matches!(err, ConfigError::FileMissing { .. }));
 }
 
@@ -90,7 +117,10 @@ fn missing_explicit_file_is_an_error() {
 fn semantic_validation_names_key() {
     Jail::expect_with(|jail| {
         jail.create_file("bad.toml", "[http]\nlisten = \"not-an-address\"\n")?;
-        let err = source("bad.toml", FlagOverrides::default()).load().unwrap_err().to_string();
+        let err = source("bad.toml", FlagOverrides::default())
+            .load()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("http.listen"), "{err}");
         Ok(())
     });
@@ -98,11 +128,18 @@ fn semantic_validation_names_key() {
 
 #[test]
 fn disable_flag_rejects_unknown_probe() {
-    let flags = FlagOverrides { disable: vec!["nosuch".into()], ..Default::default() };
-    let err = ConfigSource { path: "absent.toml".into(), explicit: false, flags }
-        .load()
-        .unwrap_err()
-        .to_string();
+    let flags = FlagOverrides {
+        disable: vec!["nosuch".into()],
+        ..Default::default()
+    };
+    let err = ConfigSource {
+        path: "absent.toml".into(),
+        explicit: false,
+        flags,
+    }
+    .load()
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("unknown probe `nosuch`"), "{err}");
 }
 
@@ -113,7 +150,9 @@ fn with_key_sets_typed_values() {
     assert!(!c2.probes.softirq.enabled);
     let c3 = c2.with_key("probes.softirq.interval_ms", "2500").unwrap();
     assert_eq!(c3.probes.softirq.interval_ms, 2500);
-    let c4 = c3.with_key("probes.softirq.vectors", r#"["NET_RX","TIMER"]"#).unwrap();
+    let c4 = c3
+        .with_key("probes.softirq.vectors", r#"["NET_RX","TIMER"]"#)
+        .unwrap();
     assert_eq!(c4.probes.softirq.vectors, vec!["NET_RX", "TIMER"]);
     let c5 = c4.with_key("agent.log_level", "debug").unwrap();
     assert_eq!(c5.agent.log_level, "debug");
@@ -138,7 +177,9 @@ fn with_key_bad_value_leaves_config_and_names_key() {
 
 #[test]
 fn cold_keys_are_refused_live() {
-    let err = Config::default().with_key("http.listen", "127.0.0.1:1").unwrap_err();
+    let err = Config::default()
+        .with_key("http.listen", "127.0.0.1:1")
+        .unwrap_err();
     assert!(matches!(err, ConfigError::Cold { .. }), "{err}");
     let mut other = Config::default();
     other.agent.region = "x".into();
@@ -153,7 +194,8 @@ fn shipped_config_file_is_valid_and_complete() {
     shipped.validate().unwrap();
     // Every key is written out, so the file documents every default.
     let written: toml::Table = toml::from_str(&text).unwrap();
-    let defaults: toml::Table = toml::from_str(&toml::to_string(&Config::default()).unwrap()).unwrap();
+    let defaults: toml::Table =
+        toml::from_str(&toml::to_string(&Config::default()).unwrap()).unwrap();
     fn keys(t: &toml::Table, prefix: &str, out: &mut Vec<String>) {
         for (k, v) in t {
             let key = format!("{prefix}{k}");

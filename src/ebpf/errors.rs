@@ -23,9 +23,15 @@ pub enum BpfError {
         source: Box<aya::EbpfError>,
     },
     #[error("{probe}: BPF object has no program `{program}`")]
-    MissingProgram { probe: &'static str, program: &'static str },
+    MissingProgram {
+        probe: &'static str,
+        program: &'static str,
+    },
     #[error("{probe}: BPF object has no map `{map}`")]
-    MissingMap { probe: &'static str, map: &'static str },
+    MissingMap {
+        probe: &'static str,
+        map: &'static str,
+    },
     #[error("{probe}: cannot attach {hook}: {reason}")]
     Attach {
         probe: &'static str,
@@ -55,7 +61,9 @@ pub fn classify_attach_error(probe: &'static str, hook: Hook, error: ProgramErro
     let unsupported = |reason: String| BpfError::Unsupported { probe, reason };
     match &error {
         ProgramError::Btf(_) => {
-            return unsupported(format!("{hook}: tracepoint not found in kernel BTF ({text})"))
+            return unsupported(format!(
+                "{hook}: tracepoint not found in kernel BTF ({text})"
+            ))
         }
         ProgramError::LoadError { io_error, .. }
             if io_error.raw_os_error() == Some(libc::EPERM) =>
@@ -72,10 +80,14 @@ pub fn classify_attach_error(probe: &'static str, hook: Hook, error: ProgramErro
         return unsupported("kprobes unavailable: CONFIG_KPROBES off".to_string());
     }
     if text.contains("tracefs not found") {
-        return unsupported(format!("{hook}: tracefs is not mounted and could not be mounted"));
+        return unsupported(format!(
+            "{hook}: tracefs is not mounted and could not be mounted"
+        ));
     }
     if text.contains("No such file or directory") || text.contains("os error 2") {
-        return unsupported(format!("{hook}: hook does not exist on this kernel ({text})"));
+        return unsupported(format!(
+            "{hook}: hook does not exist on this kernel ({text})"
+        ));
     }
     BpfError::Attach {
         probe,

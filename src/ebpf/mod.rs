@@ -80,11 +80,7 @@ pub struct BpfProgramSet {
 
 /// Loads `object` (an embedded `.bpf.o`) for `probe`, with kernel BTF for CO-RE relocations.
 /// `globals` sets `const volatile` variables in `.rodata` before load.
-pub fn load(
-    probe: &'static str,
-    object: &[u8],
-    globals: &[(&str, u32)],
-) -> Result<Ebpf, BpfError> {
+pub fn load(probe: &'static str, object: &[u8], globals: &[(&str, u32)]) -> Result<Ebpf, BpfError> {
     if !std::path::Path::new(KERNEL_BTF).exists() {
         return Err(BpfError::Unsupported {
             probe,
@@ -97,15 +93,20 @@ pub fn load(
     for (name, value) in globals {
         loader.override_global(name, value, true);
     }
-    loader
-        .load(object)
-        .map_err(|source| BpfError::Load { probe, source: Box::new(source) })
+    loader.load(object).map_err(|source| BpfError::Load {
+        probe,
+        source: Box::new(source),
+    })
 }
 
 impl BpfProgramSet {
     /// Loads and attaches every program in `attachments`. A hook the kernel lacks yields
     /// `BpfError::Unsupported`, any other failure `BpfError::Attach`.
-    pub fn attach(probe: &'static str, mut bpf: Ebpf, attachments: &[Attachment]) -> Result<Self, BpfError> {
+    pub fn attach(
+        probe: &'static str,
+        mut bpf: Ebpf,
+        attachments: &[Attachment],
+    ) -> Result<Self, BpfError> {
         let btf = Btf::from_sys_fs().map_err(|source| BpfError::Btf { probe, source })?;
         let mut attached = Vec::with_capacity(attachments.len());
         for attachment in attachments {
@@ -117,7 +118,11 @@ impl BpfProgramSet {
                 link_id,
             });
         }
-        Ok(Self { probe, bpf, attached })
+        Ok(Self {
+            probe,
+            bpf,
+            attached,
+        })
     }
 
     pub fn ebpf(&self) -> &Ebpf {
@@ -138,11 +143,18 @@ impl BpfProgramSet {
     /// Returns the programs that were re-attached.
     pub fn reattach_lost_links(&mut self) -> Result<Vec<&'static str>, BpfError> {
         let live = live_link_ids();
-        let health: Vec<LinkHealth> = self.attached.iter().map(|a| link_health(a, &live)).collect();
+        let health: Vec<LinkHealth> = self
+            .attached
+            .iter()
+            .map(|a| link_health(a, &live))
+            .collect();
         if health.iter().all(|h| *h == LinkHealth::Live) {
             return Ok(Vec::new());
         }
-        let btf = Btf::from_sys_fs().map_err(|source| BpfError::Btf { probe: self.probe, source })?;
+        let btf = Btf::from_sys_fs().map_err(|source| BpfError::Btf {
+            probe: self.probe,
+            source,
+        })?;
         let mut reattached = Vec::new();
         for (attached, health) in self.attached.iter_mut().zip(health) {
             match health {
@@ -186,13 +198,19 @@ enum LinkHealth {
 }
 
 fn link_health(attached: &AttachedProgram, live: &Option<Vec<(u32, u32)>>) -> LinkHealth {
-    let Some(link) = &attached.link else { return LinkHealth::FdLost };
-    let Ok(info) = link.info() else { return LinkHealth::FdLost };
+    let Some(link) = &attached.link else {
+        return LinkHealth::FdLost;
+    };
+    let Ok(info) = link.info() else {
+        return LinkHealth::FdLost;
+    };
     if info.id() != attached.link_id {
         return LinkHealth::FdLost;
     }
     let attached_in_kernel = match live {
-        Some(live) => live.iter().any(|(id, prog)| *id == attached.link_id && *prog != 0),
+        Some(live) => live
+            .iter()
+            .any(|(id, prog)| *id == attached.link_id && *prog != 0),
         None => info.program_id() != 0,
     };
     if attached_in_kernel && info.program_id() != 0 {
@@ -213,11 +231,13 @@ fn live_link_ids() -> Option<Vec<(u32, u32)>> {
 }
 
 fn link_id(probe: &'static str, attachment: &Attachment, link: &FdLink) -> Result<u32, BpfError> {
-    link.info().map(|info| info.id()).map_err(|e| BpfError::Attach {
-        probe,
-        hook: attachment.hook.to_string(),
-        reason: format!("cannot read link info: {e}"),
-    })
+    link.info()
+        .map(|info| info.id())
+        .map_err(|e| BpfError::Attach {
+            probe,
+            hook: attachment.hook.to_string(),
+            reason: format!("cannot read link info: {e}"),
+        })
 }
 
 fn attach_one(
@@ -230,7 +250,10 @@ fn attach_one(
     let hook = attachment.hook;
     let program = bpf
         .program_mut(attachment.program)
-        .ok_or(BpfError::MissingProgram { probe, program: attachment.program })?;
+        .ok_or(BpfError::MissingProgram {
+            probe,
+            program: attachment.program,
+        })?;
     let fail = |e: aya::programs::ProgramError| classify_attach_error(probe, hook, e);
     let link: FdLink = match (hook, program) {
         (Hook::TpBtf(name), Program::BtfTracePoint(p)) => {
@@ -245,22 +268,21 @@ fn attach_one(
                 p.load().map_err(fail)?;
             }
             let id = p.attach(name).map_err(fail)?;
-            p.take_link(id).map_err(fail)?.try_into().map_err(|e| BpfError::Attach {
-                probe,
-                hook: hook.to_string(),
-                reason: format!("raw tracepoint link is not an fd link: {e}"),
-            })?
+            p.take_link(id).map_err(fail)?.into()
         }
         (Hook::TracePoint { category, name }, Program::TracePoint(p)) => {
             if first_time {
                 p.load().map_err(fail)?;
             }
             let id = p.attach(category, name).map_err(fail)?;
-            p.take_link(id).map_err(fail)?.try_into().map_err(|e| BpfError::Attach {
-                probe,
-                hook: hook.to_string(),
-                reason: format!("tracepoint link is not an fd link (kernel < 5.15?): {e}"),
-            })?
+            p.take_link(id)
+                .map_err(fail)?
+                .try_into()
+                .map_err(|e| BpfError::Attach {
+                    probe,
+                    hook: hook.to_string(),
+                    reason: format!("tracepoint link is not an fd link (kernel < 5.15?): {e}"),
+                })?
         }
         (hook, program) => {
             return Err(BpfError::Attach {
@@ -289,4 +311,3 @@ impl BpfStatsGuard {
             .map_err(|e| BpfError::Stats(e.to_string()))
     }
 }
-

@@ -28,7 +28,11 @@ pub fn bpf_available(test: &str) -> bool {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Agent {
@@ -49,12 +53,16 @@ pub fn config_text(port: u16, socket: &Path, enabled: &[&str], extra: &str) -> S
         socket.display()
     );
     if !extra.contains("[supervisor]") {
-        text.push_str("[supervisor]\nrestart_backoff_initial_ms = 500\nrestart_backoff_max_ms = 2000\n");
+        text.push_str(
+            "[supervisor]\nrestart_backoff_initial_ms = 500\nrestart_backoff_max_ms = 2000\n",
+        );
     }
     for probe in ["softirq", "runqlat", "loadavg"] {
         let enabled = enabled.contains(&probe);
         let interval = if probe == "loadavg" { 200 } else { 250 };
-        text.push_str(&format!("[probes.{probe}]\nenabled = {enabled}\ninterval_ms = {interval}\n"));
+        text.push_str(&format!(
+            "[probes.{probe}]\nenabled = {enabled}\ninterval_ms = {interval}\n"
+        ));
     }
     text.push_str(extra);
     text
@@ -82,7 +90,14 @@ impl Agent {
             .stderr(log)
             .spawn()
             .unwrap();
-        let mut agent = Agent { child, port, dir, socket, config_path, log_path };
+        let mut agent = Agent {
+            child,
+            port,
+            dir,
+            socket,
+            config_path,
+            log_path,
+        };
         agent.wait_ready(Duration::from_secs(20));
         agent
     }
@@ -136,7 +151,9 @@ impl Agent {
     /// Sends raw lines to the control socket and returns one reply line per request line.
     pub fn raw_control(&self, lines: &[&str]) -> Vec<String> {
         let stream = UnixStream::connect(&self.socket).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         let mut writer = stream.try_clone().unwrap();
         let mut reader = BufReader::new(stream);
         let mut replies = Vec::new();
@@ -170,7 +187,11 @@ impl Agent {
                 return start.elapsed();
             }
             if start.elapsed() > timeout {
-                panic!("{name} not {state} within {timeout:?} (is {}):\n{}", self.actor_state(name), self.log());
+                panic!(
+                    "{name} not {state} within {timeout:?} (is {}):\n{}",
+                    self.actor_state(name),
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -197,7 +218,10 @@ impl Drop for Agent {
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
     let mut raw = String::new();
     stream.read_to_string(&mut raw)?;
     let status = raw
@@ -206,7 +230,13 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let body = match raw.split_once("\r\n\r\n") {
-        Some((headers, body)) if headers.to_ascii_lowercase().contains("transfer-encoding: chunked") => dechunk(body),
+        Some((headers, body))
+            if headers
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked") =>
+        {
+            dechunk(body)
+        }
         Some((_, body)) => body.to_string(),
         None => String::new(),
     };
@@ -216,7 +246,9 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if size == 0 || rest.len() < size {
             break;
         }
@@ -232,7 +264,11 @@ pub fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64>
         .lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
-        .find(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
@@ -242,7 +278,11 @@ pub fn sum(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     metrics
         .lines()
         .filter(|l| l.starts_with(&format!("{name}{{")))
-        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -258,7 +298,11 @@ pub fn promtool_check(text: &str) -> Option<(bool, String)> {
         .ok()?;
     child.stdin.take()?.write_all(text.as_bytes()).ok()?;
     let out = child.wait_with_output().ok()?;
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     Some((out.status.success(), report))
 }
 
@@ -270,13 +314,20 @@ pub fn link_tps_of(pid: u32) -> Vec<String> {
 /// (fd, tracepoint) of every raw-tracepoint BPF link held by `pid`.
 pub fn link_fds_of(pid: u32) -> Vec<(u32, String)> {
     let mut links = Vec::new();
-    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else { return links };
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return links;
+    };
     for entry in entries.flatten() {
-        let Ok(info) = std::fs::read_to_string(entry.path()) else { continue };
+        let Ok(info) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
         if !info.contains("link_type:") {
             continue;
         }
-        let tp = info.lines().find_map(|l| l.strip_prefix("tp_name:")).map(|t| t.trim().to_string());
+        let tp = info
+            .lines()
+            .find_map(|l| l.strip_prefix("tp_name:"))
+            .map(|t| t.trim().to_string());
         let fd = entry.file_name().to_string_lossy().parse().ok();
         if let (Some(fd), Some(tp)) = (fd, tp) {
             links.push((fd, tp));

@@ -59,7 +59,12 @@ pub async fn spawn(
 }
 
 fn bind_socket(path: &Path) -> Result<UnixListener, String> {
-    let describe = |what: &str, e: std::io::Error| format!("control socket {} (control.socket): {what}: {e}", path.display());
+    let describe = |what: &str, e: std::io::Error| {
+        format!(
+            "control socket {} (control.socket): {what}: {e}",
+            path.display()
+        )
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| describe("cannot create its directory", e))?;
     }
@@ -146,7 +151,11 @@ impl Actor for ControlServer {
     }
 }
 
-async fn serve_connection(stream: UnixStream, ctx: Arc<AgentContext>, supervisor: ActorRef<SupervisorMsg>) {
+async fn serve_connection(
+    stream: UnixStream,
+    ctx: Arc<AgentContext>,
+    supervisor: ActorRef<SupervisorMsg>,
+) {
     let mut lines = Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE_BYTES));
     while let Some(line) = lines.next().await {
         let (response, close) = match line {
@@ -155,7 +164,9 @@ async fn serve_connection(stream: UnixStream, ctx: Arc<AgentContext>, supervisor
                 Err(e) => (Response::error(e), false),
             },
             Err(LinesCodecError::MaxLineLengthExceeded) => (
-                Response::error(format!("request longer than {MAX_LINE_BYTES} bytes; closing connection")),
+                Response::error(format!(
+                    "request longer than {MAX_LINE_BYTES} bytes; closing connection"
+                )),
                 true,
             ),
             Err(LinesCodecError::Io(e)) => {
@@ -184,25 +195,43 @@ async fn call<T: Send + 'static>(
 }
 
 async fn apply(supervisor: &ActorRef<SupervisorMsg>, config: Config) -> Response {
-    match call(supervisor, |reply| SupervisorMsg::ApplyConfig(Box::new(config), reply)).await {
+    match call(supervisor, |reply| {
+        SupervisorMsg::ApplyConfig(Box::new(config), reply)
+    })
+    .await
+    {
         Ok(Ok(actions)) => Response::ok(json!({ "applied": actions })),
         Ok(Err(e)) | Err(e) => Response::error(e),
     }
 }
 
 /// Runs one request against the supervisor.
-pub async fn execute(request: Request, ctx: &AgentContext, supervisor: &ActorRef<SupervisorMsg>) -> Response {
+pub async fn execute(
+    request: Request,
+    ctx: &AgentContext,
+    supervisor: &ActorRef<SupervisorMsg>,
+) -> Response {
     match request {
         Request::Status => match call(supervisor, SupervisorMsg::Status).await {
             Ok(status) => Response::ok(serde_json::to_value(status).unwrap_or_default()),
             Err(e) => Response::error(e),
         },
-        Request::Enable { name } | Request::Disable { name } if !is_probe(&name) => Response::error(format!(
-            "unknown probe `{name}`; known: {}",
-            crate::probes::registry().iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
-        )),
-        Request::Enable { name } => set_key(supervisor, &format!("probes.{name}.enabled"), "true").await,
-        Request::Disable { name } => set_key(supervisor, &format!("probes.{name}.enabled"), "false").await,
+        Request::Enable { name } | Request::Disable { name } if !is_probe(&name) => {
+            Response::error(format!(
+                "unknown probe `{name}`; known: {}",
+                crate::probes::registry()
+                    .iter()
+                    .map(|p| p.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        }
+        Request::Enable { name } => {
+            set_key(supervisor, &format!("probes.{name}.enabled"), "true").await
+        }
+        Request::Disable { name } => {
+            set_key(supervisor, &format!("probes.{name}.enabled"), "false").await
+        }
         Request::Set { key, value } => set_key(supervisor, &key, &value).await,
         Request::Reload => match ctx.source.load() {
             Ok(config) => apply(supervisor, config).await,
@@ -211,10 +240,12 @@ pub async fn execute(request: Request, ctx: &AgentContext, supervisor: &ActorRef
                 ctx.source.path.display()
             )),
         },
-        Request::Kill { name } => match call(supervisor, |reply| SupervisorMsg::Kill(name, reply)).await {
-            Ok(Ok(())) => Response::ok(json!({ "killed": true })),
-            Ok(Err(e)) | Err(e) => Response::error(e),
-        },
+        Request::Kill { name } => {
+            match call(supervisor, |reply| SupervisorMsg::Kill(name, reply)).await {
+                Ok(Ok(())) => Response::ok(json!({ "killed": true })),
+                Ok(Err(e)) | Err(e) => Response::error(e),
+            }
+        }
     }
 }
 

@@ -113,7 +113,10 @@ impl Actor for HttpServer {
         state.shutdown.cancel();
         if let Some(task) = state.task.take() {
             // Graceful first; in-flight scrapes get a moment to finish.
-            if tokio::time::timeout(Duration::from_secs(2), task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(2), task)
+                .await
+                .is_err()
+            {
                 tracing::warn!("HTTP server did not stop within 2s");
             }
         }
@@ -160,8 +163,14 @@ async fn status_of(shared: &Shared) -> Result<AgentStatus, Response> {
         .await
     {
         Ok(ractor::rpc::CallResult::Success(status)) => Ok(status),
-        Ok(_) => Err(error_response(StatusCode::SERVICE_UNAVAILABLE, "supervisor did not answer in time")),
-        Err(e) => Err(error_response(StatusCode::SERVICE_UNAVAILABLE, format!("supervisor unavailable: {e}"))),
+        Ok(_) => Err(error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "supervisor did not answer in time",
+        )),
+        Err(e) => Err(error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("supervisor unavailable: {e}"),
+        )),
     }
 }
 
@@ -176,7 +185,10 @@ async fn metrics(State(shared): State<Shared>) -> Response {
         &ProcessStats::read_self(),
     ));
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()
@@ -222,5 +234,8 @@ async fn tracers(State(shared): State<Shared>) -> Response {
 }
 
 async fn not_found(method: Method, uri: Uri) -> Response {
-    error_response(StatusCode::NOT_FOUND, format!("no route for {method} {}", uri.path()))
+    error_response(
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {}", uri.path()),
+    )
 }

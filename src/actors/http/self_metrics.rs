@@ -25,8 +25,11 @@ impl ProcessStats {
             .ok()
             .and_then(|s| parse_btime(&s))
             .unwrap_or(0);
-        let open_fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as u64).unwrap_or(0);
-        let mut stats = parse_stat(&stat, ticks_per_second(), page_size(), boot_time).unwrap_or_default();
+        let open_fds = std::fs::read_dir("/proc/self/fd")
+            .map(|d| d.count() as u64)
+            .unwrap_or(0);
+        let mut stats =
+            parse_stat(&stat, ticks_per_second(), page_size(), boot_time).unwrap_or_default();
         stats.open_fds = open_fds;
         stats
     }
@@ -82,7 +85,10 @@ pub fn parse_stat(text: &str, ticks: u64, page: u64, boot_time: u64) -> Option<P
 }
 
 fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn label_set(labels: &[(String, String)], extra: &[(&str, &str)]) -> String {
@@ -108,21 +114,60 @@ pub fn render_self_metrics(
     let mut out = String::new();
     let base = label_set(labels, &[]);
     let gauges: [(&str, &str, &str, f64); 5] = [
-        ("huatuo_bamai_process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", process.cpu_seconds),
-        ("huatuo_bamai_process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", process.resident_bytes as f64),
-        ("huatuo_bamai_process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", process.virtual_bytes as f64),
-        ("huatuo_bamai_process_open_fds", "gauge", "Number of open file descriptors.", process.open_fds as f64),
-        ("huatuo_bamai_process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.", process.start_time_seconds),
+        (
+            "huatuo_bamai_process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            process.cpu_seconds,
+        ),
+        (
+            "huatuo_bamai_process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            process.resident_bytes as f64,
+        ),
+        (
+            "huatuo_bamai_process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            process.virtual_bytes as f64,
+        ),
+        (
+            "huatuo_bamai_process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            process.open_fds as f64,
+        ),
+        (
+            "huatuo_bamai_process_start_time_seconds",
+            "gauge",
+            "Start time of the process since unix epoch in seconds.",
+            process.start_time_seconds,
+        ),
     ];
     for (name, kind, help, value) in gauges {
         family(&mut out, name, kind, help);
         let _ = writeln!(out, "{name}{base} {value}");
     }
-    family(&mut out, "huatuo_bamai_process_threads", "gauge", "Number of OS threads of the agent.");
-    let _ = writeln!(out, "huatuo_bamai_process_threads{base} {}", process.threads);
+    family(
+        &mut out,
+        "huatuo_bamai_process_threads",
+        "gauge",
+        "Number of OS threads of the agent.",
+    );
+    let _ = writeln!(
+        out,
+        "huatuo_bamai_process_threads{base} {}",
+        process.threads
+    );
 
     let Some(status) = status else { return out };
-    family(&mut out, "huatuo_bamai_up", "gauge", "1 when the agent is ready (every enabled probe running or inactive).");
+    family(
+        &mut out,
+        "huatuo_bamai_up",
+        "gauge",
+        "1 when the agent is ready (every enabled probe running or inactive).",
+    );
     let _ = writeln!(out, "huatuo_bamai_up{base} {}", u8::from(status.ready));
     family(
         &mut out,
@@ -145,7 +190,11 @@ pub fn render_self_metrics(
     );
     for actor in &status.actors {
         let set = label_set(labels, &[("actor", &actor.name)]);
-        let _ = writeln!(out, "huatuo_bamai_actor_restarts_total{set} {}", actor.restarts);
+        let _ = writeln!(
+            out,
+            "huatuo_bamai_actor_restarts_total{set} {}",
+            actor.restarts
+        );
     }
     out
 }
@@ -175,6 +224,9 @@ mod tests {
     fn renders_labels_escaped() {
         let labels = vec![("host".to_string(), "a\"b".to_string())];
         let text = render_self_metrics(&labels, None, &ProcessStats::default());
-        assert!(text.contains("huatuo_bamai_process_open_fds{host=\"a\\\"b\"} 0"), "{text}");
+        assert!(
+            text.contains("huatuo_bamai_process_open_fds{host=\"a\\\"b\"} 0"),
+            "{text}"
+        );
     }
 }

@@ -52,8 +52,12 @@ pub struct LoadAverage {
 pub fn parse_loadavg(text: &str) -> Result<LoadAverage, String> {
     let mut fields = text.split_whitespace();
     let mut next = |name: &str| -> Result<f64, String> {
-        let raw = fields.next().ok_or_else(|| format!("missing {name} field"))?;
-        let value: f64 = raw.parse().map_err(|_| format!("{name} `{raw}` is not a number"))?;
+        let raw = fields
+            .next()
+            .ok_or_else(|| format!("missing {name} field"))?;
+        let value: f64 = raw
+            .parse()
+            .map_err(|_| format!("{name} `{raw}` is not a number"))?;
         if !value.is_finite() || value < 0.0 {
             return Err(format!("{name} `{raw}` is out of range"));
         }
@@ -79,7 +83,9 @@ impl Probe for LoadavgProbe {
     }
 
     fn start(settings: &Self::Settings) -> Result<Self, ProbeError> {
-        Ok(Self { path: settings.path.clone() })
+        Ok(Self {
+            path: settings.path.clone(),
+        })
     }
 
     fn collect(&mut self) -> Result<(), ProbeError> {
@@ -89,7 +95,11 @@ impl Probe for LoadavgProbe {
             path: path.clone(),
             source,
         })?;
-        let load = parse_loadavg(&text).map_err(|reason| ProbeError::Parse { probe: NAME, path, reason })?;
+        let load = parse_loadavg(&text).map_err(|reason| ProbeError::Parse {
+            probe: NAME,
+            path,
+            reason,
+        })?;
         metrics::gauge!("huatuo_bamai_loadavg_load1").set(load.load1);
         metrics::gauge!("huatuo_bamai_loadavg_load5").set(load.load5);
         metrics::gauge!("huatuo_bamai_loadavg_load15").set(load.load15);

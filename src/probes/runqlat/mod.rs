@@ -14,9 +14,18 @@ const NAME: &str = "runqlat";
 const HOST_MAP: &str = "RUNQ_HOST_LATENCY";
 pub const ZONES: usize = 4;
 const ATTACHMENTS: [Attachment; 3] = [
-    Attachment { program: "on_sched_wakeup", hook: Hook::TpBtf("sched_wakeup") },
-    Attachment { program: "on_sched_wakeup_new", hook: Hook::TpBtf("sched_wakeup_new") },
-    Attachment { program: "on_sched_switch", hook: Hook::TpBtf("sched_switch") },
+    Attachment {
+        program: "on_sched_wakeup",
+        hook: Hook::TpBtf("sched_wakeup"),
+    },
+    Attachment {
+        program: "on_sched_wakeup_new",
+        hook: Hook::TpBtf("sched_wakeup_new"),
+    },
+    Attachment {
+        program: "on_sched_switch",
+        hook: Hook::TpBtf("sched_switch"),
+    },
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,7 +37,10 @@ pub struct RunqlatConfig {
 
 impl Default for RunqlatConfig {
     fn default() -> Self {
-        Self { enabled: true, interval_ms: 1000 }
+        Self {
+            enabled: true,
+            interval_ms: 1000,
+        }
     }
 }
 
@@ -66,26 +78,39 @@ impl Probe for RunqlatProbe {
     }
 
     fn start(_settings: &Self::Settings) -> Result<Self, ProbeError> {
-        let bpf = ebpf::load(NAME, crate::bpf_object!("runqlat"), &[("sample_one_in_n", 1)])?;
+        let bpf = ebpf::load(
+            NAME,
+            crate::bpf_object!("runqlat"),
+            &[("sample_one_in_n", 1)],
+        )?;
         let programs = BpfProgramSet::attach(NAME, bpf, &ATTACHMENTS)?;
         Ok(Self { programs })
     }
 
     fn collect(&mut self) -> Result<(), ProbeError> {
-        let map_err = |reason: String| BpfError::MapRead { probe: NAME, map: HOST_MAP, reason };
+        let map_err = |reason: String| BpfError::MapRead {
+            probe: NAME,
+            map: HOST_MAP,
+            reason,
+        };
         let map = self
             .programs
             .ebpf()
             .map(HOST_MAP)
-            .ok_or(BpfError::MissingMap { probe: NAME, map: HOST_MAP })?;
-        let host = PerCpuArray::<&MapData, u64>::try_from(map).map_err(|e| map_err(e.to_string()))?;
+            .ok_or(BpfError::MissingMap {
+                probe: NAME,
+                map: HOST_MAP,
+            })?;
+        let host =
+            PerCpuArray::<&MapData, u64>::try_from(map).map_err(|e| map_err(e.to_string()))?;
         let mut per_zone = Vec::with_capacity(ZONES);
         for zone in 0..ZONES as u32 {
             let values = host.get(&zone, 0).map_err(|e| map_err(e.to_string()))?;
             per_zone.push(values.iter().copied().collect::<Vec<u64>>());
         }
         for (zone, total) in sum_zones(&per_zone).iter().enumerate() {
-            metrics::gauge!("huatuo_bamai_runqlat_latency", "zone" => zone.to_string()).set(*total as f64);
+            metrics::gauge!("huatuo_bamai_runqlat_latency", "zone" => zone.to_string())
+                .set(*total as f64);
         }
         Ok(())
     }

@@ -14,6 +14,9 @@ fn missing_zones_are_zero() {
 #[test]
 fn interval_is_validated() {
     assert!(RunqlatConfig::default().validate().is_ok());
-    let cfg = RunqlatConfig { interval_ms: 0, ..RunqlatConfig::default() };
+    let cfg = RunqlatConfig {
+        interval_ms: 0,
+        ..RunqlatConfig::default()
+    };
     assert!(cfg.validate().is_err());
 }

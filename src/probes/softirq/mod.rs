@@ -18,8 +18,14 @@ pub const VECTOR_NAMES: [&str; 10] = [
     "HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_POLL", "TASKLET", "SCHED", "HRTIMER", "RCU",
 ];
 const ATTACHMENTS: [Attachment; 2] = [
-    Attachment { program: "on_softirq_raise", hook: Hook::TpBtf("softirq_raise") },
-    Attachment { program: "on_softirq_entry", hook: Hook::TpBtf("softirq_entry") },
+    Attachment {
+        program: "on_softirq_raise",
+        hook: Hook::TpBtf("softirq_raise"),
+    },
+    Attachment {
+        program: "on_softirq_entry",
+        hook: Hook::TpBtf("softirq_entry"),
+    },
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,7 +69,12 @@ pub fn vector_number(name: &str) -> Result<u32, String> {
         .iter()
         .position(|v| v.eq_ignore_ascii_case(name))
         .map(|i| i as u32)
-        .ok_or_else(|| format!("unknown softirq vector `{name}`; known: {}", VECTOR_NAMES.join(", ")))
+        .ok_or_else(|| {
+            format!(
+                "unknown softirq vector `{name}`; known: {}",
+                VECTOR_NAMES.join(", ")
+            )
+        })
 }
 
 /// Index into the kernel's SOFTIRQ_LATENCY array.
@@ -96,13 +107,21 @@ impl Probe for SoftirqProbe {
     }
 
     fn collect(&mut self) -> Result<(), ProbeError> {
-        let map_err = |reason: String| BpfError::MapRead { probe: NAME, map: LATENCY_MAP, reason };
+        let map_err = |reason: String| BpfError::MapRead {
+            probe: NAME,
+            map: LATENCY_MAP,
+            reason,
+        };
         let map = self
             .programs
             .ebpf()
             .map(LATENCY_MAP)
-            .ok_or(BpfError::MissingMap { probe: NAME, map: LATENCY_MAP })?;
-        let latency = PerCpuArray::<&MapData, u64>::try_from(map).map_err(|e| map_err(e.to_string()))?;
+            .ok_or(BpfError::MissingMap {
+                probe: NAME,
+                map: LATENCY_MAP,
+            })?;
+        let latency =
+            PerCpuArray::<&MapData, u64>::try_from(map).map_err(|e| map_err(e.to_string()))?;
         for &vector in &self.vectors {
             let kind = VECTOR_NAMES[vector as usize];
             for zone in 0..ZONES {

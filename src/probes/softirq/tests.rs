@@ -5,7 +5,9 @@ fn vector_names_match_kernel_numbers() {
     assert_eq!(vector_number("NET_TX"), Ok(2));
     assert_eq!(vector_number("net_rx"), Ok(3));
     assert_eq!(vector_number("RCU"), Ok(9));
-    assert!(vector_number("NET_RXX").unwrap_err().contains("unknown softirq vector `NET_RXX`"));
+    assert!(vector_number("NET_RXX")
+        .unwrap_err()
+        .contains("unknown softirq vector `NET_RXX`"));
 }
 
 #[test]
@@ -22,6 +24,9 @@ fn config_rejects_unknown_vector_and_tiny_interval() {
     assert!(cfg.validate().is_ok());
     cfg.vectors.push("BOGUS".into());
     assert!(cfg.validate().unwrap_err().contains("BOGUS"));
-    let cfg = SoftirqConfig { interval_ms: 10, ..SoftirqConfig::default() };
+    let cfg = SoftirqConfig {
+        interval_ms: 10,
+        ..SoftirqConfig::default()
+    };
     assert!(cfg.validate().unwrap_err().contains("interval_ms"));
 }

@@ -1,0 +1,35 @@
+# huatuo-bamai: `make run` (build and run in the foreground) and `make test`.
+CONFIG ?= config/huatuo-bamai.toml
+CARGO ?= cargo
+
+.PHONY: all deps deps-test build run test lint bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh build
+
+deps-test:
+	@scripts/install-deps.sh test
+
+build: deps
+	$(CARGO) build --release
+
+# Runs the agent in the foreground with the shipped config (needs root for BPF).
+run: build
+	./target/release/huatuo-bamai --config $(CONFIG)
+
+# Unit, integration, root BPF and chaos tests. BPF tests skip without root unless
+# HUATUO_REQUIRE_BPF is set (CI sets it).
+test: deps-test
+	$(CARGO) test --all-targets
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+bench: build deps-test
+	benches/overhead.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what huatuo-bamai needs on Debian (as root), only when missing.
+#   scripts/install-deps.sh build   clang-19, llvm-19 (llvm-strip), libbpf-dev
+#   scripts/install-deps.sh test    build deps + bpftool, promtool (prometheus), gdb, iproute2
+set -euo pipefail
+
+profile="${1:-build}"
+missing=()
+need() { # need COMMAND-OR-FILE PACKAGE
+    if [[ "$1" == /* ]]; then [[ -e "$1" ]] || missing+=("$2"); else command -v "$1" >/dev/null 2>&1 || missing+=("$2"); fi
+}
+
+need clang-19 clang-19
+need llvm-strip-19 llvm-19
+need /usr/include/bpf/bpf_helpers.h libbpf-dev
+if [[ "$profile" == test ]]; then
+    need bpftool bpftool
+    need promtool prometheus
+    need gdb gdb
+    need ip iproute2
+fi
+
+if ((${#missing[@]} == 0)); then
+    exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+    echo "missing packages: ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# --no-install-recommends keeps prometheus from pulling in extra services.
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian's prometheus package starts a server on :9090 where systemd runs; tests start their own.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
