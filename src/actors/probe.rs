@@ -99,20 +99,10 @@ impl<P: Probe> Actor for ProbeActor<P> {
         _myself: ActorRef<Self::Msg>,
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let settings = args.settings.clone();
-        // Loading BPF parses BTF and runs the verifier: keep it off the async workers.
-        let started = tokio::task::spawn_blocking(move || P::start(&settings)).await?;
-        let (probe, inactive_reason) = match started {
-            Ok(probe) => (Some(probe), None),
-            Err(e) if e.is_unsupported() => {
-                tracing::warn!(probe = P::NAME, reason = %e, "probe inactive");
-                (None, Some(e.to_string()))
-            }
-            Err(e) => return Err(Box::new(e)),
-        };
+        // Attaching happens in post_start so spawning never blocks the supervisor.
         Ok(ProbeRuntime {
-            probe,
-            inactive_reason,
+            probe: None,
+            inactive_reason: None,
             settings: args.settings,
             supervisor: args.supervisor,
             ticker: None,
@@ -127,14 +117,23 @@ impl<P: Probe> Actor for ProbeActor<P> {
         myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        match &state.inactive_reason {
-            Some(reason) => state.report(&myself, ProbeReport::Inactive(reason.clone())),
-            None => {
+        let settings = state.settings.clone();
+        // Loading BPF parses BTF and runs the verifier: keep it off the async workers.
+        match tokio::task::spawn_blocking(move || P::start(&settings)).await? {
+            Ok(probe) => {
+                state.probe = Some(probe);
                 state.report(&myself, ProbeReport::Running);
-                state.ticker =
-                    Some(myself.send_interval(state.settings.interval(), || ProbeMsg::Tick));
+                let period = state.settings.interval();
+                state.ticker = Some(myself.send_interval(period, || ProbeMsg::Tick));
                 let _ = myself.cast(ProbeMsg::Tick);
             }
+            Err(e) if e.is_unsupported() => {
+                tracing::warn!(probe = P::NAME, reason = %e, "probe inactive");
+                state.inactive_reason = Some(e.to_string());
+                state.report(&myself, ProbeReport::Inactive(e.to_string()));
+            }
+            // The supervisor sees the failure and restarts this actor with backoff.
+            Err(e) => return Err(Box::new(e)),
         }
         Ok(())
     }

@@ -78,6 +78,17 @@ pub struct BpfProgramSet {
     attached: Vec<AttachedProgram>,
 }
 
+/// The running kernel's BTF, parsed once per process (parsing takes tens of milliseconds and
+/// every probe needs it for CO-RE and tp_btf).
+fn kernel_btf(probe: &'static str) -> Result<&'static Btf, BpfError> {
+    static KERNEL_BTF_PARSED: std::sync::OnceLock<Btf> = std::sync::OnceLock::new();
+    if let Some(btf) = KERNEL_BTF_PARSED.get() {
+        return Ok(btf);
+    }
+    let btf = Btf::from_sys_fs().map_err(|source| BpfError::Btf { probe, source })?;
+    Ok(KERNEL_BTF_PARSED.get_or_init(|| btf))
+}
+
 /// Loads `object` (an embedded `.bpf.o`) for `probe`, with kernel BTF for CO-RE relocations.
 /// `globals` sets `const volatile` variables in `.rodata` before load.
 pub fn load(probe: &'static str, object: &[u8], globals: &[(&str, u32)]) -> Result<Ebpf, BpfError> {
@@ -87,9 +98,9 @@ pub fn load(probe: &'static str, object: &[u8], globals: &[(&str, u32)]) -> Resu
             reason: format!("kernel BTF missing ({KERNEL_BTF}); a kernel with CONFIG_DEBUG_INFO_BTF=y is required"),
         });
     }
-    let btf = Btf::from_sys_fs().map_err(|source| BpfError::Btf { probe, source })?;
+    let btf = kernel_btf(probe)?;
     let mut loader = EbpfLoader::new();
-    loader.btf(Some(&btf));
+    loader.btf(Some(btf));
     for (name, value) in globals {
         loader.override_global(name, value, true);
     }
@@ -107,10 +118,10 @@ impl BpfProgramSet {
         mut bpf: Ebpf,
         attachments: &[Attachment],
     ) -> Result<Self, BpfError> {
-        let btf = Btf::from_sys_fs().map_err(|source| BpfError::Btf { probe, source })?;
+        let btf = kernel_btf(probe)?;
         let mut attached = Vec::with_capacity(attachments.len());
         for attachment in attachments {
-            let link = attach_one(probe, &mut bpf, &btf, attachment, true)?;
+            let link = attach_one(probe, &mut bpf, btf, attachment, true)?;
             let link_id = link_id(probe, attachment, &link)?;
             attached.push(AttachedProgram {
                 attachment: *attachment,
@@ -151,10 +162,7 @@ impl BpfProgramSet {
         if health.iter().all(|h| *h == LinkHealth::Live) {
             return Ok(Vec::new());
         }
-        let btf = Btf::from_sys_fs().map_err(|source| BpfError::Btf {
-            probe: self.probe,
-            source,
-        })?;
+        let btf = kernel_btf(self.probe)?;
         let mut reattached = Vec::new();
         for (attached, health) in self.attached.iter_mut().zip(health) {
             match health {
@@ -165,7 +173,7 @@ impl BpfProgramSet {
                 // closing it could close someone else's file, so leak the number instead.
                 LinkHealth::FdLost => std::mem::forget(attached.link.take()),
             }
-            let link = attach_one(self.probe, &mut self.bpf, &btf, &attached.attachment, false)?;
+            let link = attach_one(self.probe, &mut self.bpf, btf, &attached.attachment, false)?;
             attached.link_id = link_id(self.probe, &attached.attachment, &link)?;
             attached.link = Some(link);
             reattached.push(attached.attachment.program);
