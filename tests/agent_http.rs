@@ -83,8 +83,33 @@ fn serves_upstream_paths_with_host_and_region_labels() {
 
 #[test]
 fn exposition_passes_promtool() {
-    let agent = Agent::start(&["loadavg"]);
+    // Every default probe when BPF can run here, so their families are linted too.
+    let probes: &[&str] = if common::bpf_available("exposition_passes_promtool (BPF families)") {
+        &["softirq", "runqlat", "loadavg"]
+    } else {
+        &["loadavg"]
+    };
+    let agent = Agent::start(probes);
+    std::thread::sleep(std::time::Duration::from_millis(600));
     let metrics = agent.metrics();
+    for family in [
+        "huatuo_bamai_loadavg_load1",
+        "huatuo_bamai_process_cpu_seconds_total",
+    ]
+    .iter()
+    .chain(if probes.len() > 1 {
+        &[
+            "huatuo_bamai_softirq_latency",
+            "huatuo_bamai_runqlat_latency",
+        ][..]
+    } else {
+        &[][..]
+    }) {
+        assert!(
+            metrics.contains(&format!("# TYPE {family} ")),
+            "{family} missing:\n{metrics}"
+        );
+    }
     match common::promtool_check(&metrics) {
         Some((ok, report)) => assert!(ok, "promtool check metrics failed:\n{report}\n{metrics}"),
         None if std::env::var_os("HUATUO_REQUIRE_BPF").is_some() => {

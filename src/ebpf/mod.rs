@@ -67,7 +67,7 @@ pub struct ProgramCost {
 struct AttachedProgram {
     attachment: Attachment,
     link: Option<FdLink>,
-    /// Kernel id of the link; a detached link disappears from the kernel's link list.
+    /// Kernel id of the link, to tell our link from whatever later reuses its fd number.
     link_id: u32,
 }
 
@@ -149,30 +149,24 @@ impl BpfProgramSet {
         self.attached.iter().map(|a| a.link_id).collect()
     }
 
-    /// Re-attaches every program whose link is gone: detached through `BPF_LINK_DETACH` (the
-    /// link stays but loses its program) or released because its fd was closed from outside.
+    /// Re-attaches every program whose link is gone. Tracepoint links cannot be detached with
+    /// `BPF_LINK_DETACH` (EOPNOTSUPP), so "gone" means the link fd was closed from outside (the
+    /// kernel then releases the link) or no longer names our link. One syscall per link.
     /// Returns the programs that were re-attached.
     pub fn reattach_lost_links(&mut self) -> Result<Vec<&'static str>, BpfError> {
-        let live = live_link_ids();
-        let health: Vec<LinkHealth> = self
-            .attached
-            .iter()
-            .map(|a| link_health(a, &live))
-            .collect();
-        if health.iter().all(|h| *h == LinkHealth::Live) {
+        let lost: Vec<bool> = self.attached.iter().map(|a| !link_is_ours(a)).collect();
+        if !lost.contains(&true) {
             return Ok(Vec::new());
         }
         let btf = kernel_btf(self.probe)?;
         let mut reattached = Vec::new();
-        for (attached, health) in self.attached.iter_mut().zip(health) {
-            match health {
-                LinkHealth::Live => continue,
-                // Our fd, dead link: closing it is safe.
-                LinkHealth::Detached => drop(attached.link.take()),
-                // The fd number no longer names our link (closed, maybe reused by another file):
-                // closing it could close someone else's file, so leak the number instead.
-                LinkHealth::FdLost => std::mem::forget(attached.link.take()),
+        for (attached, lost) in self.attached.iter_mut().zip(lost) {
+            if !lost {
+                continue;
             }
+            // The fd number no longer names our link (closed, maybe reused by another file):
+            // closing it could close someone else's file, so forget it instead of dropping it.
+            std::mem::forget(attached.link.take());
             let link = attach_one(self.probe, &mut self.bpf, btf, &attached.attachment, false)?;
             attached.link_id = link_id(self.probe, &attached.attachment, &link)?;
             attached.link = Some(link);
@@ -198,44 +192,13 @@ impl BpfProgramSet {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LinkHealth {
-    Live,
-    Detached,
-    FdLost,
-}
-
-fn link_health(attached: &AttachedProgram, live: &Option<Vec<(u32, u32)>>) -> LinkHealth {
+/// True while our fd still names the link we created.
+fn link_is_ours(attached: &AttachedProgram) -> bool {
     let Some(link) = &attached.link else {
-        return LinkHealth::FdLost;
+        return false;
     };
-    let Ok(info) = link.info() else {
-        return LinkHealth::FdLost;
-    };
-    if info.id() != attached.link_id {
-        return LinkHealth::FdLost;
-    }
-    let attached_in_kernel = match live {
-        Some(live) => live
-            .iter()
-            .any(|(id, prog)| *id == attached.link_id && *prog != 0),
-        None => info.program_id() != 0,
-    };
-    if attached_in_kernel && info.program_id() != 0 {
-        LinkHealth::Live
-    } else {
-        LinkHealth::Detached
-    }
-}
-
-/// (link id, program id) of every link in the kernel, or None when links cannot be listed.
-fn live_link_ids() -> Option<Vec<(u32, u32)>> {
-    let mut ids = Vec::new();
-    for info in aya::programs::loaded_links() {
-        let info = info.ok()?;
-        ids.push((info.id(), info.program_id()));
-    }
-    Some(ids)
+    link.info()
+        .is_ok_and(|info| info.id() == attached.link_id && info.program_id() != 0)
 }
 
 fn link_id(probe: &'static str, attachment: &Attachment, link: &FdLink) -> Result<u32, BpfError> {
