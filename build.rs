@@ -1,4 +1,4 @@
-//! Compiles every BPF C source (`src/probes/*/*.bpf.c`) with clang into `OUT_DIR/<name>.bpf.o`,
+//! Compiles every BPF C source (`src/probes/*/*.bpf.c`, `src/ebpf/*.bpf.c`) with clang into `OUT_DIR/<name>.bpf.o`,
 //! stripped of DWARF but keeping `.BTF`/`.BTF.ext` for CO-RE. A probe never writes its own build logic.
 
 use std::path::{Path, PathBuf};
@@ -42,8 +42,19 @@ fn find_strip() -> Option<String> {
         .map(str::to_string)
 }
 
-fn bpf_sources(probes_dir: &Path) -> Vec<PathBuf> {
-    let mut sources = Vec::new();
+fn is_bpf_source(path: &Path) -> bool {
+    path.to_string_lossy().ends_with(".bpf.c")
+}
+
+/// `src/ebpf/*.bpf.c` (shared/self-test objects) and `src/probes/*/*.bpf.c`.
+fn bpf_sources(include_dir: &Path, probes_dir: &Path) -> Vec<PathBuf> {
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(include_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| is_bpf_source(p))
+        .collect();
     let Ok(entries) = std::fs::read_dir(probes_dir) else {
         return sources;
     };
@@ -57,7 +68,7 @@ fn bpf_sources(probes_dir: &Path) -> Vec<PathBuf> {
         };
         for file in files.flatten() {
             let path = file.path();
-            if path.to_string_lossy().ends_with(".bpf.c") {
+            if is_bpf_source(&path) {
                 sources.push(path);
             }
         }
@@ -91,7 +102,7 @@ fn main() {
     let clang = find_clang();
     let strip = find_strip();
 
-    for source in bpf_sources(&probes_dir) {
+    for source in bpf_sources(&include_dir, &probes_dir) {
         let file_name = source
             .file_name()
             .and_then(|n| n.to_str())

@@ -1,6 +1,7 @@
 //! Root tests against the real kernel: load softirq and runqlat, provoke the condition (loopback
 //! traffic for NET_RX, more runnable threads than CPUs for runqlat), assert the counters rise in
-//! the right zones through a real scrape of /metrics; toggle a probe live; unsupported hooks.
+//! the right zones through a real scrape of /metrics; toggle a probe live; every hook kind
+//! attaches or degrades to `unsupported` with a reason.
 
 mod common;
 
@@ -209,29 +210,71 @@ fn disable_detaches_and_enable_reattaches_live() {
 }
 
 #[test]
-fn missing_tracepoint_is_unsupported_not_an_error() {
+fn every_hook_kind_attaches_or_is_unsupported_with_a_reason() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !bpf_available("missing_tracepoint_is_unsupported_not_an_error") {
+    if !bpf_available("every_hook_kind_attaches_or_is_unsupported_with_a_reason") {
         return;
     }
     use huatuo_bamai::ebpf::{self, Attachment, BpfProgramSet, Hook};
-    let object = huatuo_bamai::bpf_object!("softirq");
-    let hook = Hook::TpBtf("no_such_tracepoint_x");
-    let bpf = ebpf::load("test", object, &[]).unwrap();
-    let err = BpfProgramSet::attach(
-        "test",
-        bpf,
-        &[Attachment {
-            program: "on_softirq_raise",
-            hook,
-        }],
-    )
-    .err()
-    .unwrap_or_else(|| panic!("{hook} attached"));
-    assert!(err.is_unsupported(), "{hook}: {err}");
-    assert!(
-        err.to_string().contains("unsupported on this kernel"),
-        "{err}"
-    );
-    assert!(err.to_string().contains("no_such_tracepoint_x"), "{err}");
+    let _ = ebpf::ensure_kernel_filesystems();
+    let kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe/type").exists();
+    let cases = [
+        ("selftest_raw_tp", Hook::RawTp("sched_switch"), None),
+        (
+            "selftest_tracepoint",
+            Hook::TracePoint {
+                category: "syscalls",
+                name: "sys_enter_nanosleep",
+            },
+            None,
+        ),
+        (
+            "on_softirq_raise",
+            Hook::TpBtf("no_such_tracepoint_x"),
+            Some("no_such_tracepoint_x"),
+        ),
+        (
+            "selftest_tracepoint",
+            Hook::TracePoint {
+                category: "no_such_category",
+                name: "nope",
+            },
+            Some("does not exist"),
+        ),
+        (
+            "selftest_kprobe",
+            Hook::KProbe("do_nanosleep"),
+            (!kprobes).then_some("kprobes unavailable: CONFIG_KPROBES off"),
+        ),
+    ];
+    for (program, hook, unsupported) in cases {
+        let object = if program.starts_with("on_") {
+            huatuo_bamai::bpf_object!("softirq")
+        } else {
+            huatuo_bamai::bpf_object!("selftest")
+        };
+        let bpf = ebpf::load("selftest", object, &[]).unwrap();
+        let result = BpfProgramSet::attach("selftest", bpf, &[Attachment { program, hook }]);
+        match (result, unsupported) {
+            (Ok(set), None) => assert_eq!(set.link_ids().len(), 1, "{hook}"),
+            (Err(e), Some(reason)) => {
+                assert!(e.is_unsupported(), "{hook} should be unsupported: {e}");
+                assert!(e.to_string().contains(reason), "{hook}: {e}");
+            }
+            (Ok(_), Some(reason)) => panic!("{hook} attached, expected unsupported ({reason})"),
+            (Err(e), None) => panic!("{hook} failed: {e}"),
+        }
+    }
+    // fentry: either attaches or is unsupported with a reason; never any other error.
+    let bpf = ebpf::load("selftest", huatuo_bamai::bpf_object!("selftest"), &[]).unwrap();
+    let fentry = Attachment {
+        program: "selftest_fentry",
+        hook: Hook::FEntry("do_nanosleep"),
+    };
+    if let Err(e) = BpfProgramSet::attach("selftest", bpf, &[fentry]) {
+        assert!(
+            e.is_unsupported() && e.to_string().contains("fentry/fexit unavailable"),
+            "{e}"
+        );
+    }
 }

@@ -54,15 +54,58 @@ impl BpfError {
     }
 }
 
+/// "outer: inner: innermost" — aya's errors keep the io error as a source, not in Display.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn has_io_error(error: &(dyn std::error::Error + 'static), errno: i32) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.raw_os_error() == Some(errno) {
+                return true;
+            }
+        }
+        current = e.source();
+    }
+    false
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Maps an aya error at load/attach time to `Unsupported` when the hook does not exist here
 /// (missing BTF type or tracepoint, kprobes compiled out, fentry locked), else to `Attach`.
 pub fn classify_attach_error(probe: &'static str, hook: Hook, error: ProgramError) -> BpfError {
-    let text = format!("{error:#}");
+    let text = error_chain(&error);
     let unsupported = |reason: String| BpfError::Unsupported { probe, reason };
     match &error {
         ProgramError::Btf(_) => {
             return unsupported(format!(
                 "{hook}: tracepoint not found in kernel BTF ({text})"
+            ))
+        }
+        // As root, EPERM loading an fentry program means the kernel forbids trampolines.
+        ProgramError::LoadError { io_error, .. }
+            if io_error.raw_os_error() == Some(libc::EPERM)
+                && matches!(hook, Hook::FEntry(_))
+                && is_root() =>
+        {
+            return unsupported(format!(
+                "fentry/fexit unavailable: the kernel refuses BPF trampolines ({hook}: {text})"
             ))
         }
         ProgramError::LoadError { io_error, .. }
@@ -84,7 +127,7 @@ pub fn classify_attach_error(probe: &'static str, hook: Hook, error: ProgramErro
             "{hook}: tracefs is not mounted and could not be mounted"
         ));
     }
-    if text.contains("No such file or directory") || text.contains("os error 2") {
+    if text.contains("No such file or directory") || has_io_error(&error, libc::ENOENT) {
         return unsupported(format!(
             "{hook}: hook does not exist on this kernel ({text})"
         ));

@@ -36,6 +36,12 @@ pub enum Hook {
         category: &'static str,
         name: &'static str,
     },
+    /// Kernel function entry via kprobe (`SEC("kprobe/<fn>")`): a fallback for older kernels;
+    /// `unsupported` where CONFIG_KPROBES is off.
+    KProbe(&'static str),
+    /// Kernel function entry via fentry (`SEC("fentry/<fn>")`): `unsupported` where the
+    /// trampoline is forbidden (ftrace locked).
+    FEntry(&'static str),
 }
 
 impl std::fmt::Display for Hook {
@@ -44,6 +50,8 @@ impl std::fmt::Display for Hook {
             Hook::TpBtf(name) => write!(f, "tp_btf/{name}"),
             Hook::RawTp(name) => write!(f, "raw_tp/{name}"),
             Hook::TracePoint { category, name } => write!(f, "tracepoint/{category}/{name}"),
+            Hook::KProbe(function) => write!(f, "kprobe/{function}"),
+            Hook::FEntry(function) => write!(f, "fentry/{function}"),
         }
     }
 }
@@ -254,6 +262,27 @@ fn attach_one(
                     hook: hook.to_string(),
                     reason: format!("tracepoint link is not an fd link (kernel < 5.15?): {e}"),
                 })?
+        }
+        (Hook::KProbe(function), Program::KProbe(p)) => {
+            if first_time {
+                p.load().map_err(fail)?;
+            }
+            let id = p.attach(function, 0).map_err(fail)?;
+            p.take_link(id)
+                .map_err(fail)?
+                .try_into()
+                .map_err(|e| BpfError::Attach {
+                    probe,
+                    hook: hook.to_string(),
+                    reason: format!("kprobe link is not an fd link: {e}"),
+                })?
+        }
+        (Hook::FEntry(function), Program::FEntry(p)) => {
+            if first_time {
+                p.load(function, btf).map_err(fail)?;
+            }
+            let id = p.attach().map_err(fail)?;
+            p.take_link(id).map_err(fail)?.into()
         }
         (hook, program) => {
             return Err(BpfError::Attach {
