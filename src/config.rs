@@ -177,6 +177,30 @@ pub trait ProbeSettings: Clone + PartialEq + Serialize + Send + Sync + 'static {
     fn validate(&self) -> Result<(), String>;
 }
 
+/// Implements [`ProbeSettings`] for a probe section with `enabled: bool` and `interval_ms: u64`
+/// fields; an optional second argument is a `fn(&Self) -> Result<(), String>` of further checks.
+#[macro_export]
+macro_rules! probe_settings {
+    ($ty:ty) => {
+        $crate::probe_settings!($ty, |_: &$ty| Ok(()));
+    };
+    ($ty:ty, $extra:expr) => {
+        impl $crate::config::ProbeSettings for $ty {
+            fn enabled(&self) -> bool {
+                self.enabled
+            }
+            fn interval(&self) -> std::time::Duration {
+                std::time::Duration::from_millis(self.interval_ms)
+            }
+            fn validate(&self) -> Result<(), String> {
+                $crate::config::check_interval_ms(self.interval_ms)?;
+                let extra: fn(&$ty) -> Result<(), String> = $extra;
+                extra(self)
+            }
+        }
+    };
+}
+
 /// Shortest tick a probe may ask for: keeps map reads and link checks cheap.
 pub fn check_interval_ms(interval_ms: u64) -> Result<(), String> {
     if interval_ms < 100 {

@@ -4,4 +4,5 @@
 pub mod control;
 pub mod http;
 pub mod probe;
+pub mod server_task;
 pub mod services;

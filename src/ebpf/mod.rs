@@ -152,6 +152,24 @@ impl BpfProgramSet {
         &mut self.bpf
     }
 
+    /// Per-CPU values of `index` in the `u64` per-CPU array `map` (one entry per possible CPU).
+    pub fn per_cpu_u64(&self, map: &'static str, index: u32) -> Result<Vec<u64>, BpfError> {
+        let probe = self.probe;
+        let data = self
+            .bpf
+            .map(map)
+            .ok_or(BpfError::MissingMap { probe, map })?;
+        let read_err = |e: aya::maps::MapError| BpfError::MapRead {
+            probe,
+            map,
+            reason: e.to_string(),
+        };
+        let array =
+            aya::maps::PerCpuArray::<&aya::maps::MapData, u64>::try_from(data).map_err(read_err)?;
+        let values = array.get(&index, 0).map_err(read_err)?;
+        Ok(values.iter().copied().collect())
+    }
+
     /// Kernel link ids, in attachment order (for tests and `ctl status`).
     pub fn link_ids(&self) -> Vec<u32> {
         self.attached.iter().map(|a| a.link_id).collect()
@@ -219,6 +237,20 @@ fn link_id(probe: &'static str, attachment: &Attachment, link: &FdLink) -> Resul
         })
 }
 
+/// Perf-event based links are fd links only where the kernel has BPF_LINK_CREATE for perf
+/// events (>= 5.15); the link watcher needs an fd.
+fn into_fd_link<L>(probe: &'static str, hook: Hook, link: L) -> Result<FdLink, BpfError>
+where
+    L: TryInto<FdLink>,
+    L::Error: std::fmt::Display,
+{
+    link.try_into().map_err(|e| BpfError::Attach {
+        probe,
+        hook: hook.to_string(),
+        reason: format!("link is not an fd link (kernel < 5.15?): {e}"),
+    })
+}
+
 fn attach_one(
     probe: &'static str,
     bpf: &mut Ebpf,
@@ -254,28 +286,14 @@ fn attach_one(
                 p.load().map_err(fail)?;
             }
             let id = p.attach(category, name).map_err(fail)?;
-            p.take_link(id)
-                .map_err(fail)?
-                .try_into()
-                .map_err(|e| BpfError::Attach {
-                    probe,
-                    hook: hook.to_string(),
-                    reason: format!("tracepoint link is not an fd link (kernel < 5.15?): {e}"),
-                })?
+            into_fd_link(probe, hook, p.take_link(id).map_err(fail)?)?
         }
         (Hook::KProbe(function), Program::KProbe(p)) => {
             if first_time {
                 p.load().map_err(fail)?;
             }
             let id = p.attach(function, 0).map_err(fail)?;
-            p.take_link(id)
-                .map_err(fail)?
-                .try_into()
-                .map_err(|e| BpfError::Attach {
-                    probe,
-                    hook: hook.to_string(),
-                    reason: format!("kprobe link is not an fd link: {e}"),
-                })?
+            into_fd_link(probe, hook, p.take_link(id).map_err(fail)?)?
         }
         (Hook::FEntry(function), Program::FEntry(p)) => {
             if first_time {

@@ -14,10 +14,9 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 use serde_json::json;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::task::JoinHandle;
 use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
-use tokio_util::sync::CancellationToken;
 
+use crate::actors::server_task::ServerTask;
 use crate::config::Config;
 use crate::supervisor::{AgentContext, SupervisorMsg};
 use protocol::{parse_request, Request, Response, MAX_LINE_BYTES};
@@ -34,8 +33,7 @@ pub struct ControlArgs {
 
 pub struct ControlState {
     socket: PathBuf,
-    shutdown: CancellationToken,
-    task: Option<JoinHandle<()>>,
+    server: ServerTask,
 }
 
 pub enum ControlMsg {
@@ -96,11 +94,9 @@ impl Actor for ControlServer {
     ) -> Result<Self::State, ActorProcessingErr> {
         let listener = bind_socket(&args.socket)?;
         tracing::info!(socket = %args.socket.display(), "control socket listening");
-        let shutdown = CancellationToken::new();
-        let token = shutdown.clone();
         let ctx = args.ctx;
         let supervisor = args.supervisor;
-        let task = tokio::spawn(async move {
+        let server = ServerTask::spawn(|token| async move {
             loop {
                 let accepted = tokio::select! {
                     _ = token.cancelled() => return,
@@ -121,8 +117,7 @@ impl Actor for ControlServer {
         });
         Ok(ControlState {
             socket: args.socket,
-            shutdown,
-            task: Some(task),
+            server,
         })
     }
 
@@ -131,10 +126,7 @@ impl Actor for ControlServer {
         _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        state.shutdown.cancel();
-        if let Some(task) = state.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
-        }
+        state.server.stop("control", Duration::from_secs(1)).await;
         let _ = std::fs::remove_file(&state.socket);
         Ok(())
     }

@@ -14,9 +14,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 use serde_json::json;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
+use crate::actors::server_task::ServerTask;
 use crate::config::Config;
 use crate::supervisor::{AgentContext, AgentStatus, SupervisorMsg};
 
@@ -39,8 +38,7 @@ pub struct HttpArgs {
 }
 
 pub struct HttpState {
-    shutdown: CancellationToken,
-    task: Option<JoinHandle<()>>,
+    server: ServerTask,
 }
 
 #[derive(Clone)]
@@ -86,10 +84,8 @@ impl Actor for HttpServer {
             supervisor: args.supervisor,
             labels: Arc::new(args.labels),
         };
-        let shutdown = CancellationToken::new();
-        let token = shutdown.clone();
         let app = router(shared);
-        let task = tokio::spawn(async move {
+        let server = ServerTask::spawn(|token| async move {
             let result = axum::serve(listener, app)
                 .with_graceful_shutdown(async move { token.cancelled().await })
                 .await;
@@ -99,10 +95,7 @@ impl Actor for HttpServer {
             };
             let _ = myself.cast(HttpMsg::ServerExited(reason));
         });
-        Ok(HttpState {
-            shutdown,
-            task: Some(task),
-        })
+        Ok(HttpState { server })
     }
 
     async fn post_stop(
@@ -110,16 +103,8 @@ impl Actor for HttpServer {
         _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        state.shutdown.cancel();
-        if let Some(task) = state.task.take() {
-            // Graceful first; in-flight scrapes get a moment to finish.
-            if tokio::time::timeout(Duration::from_secs(2), task)
-                .await
-                .is_err()
-            {
-                tracing::warn!("HTTP server did not stop within 2s");
-            }
-        }
+        // In-flight scrapes get a moment to finish.
+        state.server.stop("http", Duration::from_secs(2)).await;
         Ok(())
     }
 
@@ -131,7 +116,7 @@ impl Actor for HttpServer {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             HttpMsg::ServerExited(reason) => {
-                if state.shutdown.is_cancelled() {
+                if state.server.is_stopping() {
                     return Ok(());
                 }
                 Err(reason.into())

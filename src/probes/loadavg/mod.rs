@@ -1,11 +1,9 @@
 //! loadavg: `/proc/loadavg` → `huatuo_bamai_loadavg_load1|load5|load15` (host gauges, upstream names).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{check_interval_ms, ProbeSettings};
 use crate::probes::{Probe, ProbeError};
 
 const NAME: &str = "loadavg";
@@ -29,17 +27,7 @@ impl Default for LoadavgConfig {
     }
 }
 
-impl ProbeSettings for LoadavgConfig {
-    fn enabled(&self) -> bool {
-        self.enabled
-    }
-    fn interval(&self) -> Duration {
-        Duration::from_millis(self.interval_ms)
-    }
-    fn validate(&self) -> Result<(), String> {
-        check_interval_ms(self.interval_ms)
-    }
-}
+crate::probe_settings!(LoadavgConfig);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LoadAverage {

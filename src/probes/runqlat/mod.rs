@@ -1,13 +1,9 @@
 //! runqlat: run-queue latency (wakeup or preemption → switched in), exported as upstream's
 //! `huatuo_bamai_runqlat_latency{zone}` with zones 0–10, 10–20, 20–50, ≥50 ms.
 
-use std::time::Duration;
-
-use aya::maps::{MapData, PerCpuArray};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{check_interval_ms, ProbeSettings};
-use crate::ebpf::{self, Attachment, BpfError, BpfProgramSet, Hook};
+use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::probes::{Probe, ProbeError};
 
 const NAME: &str = "runqlat";
@@ -44,17 +40,7 @@ impl Default for RunqlatConfig {
     }
 }
 
-impl ProbeSettings for RunqlatConfig {
-    fn enabled(&self) -> bool {
-        self.enabled
-    }
-    fn interval(&self) -> Duration {
-        Duration::from_millis(self.interval_ms)
-    }
-    fn validate(&self) -> Result<(), String> {
-        check_interval_ms(self.interval_ms)
-    }
-}
+crate::probe_settings!(RunqlatConfig);
 
 /// Sums per-CPU zone counters into host totals.
 pub fn sum_zones(per_zone_per_cpu: &[Vec<u64>]) -> [u64; ZONES] {
@@ -88,25 +74,9 @@ impl Probe for RunqlatProbe {
     }
 
     fn collect(&mut self) -> Result<(), ProbeError> {
-        let map_err = |reason: String| BpfError::MapRead {
-            probe: NAME,
-            map: HOST_MAP,
-            reason,
-        };
-        let map = self
-            .programs
-            .ebpf()
-            .map(HOST_MAP)
-            .ok_or(BpfError::MissingMap {
-                probe: NAME,
-                map: HOST_MAP,
-            })?;
-        let host =
-            PerCpuArray::<&MapData, u64>::try_from(map).map_err(|e| map_err(e.to_string()))?;
         let mut per_zone = Vec::with_capacity(ZONES);
         for zone in 0..ZONES as u32 {
-            let values = host.get(&zone, 0).map_err(|e| map_err(e.to_string()))?;
-            per_zone.push(values.iter().copied().collect::<Vec<u64>>());
+            per_zone.push(self.programs.per_cpu_u64(HOST_MAP, zone)?);
         }
         for (zone, total) in sum_zones(&per_zone).iter().enumerate() {
             metrics::gauge!("huatuo_bamai_runqlat_latency", "zone" => zone.to_string())

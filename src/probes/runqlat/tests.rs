@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::ProbeSettings;
 
 #[test]
 fn sums_each_zone_across_cpus() {

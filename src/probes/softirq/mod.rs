@@ -1,13 +1,9 @@
 //! softirq: raise→entry latency per CPU and vector, exported as upstream's
 //! `huatuo_bamai_softirq_latency{cpuid,type,zone}` (zones <10µs, <100µs, <1ms, ≥1ms).
 
-use std::time::Duration;
-
-use aya::maps::{MapData, PerCpuArray};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{check_interval_ms, ProbeSettings};
-use crate::ebpf::{self, Attachment, BpfError, BpfProgramSet, Hook};
+use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::probes::{Probe, ProbeError};
 
 const NAME: &str = "softirq";
@@ -47,15 +43,10 @@ impl Default for SoftirqConfig {
     }
 }
 
-impl ProbeSettings for SoftirqConfig {
-    fn enabled(&self) -> bool {
-        self.enabled
-    }
-    fn interval(&self) -> Duration {
-        Duration::from_millis(self.interval_ms)
-    }
-    fn validate(&self) -> Result<(), String> {
-        check_interval_ms(self.interval_ms)?;
+crate::probe_settings!(SoftirqConfig, SoftirqConfig::check_vectors);
+
+impl SoftirqConfig {
+    fn check_vectors(&self) -> Result<(), String> {
         for name in &self.vectors {
             vector_number(name)?;
         }
@@ -107,27 +98,12 @@ impl Probe for SoftirqProbe {
     }
 
     fn collect(&mut self) -> Result<(), ProbeError> {
-        let map_err = |reason: String| BpfError::MapRead {
-            probe: NAME,
-            map: LATENCY_MAP,
-            reason,
-        };
-        let map = self
-            .programs
-            .ebpf()
-            .map(LATENCY_MAP)
-            .ok_or(BpfError::MissingMap {
-                probe: NAME,
-                map: LATENCY_MAP,
-            })?;
-        let latency =
-            PerCpuArray::<&MapData, u64>::try_from(map).map_err(|e| map_err(e.to_string()))?;
         for &vector in &self.vectors {
             let kind = VECTOR_NAMES[vector as usize];
             for zone in 0..ZONES {
-                let per_cpu = latency
-                    .get(&latency_index(vector, zone), 0)
-                    .map_err(|e| map_err(e.to_string()))?;
+                let per_cpu = self
+                    .programs
+                    .per_cpu_u64(LATENCY_MAP, latency_index(vector, zone))?;
                 for (cpu, count) in per_cpu.iter().enumerate() {
                     metrics::gauge!(
                         "huatuo_bamai_softirq_latency",

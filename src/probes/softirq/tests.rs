@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::ProbeSettings;
 
 #[test]
 fn vector_names_match_kernel_numbers() {
