@@ -120,6 +120,35 @@ fn killed_probe_actor_is_back_within_2s_while_metrics_answer() {
     }
 }
 
+#[test]
+fn killed_http_actor_rebinds_its_port() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let agent = Agent::start(&["loadavg"]);
+    for service in ["http", "control"] {
+        let out = agent.ctl(&["kill", service]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        // The killed actor skipped its clean-up; its listener must still be released.
+        let start = Instant::now();
+        loop {
+            let http_ok = matches!(http_get(agent.port, "/readyz"), Ok((200, _)));
+            if http_ok && agent.ctl(&["status"]).status.success() {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(4),
+                "{service} not back:\n{}",
+                agent.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(agent.actor_state(service), "running");
+    }
+}
+
 fn gdb_available() -> bool {
     Command::new("gdb").arg("--version").output().is_ok()
 }

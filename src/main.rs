@@ -126,6 +126,11 @@ fn config_error(path: &std::path::Path, error: &config::ConfigError) -> ExitCode
 }
 
 fn run_ctl(socket: &std::path::Path, json: bool, action: CtlAction) -> ExitCode {
+    // `ctl status | head` must end quietly, not panic on a closed pipe.
+    // SAFETY: restoring the default SIGPIPE disposition has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let request = match action {
         CtlAction::Status => Request::Status,
         CtlAction::Enable { name } => Request::Enable { name },
@@ -205,7 +210,6 @@ async fn agent(config: config::Config, source: config::ConfigSource) -> anyhow::
     )
     .await
     .map_err(|e| anyhow::anyhow!("cannot start the supervisor: {e}"))?;
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), "huatuo-bamai started");
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut handle = handle;

@@ -49,6 +49,9 @@ pub enum SupervisorMsg {
     ApplyConfig(Box<Config>, RpcReplyPort<Result<Vec<String>, String>>),
     /// Fault injection and operations: kill a child as if it crashed.
     Kill(String, RpcReplyPort<Result<(), String>>),
+    /// Start a `failed` child again with a fresh restart budget (services; probes go through
+    /// `ApplyConfig`).
+    Retry(String, RpcReplyPort<Result<String, String>>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -143,6 +146,8 @@ pub struct SupervisorState {
     config: Config,
     ctx: Arc<AgentContext>,
     children: BTreeMap<String, Child>,
+    /// Registry order: services first, then probes; children start in this order.
+    order: Vec<String>,
 }
 
 pub struct AgentSupervisor;
@@ -183,10 +188,10 @@ impl SupervisorState {
     }
 
     fn names_of(&self, kind: ChildKind) -> Vec<String> {
-        self.children
+        self.order
             .iter()
-            .filter(|(_, c)| c.kind() == kind)
-            .map(|(name, _)| name.clone())
+            .filter(|name| self.children.get(*name).is_some_and(|c| c.kind() == kind))
+            .cloned()
             .collect()
     }
 
@@ -306,19 +311,16 @@ fn schedule_restart(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorStat
         return;
     };
     let now = Instant::now();
-    // A child that ran quietly for a whole window starts over with the shortest delay.
-    if child
-        .started_at
-        .is_some_and(|t| now.duration_since(t) > sup.restart_window())
-    {
-        child.next_backoff = sup.backoff_initial();
-    }
     while child
         .recent_restarts
         .front()
         .is_some_and(|t| now.duration_since(*t) > sup.restart_window())
     {
         child.recent_restarts.pop_front();
+    }
+    // No failure within the window: start over with the shortest delay.
+    if child.recent_restarts.is_empty() {
+        child.next_backoff = sup.backoff_initial();
     }
     if child.recent_restarts.len() as u32 >= sup.max_restarts {
         let reason = format!(
@@ -381,6 +383,7 @@ impl Actor for AgentSupervisor {
     ) -> Result<Self::State, ActorProcessingErr> {
         let initial_backoff = args.config.supervisor.backoff_initial();
         let mut children = BTreeMap::new();
+        let mut order = Vec::new();
         let specs = args
             .services
             .into_iter()
@@ -391,6 +394,7 @@ impl Actor for AgentSupervisor {
                 ChildSpec::Service(s) => s.name,
                 ChildSpec::Probe(p) => p.name,
             };
+            order.push(name.to_string());
             children.insert(
                 name.to_string(),
                 Child {
@@ -411,6 +415,7 @@ impl Actor for AgentSupervisor {
             config: args.config,
             ctx: args.ctx,
             children,
+            order,
         })
     }
 
@@ -428,6 +433,7 @@ impl Actor for AgentSupervisor {
                 start_child(&myself, state, &name, false).await?;
             }
         }
+        tracing::info!(version = env!("CARGO_PKG_VERSION"), "huatuo-bamai started");
         Ok(())
     }
 
@@ -485,6 +491,18 @@ impl Actor for AgentSupervisor {
             }
             SupervisorMsg::ApplyConfig(config, reply) => {
                 let result = apply_config(&myself, state, *config).await;
+                let _ = reply.send(result);
+            }
+            SupervisorMsg::Retry(name, reply) => {
+                let result = match state.children.get(&name).map(|c| c.state.clone()) {
+                    None => Err(format!("no actor named `{name}`")),
+                    Some(ChildState::Failed) => {
+                        reset_restarts(state, &name);
+                        start_child(&myself, state, &name, false).await?;
+                        Ok(format!("restarted {name}"))
+                    }
+                    Some(other) => Ok(format!("{name} is {}; nothing to retry", other.as_str())),
+                };
                 let _ = reply.send(result);
             }
             SupervisorMsg::Kill(name, reply) => {
@@ -594,5 +612,6 @@ fn reset_restarts(state: &mut SupervisorState, name: &str) {
         child.next_backoff = initial;
         child.state = ChildState::Starting;
         child.reason = None;
+        child.last_error = None;
     }
 }

@@ -41,3 +41,14 @@ impl ServerTask {
         }
     }
 }
+
+impl Drop for ServerTask {
+    /// A killed actor skips `post_stop` but drops its state: the listener must still go, or the
+    /// restarted actor could not bind its address.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

@@ -10,18 +10,17 @@ pub enum BpfError {
     /// The kernel lacks a feature this probe needs; retrying will not help.
     #[error("{probe}: unsupported on this kernel: {reason}")]
     Unsupported { probe: &'static str, reason: String },
+    /// The agent lacks the privileges to load BPF; restarting will not help either.
+    #[error("{probe}: not permitted to load BPF: {reason}")]
+    NotPermitted { probe: &'static str, reason: String },
     #[error("{probe}: cannot read kernel BTF: {source}")]
     Btf {
         probe: &'static str,
         #[source]
         source: aya::BtfError,
     },
-    #[error("{probe}: cannot load BPF object: {source:#}")]
-    Load {
-        probe: &'static str,
-        #[source]
-        source: Box<aya::EbpfError>,
-    },
+    #[error("{probe}: cannot load BPF object: {reason}")]
+    Load { probe: &'static str, reason: String },
     #[error("{probe}: BPF object has no program `{program}`")]
     MissingProgram {
         probe: &'static str,
@@ -48,9 +47,28 @@ pub enum BpfError {
     Stats(String),
 }
 
+/// Load-time failure: missing privileges make the probe inactive (restarting cannot help);
+/// anything else is reported with its whole cause chain.
+pub fn classify_load_error(probe: &'static str, error: aya::EbpfError) -> BpfError {
+    let text = error_chain(&error);
+    if !is_root() && (has_io_error(&error, libc::EPERM) || text.contains("Operation not permitted"))
+    {
+        return BpfError::NotPermitted {
+            probe,
+            reason: format!("run as root (or with CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN): {text}"),
+        };
+    }
+    BpfError::Load {
+        probe,
+        reason: text,
+    }
+}
+
 impl BpfError {
+    /// The probe cannot run on this host as it is (missing kernel feature or privileges): it
+    /// goes `inactive` instead of into a restart loop.
     pub fn is_unsupported(&self) -> bool {
-        matches!(self, BpfError::Unsupported { .. })
+        matches!(self, BpfError::Unsupported { .. } | BpfError::NotPermitted { .. })
     }
 }
 

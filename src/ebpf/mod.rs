@@ -10,7 +10,7 @@ use std::time::Duration;
 use aya::programs::{links::FdLink, Program};
 use aya::{Btf, Ebpf, EbpfLoader};
 
-pub use errors::{classify_attach_error, BpfError};
+pub use errors::{classify_attach_error, classify_load_error, BpfError};
 pub use kernelfs::{ensure_kernel_filesystems, KernelFsReport};
 
 /// Path of the running kernel's BTF; CO-RE and tp_btf need it.
@@ -112,10 +112,9 @@ pub fn load(probe: &'static str, object: &[u8], globals: &[(&str, u32)]) -> Resu
     for (name, value) in globals {
         loader.override_global(name, value, true);
     }
-    loader.load(object).map_err(|source| BpfError::Load {
-        probe,
-        source: Box::new(source),
-    })
+    loader
+        .load(object)
+        .map_err(|error| classify_load_error(probe, error))
 }
 
 impl BpfProgramSet {
@@ -180,19 +179,21 @@ impl BpfProgramSet {
     /// kernel then releases the link) or no longer names our link. One syscall per link.
     /// Returns the programs that were re-attached.
     pub fn reattach_lost_links(&mut self) -> Result<Vec<&'static str>, BpfError> {
-        let lost: Vec<bool> = self.attached.iter().map(|a| !link_is_ours(a)).collect();
-        if !lost.contains(&true) {
+        let health: Vec<LinkHealth> = self.attached.iter().map(link_health).collect();
+        if health.iter().all(|h| *h == LinkHealth::Live) {
             return Ok(Vec::new());
         }
         let btf = kernel_btf(self.probe)?;
         let mut reattached = Vec::new();
-        for (attached, lost) in self.attached.iter_mut().zip(lost) {
-            if !lost {
-                continue;
+        for (attached, health) in self.attached.iter_mut().zip(health) {
+            match health {
+                LinkHealth::Live => continue,
+                // Our fd, but the link lost its program (detach-capable link types): close it.
+                LinkHealth::Detached => drop(attached.link.take()),
+                // The fd number no longer names our link (closed, maybe reused by another
+                // file): closing it could close someone else's file, so forget it instead.
+                LinkHealth::FdLost => std::mem::forget(attached.link.take()),
             }
-            // The fd number no longer names our link (closed, maybe reused by another file):
-            // closing it could close someone else's file, so forget it instead of dropping it.
-            std::mem::forget(attached.link.take());
             let link = attach_one(self.probe, &mut self.bpf, btf, &attached.attachment, false)?;
             attached.link_id = link_id(self.probe, &attached.attachment, &link)?;
             attached.link = Some(link);
@@ -218,13 +219,24 @@ impl BpfProgramSet {
     }
 }
 
-/// True while our fd still names the link we created.
-fn link_is_ours(attached: &AttachedProgram) -> bool {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkHealth {
+    Live,
+    Detached,
+    FdLost,
+}
+
+/// One `BPF_OBJ_GET_INFO_BY_FD` on our link fd.
+fn link_health(attached: &AttachedProgram) -> LinkHealth {
     let Some(link) = &attached.link else {
-        return false;
+        return LinkHealth::FdLost;
     };
-    link.info()
-        .is_ok_and(|info| info.id() == attached.link_id && info.program_id() != 0)
+    match link.info() {
+        Ok(info) if info.id() != attached.link_id => LinkHealth::FdLost,
+        Ok(info) if info.program_id() == 0 => LinkHealth::Detached,
+        Ok(_) => LinkHealth::Live,
+        Err(_) => LinkHealth::FdLost,
+    }
 }
 
 fn link_id(probe: &'static str, attachment: &Attachment, link: &FdLink) -> Result<u32, BpfError> {

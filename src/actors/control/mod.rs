@@ -208,6 +208,12 @@ pub async fn execute(
             Ok(status) => Response::ok(serde_json::to_value(status).unwrap_or_default()),
             Err(e) => Response::error(e),
         },
+        Request::Enable { name } if is_service(&name) => {
+            match call(supervisor, |reply| SupervisorMsg::Retry(name, reply)).await {
+                Ok(Ok(action)) => Response::ok(json!({ "applied": [action] })),
+                Ok(Err(e)) | Err(e) => Response::error(e),
+            }
+        }
         Request::Enable { name } | Request::Disable { name } if !is_probe(&name) => {
             Response::error(format!(
                 "unknown probe `{name}`; known: {}",
@@ -239,6 +245,12 @@ pub async fn execute(
             }
         }
     }
+}
+
+fn is_service(name: &str) -> bool {
+    crate::actors::services::registry()
+        .iter()
+        .any(|s| s.name == name)
 }
 
 fn is_probe(name: &str) -> bool {

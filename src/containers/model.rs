@@ -1,0 +1,203 @@
+//! What the agent knows about a container, keyed by the kernel's cgroup id.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::exposition::Labels;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    Docker,
+    Containerd,
+    Crio,
+    Podman,
+    Unknown,
+}
+
+impl Runtime {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Docker => "docker",
+            Runtime::Containerd => "containerd",
+            Runtime::Crio => "crio",
+            Runtime::Podman => "podman",
+            Runtime::Unknown => "unknown",
+        }
+    }
+}
+
+/// Upstream's `container_level`: the pod's QoS class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Qos {
+    Guaranteed,
+    Burstable,
+    Besteffort,
+    Unknown,
+}
+
+impl Qos {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Qos::Guaranteed => "guaranteed",
+            Qos::Burstable => "burstable",
+            Qos::Besteffort => "besteffort",
+            Qos::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(text: &str) -> Qos {
+        match text.to_ascii_lowercase().as_str() {
+            "guaranteed" => Qos::Guaranteed,
+            "burstable" => Qos::Burstable,
+            "besteffort" => Qos::Besteffort,
+            _ => Qos::Unknown,
+        }
+    }
+}
+
+/// Upstream's `container_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerKind {
+    Normal,
+    Sidecar,
+    Daemonset,
+    Static,
+    Unknown,
+}
+
+impl ContainerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerKind::Normal => "normal",
+            ContainerKind::Sidecar => "sidecar",
+            ContainerKind::Daemonset => "daemonset",
+            ContainerKind::Static => "static",
+            ContainerKind::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct PodInfo {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    /// Allow-listed pod labels and annotations.
+    pub labels: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Container {
+    /// Runtime container id (64 hex characters).
+    pub id: String,
+    /// Kernel cgroup id of the container's cgroup: what `bpf_get_current_cgroup_id()` returns
+    /// (the cgroup v2 directory inode; on v1-only hosts the reference hierarchy's inode).
+    pub cgroup_id: u64,
+    /// Path below each hierarchy's root, e.g. `/kubepods/burstable/pod<uid>/<id>`.
+    pub cgroup_path: String,
+    pub runtime: Runtime,
+    pub name: String,
+    pub hostname: String,
+    pub kind: ContainerKind,
+    pub qos: Qos,
+    /// Kubernetes namespace (upstream's `container_hostnamespace`), empty without Kubernetes.
+    pub namespace: String,
+    pub image: String,
+    pub pod: Option<PodInfo>,
+    /// Lowest pid in the cgroup: used to read the container's network namespace.
+    pub init_pid: Option<u32>,
+}
+
+impl Container {
+    /// A container known from its cgroup alone (names filled by enrichment, when available).
+    pub fn from_cgroup(id: &str, cgroup_id: u64, cgroup_path: &str, runtime: Runtime, qos: Qos) -> Self {
+        let short = id.get(..12).unwrap_or(id).to_string();
+        Self {
+            id: id.to_string(),
+            cgroup_id,
+            cgroup_path: cgroup_path.to_string(),
+            runtime,
+            name: short.clone(),
+            hostname: short,
+            kind: ContainerKind::Normal,
+            qos,
+            namespace: String::new(),
+            image: String::new(),
+            pod: None,
+            init_pid: None,
+        }
+    }
+
+    /// Upstream's container labels, in upstream's order.
+    pub fn labels(&self) -> Labels {
+        vec![
+            ("container_host", self.hostname.clone()),
+            ("container_name", self.name.clone()),
+            ("container_type", self.kind.as_str().to_string()),
+            ("container_level", self.qos.as_str().to_string()),
+            ("container_hostnamespace", self.namespace.clone()),
+        ]
+    }
+
+    /// Container labels plus `extra`.
+    pub fn labels_with(&self, extra: &[(&'static str, &str)]) -> Labels {
+        let mut labels = self.labels();
+        labels.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        labels
+    }
+}
+
+/// The containers on this host at one moment, sorted by id.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerSet {
+    containers: Vec<Arc<Container>>,
+    by_cgroup_id: HashMap<u64, usize>,
+}
+
+impl ContainerSet {
+    pub fn new(mut containers: Vec<Container>) -> Self {
+        containers.sort_by(|a, b| a.id.cmp(&b.id));
+        containers.dedup_by(|a, b| a.id == b.id);
+        let containers: Vec<Arc<Container>> = containers.into_iter().map(Arc::new).collect();
+        let by_cgroup_id = containers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.cgroup_id, i))
+            .collect();
+        Self {
+            containers,
+            by_cgroup_id,
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Container>> {
+        self.containers.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.containers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty()
+    }
+
+    pub fn by_cgroup_id(&self, cgroup_id: u64) -> Option<&Arc<Container>> {
+        self.by_cgroup_id.get(&cgroup_id).map(|&i| &self.containers[i])
+    }
+
+    pub fn by_id(&self, id: &str) -> Option<&Arc<Container>> {
+        self.containers
+            .binary_search_by(|c| c.id.as_str().cmp(id))
+            .ok()
+            .map(|i| &self.containers[i])
+    }
+}
+
+/// The latest container set, shared with every collector.
+pub type ContainerWatch = tokio::sync::watch::Receiver<Arc<ContainerSet>>;

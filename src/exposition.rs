@@ -1,0 +1,321 @@
+//! Collected state for `/metrics`: each probe publishes a complete [`MetricSet`] every tick and
+//! the HTTP exporter renders the latest sets. Replacing a probe's whole set makes series of a
+//! removed container (or a disabled probe) disappear at once, scrapes never re-read files, and a
+//! per-family series cap bounds memory whatever the host throws at us.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Gauge,
+    Counter,
+}
+
+impl MetricKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Gauge => "gauge",
+            MetricKind::Counter => "counter",
+        }
+    }
+}
+
+pub type Labels = Vec<(&'static str, String)>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub labels: Labels,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    pub name: String,
+    pub help: String,
+    pub kind: MetricKind,
+    pub samples: Vec<Sample>,
+}
+
+impl Family {
+    /// Adds one series.
+    pub fn push(&mut self, labels: Labels, value: f64) -> &mut Self {
+        self.samples.push(Sample { labels, value });
+        self
+    }
+}
+
+/// Everything one probe exports, built afresh each tick.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricSet {
+    pub families: Vec<Family>,
+}
+
+impl MetricSet {
+    fn family(&mut self, name: &str, help: &str, kind: MetricKind) -> &mut Family {
+        let index = match self.families.iter().position(|f| f.name == name) {
+            Some(index) => index,
+            None => {
+                self.families.push(Family {
+                    name: name.to_string(),
+                    help: help.to_string(),
+                    kind,
+                    samples: Vec::new(),
+                });
+                self.families.len() - 1
+            }
+        };
+        &mut self.families[index]
+    }
+
+    pub fn gauge(&mut self, name: &str, help: &str) -> &mut Family {
+        self.family(name, help, MetricKind::Gauge)
+    }
+
+    /// A counter; by Prometheus convention its name ends in `_total`.
+    pub fn counter(&mut self, name: &str, help: &str) -> &mut Family {
+        self.family(name, help, MetricKind::Counter)
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.families.iter().map(|f| f.samples.len()).sum()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Published {
+    set: Arc<MetricSet>,
+    success: bool,
+    duration: Duration,
+}
+
+/// The latest set of every running probe.
+pub struct MetricStore {
+    sets: RwLock<BTreeMap<&'static str, Published>>,
+    max_series_per_family: AtomicUsize,
+    warned: Mutex<HashSet<String>>,
+}
+
+impl MetricStore {
+    pub fn new(max_series_per_family: usize) -> Self {
+        Self {
+            sets: RwLock::new(BTreeMap::new()),
+            max_series_per_family: AtomicUsize::new(max_series_per_family),
+            warned: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn set_max_series_per_family(&self, max: usize) {
+        self.max_series_per_family.store(max, Ordering::Relaxed);
+    }
+
+    /// Replaces `probe`'s set, applying the per-family series cap.
+    pub fn publish(&self, probe: &'static str, mut set: MetricSet, duration: Duration) {
+        let cap = self.max_series_per_family.load(Ordering::Relaxed);
+        for family in &mut set.families {
+            if family.samples.len() > cap {
+                let dropped = family.samples.len() - cap;
+                family.samples.truncate(cap);
+                metrics::counter!("huatuo_bamai_metric_series_dropped_total", "family" => family.name.clone())
+                    .increment(dropped as u64);
+                let first = self
+                    .warned
+                    .lock()
+                    .map(|mut w| w.insert(family.name.clone()))
+                    .unwrap_or(false);
+                if first {
+                    tracing::warn!(
+                        family = %family.name,
+                        cap,
+                        dropped,
+                        "series cap reached; extra series dropped (metrics.max_series_per_family)"
+                    );
+                }
+            }
+        }
+        let published = Published {
+            set: Arc::new(set),
+            success: true,
+            duration,
+        };
+        if let Ok(mut sets) = self.sets.write() {
+            sets.insert(probe, published);
+        }
+    }
+
+    /// Marks `probe`'s last collection as failed; what it published before stays.
+    pub fn mark_failed(&self, probe: &'static str, duration: Duration) {
+        if let Ok(mut sets) = self.sets.write() {
+            let entry = sets.entry(probe).or_insert_with(|| Published {
+                set: Arc::new(MetricSet::default()),
+                success: false,
+                duration,
+            });
+            entry.success = false;
+            entry.duration = duration;
+        }
+    }
+
+    /// Drops `probe`'s series (the probe stopped).
+    pub fn remove(&self, probe: &'static str) {
+        if let Ok(mut sets) = self.sets.write() {
+            sets.remove(probe);
+        }
+    }
+
+    /// The latest set of `probe` (tests, benchmarks).
+    pub fn get(&self, probe: &str) -> Option<Arc<MetricSet>> {
+        self.sets.read().ok()?.get(probe).map(|p| p.set.clone())
+    }
+
+    /// Prometheus text of every published family plus upstream's per-collector scrape metrics.
+    pub fn render(&self, global: &[(String, String)]) -> String {
+        let Ok(sets) = self.sets.read() else {
+            return String::new();
+        };
+        let mut out = String::with_capacity(64 * 1024);
+        for published in sets.values() {
+            for family in &published.set.families {
+                if family.samples.is_empty() {
+                    continue;
+                }
+                let _ = writeln!(out, "# HELP {} {}", family.name, escape_help(&family.help));
+                let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind.as_str());
+                for sample in &family.samples {
+                    out.push_str(&family.name);
+                    write_labels(&mut out, &sample.labels, global);
+                    let _ = writeln!(out, " {}", format_value(sample.value));
+                }
+            }
+        }
+        let collectors: Vec<(&str, &Published)> = sets.iter().map(|(k, v)| (*k, v)).collect();
+        if !collectors.is_empty() {
+            out.push_str("# HELP huatuo_bamai_scrape_collector_success 1 if the collector's last run succeeded.\n");
+            out.push_str("# TYPE huatuo_bamai_scrape_collector_success gauge\n");
+            for (name, p) in &collectors {
+                out.push_str("huatuo_bamai_scrape_collector_success");
+                write_labels(&mut out, &[("collector", name.to_string())], global);
+                let _ = writeln!(out, " {}", u8::from(p.success));
+            }
+            out.push_str("# HELP huatuo_bamai_scrape_collector_duration_seconds Duration of the collector's last run.\n");
+            out.push_str("# TYPE huatuo_bamai_scrape_collector_duration_seconds gauge\n");
+            for (name, p) in &collectors {
+                out.push_str("huatuo_bamai_scrape_collector_duration_seconds");
+                write_labels(&mut out, &[("collector", name.to_string())], global);
+                let _ = writeln!(out, " {}", format_value(p.duration.as_secs_f64()));
+            }
+        }
+        out
+    }
+}
+
+fn escape_help(help: &str) -> String {
+    help.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+fn escape_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn write_labels(out: &mut String, labels: &[(&'static str, String)], global: &[(String, String)]) {
+    if labels.is_empty() && global.is_empty() {
+        return;
+    }
+    out.push('{');
+    let mut first = true;
+    let own = labels.iter().map(|(k, v)| (*k, v.as_str()));
+    let global = global.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    for (key, value) in global.chain(own) {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        let _ = write!(out, "{key}=\"{}\"", escape_value(value));
+    }
+    out.push('}');
+}
+
+fn format_value(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".to_string()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.to_string()
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        format!("{value}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn global() -> Vec<(String, String)> {
+        vec![("host".into(), "h".into()), ("region".into(), "r".into())]
+    }
+
+    #[test]
+    fn renders_families_with_global_labels_first() {
+        let store = MetricStore::new(100);
+        let mut set = MetricSet::default();
+        set.gauge("huatuo_bamai_x", "X.")
+            .push(vec![("zone", "0".into())], 3.0)
+            .push(vec![("zone", "1".into())], 0.5);
+        store.publish("p", set, Duration::from_millis(2));
+        let text = store.render(&global());
+        assert!(text.starts_with("# HELP huatuo_bamai_x X.\n# TYPE huatuo_bamai_x gauge\n"), "{text}");
+        assert!(text.contains("huatuo_bamai_x{host=\"h\",region=\"r\",zone=\"0\"} 3\n"), "{text}");
+        assert!(text.contains("huatuo_bamai_x{host=\"h\",region=\"r\",zone=\"1\"} 0.5\n"), "{text}");
+        assert!(text.contains("huatuo_bamai_scrape_collector_success{host=\"h\",region=\"r\",collector=\"p\"} 1"));
+    }
+
+    #[test]
+    fn republishing_replaces_series_and_remove_drops_them() {
+        let store = MetricStore::new(100);
+        let mut set = MetricSet::default();
+        set.gauge("huatuo_bamai_c", "C.").push(vec![("container_name", "gone".into())], 1.0);
+        store.publish("p", set, Duration::ZERO);
+        store.publish("p", MetricSet::default(), Duration::ZERO);
+        assert!(!store.render(&[]).contains("gone"));
+        store.remove("p");
+        assert_eq!(store.render(&[]), "");
+    }
+
+    #[test]
+    fn cap_bounds_series_per_family() {
+        let store = MetricStore::new(3);
+        let mut set = MetricSet::default();
+        let family = set.gauge("huatuo_bamai_many", "Many.");
+        for i in 0..10 {
+            family.push(vec![("i", i.to_string())], 1.0);
+        }
+        store.publish("p", set, Duration::ZERO);
+        assert_eq!(store.get("p").unwrap().series_count(), 3);
+    }
+
+    #[test]
+    fn failure_keeps_previous_series_and_reports_it() {
+        let store = MetricStore::new(10);
+        let mut set = MetricSet::default();
+        set.gauge("huatuo_bamai_kept", "Kept.").push(vec![], 7.0);
+        store.publish("p", set, Duration::ZERO);
+        store.mark_failed("p", Duration::ZERO);
+        let text = store.render(&[]);
+        assert!(text.contains("huatuo_bamai_kept 7"), "{text}");
+        assert!(text.contains("huatuo_bamai_scrape_collector_success{collector=\"p\"} 0"), "{text}");
+    }
+
+    #[test]
+    fn escapes_label_values() {
+        let mut out = String::new();
+        write_labels(&mut out, &[("k", "a\"b\\c\nd".into())], &[]);
+        assert_eq!(out, "{k=\"a\\\"b\\\\c\\nd\"}");
+    }
+}
