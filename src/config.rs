@@ -19,7 +19,15 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/huatuo/huatuo-bamai.toml";
 /// Prefix of environment overrides; nested keys are joined by `__`
 /// (`HUATUO_PROBES__SOFTIRQ__ENABLED=false`).
 pub const ENV_PREFIX: &str = "HUATUO_";
-const TOP_LEVEL_SECTIONS: [&str; 5] = ["agent", "http", "control", "supervisor", "probes"];
+const TOP_LEVEL_SECTIONS: [&str; 7] = [
+    "agent",
+    "http",
+    "control",
+    "supervisor",
+    "metrics",
+    "containers",
+    "probes",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -70,6 +78,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub control: ControlConfig,
     pub supervisor: SupervisorConfig,
+    pub metrics: MetricsConfig,
+    pub containers: ContainersConfig,
     pub probes: ProbesConfig,
 }
 
@@ -82,6 +92,10 @@ pub struct AgentConfig {
     pub hostname: String,
     /// tracing filter, e.g. `info` or `huatuo_bamai=debug`.
     pub log_level: String,
+    /// Root of procfs; a fixture tree in tests (upstream's `--procfs-prefix`).
+    pub procfs_root: PathBuf,
+    /// Root of sysfs (cgroupfs is read below `<sysfs_root>/fs/cgroup`).
+    pub sysfs_root: PathBuf,
 }
 
 impl Default for AgentConfig {
@@ -90,6 +104,53 @@ impl Default for AgentConfig {
             region: "default".to_string(),
             hostname: String::new(),
             log_level: "info".to_string(),
+            procfs_root: PathBuf::from("/proc"),
+            sysfs_root: PathBuf::from("/sys"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Cap on series per metric family; extra series are dropped and counted.
+    pub max_series_per_family: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            max_series_per_family: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContainersConfig {
+    /// Discover containers from cgroupfs (needed for every `*_container_*` metric).
+    pub enabled: bool,
+    /// How often cgroupfs is rescanned for new and removed containers.
+    pub rescan_interval_ms: u64,
+    /// Kubelet read-only API for pod metadata; empty disables it.
+    pub kubelet_url: String,
+    /// Docker Engine socket for container names and images; empty disables it.
+    pub docker_socket: PathBuf,
+    /// Pod label keys copied into the container record (`/containers/json`).
+    pub pod_labels: Vec<String>,
+    /// Pod annotation keys copied into the container record.
+    pub pod_annotations: Vec<String>,
+}
+
+impl Default for ContainersConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            rescan_interval_ms: 2000,
+            kubelet_url: "http://127.0.0.1:10255".to_string(),
+            docker_socket: PathBuf::from("/var/run/docker.sock"),
+            pod_labels: Vec::new(),
+            pod_annotations: Vec::new(),
         }
     }
 }
@@ -218,6 +279,8 @@ pub struct FlagOverrides {
     pub listen: Option<String>,
     pub control_socket: Option<PathBuf>,
     pub log_level: Option<String>,
+    pub procfs_root: Option<PathBuf>,
+    pub sysfs_root: Option<PathBuf>,
     pub disable: Vec<String>,
 }
 
@@ -258,6 +321,18 @@ impl ConfigSource {
         }
         if let Some(listen) = &flags.listen {
             pairs.push(("http.listen".into(), Value::from(listen.clone())));
+        }
+        if let Some(root) = &flags.procfs_root {
+            pairs.push((
+                "agent.procfs_root".into(),
+                Value::from(root.display().to_string()),
+            ));
+        }
+        if let Some(root) = &flags.sysfs_root {
+            pairs.push((
+                "agent.sysfs_root".into(),
+                Value::from(root.display().to_string()),
+            ));
         }
         if let Some(socket) = &flags.control_socket {
             pairs.push((
@@ -322,7 +397,15 @@ fn insert_dotted(dict: &mut Dict, dotted: &str, value: Value) {
 }
 
 /// Keys whose change needs a restart of the whole agent (listeners, global labels).
-const COLD_KEY_PREFIXES: [&str; 4] = ["agent.region", "agent.hostname", "http.", "control."];
+const COLD_KEY_PREFIXES: [&str; 7] = [
+    "agent.region",
+    "agent.hostname",
+    "agent.procfs_root",
+    "agent.sysfs_root",
+    "http.",
+    "control.",
+    "containers.",
+];
 
 pub fn is_cold_key(key: &str) -> bool {
     COLD_KEY_PREFIXES
@@ -353,6 +436,19 @@ impl Config {
         }
         if self.control.socket.as_os_str().is_empty() {
             return Err(bad("control.socket", "must not be empty"));
+        }
+        if self.metrics.max_series_per_family == 0 {
+            return Err(bad("metrics.max_series_per_family", "must be > 0"));
+        }
+        if self.containers.rescan_interval_ms < 100 {
+            return Err(bad("containers.rescan_interval_ms", "must be at least 100"));
+        }
+        let url = &self.containers.kubelet_url;
+        if !url.is_empty() && !url.starts_with("http://") {
+            return Err(bad(
+                "containers.kubelet_url",
+                &format!("`{url}`: only http:// (the kubelet read-only port) is supported; empty disables it"),
+            ));
         }
         let sup = &self.supervisor;
         if sup.restart_backoff_initial_ms == 0 {
@@ -419,6 +515,15 @@ impl Config {
         }
         if self.agent.hostname != other.agent.hostname {
             changed.push("agent.hostname");
+        }
+        if self.agent.procfs_root != other.agent.procfs_root {
+            changed.push("agent.procfs_root");
+        }
+        if self.agent.sysfs_root != other.agent.sysfs_root {
+            changed.push("agent.sysfs_root");
+        }
+        if self.containers != other.containers {
+            changed.push("containers");
         }
         if self.http != other.http {
             changed.push("http");

@@ -270,17 +270,29 @@ mod tests {
             .push(vec![("zone", "1".into())], 0.5);
         store.publish("p", set, Duration::from_millis(2));
         let text = store.render(&global());
-        assert!(text.starts_with("# HELP huatuo_bamai_x X.\n# TYPE huatuo_bamai_x gauge\n"), "{text}");
-        assert!(text.contains("huatuo_bamai_x{host=\"h\",region=\"r\",zone=\"0\"} 3\n"), "{text}");
-        assert!(text.contains("huatuo_bamai_x{host=\"h\",region=\"r\",zone=\"1\"} 0.5\n"), "{text}");
-        assert!(text.contains("huatuo_bamai_scrape_collector_success{host=\"h\",region=\"r\",collector=\"p\"} 1"));
+        assert!(
+            text.starts_with("# HELP huatuo_bamai_x X.\n# TYPE huatuo_bamai_x gauge\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("huatuo_bamai_x{host=\"h\",region=\"r\",zone=\"0\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("huatuo_bamai_x{host=\"h\",region=\"r\",zone=\"1\"} 0.5\n"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "huatuo_bamai_scrape_collector_success{host=\"h\",region=\"r\",collector=\"p\"} 1"
+        ));
     }
 
     #[test]
     fn republishing_replaces_series_and_remove_drops_them() {
         let store = MetricStore::new(100);
         let mut set = MetricSet::default();
-        set.gauge("huatuo_bamai_c", "C.").push(vec![("container_name", "gone".into())], 1.0);
+        set.gauge("huatuo_bamai_c", "C.")
+            .push(vec![("container_name", "gone".into())], 1.0);
         store.publish("p", set, Duration::ZERO);
         store.publish("p", MetricSet::default(), Duration::ZERO);
         assert!(!store.render(&[]).contains("gone"));
@@ -309,7 +321,10 @@ mod tests {
         store.mark_failed("p", Duration::ZERO);
         let text = store.render(&[]);
         assert!(text.contains("huatuo_bamai_kept 7"), "{text}");
-        assert!(text.contains("huatuo_bamai_scrape_collector_success{collector=\"p\"} 0"), "{text}");
+        assert!(
+            text.contains("huatuo_bamai_scrape_collector_success{collector=\"p\"} 0"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -4,8 +4,10 @@
 
 pub mod actors;
 pub mod config;
+pub mod containers;
 pub mod ctl;
 pub mod ebpf;
+pub mod exposition;
 pub mod probes;
 pub mod supervisor;
 pub mod telemetry;

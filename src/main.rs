@@ -38,6 +38,12 @@ struct Cli {
     /// Log filter, e.g. `info` or `huatuo_bamai=debug` (agent.log_level).
     #[arg(long)]
     log_level: Option<String>,
+    /// Root of procfs to read (agent.procfs_root), e.g. a fixture tree.
+    #[arg(long)]
+    procfs_root: Option<PathBuf>,
+    /// Root of sysfs to read (agent.sysfs_root); cgroupfs is read below it at fs/cgroup.
+    #[arg(long)]
+    sysfs_root: Option<PathBuf>,
     /// Probes to disable, comma separated (e.g. `--disable softirq,runqlat`).
     #[arg(long, value_delimiter = ',')]
     disable: Vec<String>,
@@ -85,6 +91,8 @@ fn main() -> ExitCode {
         listen: cli.listen.clone(),
         control_socket: cli.control_socket.clone(),
         log_level: cli.log_level.clone(),
+        procfs_root: cli.procfs_root.clone(),
+        sysfs_root: cli.sysfs_root.clone(),
         disable: cli.disable.clone(),
     };
     let source = config::source_from(cli.config.as_deref(), flags);
@@ -198,11 +206,9 @@ async fn agent(config: config::Config, source: config::ConfigSource) -> anyhow::
         tracing::warn!("kernel filesystem unavailable: {failed}");
     }
     let prometheus = telemetry::install_recorder(&config).map_err(anyhow::Error::msg)?;
-    let ctx = Arc::new(AgentContext {
-        source,
-        prometheus,
-        started,
-    });
+    let mut ctx = AgentContext::new(source, prometheus, &config);
+    ctx.started = started;
+    let ctx = Arc::new(ctx);
     let (supervisor, handle) = Actor::spawn(
         Some("supervisor".to_string()),
         AgentSupervisor,

@@ -16,13 +16,43 @@ use serde::Serialize;
 use crate::actors::probe::ProbeMsg;
 use crate::actors::services::{self, ServiceEntry};
 use crate::config::{Config, ConfigSource};
+use crate::containers::{CgroupLayout, ContainerSet};
+use crate::exposition::MetricStore;
+use crate::probes::ProbeContext;
 use crate::probes::{self, ProbeEntry};
 
 /// Shared, read-only context every child may need.
 pub struct AgentContext {
     pub source: ConfigSource,
     pub prometheus: PrometheusHandle,
+    /// Collected metric sets of every probe, rendered by `/metrics`.
+    pub store: Arc<MetricStore>,
+    /// Publisher of the container set (kept here so it outlives discovery restarts).
+    pub containers_tx: tokio::sync::watch::Sender<Arc<ContainerSet>>,
     pub started: Instant,
+}
+
+impl AgentContext {
+    pub fn new(source: ConfigSource, prometheus: PrometheusHandle, config: &Config) -> Self {
+        let (containers_tx, _) = crate::containers::channel();
+        Self {
+            source,
+            prometheus,
+            store: Arc::new(MetricStore::new(config.metrics.max_series_per_family)),
+            containers_tx,
+            started: Instant::now(),
+        }
+    }
+
+    /// What a probe may read: roots, cgroup layout, the live container set.
+    pub fn probe_context(&self, config: &Config) -> ProbeContext {
+        ProbeContext {
+            procfs_root: config.agent.procfs_root.clone(),
+            sysfs_root: config.agent.sysfs_root.clone(),
+            cgroup: CgroupLayout::detect(&config.agent.sysfs_root),
+            containers: self.containers_tx.subscribe(),
+        }
+    }
 }
 
 /// What a probe actor tells its supervisor about itself.
@@ -274,10 +304,16 @@ async fn start_child(
         )
         .await
         .map_err(|e| e.to_string()),
-        ChildSpec::Probe(probe) => (probe.spawn)(&state.config, myself.clone(), myself.get_cell())
-            .await
-            .map(|actor: ActorRef<ProbeMsg>| actor.get_cell())
-            .map_err(|e| e.to_string()),
+        ChildSpec::Probe(probe) => (probe.spawn)(
+            &state.config,
+            state.ctx.probe_context(&state.config),
+            state.ctx.store.clone(),
+            myself.clone(),
+            myself.get_cell(),
+        )
+        .await
+        .map(|actor: ActorRef<ProbeMsg>| actor.get_cell())
+        .map_err(|e| e.to_string()),
     };
     match spawned {
         Ok(actor) => {
@@ -565,6 +601,13 @@ async fn apply_config(
     if old.agent.log_level != state.config.agent.log_level {
         crate::telemetry::apply_log_level(&state.config.agent.log_level);
         actions.push(format!("log level set to {}", state.config.agent.log_level));
+    }
+    if old.metrics != state.config.metrics {
+        state
+            .ctx
+            .store
+            .set_max_series_per_family(state.config.metrics.max_series_per_family);
+        actions.push("metrics settings updated".to_string());
     }
     if old.supervisor != state.config.supervisor {
         actions.push("supervisor settings updated".to_string());

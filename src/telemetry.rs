@@ -47,30 +47,14 @@ pub fn install_recorder(config: &Config) -> Result<PrometheusHandle, String> {
 }
 
 fn describe_metrics() {
-    use metrics::{describe_counter, describe_gauge};
-    describe_gauge!(
-        "huatuo_bamai_softirq_latency",
-        "Softirq raise-to-entry latency events per CPU, vector (type) and zone (0:<10us 1:<100us 2:<1ms 3:>=1ms); cumulative count."
-    );
-    describe_gauge!(
-        "huatuo_bamai_runqlat_latency",
-        "Run-queue latency events per zone (0:<10ms 1:<20ms 2:<50ms 3:>=50ms); cumulative count."
-    );
-    describe_gauge!(
-        "huatuo_bamai_loadavg_load1",
-        "System load average over 1 minute (/proc/loadavg)."
-    );
-    describe_gauge!(
-        "huatuo_bamai_loadavg_load5",
-        "System load average over 5 minutes (/proc/loadavg)."
-    );
-    describe_gauge!(
-        "huatuo_bamai_loadavg_load15",
-        "System load average over 15 minutes (/proc/loadavg)."
-    );
+    use metrics::describe_counter;
     describe_counter!(
         "huatuo_bamai_bpf_link_reattached_total",
         "BPF links found detached from outside and re-attached by the probe."
+    );
+    describe_counter!(
+        "huatuo_bamai_metric_series_dropped_total",
+        "Series dropped by the per-family cap (metrics.max_series_per_family)."
     );
     describe_counter!(
         "huatuo_bamai_collect_errors_total",

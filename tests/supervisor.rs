@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use huatuo_bamai::config::{Config, ConfigSource, FlagOverrides, ProbesConfig};
 use huatuo_bamai::ebpf::BpfError;
+use huatuo_bamai::exposition::MetricSet;
 use huatuo_bamai::probes::loadavg::LoadavgConfig;
-use huatuo_bamai::probes::{entry, Probe, ProbeError};
+use huatuo_bamai::probes::{entry, Probe, ProbeContext, ProbeError};
 use huatuo_bamai::supervisor::{
     AgentContext, AgentStatus, AgentSupervisor, SupervisorArgs, SupervisorMsg,
 };
@@ -34,13 +35,13 @@ macro_rules! test_probe {
             fn settings(probes: &ProbesConfig) -> &LoadavgConfig {
                 &probes.loadavg
             }
-            fn start(_: &LoadavgConfig) -> Result<Self, ProbeError> {
+            fn start(_: &LoadavgConfig, _: &ProbeContext) -> Result<Self, ProbeError> {
                 let n = $starts.fetch_add(1, Ordering::SeqCst);
                 START_TIMES.lock().unwrap().push(($name, Instant::now()));
                 let f: fn(u32) -> Result<(), ProbeError> = $start;
                 f(n).map(|_| $ty)
             }
-            fn collect(&mut self) -> Result<(), ProbeError> {
+            fn collect(&mut self, _: &mut MetricSet) -> Result<(), ProbeError> {
                 let f: fn() -> Result<(), ProbeError> = $collect;
                 f()
             }
@@ -112,15 +113,12 @@ async fn restarts_alone_with_backoff_and_gives_up() {
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
         .build_recorder()
         .handle();
-    let ctx = Arc::new(AgentContext {
-        source: ConfigSource {
-            path: "unused.toml".into(),
-            explicit: false,
-            flags: FlagOverrides::default(),
-        },
-        prometheus,
-        started: Instant::now(),
-    });
+    let source = ConfigSource {
+        path: "unused.toml".into(),
+        explicit: false,
+        flags: FlagOverrides::default(),
+    };
+    let ctx = Arc::new(AgentContext::new(source, prometheus, &config));
     let args = SupervisorArgs {
         config,
         ctx,

@@ -1,6 +1,7 @@
 //! Actors of the agent besides the root supervisor: the shared probe actor, the HTTP exporter and
 //! the control socket. See docs/architecture.md for the tree.
 
+pub mod container_discovery;
 pub mod control;
 pub mod http;
 pub mod probe;

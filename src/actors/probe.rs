@@ -3,6 +3,7 @@
 //! whose kernel feature is missing stays alive as `inactive` and never ticks.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Instant;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -11,7 +12,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::ProbeSettings;
 use crate::ebpf::ProgramCost;
-use crate::probes::{Probe, ProbeError};
+use crate::exposition::{MetricSet, MetricStore};
+use crate::probes::{Probe, ProbeContext, ProbeError};
 use crate::supervisor::{ProbeReport, SupervisorMsg};
 
 /// Messages every probe actor understands.
@@ -34,6 +36,9 @@ pub struct ProbeStatus {
 
 pub struct ProbeArgs<P: Probe> {
     pub settings: P::Settings,
+    pub ctx: ProbeContext,
+    /// Where collected sets are published for `/metrics`.
+    pub store: Arc<MetricStore>,
     pub supervisor: ActorRef<SupervisorMsg>,
 }
 
@@ -41,6 +46,8 @@ pub struct ProbeRuntime<P: Probe> {
     probe: Option<P>,
     inactive_reason: Option<String>,
     settings: P::Settings,
+    ctx: ProbeContext,
+    store: Arc<MetricStore>,
     supervisor: ActorRef<SupervisorMsg>,
     ticker: Option<JoinHandle<()>>,
     reattached_total: u64,
@@ -104,6 +111,8 @@ impl<P: Probe> Actor for ProbeActor<P> {
             probe: None,
             inactive_reason: None,
             settings: args.settings,
+            ctx: args.ctx,
+            store: args.store,
             supervisor: args.supervisor,
             ticker: None,
             reattached_total: 0,
@@ -118,8 +127,9 @@ impl<P: Probe> Actor for ProbeActor<P> {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let settings = state.settings.clone();
+        let ctx = state.ctx.clone();
         // Loading BPF parses BTF and runs the verifier: keep it off the async workers.
-        match tokio::task::spawn_blocking(move || P::start(&settings)).await? {
+        match tokio::task::spawn_blocking(move || P::start(&settings, &ctx)).await? {
             Ok(probe) => {
                 state.probe = Some(probe);
                 state.report(&myself, ProbeReport::Running);
@@ -146,6 +156,8 @@ impl<P: Probe> Actor for ProbeActor<P> {
         if let Some(ticker) = state.ticker.take() {
             ticker.abort();
         }
+        // A stopped probe's series go with it.
+        state.store.remove(P::NAME);
         Ok(())
     }
 
@@ -191,7 +203,15 @@ fn on_tick<P: Probe>(
     let Some(probe) = state.probe.as_mut() else {
         return Ok(());
     };
-    if let Err(e) = probe.collect() {
+    let started = Instant::now();
+    let mut out = MetricSet::default();
+    let result = probe.collect(&mut out);
+    let store = state.store.clone();
+    match &result {
+        Ok(()) => store.publish(P::NAME, out, started.elapsed()),
+        Err(_) => store.mark_failed(P::NAME, started.elapsed()),
+    }
+    if let Err(e) = result {
         // Bad input (a malformed file) costs this tick only; the probe keeps its state.
         state.collect_errors_total += 1;
         metrics::counter!("huatuo_bamai_collect_errors_total", "probe" => P::NAME).increment(1);

@@ -1,4 +1,5 @@
-//! Service actors (always on, not toggled by config): the HTTP exporter and the control socket.
+//! Service actors (always on, not toggled by config): the HTTP exporter, container discovery
+//! and the control socket. They start in this order.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,6 +23,14 @@ pub fn registry() -> Vec<ServiceEntry> {
             name: "http",
             spawn: |ctx, config, supervisor, parent| {
                 Box::pin(super::http::spawn(ctx, config, supervisor, parent))
+            },
+        },
+        ServiceEntry {
+            name: "containers",
+            spawn: |ctx, config, supervisor, parent| {
+                Box::pin(super::container_discovery::spawn(
+                    ctx, config, supervisor, parent,
+                ))
             },
         },
         ServiceEntry {

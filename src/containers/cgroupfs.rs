@@ -30,7 +30,10 @@ impl CgroupLayout {
             return CgroupLayout::V2 { root };
         }
         let unified = root.join("unified");
-        let unified = unified.join("cgroup.controllers").exists().then_some(unified);
+        let unified = unified
+            .join("cgroup.controllers")
+            .exists()
+            .then_some(unified);
         CgroupLayout::V1 { root, unified }
     }
 
@@ -185,7 +188,9 @@ pub fn scan(layout: &CgroupLayout) -> Vec<Container> {
             continue;
         };
         for entry in entries.flatten() {
-            let Ok(kind) = entry.file_type() else { continue };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             if !kind.is_dir() {
                 continue;
             }
@@ -195,7 +200,8 @@ pub fn scan(layout: &CgroupLayout) -> Vec<Container> {
                 let (qos, _uid) = parse_kube_path(&child_rel);
                 let runtime = runtime.unwrap_or_else(|| runtime_from_path(&child_rel));
                 let cgroup_id = layout.cgroup_id(&child_rel, &entry.path());
-                let mut container = Container::from_cgroup(&id, cgroup_id, &child_rel, runtime, qos);
+                let mut container =
+                    Container::from_cgroup(&id, cgroup_id, &child_rel, runtime, qos);
                 container.init_pid = lowest_pid(&entry.path());
                 found.push(container);
                 // A container's own sub-cgroups are not further containers.
@@ -220,16 +226,26 @@ mod tests {
     fn parses_every_runtime_naming() {
         for (name, runtime) in [
             (format!("docker-{ID}.scope"), Some(Runtime::Docker)),
-            (format!("cri-containerd-{ID}.scope"), Some(Runtime::Containerd)),
+            (
+                format!("cri-containerd-{ID}.scope"),
+                Some(Runtime::Containerd),
+            ),
             (format!("crio-{ID}.scope"), Some(Runtime::Crio)),
             (format!("libpod-{ID}.scope"), Some(Runtime::Podman)),
             (ID.to_string(), None),
         ] {
-            assert_eq!(parse_container_dir(&name), Some((ID.to_string(), runtime)), "{name}");
+            assert_eq!(
+                parse_container_dir(&name),
+                Some((ID.to_string(), runtime)),
+                "{name}"
+            );
         }
         assert_eq!(parse_container_dir("crio-conmon-abc.scope"), None);
         assert_eq!(parse_container_dir("system.slice"), None);
-        assert_eq!(parse_container_dir(&format!("docker-{}.scope", &ID[1..])), None);
+        assert_eq!(
+            parse_container_dir(&format!("docker-{}.scope", &ID[1..])),
+            None
+        );
     }
 
     #[test]
@@ -251,9 +267,14 @@ mod tests {
             (Qos::Besteffort, Some(uid.to_string()))
         );
         assert_eq!(
-            parse_kube_path(&format!("/kubepods.slice/kubepods-pod{systemd_uid}.slice/crio-{ID}.scope")),
+            parse_kube_path(&format!(
+                "/kubepods.slice/kubepods-pod{systemd_uid}.slice/crio-{ID}.scope"
+            )),
             (Qos::Guaranteed, Some(uid.to_string()))
         );
-        assert_eq!(parse_kube_path(&format!("/system.slice/docker-{ID}.scope")), (Qos::Unknown, None));
+        assert_eq!(
+            parse_kube_path(&format!("/system.slice/docker-{ID}.scope")),
+            (Qos::Unknown, None)
+        );
     }
 }

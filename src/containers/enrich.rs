@@ -14,9 +14,16 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// GET `path` over an established stream; returns the body of a 200 reply.
-async fn http_get<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, host: &str, path: &str) -> Result<Vec<u8>, String> {
+async fn http_get<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    host: &str,
+    path: &str,
+) -> Result<Vec<u8>, String> {
     let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.map_err(|e| format!("send: {e}"))?;
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("send: {e}"))?;
     let mut raw = Vec::new();
     stream
         .take(MAX_BODY as u64)
@@ -33,7 +40,10 @@ async fn http_get<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, host: &str, 
     if status != "200" {
         return Err(format!("HTTP status {status} for {path}"));
     }
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         return dechunk(body);
     }
     Ok(body.to_vec())
@@ -167,20 +177,24 @@ pub struct LabelAllowList {
 }
 
 /// Parses a kubelet `/pods` reply into container id → pod metadata.
-pub fn parse_kubelet_pods(body: &[u8], allow: &LabelAllowList) -> Result<HashMap<String, KubeContainer>, String> {
-    let pods: PodList = serde_json::from_slice(body).map_err(|e| format!("malformed kubelet /pods reply: {e}"))?;
+pub fn parse_kubelet_pods(
+    body: &[u8],
+    allow: &LabelAllowList,
+) -> Result<HashMap<String, KubeContainer>, String> {
+    let pods: PodList =
+        serde_json::from_slice(body).map_err(|e| format!("malformed kubelet /pods reply: {e}"))?;
     let mut out = HashMap::new();
     for pod in pods.items {
         let mut labels: Vec<(String, String)> = allow
             .labels
             .iter()
             .filter_map(|k| pod.metadata.labels.get(k).map(|v| (k.clone(), v.clone())))
-            .chain(
-                allow
+            .chain(allow.annotations.iter().filter_map(|k| {
+                pod.metadata
                     .annotations
-                    .iter()
-                    .filter_map(|k| pod.metadata.annotations.get(k).map(|v| (k.clone(), v.clone()))),
-            )
+                    .get(k)
+                    .map(|v| (k.clone(), v.clone()))
+            }))
             .collect();
         labels.sort();
         let info = PodInfo {
@@ -189,7 +203,11 @@ pub fn parse_kubelet_pods(body: &[u8], allow: &LabelAllowList) -> Result<HashMap
             uid: pod.metadata.uid.clone(),
             labels,
         };
-        let daemonset = pod.metadata.owner_references.first().is_some_and(|o| o.kind == "DaemonSet");
+        let daemonset = pod
+            .metadata
+            .owner_references
+            .first()
+            .is_some_and(|o| o.kind == "DaemonSet");
         let static_pod = pod
             .metadata
             .annotations
@@ -200,7 +218,11 @@ pub fn parse_kubelet_pods(body: &[u8], allow: &LabelAllowList) -> Result<HashMap
         } else {
             pod.spec.hostname.clone()
         };
-        let statuses = pod.status.container_statuses.iter().chain(pod.status.init_container_statuses.iter());
+        let statuses = pod
+            .status
+            .container_statuses
+            .iter()
+            .chain(pod.status.init_container_statuses.iter());
         for status in statuses {
             let Some((scheme, id)) = status.container_id.split_once("://") else {
                 continue;
@@ -297,15 +319,27 @@ mod tests {
 
     #[test]
     fn kubelet_pods_map_to_containers() {
-        let allow = LabelAllowList { labels: vec!["app".into()], annotations: vec!["team".into()] };
+        let allow = LabelAllowList {
+            labels: vec!["app".into()],
+            annotations: vec!["team".into()],
+        };
         let map = parse_kubelet_pods(PODS.as_bytes(), &allow).unwrap();
         let web = &map["aaaa"];
         assert_eq!((web.name.as_str(), web.hostname.as_str()), ("web", "web-0"));
-        assert_eq!((web.qos, web.kind, web.runtime), (Qos::Burstable, ContainerKind::Normal, Runtime::Containerd));
-        assert_eq!(web.pod.labels, vec![("app".into(), "web".into()), ("team".into(), "a".into())]);
+        assert_eq!(
+            (web.qos, web.kind, web.runtime),
+            (Qos::Burstable, ContainerKind::Normal, Runtime::Containerd)
+        );
+        assert_eq!(
+            web.pod.labels,
+            vec![("app".into(), "web".into()), ("team".into(), "a".into())]
+        );
         assert_eq!(map["bbbb"].kind, ContainerKind::Sidecar);
         let agent = &map["cccc"];
-        assert_eq!((agent.kind, agent.qos, agent.runtime), (ContainerKind::Daemonset, Qos::Besteffort, Runtime::Docker));
+        assert_eq!(
+            (agent.kind, agent.qos, agent.runtime),
+            (ContainerKind::Daemonset, Qos::Besteffort, Runtime::Docker)
+        );
         assert_eq!(agent.hostname, "agent");
     }
 
@@ -318,22 +352,34 @@ mod tests {
     #[test]
     fn docker_inspect_names() {
         let body = br#"{"Name":"/redis","Config":{"Hostname":"c0ffee","Image":"redis:7"}}"#;
-        assert_eq!(parse_docker_inspect(body).unwrap(), ("redis".into(), "c0ffee".into(), "redis:7".into()));
+        assert_eq!(
+            parse_docker_inspect(body).unwrap(),
+            ("redis".into(), "c0ffee".into(), "redis:7".into())
+        );
     }
 
     #[test]
     fn dechunks_bodies() {
-        assert_eq!(dechunk(b"4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n").unwrap(), b"abcdef");
+        assert_eq!(
+            dechunk(b"4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n").unwrap(),
+            b"abcdef"
+        );
         assert!(dechunk(b"zz\r\n").is_err());
     }
 
     #[tokio::test]
     async fn fetches_over_tcp_and_unix_sockets() {
         use tokio::io::AsyncWriteExt;
-        async fn serve_once<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S, body: &'static str) {
+        async fn serve_once<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+            mut s: S,
+            body: &'static str,
+        ) {
             let mut buf = [0u8; 1024];
             let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
-            let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
             s.write_all(reply.as_bytes()).await.unwrap();
         }
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -342,7 +388,10 @@ mod tests {
             let (s, _) = tcp.accept().await.unwrap();
             serve_once(s, "{\"items\":[]}").await;
         });
-        assert_eq!(get_tcp(&format!("http://{addr}"), "/pods").await.unwrap(), b"{\"items\":[]}");
+        assert_eq!(
+            get_tcp(&format!("http://{addr}"), "/pods").await.unwrap(),
+            b"{\"items\":[]}"
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("docker.sock");

@@ -115,7 +115,13 @@ pub struct Container {
 
 impl Container {
     /// A container known from its cgroup alone (names filled by enrichment, when available).
-    pub fn from_cgroup(id: &str, cgroup_id: u64, cgroup_path: &str, runtime: Runtime, qos: Qos) -> Self {
+    pub fn from_cgroup(
+        id: &str,
+        cgroup_id: u64,
+        cgroup_path: &str,
+        runtime: Runtime,
+        qos: Qos,
+    ) -> Self {
         let short = id.get(..12).unwrap_or(id).to_string();
         Self {
             id: id.to_string(),
@@ -188,7 +194,9 @@ impl ContainerSet {
     }
 
     pub fn by_cgroup_id(&self, cgroup_id: u64) -> Option<&Arc<Container>> {
-        self.by_cgroup_id.get(&cgroup_id).map(|&i| &self.containers[i])
+        self.by_cgroup_id
+            .get(&cgroup_id)
+            .map(|&i| &self.containers[i])
     }
 
     pub fn by_id(&self, id: &str) -> Option<&Arc<Container>> {

@@ -68,7 +68,10 @@ impl BpfError {
     /// The probe cannot run on this host as it is (missing kernel feature or privileges): it
     /// goes `inactive` instead of into a restart loop.
     pub fn is_unsupported(&self) -> bool {
-        matches!(self, BpfError::Unsupported { .. } | BpfError::NotPermitted { .. })
+        matches!(
+            self,
+            BpfError::Unsupported { .. } | BpfError::NotPermitted { .. }
+        )
     }
 }
 

@@ -14,7 +14,9 @@ use ractor::{ActorCell, ActorRef, SpawnErr};
 use crate::actors::probe::{ProbeActor, ProbeArgs, ProbeMsg};
 use crate::config::{Config, ProbeSettings, ProbesConfig};
 use crate::ebpf::{BpfError, BpfProgramSet};
+use crate::exposition::{MetricSet, MetricStore};
 use crate::supervisor::SupervisorMsg;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -42,6 +44,23 @@ impl ProbeError {
     }
 }
 
+/// What every probe may read besides its own settings.
+#[derive(Clone)]
+pub struct ProbeContext {
+    pub procfs_root: std::path::PathBuf,
+    pub sysfs_root: std::path::PathBuf,
+    pub cgroup: crate::containers::CgroupLayout,
+    /// The latest containers, keyed by cgroup id (empty while discovery is off).
+    pub containers: crate::containers::ContainerWatch,
+}
+
+impl ProbeContext {
+    /// `<procfs_root>/<rel>`.
+    pub fn procfs(&self, rel: &str) -> std::path::PathBuf {
+        self.procfs_root.join(rel)
+    }
+}
+
 /// What a probe is: how to start it from its settings and how to collect from it.
 pub trait Probe: Sized + Send + 'static {
     /// Config section name under `[probes]`, actor name, `tracer` name in status.
@@ -53,10 +72,11 @@ pub trait Probe: Sized + Send + 'static {
 
     /// Loads and attaches (runs on a blocking thread). `Err` that `is_unsupported()` makes the
     /// probe `inactive`; any other `Err` is a failure the supervisor retries with backoff.
-    fn start(settings: &Self::Settings) -> Result<Self, ProbeError>;
+    fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError>;
 
-    /// Reads maps or files and publishes metrics; called every `interval_ms`.
-    fn collect(&mut self) -> Result<(), ProbeError>;
+    /// Reads maps or files into `out`, which replaces everything the probe exported before;
+    /// called every `interval_ms`. Return `Err` only when nothing could be collected.
+    fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError>;
 
     /// BPF probes expose their programs so the shared code can watch links and read costs.
     fn programs(&mut self) -> Option<&mut BpfProgramSet> {
@@ -73,7 +93,13 @@ pub struct ProbeEntry {
     /// The probe's section as JSON: a change restarts only this probe.
     pub section: fn(&Config) -> serde_json::Value,
     pub validate: fn(&Config) -> Result<(), String>,
-    pub spawn: fn(&Config, ActorRef<SupervisorMsg>, ActorCell) -> SpawnFuture,
+    pub spawn: fn(
+        &Config,
+        ProbeContext,
+        Arc<MetricStore>,
+        ActorRef<SupervisorMsg>,
+        ActorCell,
+    ) -> SpawnFuture,
 }
 
 pub fn entry<P: Probe>() -> ProbeEntry {
@@ -82,9 +108,11 @@ pub fn entry<P: Probe>() -> ProbeEntry {
         enabled: |c| P::settings(&c.probes).enabled(),
         section: |c| serde_json::to_value(P::settings(&c.probes)).unwrap_or_default(),
         validate: |c| P::settings(&c.probes).validate(),
-        spawn: |config, supervisor, parent| {
+        spawn: |config, ctx, store, supervisor, parent| {
             let args = ProbeArgs::<P> {
                 settings: P::settings(&config.probes).clone(),
+                ctx,
+                store,
                 supervisor,
             };
             Box::pin(async move {

@@ -132,6 +132,7 @@ fn router(shared: Shared) -> Router {
         .route("/readyz", get(readyz))
         .route("/version", get(version))
         .route("/tracers", get(tracers))
+        .route("/containers/json", get(containers))
         .fallback(not_found)
         .with_state(shared)
 }
@@ -162,6 +163,7 @@ async fn status_of(shared: &Shared) -> Result<AgentStatus, Response> {
 async fn metrics(State(shared): State<Shared>) -> Response {
     shared.ctx.prometheus.run_upkeep();
     let mut body = shared.ctx.prometheus.render();
+    body.push_str(&shared.ctx.store.render(&shared.labels));
     // Agent self metrics are rendered from live state so they never go stale or leak series.
     let status = status_of(&shared).await.ok();
     body.push_str(&render_self_metrics(
@@ -216,6 +218,28 @@ async fn tracers(State(shared): State<Shared>) -> Response {
         Ok(status) => Json(json!({"data": status.actors})).into_response(),
         Err(response) => response,
     }
+}
+
+#[derive(serde::Deserialize)]
+struct ContainerQuery {
+    container_id: Option<String>,
+}
+
+/// Known containers (upstream path), optionally one by `?container_id=`.
+async fn containers(
+    State(shared): State<Shared>,
+    axum::extract::Query(query): axum::extract::Query<ContainerQuery>,
+) -> Response {
+    let set = shared.ctx.containers_tx.borrow().clone();
+    let list: Vec<_> = set
+        .iter()
+        .filter(|c| query.container_id.as_deref().is_none_or(|id| c.id == id))
+        .cloned()
+        .collect();
+    if let (Some(id), true) = (&query.container_id, list.is_empty()) {
+        return error_response(StatusCode::NOT_FOUND, format!("no container with id {id}"));
+    }
+    Json(json!({ "data": list })).into_response()
 }
 
 async fn not_found(method: Method, uri: Uri) -> Response {

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::probes::{Probe, ProbeError};
+use crate::exposition::MetricSet;
+use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "loadavg";
 
@@ -13,8 +14,6 @@ const NAME: &str = "loadavg";
 pub struct LoadavgConfig {
     pub enabled: bool,
     pub interval_ms: u64,
-    /// File read each tick; a fixture path in tests.
-    pub path: PathBuf,
 }
 
 impl Default for LoadavgConfig {
@@ -22,7 +21,6 @@ impl Default for LoadavgConfig {
         Self {
             enabled: true,
             interval_ms: 1000,
-            path: PathBuf::from("/proc/loadavg"),
         }
     }
 }
@@ -70,13 +68,13 @@ impl Probe for LoadavgProbe {
         &probes.loadavg
     }
 
-    fn start(settings: &Self::Settings) -> Result<Self, ProbeError> {
+    fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         Ok(Self {
-            path: settings.path.clone(),
+            path: ctx.procfs("loadavg"),
         })
     }
 
-    fn collect(&mut self) -> Result<(), ProbeError> {
+    fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
         let path = self.path.display().to_string();
         let text = std::fs::read_to_string(&self.path).map_err(|source| ProbeError::Read {
             probe: NAME,
@@ -88,9 +86,21 @@ impl Probe for LoadavgProbe {
             path,
             reason,
         })?;
-        metrics::gauge!("huatuo_bamai_loadavg_load1").set(load.load1);
-        metrics::gauge!("huatuo_bamai_loadavg_load5").set(load.load5);
-        metrics::gauge!("huatuo_bamai_loadavg_load15").set(load.load15);
+        out.gauge(
+            "huatuo_bamai_loadavg_load1",
+            "System load average over 1 minute (/proc/loadavg).",
+        )
+        .push(vec![], load.load1);
+        out.gauge(
+            "huatuo_bamai_loadavg_load5",
+            "System load average over 5 minutes (/proc/loadavg).",
+        )
+        .push(vec![], load.load5);
+        out.gauge(
+            "huatuo_bamai_loadavg_load15",
+            "System load average over 15 minutes (/proc/loadavg).",
+        )
+        .push(vec![], load.load15);
         Ok(())
     }
 }

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
-use crate::probes::{Probe, ProbeError};
+use crate::exposition::MetricSet;
+use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "runqlat";
 const HOST_MAP: &str = "RUNQ_HOST_LATENCY";
@@ -63,7 +64,7 @@ impl Probe for RunqlatProbe {
         &probes.runqlat
     }
 
-    fn start(_settings: &Self::Settings) -> Result<Self, ProbeError> {
+    fn start(_settings: &Self::Settings, _ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let bpf = ebpf::load(
             NAME,
             crate::bpf_object!("runqlat"),
@@ -73,14 +74,17 @@ impl Probe for RunqlatProbe {
         Ok(Self { programs })
     }
 
-    fn collect(&mut self) -> Result<(), ProbeError> {
+    fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
         let mut per_zone = Vec::with_capacity(ZONES);
         for zone in 0..ZONES as u32 {
             per_zone.push(self.programs.per_cpu_u64(HOST_MAP, zone)?);
         }
+        let family = out.gauge(
+            "huatuo_bamai_runqlat_latency",
+            "Run-queue latency events per zone (0:<10ms 1:<20ms 2:<50ms 3:>=50ms); cumulative count.",
+        );
         for (zone, total) in sum_zones(&per_zone).iter().enumerate() {
-            metrics::gauge!("huatuo_bamai_runqlat_latency", "zone" => zone.to_string())
-                .set(*total as f64);
+            family.push(vec![("zone", zone.to_string())], *total as f64);
         }
         Ok(())
     }

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
-use crate::probes::{Probe, ProbeError};
+use crate::exposition::MetricSet;
+use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "softirq";
 const ZONES: u32 = 4;
@@ -86,7 +87,7 @@ impl Probe for SoftirqProbe {
         &probes.softirq
     }
 
-    fn start(settings: &Self::Settings) -> Result<Self, ProbeError> {
+    fn start(settings: &Self::Settings, _ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let vectors = settings
             .vectors
             .iter()
@@ -97,7 +98,11 @@ impl Probe for SoftirqProbe {
         Ok(Self { programs, vectors })
     }
 
-    fn collect(&mut self) -> Result<(), ProbeError> {
+    fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
+        let family = out.gauge(
+            "huatuo_bamai_softirq_latency",
+            "Softirq raise-to-entry latency events per CPU, vector (type) and zone (0:<10us 1:<100us 2:<1ms 3:>=1ms); cumulative count.",
+        );
         for &vector in &self.vectors {
             let kind = VECTOR_NAMES[vector as usize];
             for zone in 0..ZONES {
@@ -105,13 +110,12 @@ impl Probe for SoftirqProbe {
                     .programs
                     .per_cpu_u64(LATENCY_MAP, latency_index(vector, zone))?;
                 for (cpu, count) in per_cpu.iter().enumerate() {
-                    metrics::gauge!(
-                        "huatuo_bamai_softirq_latency",
-                        "cpuid" => cpu.to_string(),
-                        "type" => kind,
-                        "zone" => zone.to_string()
-                    )
-                    .set(*count as f64);
+                    let labels = vec![
+                        ("cpuid", cpu.to_string()),
+                        ("type", kind.to_string()),
+                        ("zone", zone.to_string()),
+                    ];
+                    family.push(labels, *count as f64);
                 }
             }
         }

@@ -1,0 +1,157 @@
+//! Container discovery: containers are found in cgroupfs (so it works on hosts without
+//! Kubernetes), keyed by kernel cgroup id, and named from the kubelet or Docker when either is
+//! reachable. The discovery actor publishes each new [`ContainerSet`] to every collector.
+
+pub mod cgroupfs;
+pub mod enrich;
+pub mod model;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use cgroupfs::CgroupLayout;
+pub use model::{Container, ContainerKind, ContainerSet, ContainerWatch, PodInfo, Qos, Runtime};
+
+use crate::config::ContainersConfig;
+use enrich::{KubeContainer, LabelAllowList};
+
+/// How long kubelet pod metadata is reused before asking again.
+const KUBELET_REFRESH: Duration = Duration::from_secs(10);
+
+/// Scan + enrichment with caches, owned by the discovery actor.
+pub struct Discovery {
+    layout: CgroupLayout,
+    kubelet_url: String,
+    docker_socket: PathBuf,
+    allow: LabelAllowList,
+    kube: HashMap<String, KubeContainer>,
+    kube_fetched: Option<Instant>,
+    /// Docker inspect results by container id: (name, hostname, image).
+    docker: HashMap<String, (String, String, String)>,
+    /// Sources that failed, so each failure is logged once until it recovers.
+    failing: HashMap<&'static str, String>,
+}
+
+impl Discovery {
+    pub fn new(sysfs_root: &std::path::Path, config: &ContainersConfig) -> Self {
+        Self {
+            layout: CgroupLayout::detect(sysfs_root),
+            kubelet_url: config.kubelet_url.clone(),
+            docker_socket: config.docker_socket.clone(),
+            allow: LabelAllowList {
+                labels: config.pod_labels.clone(),
+                annotations: config.pod_annotations.clone(),
+            },
+            kube: HashMap::new(),
+            kube_fetched: None,
+            docker: HashMap::new(),
+            failing: HashMap::new(),
+        }
+    }
+
+    pub fn layout(&self) -> &CgroupLayout {
+        &self.layout
+    }
+
+    fn note(&mut self, source: &'static str, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                if self.failing.remove(source).is_some() {
+                    tracing::info!(source, "container metadata source recovered");
+                }
+            }
+            Err(e) => {
+                if self.failing.get(source) != Some(&e) {
+                    tracing::warn!(source, error = %e, "container metadata source unavailable; containers keep their cgroup names");
+                }
+                self.failing.insert(source, e);
+            }
+        }
+    }
+
+    /// One discovery round: scan cgroupfs (blocking IO, kept short), then enrich.
+    pub async fn discover(&mut self) -> ContainerSet {
+        let layout = self.layout.clone();
+        let mut found = tokio::task::spawn_blocking(move || cgroupfs::scan(&layout))
+            .await
+            .unwrap_or_default();
+        self.enrich_from_kubelet(&found).await;
+        self.enrich_from_docker(&found).await;
+        for container in &mut found {
+            if let Some(kube) = self.kube.get(&container.id) {
+                enrich::apply_kube(container, kube);
+            } else if let Some((name, hostname, image)) = self.docker.get(&container.id) {
+                container.name = name.clone();
+                if !hostname.is_empty() {
+                    container.hostname = hostname.clone();
+                }
+                container.image = image.clone();
+            }
+        }
+        // Forget metadata of containers that are gone.
+        self.docker
+            .retain(|id, _| found.iter().any(|c| &c.id == id));
+        ContainerSet::new(found)
+    }
+
+    async fn enrich_from_kubelet(&mut self, found: &[Container]) {
+        if self.kubelet_url.is_empty() {
+            return;
+        }
+        let unknown = found.iter().any(|c| !self.kube.contains_key(&c.id));
+        let stale = self
+            .kube_fetched
+            .is_none_or(|t| t.elapsed() > KUBELET_REFRESH);
+        if !(stale
+            || unknown
+                && self
+                    .kube_fetched
+                    .is_some_and(|t| t.elapsed() > Duration::from_secs(1)))
+        {
+            return;
+        }
+        self.kube_fetched = Some(Instant::now());
+        let result = match enrich::get_tcp(&self.kubelet_url, "/pods").await {
+            Ok(body) => enrich::parse_kubelet_pods(&body, &self.allow).map(|map| {
+                self.kube = map;
+            }),
+            Err(e) => Err(e),
+        };
+        self.note("kubelet", result);
+    }
+
+    async fn enrich_from_docker(&mut self, found: &[Container]) {
+        if self.docker_socket.as_os_str().is_empty() || !self.docker_socket.exists() {
+            return;
+        }
+        let wanted: Vec<String> = found
+            .iter()
+            .filter(|c| {
+                c.runtime == Runtime::Docker
+                    && !self.kube.contains_key(&c.id)
+                    && !self.docker.contains_key(&c.id)
+            })
+            .map(|c| c.id.clone())
+            .collect();
+        for id in wanted {
+            let path = format!("/containers/{id}/json");
+            let result = match enrich::get_unix(&self.docker_socket, &path).await {
+                Ok(body) => enrich::parse_docker_inspect(&body).map(|meta| {
+                    self.docker.insert(id.clone(), meta);
+                }),
+                Err(e) => Err(e),
+            };
+            self.note("docker", result);
+        }
+    }
+}
+
+/// A watch channel for the container set, starting empty.
+pub fn channel() -> (
+    tokio::sync::watch::Sender<Arc<ContainerSet>>,
+    ContainerWatch,
+) {
+    tokio::sync::watch::channel(Arc::new(ContainerSet::default()))
+}
