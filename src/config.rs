@@ -227,6 +227,18 @@ pub struct ProbesConfig {
     pub softirq: SoftirqConfig,
     pub runqlat: RunqlatConfig,
     pub loadavg: LoadavgConfig,
+    pub cpu_util: crate::probes::cpu_util::CpuUtilConfig,
+    pub cpu_stat: crate::probes::cpu_stat::CpuStatConfig,
+    pub memory_vmstat: crate::probes::memory_vmstat::MemoryVmstatConfig,
+    pub memory_events: crate::probes::memory_events::MemoryEventsConfig,
+    pub memory_buddyinfo: crate::probes::memory_buddyinfo::MemoryBuddyinfoConfig,
+    pub netdev: crate::probes::netdev::NetdevConfig,
+    pub netstat: crate::probes::netstat::NetstatConfig,
+    pub sockstat: crate::probes::sockstat::SockstatConfig,
+    pub arp: crate::probes::arp::ArpConfig,
+    pub diskio: crate::probes::diskio::DiskioConfig,
+    pub mountpoint: crate::probes::mountpoint::MountpointConfig,
+    pub pressure: crate::probes::pressure::PressureConfig,
 }
 
 /// What every probe section offers the shared probe machinery.

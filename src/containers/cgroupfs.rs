@@ -222,6 +222,74 @@ mod tests {
 
     const ID: &str = "4a3b1c2d4a3b1c2d4a3b1c2d4a3b1c2d4a3b1c2d4a3b1c2d4a3b1c2d4a3b1c2d";
 
+    fn fixture(layout: &str) -> CgroupLayout {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(layout)
+            .join("sys");
+        CgroupLayout::detect(&root)
+    }
+
+    #[test]
+    fn finds_v1_cgroupfs_driver_containers() {
+        let layout = fixture("cgroup-v1");
+        assert!(!layout.is_v2());
+        let found = scan(&layout);
+        let summary: Vec<(String, &str, &str, Option<u32>)> = found
+            .iter()
+            .map(|c| {
+                (
+                    c.id[..6].to_string(),
+                    c.runtime.as_str(),
+                    c.qos.as_str(),
+                    c.init_pid,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("be57ef".into(), "unknown", "besteffort", Some(4646)),
+                ("c0ffee".into(), "unknown", "guaranteed", Some(4343)),
+                ("d0cce7".into(), "docker", "unknown", Some(4242)),
+            ]
+        );
+        assert!(found.iter().all(|c| c.cgroup_id != 0));
+        assert!(
+            found[2].cgroup_path.starts_with("/docker/d0cce7"),
+            "{}",
+            found[2].cgroup_path
+        );
+        // The same container's memory cgroup is found through the layout.
+        assert!(layout
+            .dir("memory", &found[2].cgroup_path)
+            .join("cgroup.procs")
+            .exists());
+    }
+
+    #[test]
+    fn finds_v2_systemd_driver_containers_of_every_runtime() {
+        let layout = fixture("cgroup-v2");
+        assert!(layout.is_v2());
+        let found = scan(&layout);
+        let summary: Vec<(String, &str, &str)> = found
+            .iter()
+            .map(|c| (c.id[..6].to_string(), c.runtime.as_str(), c.qos.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("b0d3a9".into(), "podman", "unknown"),
+                ("c0ffee".into(), "containerd", "guaranteed"),
+                ("c210cc".into(), "crio", "burstable"),
+                ("d0cce7".into(), "docker", "unknown"),
+            ]
+        );
+        // cgroup id = the directory inode, as bpf_get_current_cgroup_id() reports it.
+        let dir = layout.dir("cpu", &found[3].cgroup_path);
+        assert_eq!(found[3].cgroup_id, std::fs::metadata(dir).unwrap().ino());
+    }
+
     #[test]
     fn parses_every_runtime_naming() {
         for (name, runtime) in [

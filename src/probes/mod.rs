@@ -2,9 +2,24 @@
 //! [`Probe`]; the shared [`crate::actors::probe::ProbeActor`] gives it supervision, ticking, status,
 //! BPF link watching and cost reporting. Registering a probe is one line in [`registry`].
 
+pub mod arp;
+pub mod cpu_stat;
+pub mod cpu_util;
+pub mod diskio;
 pub mod loadavg;
+pub mod memory_buddyinfo;
+pub mod memory_events;
+pub mod memory_vmstat;
+pub mod mountpoint;
+pub mod netdev;
+pub mod netstat;
+pub mod pressure;
 pub mod runqlat;
+pub mod sockstat;
 pub mod softirq;
+
+#[cfg(test)]
+pub mod testutil;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -130,5 +145,17 @@ pub fn registry() -> Vec<ProbeEntry> {
         entry::<softirq::SoftirqProbe>(),
         entry::<runqlat::RunqlatProbe>(),
         entry::<loadavg::LoadavgProbe>(),
+        entry::<cpu_util::CpuUtilProbe>(),
+        entry::<cpu_stat::CpuStatProbe>(),
+        entry::<memory_vmstat::MemoryVmstatProbe>(),
+        entry::<memory_events::MemoryEventsProbe>(),
+        entry::<memory_buddyinfo::MemoryBuddyinfoProbe>(),
+        entry::<netdev::NetdevProbe>(),
+        entry::<netstat::NetstatProbe>(),
+        entry::<sockstat::SockstatProbe>(),
+        entry::<arp::ArpProbe>(),
+        entry::<diskio::DiskioProbe>(),
+        entry::<mountpoint::MountpointProbe>(),
+        entry::<pressure::PressureProbe>(),
     ]
 }

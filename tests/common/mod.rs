@@ -57,7 +57,8 @@ pub fn config_text(port: u16, socket: &Path, enabled: &[&str], extra: &str) -> S
             "[supervisor]\nrestart_backoff_initial_ms = 500\nrestart_backoff_max_ms = 2000\n",
         );
     }
-    for probe in ["softirq", "runqlat", "loadavg"] {
+    for entry in huatuo_bamai::probes::registry() {
+        let probe = entry.name;
         let enabled = enabled.contains(&probe);
         let interval = if probe == "loadavg" { 200 } else { 250 };
         text.push_str(&format!(

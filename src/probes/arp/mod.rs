@@ -1,0 +1,48 @@
+//! arp: ARP entries host and container (arp_*).
+//! (Being implemented: this skeleton registers the probe; collection comes next.)
+
+use serde::{Deserialize, Serialize};
+
+use crate::exposition::MetricSet;
+use crate::probes::{Probe, ProbeContext, ProbeError};
+
+const NAME: &str = "arp";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArpConfig {
+    pub enabled: bool,
+    pub interval_ms: u64,
+}
+
+impl Default for ArpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_ms: 5000,
+        }
+    }
+}
+
+crate::probe_settings!(ArpConfig);
+
+pub struct ArpProbe {
+    _ctx: ProbeContext,
+}
+
+impl Probe for ArpProbe {
+    const NAME: &'static str = NAME;
+    type Settings = ArpConfig;
+
+    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
+        &probes.arp
+    }
+
+    fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
+        Ok(Self { _ctx: ctx.clone() })
+    }
+
+    fn collect(&mut self, _out: &mut MetricSet) -> Result<(), ProbeError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,89 @@
+//! Helpers for collector tests against the fixture trees in `tests/fixtures/cgroup-v1` and
+//! `tests/fixtures/cgroup-v2` (procfs under `proc/`, sysfs under `sys/`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::containers::{cgroupfs, CgroupLayout, ContainerSet};
+use crate::exposition::{MetricSet, MetricStore};
+use crate::probes::{Probe, ProbeContext};
+
+pub fn fixture_root(layout: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(layout)
+}
+
+/// A probe context over a fixture tree (or a copy of one), with the containers it holds.
+pub fn context_at(root: &Path) -> ProbeContext {
+    let sysfs_root = root.join("sys");
+    let cgroup = CgroupLayout::detect(&sysfs_root);
+    let containers = ContainerSet::new(cgroupfs::scan(&cgroup));
+    let (_tx, rx) = tokio::sync::watch::channel(Arc::new(containers));
+    ProbeContext {
+        procfs_root: root.join("proc"),
+        sysfs_root,
+        cgroup,
+        containers: rx,
+    }
+}
+
+pub fn context(layout: &str) -> ProbeContext {
+    context_at(&fixture_root(layout))
+}
+
+/// Copies a fixture tree into a temp dir (for tests that change files between collections).
+pub fn copy_fixture(layout: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&fixture_root(layout), dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read fixture dir").flatten() {
+        let target = to.join(entry.file_name());
+        let meta = std::fs::symlink_metadata(entry.path()).expect("stat");
+        if meta.file_type().is_symlink() {
+            let link = std::fs::read_link(entry.path()).expect("readlink");
+            std::os::unix::fs::symlink(link, &target).expect("symlink");
+        } else if meta.is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Runs one collection and renders it as `/metrics` would (no global labels).
+pub fn collect_text<P: Probe>(probe: &mut P) -> String {
+    let mut set = MetricSet::default();
+    probe.collect(&mut set).expect("collect");
+    render(set)
+}
+
+pub fn render(set: MetricSet) -> String {
+    let store = MetricStore::new(usize::MAX);
+    store.publish("test", set, std::time::Duration::ZERO);
+    store
+        .render(&[])
+        .lines()
+        .filter(|l| !l.contains("huatuo_bamai_scrape_collector_"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Asserts every line of `expected` (blank lines and `#` comments skipped) is in `text`.
+pub fn assert_lines(text: &str, expected: &str) {
+    let missing: Vec<&str> = expected
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("//"))
+        .filter(|l| !text.lines().any(|t| t == *l))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing lines:\n{}\n--- got:\n{text}",
+        missing.join("\n")
+    );
+}
