@@ -96,6 +96,9 @@ pub struct AgentConfig {
     pub procfs_root: PathBuf,
     /// Root of sysfs (cgroupfs is read below `<sysfs_root>/fs/cgroup`).
     pub sysfs_root: PathBuf,
+    /// Keep kernel BPF run-time statistics on while the agent runs, so each probe reports its
+    /// programs' cost (two clock reads per program run).
+    pub bpf_stats: bool,
 }
 
 impl Default for AgentConfig {
@@ -106,6 +109,7 @@ impl Default for AgentConfig {
             log_level: "info".to_string(),
             procfs_root: PathBuf::from("/proc"),
             sysfs_root: PathBuf::from("/sys"),
+            bpf_stats: true,
         }
     }
 }
@@ -409,7 +413,8 @@ fn insert_dotted(dict: &mut Dict, dotted: &str, value: Value) {
 }
 
 /// Keys whose change needs a restart of the whole agent (listeners, global labels).
-const COLD_KEY_PREFIXES: [&str; 7] = [
+const COLD_KEY_PREFIXES: [&str; 8] = [
+    "agent.bpf_stats",
     "agent.region",
     "agent.hostname",
     "agent.procfs_root",
@@ -527,6 +532,9 @@ impl Config {
         }
         if self.agent.hostname != other.agent.hostname {
             changed.push("agent.hostname");
+        }
+        if self.agent.bpf_stats != other.agent.bpf_stats {
+            changed.push("agent.bpf_stats");
         }
         if self.agent.procfs_root != other.agent.procfs_root {
             changed.push("agent.procfs_root");

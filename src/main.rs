@@ -205,6 +205,14 @@ async fn agent(config: config::Config, source: config::ConfigSource) -> anyhow::
     for failed in &fs.failed {
         tracing::warn!("kernel filesystem unavailable: {failed}");
     }
+    // Held for the agent's lifetime; the kernel turns stats off again when it is dropped.
+    let _bpf_stats = if config.agent.bpf_stats {
+        ebpf::BpfStatsGuard::enable()
+            .inspect_err(|e| tracing::warn!("{e}; BPF program costs will read 0"))
+            .ok()
+    } else {
+        None
+    };
     let prometheus = telemetry::install_recorder(&config).map_err(anyhow::Error::msg)?;
     let mut ctx = AgentContext::new(source, prometheus, &config);
     ctx.started = started;

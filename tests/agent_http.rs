@@ -204,15 +204,31 @@ fn series_cap_bounds_a_family_and_counts_drops() {
         .filter(|l| l.starts_with("huatuo_bamai_softirq_latency{"))
         .count();
     assert_eq!(kept, 3, "{metrics}");
-    let dropped = sample(&metrics, "huatuo_bamai_metric_series_dropped_total", &[("family", "huatuo_bamai_softirq_latency")])
-        .unwrap_or_else(|| panic!("no drop counter:\n{metrics}"));
+    let dropped = sample(
+        &metrics,
+        "huatuo_bamai_metric_series_dropped_total",
+        &[("family", "huatuo_bamai_softirq_latency")],
+    )
+    .unwrap_or_else(|| panic!("no drop counter:\n{metrics}"));
     assert!(dropped > 0.0);
-    assert!(agent.log().contains("series cap reached"), "{}", agent.log());
+    assert!(
+        agent.log().contains("series cap reached"),
+        "{}",
+        agent.log()
+    );
     // Raising the cap live restores every series.
     let out = agent.ctl(&["set", "metrics.max_series_per_family", "1000"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     std::thread::sleep(std::time::Duration::from_millis(600));
     let cpus = std::thread::available_parallelism().unwrap().get();
-    let kept = agent.metrics().lines().filter(|l| l.starts_with("huatuo_bamai_softirq_latency{")).count();
+    let kept = agent
+        .metrics()
+        .lines()
+        .filter(|l| l.starts_with("huatuo_bamai_softirq_latency{"))
+        .count();
     assert_eq!(kept, cpus * 2 * 4);
 }

@@ -168,6 +168,22 @@ fn runqlat_zones_follow_contention() {
         busy_delta[3] > 0.0,
         "no waits >= 50ms with 40 threads per CPU: {busy_delta:?}"
     );
+    // bpf_stats (on by default) reports the probe's own cost per program.
+    let metrics = agent.metrics();
+    let labels = [("probe", "runqlat"), ("program", "on_sched_switch")];
+    let runs =
+        common::sample(&metrics, "huatuo_bamai_bpf_prog_run_count_total", &labels).unwrap_or(0.0);
+    let seconds =
+        common::sample(&metrics, "huatuo_bamai_bpf_prog_run_seconds_total", &labels).unwrap_or(0.0);
+    assert!(
+        runs > 1000.0 && seconds > 0.0,
+        "cost not reported: runs={runs} seconds={seconds}"
+    );
+    assert!(
+        seconds / runs < 20e-6,
+        "implausible {} ns per sched_switch run",
+        seconds / runs * 1e9
+    );
     let idle_slow: f64 = idle_delta[1..].iter().sum();
     assert!(
         slow > idle_slow * 5.0 + 10.0,

@@ -20,8 +20,11 @@ struct TestContainer {
 
 impl TestContainer {
     fn create() -> Option<TestContainer> {
-        let id = format!("{:016x}", std::process::id() as u64 * 0x9e37_79b9 ^ Instant::now().elapsed().as_nanos() as u64)
-            .repeat(4);
+        let id = format!(
+            "{:016x}",
+            std::process::id() as u64 * 0x9e37_79b9 ^ Instant::now().elapsed().as_nanos() as u64
+        )
+        .repeat(4);
         let root = PathBuf::from("/sys/fs/cgroup");
         let v2 = root.join("cgroup.controllers").exists();
         let hierarchies: Vec<PathBuf> = if v2 {
@@ -47,9 +50,17 @@ impl TestContainer {
     /// The cgroup id discovery must report: the inode of the cgroup's v2 directory (what
     /// bpf_get_current_cgroup_id() returns), else of its cpu hierarchy directory.
     fn expected_cgroup_id(&self) -> u64 {
-        let v2 = |d: &&PathBuf| d.starts_with("/sys/fs/cgroup/unified") || d.parent() == Some(std::path::Path::new("/sys/fs/cgroup/docker"));
+        let v2 = |d: &&PathBuf| {
+            d.starts_with("/sys/fs/cgroup/unified")
+                || d.parent() == Some(std::path::Path::new("/sys/fs/cgroup/docker"))
+        };
         let cpu = |d: &&PathBuf| d.starts_with("/sys/fs/cgroup/cpu");
-        let dir = self.dirs.iter().find(v2).or_else(|| self.dirs.iter().find(cpu)).unwrap_or(&self.dirs[0]);
+        let dir = self
+            .dirs
+            .iter()
+            .find(v2)
+            .or_else(|| self.dirs.iter().find(cpu))
+            .unwrap_or(&self.dirs[0]);
         std::fs::metadata(dir).unwrap().ino()
     }
 
@@ -98,28 +109,44 @@ fn real_cgroup_is_discovered_attributed_and_expires() {
     if !common::bpf_available("real_cgroup_is_discovered_attributed_and_expires") {
         return;
     }
-    let extra = "[containers]\nrescan_interval_ms = 200\nkubelet_url = \"\"\ndocker_socket = \"\"\n";
+    let extra =
+        "[containers]\nrescan_interval_ms = 200\nkubelet_url = \"\"\ndocker_socket = \"\"\n";
     let agent = Agent::start_with(&["loadavg"], extra);
     let mut container = TestContainer::create().expect("create test cgroup");
     let id = container.id.clone();
 
-    let found = wait_for(Duration::from_secs(5), || containers(&agent).into_iter().find(|c| c["id"] == id.as_str()))
-        .unwrap_or_else(|| panic!("container {id} not discovered:\n{}", agent.log()));
+    let found = wait_for(Duration::from_secs(5), || {
+        containers(&agent)
+            .into_iter()
+            .find(|c| c["id"] == id.as_str())
+    })
+    .unwrap_or_else(|| panic!("container {id} not discovered:\n{}", agent.log()));
     assert_eq!(found["runtime"], "docker");
     assert_eq!(found["name"], &id[..12]);
     assert_eq!(found["cgroup_path"], format!("/docker/{id}"));
     assert_eq!(found["init_pid"], container.process.id());
-    assert_eq!(found["cgroup_id"], container.expected_cgroup_id(), "{found}");
+    assert_eq!(
+        found["cgroup_id"],
+        container.expected_cgroup_id(),
+        "{found}"
+    );
 
     // One container by id, and a clear 404 for an unknown one.
-    let (status, body) = agent.get(&format!("/containers/json?container_id={id}")).unwrap();
+    let (status, body) = agent
+        .get(&format!("/containers/json?container_id={id}"))
+        .unwrap();
     assert_eq!(status, 200, "{body}");
-    let (status, _) = agent.get(&format!("/containers/json?container_id={}", "0".repeat(64))).unwrap();
+    let (status, _) = agent
+        .get(&format!("/containers/json?container_id={}", "0".repeat(64)))
+        .unwrap();
     assert_eq!(status, 404);
 
     container.remove();
     let gone = wait_for(Duration::from_secs(5), || {
         (!containers(&agent).iter().any(|c| c["id"] == id.as_str())).then_some(())
     });
-    assert!(gone.is_some(), "container {id} still listed after its cgroup was removed");
+    assert!(
+        gone.is_some(),
+        "container {id} still listed after its cgroup was removed"
+    );
 }

@@ -33,7 +33,11 @@ fn query(port: u16, promql: &str) -> serde_json::Value {
 
 #[test]
 fn prometheus_scrapes_the_agent() {
-    if Command::new("prometheus").arg("--version").output().is_err() {
+    if Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         assert!(
             std::env::var_os("HUATUO_REQUIRE_BPF").is_none(),
             "prometheus must be installed in CI (scripts/install-deps.sh test)"
@@ -56,7 +60,10 @@ fn prometheus_scrapes_the_agent() {
     let _server = Server(
         Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -70,7 +77,10 @@ fn prometheus_scrapes_the_agent() {
         if let Some(result) = reply["data"]["result"].as_array().filter(|r| !r.is_empty()) {
             break result.clone();
         }
-        assert!(Instant::now() < deadline, "Prometheus never stored huatuo_bamai_loadavg_load1: {reply}");
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never stored huatuo_bamai_loadavg_load1: {reply}"
+        );
         std::thread::sleep(Duration::from_millis(250));
     };
     let labels = &series[0]["metric"];
@@ -83,7 +93,13 @@ fn prometheus_scrapes_the_agent() {
     // The whole scrape was accepted: the target is up and self metrics are stored too.
     let up = query(prom_port, "up{job=\"huatuo\"}");
     assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
-    let actors = query(prom_port, "huatuo_bamai_actor_state{state=\"running\"} == 1");
-    let running = actors["data"]["result"].as_array().map(|r| r.len()).unwrap_or(0);
+    let actors = query(
+        prom_port,
+        "huatuo_bamai_actor_state{state=\"running\"} == 1",
+    );
+    let running = actors["data"]["result"]
+        .as_array()
+        .map(|r| r.len())
+        .unwrap_or(0);
     assert!(running >= 3, "running actors seen by Prometheus: {actors}");
 }

@@ -180,6 +180,33 @@ impl<P: Probe> Actor for ProbeActor<P> {
     }
 }
 
+/// The probe's own BPF cost (bpf_stats): the input of the adaptive sampler, exported for users.
+fn add_program_costs(out: &mut MetricSet, probe: &'static str, costs: &[ProgramCost]) {
+    if costs.is_empty() {
+        return;
+    }
+    let labels = |cost: &ProgramCost| {
+        vec![
+            ("probe", probe.to_string()),
+            ("program", cost.program.clone()),
+        ]
+    };
+    let seconds = out.counter(
+        "huatuo_bamai_bpf_prog_run_seconds_total",
+        "Run time of the probe's BPF program in the kernel (bpf_stats; 0 while stats are off).",
+    );
+    for cost in costs {
+        seconds.push(labels(cost), cost.run_time.as_secs_f64());
+    }
+    let runs = out.counter(
+        "huatuo_bamai_bpf_prog_run_count_total",
+        "Runs of the probe's BPF program (bpf_stats; 0 while stats are off).",
+    );
+    for cost in costs {
+        runs.push(labels(cost), cost.run_count as f64);
+    }
+}
+
 fn on_tick<P: Probe>(
     myself: &ActorRef<ProbeMsg>,
     state: &mut ProbeRuntime<P>,
@@ -206,6 +233,9 @@ fn on_tick<P: Probe>(
     let started = Instant::now();
     let mut out = MetricSet::default();
     let result = probe.collect(&mut out);
+    if let Some(programs) = probe.programs() {
+        add_program_costs(&mut out, P::NAME, &programs.costs());
+    }
     let store = state.store.clone();
     match &result {
         Ok(()) => store.publish(P::NAME, out, started.elapsed()),
