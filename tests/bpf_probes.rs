@@ -6,6 +6,7 @@
 mod common;
 
 use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -292,5 +293,80 @@ fn every_hook_kind_attaches_or_is_unsupported_with_a_reason() {
             e.is_unsupported() && e.to_string().contains("fentry/fexit unavailable"),
             "{e}"
         );
+    }
+}
+
+#[test]
+fn runqlat_container_series_follow_contention_in_that_container() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available("runqlat_container_series_follow_contention_in_that_container") {
+        return;
+    }
+    let extra =
+        "[containers]\nrescan_interval_ms = 200\nkubelet_url = \"\"\ndocker_socket = \"\"\n";
+    let agent = Agent::start_with(&["runqlat"], extra);
+    let mut container = common::TestContainer::create().expect("create test cgroup");
+    let name = container.id[..12].to_string();
+    let labels = |zone: &str| vec![("container_name", name.clone()), ("zone", zone.to_string())];
+    let zones = |metrics: &str| -> Vec<Option<f64>> {
+        (0..4)
+            .map(|z| {
+                let l = labels(&z.to_string());
+                let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                common::sample(metrics, "huatuo_bamai_runqlat_container_latency", &l)
+            })
+            .collect()
+    };
+    // Discovered (series at 0) before the load starts.
+    let start = std::time::Instant::now();
+    while zones(&agent.metrics())[0].is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "container series missing:\n{}",
+            agent.metrics()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before: Vec<f64> = zones(&agent.metrics())
+        .into_iter()
+        .map(|v| v.unwrap_or(0.0))
+        .collect();
+    let host_before = runqlat(&agent.metrics());
+
+    // 30 busy loops per CPU inside the container.
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    for _ in 0..30 * cpus {
+        container.spawn(Command::new("sh").args(["-c", "while :; do :; done"]));
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    container.kill_processes();
+    settle();
+    let metrics = agent.metrics();
+    let after: Vec<f64> = zones(&metrics)
+        .into_iter()
+        .map(|v| v.unwrap_or(0.0))
+        .collect();
+    let delta: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    eprintln!("container runqlat delta {delta:?}");
+    let slow: f64 = delta[1..].iter().sum();
+    assert!(
+        slow >= 20.0,
+        "container waits >= 10ms not counted: {delta:?}"
+    );
+    let host_after = runqlat(&metrics);
+    let host_slow: f64 = (1..4).map(|z| host_after[z] - host_before[z]).sum();
+    assert!(
+        host_slow >= slow,
+        "host slow zones ({host_slow}) include the container's ({slow})"
+    );
+    // Removing the container removes its series.
+    container.remove();
+    let start = std::time::Instant::now();
+    while zones(&agent.metrics())[0].is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "series of a removed container linger"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

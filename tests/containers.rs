@@ -4,86 +4,9 @@
 
 mod common;
 
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::Agent;
-
-/// A container-style cgroup (`docker/<id>`) in every hierarchy that matters, removed on drop.
-struct TestContainer {
-    id: String,
-    dirs: Vec<PathBuf>,
-    process: Child,
-}
-
-impl TestContainer {
-    fn create() -> Option<TestContainer> {
-        let id = format!(
-            "{:016x}",
-            std::process::id() as u64 * 0x9e37_79b9 ^ Instant::now().elapsed().as_nanos() as u64
-        )
-        .repeat(4);
-        let root = PathBuf::from("/sys/fs/cgroup");
-        let v2 = root.join("cgroup.controllers").exists();
-        let hierarchies: Vec<PathBuf> = if v2 {
-            vec![root.clone()]
-        } else {
-            ["cpu", "cpuacct", "cpu,cpuacct", "memory", "pids", "unified"]
-                .iter()
-                .map(|h| root.join(h))
-                .filter(|h| h.is_dir() && !h.is_symlink())
-                .collect()
-        };
-        let process = Command::new("sleep").arg("120").spawn().ok()?;
-        let mut dirs = Vec::new();
-        for hierarchy in hierarchies {
-            let dir = hierarchy.join("docker").join(&id);
-            std::fs::create_dir_all(&dir).ok()?;
-            std::fs::write(dir.join("cgroup.procs"), process.id().to_string()).ok()?;
-            dirs.push(dir);
-        }
-        Some(TestContainer { id, dirs, process })
-    }
-
-    /// The cgroup id discovery must report: the inode of the cgroup's v2 directory (what
-    /// bpf_get_current_cgroup_id() returns), else of its cpu hierarchy directory.
-    fn expected_cgroup_id(&self) -> u64 {
-        let v2 = |d: &&PathBuf| {
-            d.starts_with("/sys/fs/cgroup/unified")
-                || d.parent() == Some(std::path::Path::new("/sys/fs/cgroup/docker"))
-        };
-        let cpu = |d: &&PathBuf| d.starts_with("/sys/fs/cgroup/cpu");
-        let dir = self
-            .dirs
-            .iter()
-            .find(v2)
-            .or_else(|| self.dirs.iter().find(cpu))
-            .unwrap_or(&self.dirs[0]);
-        std::fs::metadata(dir).unwrap().ino()
-    }
-
-    fn remove(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-        for dir in &self.dirs {
-            // The process is gone, so the cgroup is empty and can be removed.
-            for _ in 0..50 {
-                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-}
-
-impl Drop for TestContainer {
-    fn drop(&mut self) {
-        self.remove();
-    }
-}
+use common::{Agent, TestContainer};
 
 fn containers(agent: &Agent) -> Vec<serde_json::Value> {
     let (status, body) = agent.get("/containers/json").unwrap();
@@ -113,6 +36,7 @@ fn real_cgroup_is_discovered_attributed_and_expires() {
         "[containers]\nrescan_interval_ms = 200\nkubelet_url = \"\"\ndocker_socket = \"\"\n";
     let agent = Agent::start_with(&["loadavg"], extra);
     let mut container = TestContainer::create().expect("create test cgroup");
+    let pid = container.spawn(std::process::Command::new("sleep").arg("120"));
     let id = container.id.clone();
 
     let found = wait_for(Duration::from_secs(5), || {
@@ -124,7 +48,7 @@ fn real_cgroup_is_discovered_attributed_and_expires() {
     assert_eq!(found["runtime"], "docker");
     assert_eq!(found["name"], &id[..12]);
     assert_eq!(found["cgroup_path"], format!("/docker/{id}"));
-    assert_eq!(found["init_pid"], container.process.id());
+    assert_eq!(found["init_pid"], pid);
     assert_eq!(
         found["cgroup_id"],
         container.expected_cgroup_id(),

@@ -169,6 +169,77 @@ impl BpfProgramSet {
         Ok(values.iter().copied().collect())
     }
 
+    /// Makes the `u64 -> u8` hash `map` hold exactly `wanted` (e.g. the container cgroup ids a
+    /// probe should count per container). Only differences are written.
+    pub fn sync_key_set(
+        &mut self,
+        map: &'static str,
+        wanted: &std::collections::HashSet<u64>,
+    ) -> Result<(), BpfError> {
+        let probe = self.probe;
+        let err = |e: aya::maps::MapError| BpfError::MapRead {
+            probe,
+            map,
+            reason: e.to_string(),
+        };
+        let data = self
+            .bpf
+            .map_mut(map)
+            .ok_or(BpfError::MissingMap { probe, map })?;
+        let mut set =
+            aya::maps::HashMap::<&mut aya::maps::MapData, u64, u8>::try_from(data).map_err(err)?;
+        let present: std::collections::HashSet<u64> = set.keys().filter_map(Result::ok).collect();
+        for stale in present.difference(wanted) {
+            let _ = set.remove(stale);
+        }
+        for new in wanted.difference(&present) {
+            set.insert(new, 1, 0).map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// Sums over CPUs the `[u64; N]` value of every key of the per-CPU hash `map`, and deletes
+    /// keys not in `keep` (state of containers that are gone).
+    pub fn per_cpu_hash_sums<const N: usize>(
+        &mut self,
+        map: &'static str,
+        keep: &std::collections::HashSet<u64>,
+    ) -> Result<std::collections::HashMap<u64, [u64; N]>, BpfError> {
+        let probe = self.probe;
+        let err = |e: aya::maps::MapError| BpfError::MapRead {
+            probe,
+            map,
+            reason: e.to_string(),
+        };
+        let data = self
+            .bpf
+            .map_mut(map)
+            .ok_or(BpfError::MissingMap { probe, map })?;
+        let mut hash =
+            aya::maps::PerCpuHashMap::<&mut aya::maps::MapData, u64, [u64; N]>::try_from(data)
+                .map_err(err)?;
+        let mut sums = std::collections::HashMap::new();
+        let mut stale = Vec::new();
+        for entry in hash.iter() {
+            let (key, per_cpu) = entry.map_err(err)?;
+            if !keep.contains(&key) {
+                stale.push(key);
+                continue;
+            }
+            let mut total = [0u64; N];
+            for values in per_cpu.iter() {
+                for (slot, value) in total.iter_mut().zip(values.iter()) {
+                    *slot = slot.wrapping_add(*value);
+                }
+            }
+            sums.insert(key, total);
+        }
+        for key in stale {
+            let _ = hash.remove(&key);
+        }
+        Ok(sums)
+    }
+
     /// Kernel link ids, in attachment order (for tests and `ctl status`).
     pub fn link_ids(&self) -> Vec<u32> {
         self.attached.iter().map(|a| a.link_id).collect()

@@ -336,3 +336,103 @@ pub fn link_fds_of(pid: u32) -> Vec<(u32, String)> {
     }
     links
 }
+
+/// A container-style cgroup (`docker/<random 64-hex id>`) in every hierarchy that matters, with
+/// processes moved into it; killed and removed on drop.
+pub struct TestContainer {
+    pub id: String,
+    pub dirs: Vec<std::path::PathBuf>,
+    children: Vec<Child>,
+}
+
+impl TestContainer {
+    pub fn create() -> Option<TestContainer> {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            ^ (std::process::id() as u64) << 32;
+        let id = format!("{seed:016x}").repeat(4);
+        let root = PathBuf::from("/sys/fs/cgroup");
+        let hierarchies: Vec<PathBuf> = if root.join("cgroup.controllers").exists() {
+            vec![root.clone()]
+        } else {
+            ["cpu", "cpuacct", "cpu,cpuacct", "memory", "pids", "unified"]
+                .iter()
+                .map(|h| root.join(h))
+                .filter(|h| h.is_dir() && !h.is_symlink())
+                .collect()
+        };
+        let mut dirs = Vec::new();
+        for hierarchy in hierarchies {
+            let dir = hierarchy.join("docker").join(&id);
+            std::fs::create_dir_all(&dir).ok()?;
+            dirs.push(dir);
+        }
+        Some(TestContainer {
+            id,
+            dirs,
+            children: Vec::new(),
+        })
+    }
+
+    /// Starts `command` and moves it into the container's cgroups; returns its pid.
+    pub fn spawn(&mut self, command: &mut Command) -> u32 {
+        let child = command
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn process");
+        let pid = child.id();
+        for dir in &self.dirs {
+            std::fs::write(dir.join("cgroup.procs"), pid.to_string()).expect("move into cgroup");
+        }
+        self.children.push(child);
+        pid
+    }
+
+    /// The cgroup id discovery reports: the inode of the v2 directory (what
+    /// bpf_get_current_cgroup_id() returns), else of the cpu hierarchy directory.
+    pub fn expected_cgroup_id(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let v2 = |d: &&PathBuf| {
+            d.starts_with("/sys/fs/cgroup/unified")
+                || d.parent() == Some(Path::new("/sys/fs/cgroup/docker"))
+        };
+        let cpu = |d: &&PathBuf| d.starts_with("/sys/fs/cgroup/cpu");
+        let dir = self
+            .dirs
+            .iter()
+            .find(v2)
+            .or_else(|| self.dirs.iter().find(cpu))
+            .unwrap_or(&self.dirs[0]);
+        std::fs::metadata(dir).unwrap().ino()
+    }
+
+    /// Kills the processes; the (now empty) cgroups stay until `remove`.
+    pub fn kill_processes(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.clear();
+    }
+
+    /// Kills the processes and removes the cgroups.
+    pub fn remove(&mut self) {
+        self.kill_processes();
+        for dir in &self.dirs {
+            for _ in 0..100 {
+                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+impl Drop for TestContainer {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}

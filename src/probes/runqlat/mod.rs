@@ -1,14 +1,21 @@
 //! runqlat: run-queue latency (wakeup or preemption → switched in), exported as upstream's
-//! `huatuo_bamai_runqlat_latency{zone}` with zones 0–10, 10–20, 20–50, ≥50 ms.
+//! `huatuo_bamai_runqlat_latency{zone}` and, per container (keyed in the kernel by cgroup id),
+//! `huatuo_bamai_runqlat_container_latency{<container labels>,zone}`; zones 0–10, 10–20, 20–50,
+//! ≥50 ms.
+
+use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::containers::ContainerWatch;
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "runqlat";
 const HOST_MAP: &str = "RUNQ_HOST_LATENCY";
+const WATCHED_MAP: &str = "RUNQ_WATCHED_CGROUPS";
+const CGROUP_MAP: &str = "RUNQ_CGROUP_LATENCY";
 pub const ZONES: usize = 4;
 const ATTACHMENTS: [Attachment; 3] = [
     Attachment {
@@ -54,6 +61,9 @@ pub fn sum_zones(per_zone_per_cpu: &[Vec<u64>]) -> [u64; ZONES] {
 
 pub struct RunqlatProbe {
     programs: BpfProgramSet,
+    containers: ContainerWatch,
+    /// Cgroup ids currently in RUNQ_WATCHED_CGROUPS.
+    watched: HashSet<u64>,
 }
 
 impl Probe for RunqlatProbe {
@@ -64,14 +74,18 @@ impl Probe for RunqlatProbe {
         &probes.runqlat
     }
 
-    fn start(_settings: &Self::Settings, _ctx: &ProbeContext) -> Result<Self, ProbeError> {
+    fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let bpf = ebpf::load(
             NAME,
             crate::bpf_object!("runqlat"),
             &[("sample_one_in_n", 1)],
         )?;
         let programs = BpfProgramSet::attach(NAME, bpf, &ATTACHMENTS)?;
-        Ok(Self { programs })
+        Ok(Self {
+            programs,
+            containers: ctx.containers.clone(),
+            watched: HashSet::new(),
+        })
     }
 
     fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
@@ -86,11 +100,40 @@ impl Probe for RunqlatProbe {
         for (zone, total) in sum_zones(&per_zone).iter().enumerate() {
             family.push(vec![("zone", zone.to_string())], *total as f64);
         }
-        Ok(())
+        self.collect_containers(out)
     }
 
     fn programs(&mut self) -> Option<&mut BpfProgramSet> {
         Some(&mut self.programs)
+    }
+}
+
+impl RunqlatProbe {
+    /// Tells the kernel which cgroups are containers, then exports each container's zones.
+    fn collect_containers(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
+        let containers = self.containers.borrow().clone();
+        let wanted: HashSet<u64> = containers.iter().map(|c| c.cgroup_id).collect();
+        if wanted != self.watched {
+            self.programs.sync_key_set(WATCHED_MAP, &wanted)?;
+            self.watched = wanted;
+        }
+        let sums = self
+            .programs
+            .per_cpu_hash_sums::<ZONES>(CGROUP_MAP, &self.watched)?;
+        let family = out.gauge(
+            "huatuo_bamai_runqlat_container_latency",
+            "Run-queue latency events of a container's tasks per zone (0:<10ms 1:<20ms 2:<50ms 3:>=50ms); cumulative count.",
+        );
+        for container in containers.iter() {
+            let zones = sums.get(&container.cgroup_id).copied().unwrap_or_default();
+            for (zone, count) in zones.iter().enumerate() {
+                family.push(
+                    container.labels_with(&[("zone", &zone.to_string())]),
+                    *count as f64,
+                );
+            }
+        }
+        Ok(())
     }
 }
 

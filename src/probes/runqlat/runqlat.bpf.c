@@ -1,28 +1,24 @@
 // SPDX-License-Identifier: GPL-2.0
 /* runqlat: time a task waits on a run queue, from wakeup (or involuntary preemption) until it is
- * switched in, counted in 4 zones (<10ms, <20ms, <50ms, >=50ms) as upstream's cpu_runqlat_tracing.c.
- * Per-task state carries the cgroup id so a later per-container split needs no map change. */
+ * switched in, counted in 4 zones (<10ms, <20ms, <50ms, >=50ms) as upstream's cpu_runqlat_tracing.c,
+ * for the host and, per container, for the cgroups user space asks for (RUNQ_WATCHED_CGROUPS). */
 #include "huatuo.h"
 
 #define TASK_RUNNING 0
 #define NSEC_PER_MSEC 1000000ULL
+#define MAX_WATCHED_CGROUPS 8192
 
 char LICENSE[] SEC("license") = "GPL";
 
 /* 1-in-N sampling of enqueue events, set by user space (adaptive sampling). */
 const volatile __u32 sample_one_in_n = 1;
 
-struct enqueue_info {
-	__u64 ts;
-	__u64 cgroup_id;
-};
-
-/* LRU: tasks that exit while queued can never leak entries. */
+/* LRU: tasks that exit while queued can never leak entries. Value: enqueue time (ns). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
-	__type(value, struct enqueue_info);
+	__type(value, __u64);
 } RUNQ_ENQUEUED SEC(".maps");
 
 struct {
@@ -32,16 +28,54 @@ struct {
 	__type(value, __u64);
 } RUNQ_HOST_LATENCY SEC(".maps");
 
+/* Container cgroup ids (v2 / default hierarchy ids) to count per container; filled by user
+ * space from container discovery so other cgroups cost one lookup and no memory. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_WATCHED_CGROUPS);
+	__type(key, __u64);
+	__type(value, __u8);
+} RUNQ_WATCHED_CGROUPS SEC(".maps");
+
+struct zone_counts {
+	__u64 zone[HUATUO_NR_ZONES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, MAX_WATCHED_CGROUPS);
+	__type(key, __u64);
+	__type(value, struct zone_counts);
+} RUNQ_CGROUP_LATENCY SEC(".maps");
+
 static __always_inline void record_enqueue(struct task_struct *p)
 {
 	__u32 pid = p->pid;
-	struct enqueue_info info;
+	__u64 ts;
 
 	if (pid == 0 || !huatuo_sampled(sample_one_in_n))
 		return;
-	info.ts = bpf_ktime_get_ns();
-	info.cgroup_id = 0; /* filled by the per-container split */
-	bpf_map_update_elem(&RUNQ_ENQUEUED, &pid, &info, BPF_ANY);
+	ts = bpf_ktime_get_ns();
+	bpf_map_update_elem(&RUNQ_ENQUEUED, &pid, &ts, BPF_ANY);
+}
+
+static __always_inline void count_cgroup(struct task_struct *p, __u32 zone)
+{
+	/* The task's cgroup on the default hierarchy: what bpf_get_current_cgroup_id() reports. */
+	__u64 cgroup_id = BPF_CORE_READ(p, cgroups, dfl_cgrp, kn, id);
+	struct zone_counts *counts, fresh = {};
+
+	if (!bpf_map_lookup_elem(&RUNQ_WATCHED_CGROUPS, &cgroup_id))
+		return;
+	counts = bpf_map_lookup_elem(&RUNQ_CGROUP_LATENCY, &cgroup_id);
+	if (!counts) {
+		bpf_map_update_elem(&RUNQ_CGROUP_LATENCY, &cgroup_id, &fresh, BPF_NOEXIST);
+		counts = bpf_map_lookup_elem(&RUNQ_CGROUP_LATENCY, &cgroup_id);
+		if (!counts)
+			return;
+	}
+	if (zone < HUATUO_NR_ZONES)
+		counts->zone[zone] += 1;
 }
 
 SEC("tp_btf/sched_wakeup")
@@ -62,23 +96,23 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	struct enqueue_info *info;
+	__u64 *enqueued, *count;
 	__u32 pid, zone;
-	__u64 *count;
 
 	/* A task preempted while runnable goes straight back on the run queue. */
 	if (prev_state == TASK_RUNNING)
 		record_enqueue(prev);
 
 	pid = next->pid;
-	info = bpf_map_lookup_elem(&RUNQ_ENQUEUED, &pid);
-	if (!info)
+	enqueued = bpf_map_lookup_elem(&RUNQ_ENQUEUED, &pid);
+	if (!enqueued)
 		return 0;
-	zone = huatuo_zone(bpf_ktime_get_ns() - info->ts, 10 * NSEC_PER_MSEC, 20 * NSEC_PER_MSEC,
+	zone = huatuo_zone(bpf_ktime_get_ns() - *enqueued, 10 * NSEC_PER_MSEC, 20 * NSEC_PER_MSEC,
 			   50 * NSEC_PER_MSEC);
 	bpf_map_delete_elem(&RUNQ_ENQUEUED, &pid);
 	count = bpf_map_lookup_elem(&RUNQ_HOST_LATENCY, &zone);
 	if (count)
 		*count += 1;
+	count_cgroup(next, zone);
 	return 0;
 }
