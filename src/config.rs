@@ -230,6 +230,7 @@ impl SupervisorConfig {
 pub struct ProbesConfig {
     pub softirq: SoftirqConfig,
     pub runqlat: RunqlatConfig,
+    pub iolatency: crate::probes::iolatency::IolatencyConfig,
     pub loadavg: LoadavgConfig,
     pub cpu_util: crate::probes::cpu_util::CpuUtilConfig,
     pub cpu_stat: crate::probes::cpu_stat::CpuStatConfig,

@@ -13,6 +13,7 @@ use std::time::Duration;
 pub enum MetricKind {
     Gauge,
     Counter,
+    Histogram,
 }
 
 impl MetricKind {
@@ -20,6 +21,7 @@ impl MetricKind {
         match self {
             MetricKind::Gauge => "gauge",
             MetricKind::Counter => "counter",
+            MetricKind::Histogram => "histogram",
         }
     }
 }
@@ -28,6 +30,8 @@ pub type Labels = Vec<(&'static str, String)>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
+    /// Appended to the family name: `_bucket`, `_sum`, `_count` for histograms, else empty.
+    pub suffix: &'static str,
     pub labels: Labels,
     pub value: f64,
 }
@@ -43,7 +47,51 @@ pub struct Family {
 impl Family {
     /// Adds one series.
     pub fn push(&mut self, labels: Labels, value: f64) -> &mut Self {
-        self.samples.push(Sample { labels, value });
+        self.samples.push(Sample {
+            suffix: "",
+            labels,
+            value,
+        });
+        self
+    }
+
+    /// Adds one histogram: cumulative `buckets` as (upper bound, count) in ascending order,
+    /// plus `_sum` and `_count` (the `+Inf` bucket is `count`).
+    pub fn push_histogram(
+        &mut self,
+        labels: Labels,
+        buckets: &[(f64, u64)],
+        sum: f64,
+        count: u64,
+    ) -> &mut Self {
+        let mut cumulative = 0u64;
+        for (bound, n) in buckets {
+            cumulative += n;
+            let mut with_le = labels.clone();
+            with_le.push(("le", format_value(*bound)));
+            self.samples.push(Sample {
+                suffix: "_bucket",
+                labels: with_le,
+                value: cumulative as f64,
+            });
+        }
+        let mut inf = labels.clone();
+        inf.push(("le", "+Inf".to_string()));
+        self.samples.push(Sample {
+            suffix: "_bucket",
+            labels: inf,
+            value: count as f64,
+        });
+        self.samples.push(Sample {
+            suffix: "_sum",
+            labels: labels.clone(),
+            value: sum,
+        });
+        self.samples.push(Sample {
+            suffix: "_count",
+            labels,
+            value: count as f64,
+        });
         self
     }
 }
@@ -73,6 +121,11 @@ impl MetricSet {
 
     pub fn gauge(&mut self, name: &str, help: &str) -> &mut Family {
         self.family(name, help, MetricKind::Gauge)
+    }
+
+    /// A histogram family (fill it with [`Family::push_histogram`]); the name has no suffix.
+    pub fn histogram(&mut self, name: &str, help: &str) -> &mut Family {
+        self.family(name, help, MetricKind::Histogram)
     }
 
     /// A counter; by Prometheus convention its name ends in `_total`.
@@ -186,6 +239,7 @@ impl MetricStore {
                 let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind.as_str());
                 for sample in &family.samples {
                     out.push_str(&family.name);
+                    out.push_str(sample.suffix);
                     write_labels(&mut out, &sample.labels, global);
                     let _ = writeln!(out, " {}", format_value(sample.value));
                 }
@@ -325,6 +379,31 @@ mod tests {
             text.contains("huatuo_bamai_scrape_collector_success{collector=\"p\"} 0"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn renders_histograms_cumulatively() {
+        let mut set = MetricSet::default();
+        set.histogram("huatuo_bamai_h_seconds", "H.")
+            .push_histogram(
+                vec![("disk", "7:0".into())],
+                &[(0.001, 2), (0.002, 3)],
+                0.0075,
+                6,
+            );
+        let store = MetricStore::new(100);
+        store.publish("p", set, Duration::ZERO);
+        let text = store.render(&[]);
+        for line in [
+            "# TYPE huatuo_bamai_h_seconds histogram",
+            "huatuo_bamai_h_seconds_bucket{disk=\"7:0\",le=\"0.001\"} 2",
+            "huatuo_bamai_h_seconds_bucket{disk=\"7:0\",le=\"0.002\"} 5",
+            "huatuo_bamai_h_seconds_bucket{disk=\"7:0\",le=\"+Inf\"} 6",
+            "huatuo_bamai_h_seconds_sum{disk=\"7:0\"} 0.0075",
+            "huatuo_bamai_h_seconds_count{disk=\"7:0\"} 6",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
     }
 
     #[test]

@@ -370,3 +370,161 @@ fn runqlat_container_series_follow_contention_in_that_container() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A loop device over a temp file, detached on drop.
+struct LoopDevice {
+    path: String,
+    _file: tempfile::NamedTempFile,
+}
+
+impl LoopDevice {
+    fn create(size_mb: u64) -> LoopDevice {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        file.as_file().set_len(size_mb << 20).unwrap();
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(file.path())
+            .output()
+            .expect("losetup");
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        LoopDevice { path, _file: file }
+    }
+
+    fn name(&self) -> &str {
+        self.path.trim_start_matches("/dev/")
+    }
+
+    /// `maj:min` from sysfs.
+    fn disk(&self) -> String {
+        std::fs::read_to_string(format!("/sys/block/{}/dev", self.name()))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// Reads + writes completed, from /proc/diskstats.
+    fn completions(&self) -> u64 {
+        let stats = std::fs::read_to_string("/proc/diskstats").unwrap();
+        let line = stats
+            .lines()
+            .find(|l| l.split_whitespace().nth(2) == Some(self.name()))
+            .expect("device in diskstats");
+        let fields: Vec<u64> = line
+            .split_whitespace()
+            .skip(3)
+            .map(|f| f.parse().unwrap())
+            .collect();
+        fields[0] + fields[4]
+    }
+
+    fn dd(&self, args: &[&str]) {
+        let out = Command::new("dd").args(args).output().expect("dd");
+        assert!(
+            out.status.success(),
+            "dd {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.path]).status();
+    }
+}
+
+#[test]
+fn iolatency_counts_every_completion_of_a_loop_device() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available("iolatency_counts_every_completion_of_a_loop_device") {
+        return;
+    }
+    let device = LoopDevice::create(16);
+    let agent = Agent::start(&["iolatency"]);
+    let disk = device.disk();
+    // Let whatever probes a new block device settle, then take both baselines together.
+    std::thread::sleep(Duration::from_millis(500));
+    let series = |metrics: &str, suffix: &str| {
+        common::sample(
+            metrics,
+            &format!("huatuo_bamai_iolatency_blkdisk_d2c_seconds{suffix}"),
+            &[("disk", &disk)],
+        )
+        .unwrap_or(0.0)
+    };
+    let before_metrics = agent.metrics();
+    let before = device.completions();
+    let (count_before, sum_before) = (
+        series(&before_metrics, "_count"),
+        series(&before_metrics, "_sum"),
+    );
+
+    let started = std::time::Instant::now();
+    let of = format!("of={}", device.path);
+    let input = format!("if={}", device.path);
+    device.dd(&["if=/dev/zero", &of, "bs=4k", "count=300", "oflag=direct"]);
+    device.dd(&[&input, "of=/dev/null", "bs=4k", "count=300", "iflag=direct"]);
+    let wall = started.elapsed().as_secs_f64();
+    let after = device.completions();
+    settle();
+    let metrics = agent.metrics();
+    let counted = series(&metrics, "_count") - count_before;
+    let sum = series(&metrics, "_sum") - sum_before;
+    assert_eq!(
+        counted as u64,
+        after - before,
+        "probe completions vs /proc/diskstats for {disk}"
+    );
+    assert!(
+        after - before >= 600,
+        "dd did fewer I/Os than expected: {}",
+        after - before
+    );
+    assert!(
+        sum > 0.0 && sum < wall,
+        "d2c latency sum {sum}s implausible for {wall}s of dd"
+    );
+    let q2c = common::sample(
+        &metrics,
+        "huatuo_bamai_iolatency_blkdisk_q2c_seconds_count",
+        &[("disk", &disk)],
+    )
+    .unwrap();
+    assert!(q2c >= counted, "q2c histogram counts the same completions");
+    // Buckets are cumulative and the kernel's log2 slots put loop I/O well under 65 ms.
+    let buckets: Vec<f64> = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("huatuo_bamai_iolatency_blkdisk_d2c_seconds_bucket{")
+                && l.contains(&format!("disk=\"{disk}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(
+        buckets.windows(2).all(|w| w[0] <= w[1]),
+        "buckets not cumulative: {buckets:?}"
+    );
+    let under_65ms = common::sample(
+        &metrics,
+        "huatuo_bamai_iolatency_blkdisk_d2c_seconds_bucket",
+        &[("disk", &disk), ("le", "0.065536")],
+    )
+    .unwrap();
+    let total = series(&metrics, "_count");
+    assert!(
+        under_65ms >= 0.9 * total,
+        "{under_65ms} of {total} completions under 65 ms"
+    );
+    // Upstream zone series exist for the disk (fast loop I/O stays below the 20 ms zones).
+    assert!(common::sample(
+        &metrics,
+        "huatuo_bamai_iolatency_blkdisk_d2c",
+        &[("disk", &disk), ("zone", "0")]
+    )
+    .is_some());
+}

@@ -31,4 +31,31 @@ static __always_inline __u32 huatuo_zone(__u64 delta, __u64 b0, __u64 b1, __u64 
 	return 3;
 }
 
+/* Log2 histogram slots: slot i counts values in [2^i, 2^(i+1)) of the unit (slot 0 also holds
+ * values below 2); the last slot holds everything larger. */
+#define HUATUO_LOG2_SLOTS 26
+
+static __always_inline __u32 huatuo_log2_slot(__u64 value)
+{
+	/* Branch-light floor(log2(value)); a loop here explodes the verifier's state count. */
+	__u32 r, shift;
+
+	r = (value > 0xFFFFFFFFULL) << 5;
+	value >>= r;
+	shift = (value > 0xFFFF) << 4;
+	value >>= shift;
+	r |= shift;
+	shift = (value > 0xFF) << 3;
+	value >>= shift;
+	r |= shift;
+	shift = (value > 0xF) << 2;
+	value >>= shift;
+	r |= shift;
+	shift = (value > 0x3) << 1;
+	value >>= shift;
+	r |= shift;
+	r |= (__u32)(value >> 1);
+	return r < HUATUO_LOG2_SLOTS - 1 ? r : HUATUO_LOG2_SLOTS - 1;
+}
+
 #endif

@@ -6,6 +6,7 @@ pub mod arp;
 pub mod cpu_stat;
 pub mod cpu_util;
 pub mod diskio;
+pub mod iolatency;
 pub mod loadavg;
 pub mod memory_buddyinfo;
 pub mod memory_events;
@@ -144,6 +145,7 @@ pub fn registry() -> Vec<ProbeEntry> {
     vec![
         entry::<softirq::SoftirqProbe>(),
         entry::<runqlat::RunqlatProbe>(),
+        entry::<iolatency::IolatencyProbe>(),
         entry::<loadavg::LoadavgProbe>(),
         entry::<cpu_util::CpuUtilProbe>(),
         entry::<cpu_stat::CpuStatProbe>(),
