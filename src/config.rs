@@ -232,6 +232,7 @@ pub struct ProbesConfig {
     pub runqlat: RunqlatConfig,
     pub iolatency: crate::probes::iolatency::IolatencyConfig,
     pub loadavg: LoadavgConfig,
+    pub memory_reclaim: crate::probes::memory_reclaim::MemoryReclaimConfig,
     pub cpu_util: crate::probes::cpu_util::CpuUtilConfig,
     pub cpu_stat: crate::probes::cpu_stat::CpuStatConfig,
     pub memory_vmstat: crate::probes::memory_vmstat::MemoryVmstatConfig,

@@ -528,3 +528,73 @@ fn iolatency_counts_every_completion_of_a_loop_device() {
     )
     .is_some());
 }
+
+#[test]
+fn memcg_reclaim_is_counted_for_the_container_that_hits_its_limit() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available("memcg_reclaim_is_counted_for_the_container_that_hits_its_limit") {
+        return;
+    }
+    let extra =
+        "[containers]\nrescan_interval_ms = 200\nkubelet_url = \"\"\ndocker_socket = \"\"\n";
+    let agent = Agent::start_with(&["memory_reclaim"], extra);
+    let mut container = common::TestContainer::create().expect("create test cgroup");
+    // A 32 MiB memory limit (v1 or v2 file, whichever this host has).
+    let limited = container.dirs.iter().any(|dir| {
+        std::fs::write(dir.join("memory.limit_in_bytes"), "33554432").is_ok()
+            || std::fs::write(dir.join("memory.max"), "33554432").is_ok()
+    });
+    assert!(
+        limited,
+        "no memory controller to limit in {:?}",
+        container.dirs
+    );
+    let name = container.id[..12].to_string();
+    let count = |metrics: &str| {
+        common::sample(
+            metrics,
+            "huatuo_bamai_memory_reclaim_container_directstall",
+            &[("container_name", &name)],
+        )
+    };
+    let start = std::time::Instant::now();
+    while count(&agent.metrics()).is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "container series missing:\n{}",
+            agent.metrics()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = count(&agent.metrics()).unwrap_or(0.0);
+
+    // 128 MiB of page cache written from inside a 32 MiB memcg forces memcg reclaim (no OOM:
+    // clean page cache is reclaimable). The sleep lets the test move the shell first.
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("fill");
+    let script = format!(
+        "sleep 0.3; dd if=/dev/zero of={} bs=1M count=128 2>/dev/null; sync",
+        file.display()
+    );
+    container.spawn(Command::new("sh").args(["-c", &script]));
+    std::thread::sleep(Duration::from_millis(3000));
+    settle();
+    let metrics = agent.metrics();
+    let after = count(&metrics).unwrap_or(0.0);
+    container.kill_processes();
+    assert!(
+        after - before > 0.0,
+        "memcg reclaims not counted for {name}: {before} -> {after}"
+    );
+    // Host stall counters are exported (global direct reclaim is not provoked here: it would
+    // need the whole host under memory pressure).
+    for family in [
+        "huatuo_bamai_memory_free_allocpages_stall",
+        "huatuo_bamai_memory_free_compaction_stall",
+    ] {
+        assert!(
+            common::sample(&metrics, family, &[]).is_some(),
+            "{family} missing"
+        );
+    }
+}

@@ -10,6 +10,7 @@ pub mod iolatency;
 pub mod loadavg;
 pub mod memory_buddyinfo;
 pub mod memory_events;
+pub mod memory_reclaim;
 pub mod memory_vmstat;
 pub mod mountpoint;
 pub mod netdev;
@@ -147,6 +148,7 @@ pub fn registry() -> Vec<ProbeEntry> {
         entry::<runqlat::RunqlatProbe>(),
         entry::<iolatency::IolatencyProbe>(),
         entry::<loadavg::LoadavgProbe>(),
+        entry::<memory_reclaim::MemoryReclaimProbe>(),
         entry::<cpu_util::CpuUtilProbe>(),
         entry::<cpu_stat::CpuStatProbe>(),
         entry::<memory_vmstat::MemoryVmstatProbe>(),
