@@ -169,6 +169,30 @@ fn runqlat_zones_follow_contention() {
         busy_delta[3] > 0.0,
         "no waits >= 50ms with 40 threads per CPU: {busy_delta:?}"
     );
+    // The histogram sees every wait the zones saw.
+    let metrics_now = agent.metrics();
+    let zones_total: f64 = runqlat(&metrics_now).iter().sum();
+    let hist = common::sample(
+        &metrics_now,
+        "huatuo_bamai_runqlat_latency_seconds_count",
+        &[],
+    )
+    .unwrap();
+    assert!(
+        (hist - zones_total).abs() <= zones_total * 0.05 + 50.0,
+        "histogram {hist} vs zones {zones_total}"
+    );
+    let over_50ms = hist
+        - common::sample(
+            &metrics_now,
+            "huatuo_bamai_runqlat_latency_seconds_bucket",
+            &[("le", "0.065536")],
+        )
+        .unwrap();
+    assert!(
+        over_50ms > 0.0,
+        "no wait above 65 ms in the histogram under heavy contention"
+    );
     // bpf_stats (on by default) reports the probe's own cost per program.
     let metrics = agent.metrics();
     let labels = [("probe", "runqlat"), ("program", "on_sched_switch")];

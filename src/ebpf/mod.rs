@@ -3,6 +3,7 @@
 //! read each program's run time and count (bpf_stats). Probes only declare *what* to attach.
 
 mod errors;
+pub mod histogram;
 mod kernelfs;
 
 use std::time::Duration;
@@ -167,6 +168,27 @@ impl BpfProgramSet {
             aya::maps::PerCpuArray::<&aya::maps::MapData, u64>::try_from(data).map_err(read_err)?;
         let values = array.get(&index, 0).map_err(read_err)?;
         Ok(values.iter().copied().collect())
+    }
+
+    /// A kernel log2 histogram stored in the per-CPU `u64` array `map` from index `base`:
+    /// LOG2_SLOTS slot counters followed by the sum of values in ns.
+    pub fn log2_histogram(
+        &self,
+        map: &'static str,
+        base: u32,
+    ) -> Result<histogram::Log2Histogram, BpfError> {
+        let total = |index: u32| -> Result<u64, BpfError> {
+            Ok(self
+                .per_cpu_u64(map, index)?
+                .iter()
+                .fold(0u64, |a, v| a.wrapping_add(*v)))
+        };
+        let mut slots = Vec::with_capacity(histogram::LOG2_SLOTS);
+        for slot in 0..histogram::LOG2_SLOTS as u32 {
+            slots.push(total(base + slot)?);
+        }
+        let sum_ns = total(base + histogram::LOG2_SLOTS as u32)?;
+        Ok(histogram::Log2Histogram { slots, sum_ns })
     }
 
     /// Makes the `u64 -> u8` hash `map` hold exactly `wanted` (e.g. the container cgroup ids a

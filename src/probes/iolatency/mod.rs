@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use aya::maps::{MapData, PerCpuHashMap};
 use serde::{Deserialize, Serialize};
 
+use crate::ebpf::histogram::{log2_us_buckets, LOG2_SLOTS};
 use crate::ebpf::{self, Attachment, BpfError, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
 use crate::probes::{Probe, ProbeContext, ProbeError};
@@ -16,8 +17,6 @@ use crate::probes::{Probe, ProbeContext, ProbeError};
 const NAME: &str = "iolatency";
 const DISK_MAP: &str = "IO_DISK_LATENCY";
 pub const IO_ZONES: usize = 6;
-/// HUATUO_LOG2_SLOTS in huatuo.h.
-pub const LOG2_SLOTS: usize = 26;
 const ATTACHMENTS: [Attachment; 2] = [
     Attachment {
         program: "on_block_rq_issue",
@@ -80,17 +79,6 @@ impl DiskLatency {
 /// `maj:min` of a kernel dev_t (major << 20 | minor).
 pub fn disk_label(dev: u32) -> String {
     format!("{}:{}", dev >> 20, dev & 0xf_ffff)
-}
-
-/// Histogram buckets of log2 µs slots: slot i holds [2^i, 2^(i+1)) µs; the last slot is
-/// open-ended and only counts toward `+Inf`.
-pub fn log2_us_buckets(slots: &[u64]) -> Vec<(f64, u64)> {
-    slots
-        .iter()
-        .take(slots.len().saturating_sub(1))
-        .enumerate()
-        .map(|(i, n)| ((1u64 << (i + 1)) as f64 / 1e6, *n))
-        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,23 +7,6 @@ fn disk_labels_decode_kernel_dev_t() {
 }
 
 #[test]
-fn log2_buckets_have_microsecond_powers_of_two_and_skip_the_open_slot() {
-    let mut slots = [0u64; LOG2_SLOTS];
-    slots[0] = 4; // < 2 µs
-    slots[10] = 2; // [1024, 2048) µs
-    slots[LOG2_SLOTS - 1] = 1; // open-ended
-    let buckets = log2_us_buckets(&slots);
-    assert_eq!(buckets.len(), LOG2_SLOTS - 1);
-    assert_eq!(buckets[0], (2e-6, 4));
-    assert_eq!(buckets[10], (2048e-6, 2));
-    assert_eq!(
-        buckets.iter().map(|b| b.1).sum::<u64>(),
-        6,
-        "the open slot only counts in +Inf"
-    );
-}
-
-#[test]
 fn per_cpu_values_add_up() {
     let mut a = DiskLatency {
         count: 2,

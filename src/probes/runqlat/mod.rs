@@ -14,6 +14,7 @@ use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "runqlat";
 const HOST_MAP: &str = "RUNQ_HOST_LATENCY";
+const HISTOGRAM_MAP: &str = "RUNQ_HOST_HISTOGRAM";
 const WATCHED_MAP: &str = "RUNQ_WATCHED_CGROUPS";
 const CGROUP_MAP: &str = "RUNQ_CGROUP_LATENCY";
 pub const ZONES: usize = 4;
@@ -100,6 +101,17 @@ impl Probe for RunqlatProbe {
         for (zone, total) in sum_zones(&per_zone).iter().enumerate() {
             family.push(vec![("zone", zone.to_string())], *total as f64);
         }
+        let histogram = self.programs.log2_histogram(HISTOGRAM_MAP, 0)?;
+        out.histogram(
+            "huatuo_bamai_runqlat_latency_seconds",
+            "Run-queue wait of every task switched in (log2 buckets from the kernel).",
+        )
+        .push_histogram(
+            vec![],
+            &histogram.buckets(),
+            histogram.sum_seconds(),
+            histogram.count(),
+        );
         self.collect_containers(out)
     }
 

@@ -28,6 +28,15 @@ struct {
 	__type(value, __u64);
 } RUNQ_HOST_LATENCY SEC(".maps");
 
+/* Log2 histogram of every run-queue wait in µs (slots 0..HUATUO_LOG2_SLOTS-1), then the
+ * sum of waits in ns at index HUATUO_LOG2_SLOTS. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HUATUO_LOG2_SLOTS + 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} RUNQ_HOST_HISTOGRAM SEC(".maps");
+
 /* Container cgroup ids (v2 / default hierarchy ids) to count per container; filled by user
  * space from container discovery so other cgroups cost one lookup and no memory. */
 struct {
@@ -96,8 +105,8 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	__u64 *enqueued, *count;
-	__u32 pid, zone;
+	__u64 *enqueued, *count, wait;
+	__u32 pid, zone, slot;
 
 	/* A task preempted while runnable goes straight back on the run queue. */
 	if (prev_state == TASK_RUNNING)
@@ -107,12 +116,20 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	enqueued = bpf_map_lookup_elem(&RUNQ_ENQUEUED, &pid);
 	if (!enqueued)
 		return 0;
-	zone = huatuo_zone(bpf_ktime_get_ns() - *enqueued, 10 * NSEC_PER_MSEC, 20 * NSEC_PER_MSEC,
-			   50 * NSEC_PER_MSEC);
+	wait = bpf_ktime_get_ns() - *enqueued;
+	zone = huatuo_zone(wait, 10 * NSEC_PER_MSEC, 20 * NSEC_PER_MSEC, 50 * NSEC_PER_MSEC);
 	bpf_map_delete_elem(&RUNQ_ENQUEUED, &pid);
 	count = bpf_map_lookup_elem(&RUNQ_HOST_LATENCY, &zone);
 	if (count)
 		*count += 1;
+	slot = huatuo_log2_slot(wait / 1000);
+	count = bpf_map_lookup_elem(&RUNQ_HOST_HISTOGRAM, &slot);
+	if (count)
+		*count += 1;
+	slot = HUATUO_LOG2_SLOTS;
+	count = bpf_map_lookup_elem(&RUNQ_HOST_HISTOGRAM, &slot);
+	if (count)
+		*count += wait;
 	count_cgroup(next, zone);
 	return 0;
 }

@@ -10,6 +10,9 @@ use crate::probes::{Probe, ProbeContext, ProbeError};
 const NAME: &str = "softirq";
 const ZONES: u32 = 4;
 const LATENCY_MAP: &str = "SOFTIRQ_LATENCY";
+const HISTOGRAM_MAP: &str = "SOFTIRQ_HISTOGRAM";
+/// Entries per vector in SOFTIRQ_HISTOGRAM: log2 slots then the ns sum.
+const HISTOGRAM_STRIDE: u32 = crate::ebpf::histogram::LOG2_SLOTS as u32 + 1;
 /// Kernel softirq vector names, indexed by vector number (include/linux/interrupt.h).
 pub const VECTOR_NAMES: [&str; 10] = [
     "HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_POLL", "TASKLET", "SCHED", "HRTIMER", "RCU",
@@ -118,6 +121,17 @@ impl Probe for SoftirqProbe {
                     family.push(labels, *count as f64);
                 }
             }
+        }
+        let histograms = out.histogram(
+            "huatuo_bamai_softirq_latency_seconds",
+            "Softirq raise-to-entry latency per vector, all CPUs (log2 buckets from the kernel).",
+        );
+        for &vector in &self.vectors {
+            let h = self
+                .programs
+                .log2_histogram(HISTOGRAM_MAP, vector * HISTOGRAM_STRIDE)?;
+            let labels = vec![("type", VECTOR_NAMES[vector as usize].to_string())];
+            histograms.push_histogram(labels, &h.buckets(), h.sum_seconds(), h.count());
         }
         Ok(())
     }

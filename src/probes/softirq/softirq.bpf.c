@@ -24,6 +24,15 @@ struct {
 	__type(value, __u64);
 } SOFTIRQ_LATENCY SEC(".maps");
 
+/* Per vector: log2 histogram of latencies in µs (HUATUO_LOG2_SLOTS slots), then the sum in ns. */
+#define SOFTIRQ_HIST_STRIDE (HUATUO_LOG2_SLOTS + 1)
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NR_SOFTIRQS_MAX * SOFTIRQ_HIST_STRIDE);
+	__type(key, __u32);
+	__type(value, __u64);
+} SOFTIRQ_HISTOGRAM SEC(".maps");
+
 SEC("tp_btf/softirq_raise")
 int BPF_PROG(on_softirq_raise, unsigned int vec_nr)
 {
@@ -40,16 +49,24 @@ int BPF_PROG(on_softirq_entry, unsigned int vec_nr)
 {
 	__u32 key = vec_nr;
 	__u64 *ts = bpf_map_lookup_elem(&SOFTIRQ_RAISE_TS, &key);
-	__u64 *count, start;
+	__u64 *count, start, latency;
 
-	if (!ts || *ts == 0)
+	if (!ts || *ts == 0 || vec_nr >= NR_SOFTIRQS_MAX)
 		return 0;
 	start = *ts;
 	*ts = 0;
-	key = vec_nr * HUATUO_NR_ZONES +
-	      huatuo_zone(bpf_ktime_get_ns() - start, 10 * 1000, 100 * 1000, 1000 * 1000);
+	latency = bpf_ktime_get_ns() - start;
+	key = vec_nr * HUATUO_NR_ZONES + huatuo_zone(latency, 10 * 1000, 100 * 1000, 1000 * 1000);
 	count = bpf_map_lookup_elem(&SOFTIRQ_LATENCY, &key);
 	if (count)
 		*count += 1;
+	key = vec_nr * SOFTIRQ_HIST_STRIDE + huatuo_log2_slot(latency / 1000);
+	count = bpf_map_lookup_elem(&SOFTIRQ_HISTOGRAM, &key);
+	if (count)
+		*count += 1;
+	key = vec_nr * SOFTIRQ_HIST_STRIDE + HUATUO_LOG2_SLOTS;
+	count = bpf_map_lookup_elem(&SOFTIRQ_HISTOGRAM, &key);
+	if (count)
+		*count += latency;
 	return 0;
 }
