@@ -1,5 +1,8 @@
-//! diskio: /proc/diskstats and iowait (diskio_*).
-//! (Being implemented: this skeleton registers the probe; collection comes next.)
+//! diskio: `/proc/diskstats` → `huatuo_bamai_diskio_*{device}` (upstream names) and the host's
+//! `huatuo_bamai_diskio_disk_iowait_percent` from the `cpu ` line of `/proc/stat`.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -8,11 +11,16 @@ use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "diskio";
 
+/// `/proc/diskstats` counts sectors of 512 bytes whatever the device's block size.
+const SECTOR_BYTES: f64 = 512.0;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiskioConfig {
     pub enabled: bool,
     pub interval_ms: u64,
+    /// Devices not exported: exact names, or prefixes written `name*`.
+    pub device_excluded: Vec<String>,
 }
 
 impl Default for DiskioConfig {
@@ -20,14 +28,209 @@ impl Default for DiskioConfig {
         Self {
             enabled: true,
             interval_ms: 5000,
+            device_excluded: vec!["ram*".into(), "fd*".into(), "sr*".into()],
         }
     }
 }
 
-crate::probe_settings!(DiskioConfig);
+impl DiskioConfig {
+    fn check(&self) -> Result<(), String> {
+        for pattern in &self.device_excluded {
+            let body = pattern.strip_suffix('*').unwrap_or(pattern);
+            if body.is_empty() || body.contains('*') || body.chars().any(char::is_whitespace) {
+                return Err(format!(
+                    "device_excluded: `{pattern}` must be a device name or a prefix ending in `*`"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+crate::probe_settings!(DiskioConfig, DiskioConfig::check);
+
+/// Whether `device` matches one of `patterns` (exact, or prefix for `name*`).
+pub fn is_excluded(device: &str, patterns: &[String]) -> bool {
+    patterns.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => device.starts_with(prefix),
+        None => device == p,
+    })
+}
+
+/// One line of `/proc/diskstats` (fields 4–14; later fields are not used).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskStats {
+    pub device: String,
+    pub reads: u64,
+    pub sectors_read: u64,
+    pub read_ms: u64,
+    pub writes: u64,
+    pub sectors_written: u64,
+    pub write_ms: u64,
+    pub in_progress: u64,
+    pub io_ms: u64,
+    pub weighted_io_ms: u64,
+}
+
+/// Parses one `/proc/diskstats` line ("major minor name" then at least 11 numbers).
+pub fn parse_diskstats_line(line: &str) -> Result<DiskStats, String> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let device = fields
+        .get(2)
+        .ok_or_else(|| "line has no device name".to_string())?;
+    if fields.len() < 14 {
+        return Err(format!(
+            "device {device}: {} fields, at least 14 expected",
+            fields.len()
+        ));
+    }
+    let number = |index: usize| -> Result<u64, String> {
+        fields[index].parse::<u64>().map_err(|_| {
+            format!(
+                "device {device}: field {} `{}` is not a number",
+                index + 1,
+                fields[index]
+            )
+        })
+    };
+    Ok(DiskStats {
+        device: device.to_string(),
+        reads: number(3)?,
+        sectors_read: number(5)?,
+        read_ms: number(6)?,
+        writes: number(7)?,
+        sectors_written: number(9)?,
+        write_ms: number(10)?,
+        in_progress: number(11)?,
+        io_ms: number(12)?,
+        weighted_io_ms: number(13)?,
+    })
+}
+
+/// The busy and total jiffies of the `cpu ` line of `/proc/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuTimes {
+    pub iowait: u64,
+    /// user + nice + system + idle + iowait + irq + softirq + steal (guest time is already
+    /// part of user and nice).
+    pub total: u64,
+}
+
+/// Finds and parses the aggregate `cpu ` line of `/proc/stat`.
+pub fn parse_cpu_times(text: &str) -> Result<CpuTimes, String> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or_else(|| "no `cpu ` line".to_string())?;
+    let mut values = Vec::with_capacity(8);
+    for raw in line.split_whitespace().skip(1).take(8) {
+        let value = raw
+            .parse::<u64>()
+            .map_err(|_| format!("cpu line: `{raw}` is not a number"))?;
+        values.push(value);
+    }
+    // user nice system idle iowait: iowait is the fifth column (Linux 2.5.41+).
+    let iowait = *values
+        .get(4)
+        .ok_or_else(|| format!("cpu line: {} columns, iowait missing", values.len()))?;
+    let total = values
+        .iter()
+        .try_fold(0u64, |sum, v| sum.checked_add(*v))
+        .ok_or_else(|| "cpu line: sum overflows".to_string())?;
+    Ok(CpuTimes { iowait, total })
+}
+
+/// iowait share of CPU time between two samples, in percent; `None` when the counters went
+/// backwards or did not move (no meaningful value for this interval).
+pub fn iowait_percent(previous: CpuTimes, current: CpuTimes) -> Option<f64> {
+    let total = current.total.checked_sub(previous.total)?;
+    let iowait = current.iowait.checked_sub(previous.iowait)?;
+    if total == 0 || iowait > total {
+        return None;
+    }
+    Some(iowait as f64 / total as f64 * 100.0)
+}
+
+/// Logs each distinct problem once until it clears.
+#[derive(Default)]
+struct WarnOnce(HashSet<String>);
+
+impl WarnOnce {
+    fn warn(&mut self, key: String, error: &str) {
+        if !self.0.contains(&key) {
+            tracing::warn!(probe = NAME, source = %key, error, "skipped");
+            self.0.insert(key);
+        }
+    }
+
+    fn clear(&mut self, key: &str) {
+        if !self.0.is_empty() {
+            self.0.remove(key);
+        }
+    }
+}
 
 pub struct DiskioProbe {
-    _ctx: ProbeContext,
+    diskstats: PathBuf,
+    stat: PathBuf,
+    excluded: Vec<String>,
+    previous_cpu: Option<CpuTimes>,
+    warned: WarnOnce,
+}
+
+impl DiskioProbe {
+    fn read_devices(&mut self) -> Result<Vec<DiskStats>, ProbeError> {
+        let path = self.diskstats.display().to_string();
+        let text = std::fs::read_to_string(&self.diskstats).map_err(|source| ProbeError::Read {
+            probe: NAME,
+            path: path.clone(),
+            source,
+        })?;
+        let mut devices = Vec::new();
+        let mut malformed = 0usize;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let key = || {
+                let device = line.split_whitespace().nth(2).unwrap_or("?");
+                format!("{path} ({device})")
+            };
+            match parse_diskstats_line(line) {
+                Ok(stats) => {
+                    if !self.warned.0.is_empty() {
+                        self.warned.clear(&key());
+                    }
+                    if !is_excluded(&stats.device, &self.excluded) {
+                        devices.push(stats);
+                    }
+                }
+                Err(reason) => {
+                    malformed += 1;
+                    self.warned.warn(key(), &reason);
+                }
+            }
+        }
+        if devices.is_empty() && malformed > 0 {
+            return Err(ProbeError::Parse {
+                probe: NAME,
+                path,
+                reason: format!("no well-formed line ({malformed} malformed)"),
+            });
+        }
+        Ok(devices)
+    }
+
+    fn read_cpu(&self) -> Result<CpuTimes, ProbeError> {
+        let path = self.stat.display().to_string();
+        let text = std::fs::read_to_string(&self.stat).map_err(|source| ProbeError::Read {
+            probe: NAME,
+            path: path.clone(),
+            source,
+        })?;
+        parse_cpu_times(&text).map_err(|reason| ProbeError::Parse {
+            probe: NAME,
+            path,
+            reason,
+        })
+    }
 }
 
 impl Probe for DiskioProbe {
@@ -38,11 +241,111 @@ impl Probe for DiskioProbe {
         &probes.diskio
     }
 
-    fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
-        Ok(Self { _ctx: ctx.clone() })
+    fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
+        Ok(Self {
+            diskstats: ctx.procfs("diskstats"),
+            stat: ctx.procfs("stat"),
+            excluded: settings.device_excluded.clone(),
+            previous_cpu: None,
+            warned: WarnOnce::default(),
+        })
     }
 
-    fn collect(&mut self, _out: &mut MetricSet) -> Result<(), ProbeError> {
+    fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
+        let devices = self.read_devices();
+        let stat_key = self.stat.display().to_string();
+        let iowait = match self.read_cpu() {
+            Ok(current) => {
+                self.warned.clear(&stat_key);
+                self.previous_cpu
+                    .replace(current)
+                    .and_then(|previous| iowait_percent(previous, current))
+            }
+            Err(e) => {
+                self.warned.warn(stat_key, &e.to_string());
+                None
+            }
+        };
+        let diskstats_key = self.diskstats.display().to_string();
+        let devices = match devices {
+            Ok(devices) => {
+                self.warned.clear(&diskstats_key);
+                devices
+            }
+            // Nothing at all to export: the tick failed.
+            Err(e) if iowait.is_none() => return Err(e),
+            Err(e) => {
+                self.warned.warn(diskstats_key, &e.to_string());
+                Vec::new()
+            }
+        };
+
+        type Field = fn(&DiskStats) -> f64;
+        let counters: [(&str, &str, Field); 8] = [
+            (
+                "huatuo_bamai_diskio_read_requests_total",
+                "Reads completed successfully (/proc/diskstats field 4).",
+                |d| d.reads as f64,
+            ),
+            (
+                "huatuo_bamai_diskio_write_requests_total",
+                "Writes completed successfully (/proc/diskstats field 8).",
+                |d| d.writes as f64,
+            ),
+            (
+                "huatuo_bamai_diskio_read_bytes_total",
+                "Bytes read: sectors read x 512 (/proc/diskstats field 6).",
+                |d| d.sectors_read as f64 * SECTOR_BYTES,
+            ),
+            (
+                "huatuo_bamai_diskio_written_bytes_total",
+                "Bytes written: sectors written x 512 (/proc/diskstats field 10).",
+                |d| d.sectors_written as f64 * SECTOR_BYTES,
+            ),
+            (
+                "huatuo_bamai_diskio_read_time_seconds_total",
+                "Seconds spent by completed reads (/proc/diskstats field 7).",
+                |d| d.read_ms as f64 / 1000.0,
+            ),
+            (
+                "huatuo_bamai_diskio_write_time_seconds_total",
+                "Seconds spent by completed writes (/proc/diskstats field 11).",
+                |d| d.write_ms as f64 / 1000.0,
+            ),
+            (
+                "huatuo_bamai_diskio_io_time_seconds_total",
+                "Seconds the device had I/O in flight (/proc/diskstats field 13).",
+                |d| d.io_ms as f64 / 1000.0,
+            ),
+            (
+                "huatuo_bamai_diskio_io_time_weighted_seconds_total",
+                "Seconds spent doing I/O weighted by requests in flight (/proc/diskstats field 14).",
+                |d| d.weighted_io_ms as f64 / 1000.0,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let family = out.counter(name, help);
+            for d in &devices {
+                family.push(vec![("device", d.device.clone())], value(d));
+            }
+        }
+        let in_progress = out.gauge(
+            "huatuo_bamai_diskio_io_in_progress",
+            "I/O requests in flight (/proc/diskstats field 12).",
+        );
+        for d in &devices {
+            in_progress.push(vec![("device", d.device.clone())], d.in_progress as f64);
+        }
+        if let Some(percent) = iowait {
+            out.gauge(
+                "huatuo_bamai_diskio_disk_iowait_percent",
+                "Share of CPU time spent in iowait since the previous collection, in percent (/proc/stat).",
+            )
+            .push(vec![], percent);
+        }
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,7 @@
-//! memory_buddyinfo: /proc/buddyinfo (memory_buddyinfo_blocks).
-//! (Being implemented: this skeleton registers the probe; collection comes next.)
+//! memory_buddyinfo: `/proc/buddyinfo` → `huatuo_bamai_memory_buddyinfo_blocks{node,zone,order}`
+//! (free blocks of 2^order pages per NUMA node and zone; gauge, upstream's name and labels).
+
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,8 +28,55 @@ impl Default for MemoryBuddyinfoConfig {
 
 crate::probe_settings!(MemoryBuddyinfoConfig);
 
+/// One line of `/proc/buddyinfo`: free block counts of one zone, indexed by order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneFreeBlocks {
+    pub node: String,
+    pub zone: String,
+    pub blocks: Vec<u64>,
+}
+
+/// Parses `/proc/buddyinfo` ("Node 0, zone   Normal  11211   5422 ...").
+pub fn parse_buddyinfo(text: &str) -> Result<Vec<ZoneFreeBlocks>, String> {
+    let mut zones = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = |what: &str| format!("line {}: {what}: `{}`", index + 1, line.trim());
+        let mut fields = line.split_whitespace();
+        let node = match (fields.next(), fields.next()) {
+            (Some("Node"), Some(node)) => node
+                .strip_suffix(',')
+                .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| at("bad node number"))?,
+            _ => return Err(at("expected `Node <n>,`")),
+        };
+        let zone = match (fields.next(), fields.next()) {
+            (Some("zone"), Some(zone)) => zone,
+            _ => return Err(at("expected `zone <name>`")),
+        };
+        let blocks = fields
+            .map(|raw| raw.parse::<u64>())
+            .collect::<Result<Vec<u64>, _>>()
+            .map_err(|_| at("a block count is not an integer"))?;
+        if blocks.is_empty() {
+            return Err(at("no block counts"));
+        }
+        zones.push(ZoneFreeBlocks {
+            node: node.to_string(),
+            zone: zone.to_string(),
+            blocks,
+        });
+    }
+    if zones.is_empty() {
+        return Err("no zones (empty or truncated file)".to_string());
+    }
+    Ok(zones)
+}
+
 pub struct MemoryBuddyinfoProbe {
-    _ctx: ProbeContext,
+    path: PathBuf,
 }
 
 impl Probe for MemoryBuddyinfoProbe {
@@ -39,10 +88,42 @@ impl Probe for MemoryBuddyinfoProbe {
     }
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
-        Ok(Self { _ctx: ctx.clone() })
+        Ok(Self {
+            path: ctx.procfs("buddyinfo"),
+        })
     }
 
-    fn collect(&mut self, _out: &mut MetricSet) -> Result<(), ProbeError> {
+    fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
+        let path = self.path.display().to_string();
+        let text = std::fs::read_to_string(&self.path).map_err(|source| ProbeError::Read {
+            probe: NAME,
+            path: path.clone(),
+            source,
+        })?;
+        let zones = parse_buddyinfo(&text).map_err(|reason| ProbeError::Parse {
+            probe: NAME,
+            path,
+            reason,
+        })?;
+        let family = out.gauge(
+            "huatuo_bamai_memory_buddyinfo_blocks",
+            "Free blocks of 2^order pages per NUMA node and zone (/proc/buddyinfo).",
+        );
+        for zone in zones {
+            for (order, count) in zone.blocks.iter().enumerate() {
+                family.push(
+                    vec![
+                        ("node", zone.node.clone()),
+                        ("zone", zone.zone.clone()),
+                        ("order", order.to_string()),
+                    ],
+                    *count as f64,
+                );
+            }
+        }
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

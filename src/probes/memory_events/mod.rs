@@ -1,18 +1,31 @@
-//! memory_events: container memory.events (memory_events_container_*).
-//! (Being implemented: this skeleton registers the probe; collection comes next.)
+//! memory_events: each container's memory events → `huatuo_bamai_memory_events_container_<key>`
+//! (gauges as upstream). cgroup v2: `memory.events` (low, high, max, oom, oom_kill,
+//! oom_group_kill). cgroup v1 has no `memory.events` on mainline kernels: it is read when a vendor
+//! kernel provides it (as upstream does), and `oom_kill` / `under_oom` from `memory.oom_control`
+//! and `failcnt` from `memory.failcnt` are added (see docs/metrics/memory_events.md).
+
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::exposition::MetricSet;
+use crate::exposition::{Labels, MetricSet};
+use crate::probes::memory_vmstat::keyed::{
+    parse_flat_keyed, parse_patterns, sanitize_key, KeyFilter, LoggedOnce,
+};
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "memory_events";
+const PREFIX: &str = "huatuo_bamai_memory_events_container_";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MemoryEventsConfig {
     pub enabled: bool,
     pub interval_ms: u64,
+    /// Event keys to export (exact, `prefix*`, `*suffix`, `*part*`); empty = all.
+    pub included: Vec<String>,
+    /// Event keys never exported (wins over `included`).
+    pub excluded: Vec<String>,
 }
 
 impl Default for MemoryEventsConfig {
@@ -20,14 +33,166 @@ impl Default for MemoryEventsConfig {
         Self {
             enabled: true,
             interval_ms: 5000,
+            included: Vec::new(),
+            excluded: Vec::new(),
         }
     }
 }
 
-crate::probe_settings!(MemoryEventsConfig);
+impl MemoryEventsConfig {
+    fn filter(&self) -> Result<KeyFilter, String> {
+        Ok(KeyFilter::new(
+            parse_patterns("included", &self.included)?,
+            parse_patterns("excluded", &self.excluded)?,
+        ))
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.filter().map(|_| ())
+    }
+}
+
+crate::probe_settings!(MemoryEventsConfig, MemoryEventsConfig::check);
+
+/// What reading one file gave: its text, nothing (the file does not exist), or a problem.
+enum Read {
+    Text(String),
+    Missing,
+    Failed(String),
+}
+
+fn read(path: &Path) -> Read {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Read::Text(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Read::Missing,
+        Err(e) => Read::Failed(e.to_string()),
+    }
+}
+
+/// `memory.failcnt`: one integer.
+fn parse_failcnt(text: &str) -> Result<f64, String> {
+    let raw = text.trim();
+    if raw.is_empty() {
+        return Err("empty file".to_string());
+    }
+    raw.parse::<u64>()
+        .map(|v| v as f64)
+        .map_err(|_| format!("`{raw}` is not an integer"))
+}
+
+/// cgroup v1 event keys derived from `memory.oom_control` (the `oom_kill_disable` setting is
+/// not an event and is left out).
+fn oom_control_events(entries: Vec<(&str, f64)>) -> impl Iterator<Item = (&str, f64)> {
+    entries
+        .into_iter()
+        .filter(|(key, _)| matches!(*key, "oom_kill" | "under_oom"))
+}
 
 pub struct MemoryEventsProbe {
-    _ctx: ProbeContext,
+    ctx: ProbeContext,
+    filter: KeyFilter,
+    logged: LoggedOnce,
+}
+
+impl MemoryEventsProbe {
+    fn problem(&mut self, path: &Path, reason: &str) {
+        let key = path.display().to_string();
+        if self.logged.first(&key) {
+            tracing::warn!(probe = NAME, path = %key, %reason, "memory events file skipped");
+        }
+    }
+
+    /// Parses a keyed file; a problem is logged once and gives `None`.
+    fn keyed(&mut self, path: &Path, text: &str) -> Option<Vec<(String, f64)>> {
+        match parse_flat_keyed(text) {
+            Ok(entries) => Some(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+            ),
+            Err(reason) => {
+                self.problem(path, &reason);
+                None
+            }
+        }
+    }
+
+    /// The event keys of one container's memory cgroup at `dir`, or `Err(())` when a file
+    /// was unreadable or malformed and nothing was read (already logged).
+    fn container_events(&mut self, dir: &Path) -> Result<Vec<(String, f64)>, ()> {
+        let mut events: Vec<(String, f64)> = Vec::new();
+        let mut failed = false;
+        let events_path = dir.join("memory.events");
+        match read(&events_path) {
+            Read::Text(text) => match self.keyed(&events_path, &text) {
+                Some(entries) => events = entries,
+                None => failed = true,
+            },
+            // Normal on cgroup v1; on v2 the container is gone or has no memory controller.
+            Read::Missing => {}
+            Read::Failed(reason) => {
+                self.problem(&events_path, &reason);
+                failed = true;
+            }
+        }
+        if !self.ctx.cgroup.is_v2() {
+            let mut derived: Vec<(String, f64)> = Vec::new();
+            let oom_path = dir.join("memory.oom_control");
+            match read(&oom_path) {
+                Read::Text(text) => match parse_flat_keyed(&text) {
+                    Ok(entries) => {
+                        derived.extend(oom_control_events(entries).map(|(k, v)| (k.to_string(), v)))
+                    }
+                    Err(reason) => {
+                        self.problem(&oom_path, &reason);
+                        failed = true;
+                    }
+                },
+                Read::Missing => {}
+                Read::Failed(reason) => {
+                    self.problem(&oom_path, &reason);
+                    failed = true;
+                }
+            }
+            let failcnt_path = dir.join("memory.failcnt");
+            match read(&failcnt_path) {
+                Read::Text(text) => match parse_failcnt(&text) {
+                    Ok(value) => derived.push(("failcnt".to_string(), value)),
+                    Err(reason) => {
+                        self.problem(&failcnt_path, &reason);
+                        failed = true;
+                    }
+                },
+                Read::Missing => {}
+                Read::Failed(reason) => {
+                    self.problem(&failcnt_path, &reason);
+                    failed = true;
+                }
+            }
+            // A vendor kernel's own memory.events wins for keys it already has.
+            for (key, value) in derived {
+                if !events.iter().any(|(k, _)| *k == key) {
+                    events.push((key, value));
+                }
+            }
+        }
+        if failed && events.is_empty() {
+            return Err(());
+        }
+        Ok(events)
+    }
+
+    fn push(&self, out: &mut MetricSet, labels: &Labels, events: &[(String, f64)]) {
+        for (key, value) in events {
+            if !self.filter.matches(key) {
+                continue;
+            }
+            let name = format!("{PREFIX}{}", sanitize_key(key));
+            out.gauge(&name, &format!("memory events {key}"))
+                .push(labels.clone(), *value);
+        }
+    }
 }
 
 impl Probe for MemoryEventsProbe {
@@ -38,11 +203,45 @@ impl Probe for MemoryEventsProbe {
         &probes.memory_events
     }
 
-    fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
-        Ok(Self { _ctx: ctx.clone() })
+    fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
+        let filter = settings.filter().map_err(|reason| ProbeError::Parse {
+            probe: NAME,
+            path: "config [probes.memory_events]".to_string(),
+            reason,
+        })?;
+        Ok(Self {
+            ctx: ctx.clone(),
+            filter,
+            logged: LoggedOnce::default(),
+        })
     }
 
-    fn collect(&mut self, _out: &mut MetricSet) -> Result<(), ProbeError> {
-        Ok(())
+    fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
+        let containers = self.ctx.containers.borrow().clone();
+        let mut first_failure: Option<PathBuf> = None;
+        let mut read_any = false;
+        for container in containers.iter() {
+            let dir = self.ctx.cgroup.dir("memory", &container.cgroup_path);
+            match self.container_events(&dir) {
+                Ok(events) => {
+                    read_any = true;
+                    self.push(out, &container.labels(), &events);
+                }
+                Err(()) => {
+                    first_failure.get_or_insert(dir);
+                }
+            }
+        }
+        match first_failure {
+            Some(dir) if !read_any => Err(ProbeError::Parse {
+                probe: NAME,
+                path: dir.display().to_string(),
+                reason: "no container's memory events could be read".to_string(),
+            }),
+            _ => Ok(()),
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,18 +1,89 @@
-//! memory_vmstat: host /proc/vmstat and container memory.stat (memory_vmstat_*).
-//! (Being implemented: this skeleton registers the probe; collection comes next.)
+//! memory_vmstat: `/proc/vmstat` → `huatuo_bamai_memory_vmstat_<key>` (host) and each
+//! container's `memory.stat` → `huatuo_bamai_memory_vmstat_container_<key>`, gauges as upstream,
+//! filtered by include/exclude key lists (upstream's default lists).
+
+pub mod keyed;
+
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::MetricSet;
 use crate::probes::{Probe, ProbeContext, ProbeError};
+use keyed::{parse_flat_keyed, parse_patterns, sanitize_key, KeyFilter, LoggedOnce};
 
 const NAME: &str = "memory_vmstat";
+const HOST_PREFIX: &str = "huatuo_bamai_memory_vmstat_";
+const CONTAINER_PREFIX: &str = "huatuo_bamai_memory_vmstat_container_";
+
+/// Upstream's default host list (`[MetricCollector.Vmstat] IncludedOnHost`).
+const HOST_INCLUDED: &[&str] = &[
+    "allocstall*",
+    "nr_active_anon",
+    "nr_active_file",
+    "nr_boost_pages",
+    "nr_dirty",
+    "nr_free_pages",
+    "nr_inactive_anon",
+    "nr_inactive_file",
+    "nr_kswapd_boost",
+    "nr_mlock",
+    "nr_shmem",
+    "nr_slab_reclaimable",
+    "nr_slab_unreclaimable",
+    "nr_unevictable",
+    "nr_writeback",
+    "numa_pages_migrated",
+    "pgdeactivate",
+    "pgrefill",
+    "pgscan_direct",
+    "pgscan_kswapd",
+    "pgsteal_direct",
+    "pgsteal_kswapd",
+];
+
+/// Upstream's default container list (`IncludedOnContainer`, mainline keys), plus the cgroup v2
+/// names of `dirty`/`writeback` (`file_dirty`/`file_writeback`), which upstream's unanchored
+/// regex `dirty|writeback` also matches.
+const CONTAINER_INCLUDED: &[&str] = &[
+    "active_anon",
+    "active_file",
+    "dirty",
+    "file_dirty",
+    "file_writeback",
+    "inactive_anon",
+    "inactive_file",
+    "pgdeactivate",
+    "pgrefill",
+    "pgscan_direct",
+    "pgscan_kswapd",
+    "pgsteal_direct",
+    "pgsteal_kswapd",
+    "shmem",
+    "unevictable",
+    "writeback",
+];
+
+/// cgroup v1 repeats every key as a hierarchical `total_<key>`: keep the cgroup's own values.
+const CONTAINER_EXCLUDED: &[&str] = &["total_*"];
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MemoryVmstatConfig {
     pub enabled: bool,
     pub interval_ms: u64,
+    /// `/proc/vmstat` keys to export (exact, `prefix*`, `*suffix`, `*part*`); empty = all.
+    pub host_included: Vec<String>,
+    /// `/proc/vmstat` keys never exported (wins over `host_included`).
+    pub host_excluded: Vec<String>,
+    /// Container `memory.stat` keys to export; empty = all.
+    pub container_included: Vec<String>,
+    /// Container `memory.stat` keys never exported.
+    pub container_excluded: Vec<String>,
 }
 
 impl Default for MemoryVmstatConfig {
@@ -20,14 +91,123 @@ impl Default for MemoryVmstatConfig {
         Self {
             enabled: true,
             interval_ms: 5000,
+            host_included: strings(HOST_INCLUDED),
+            host_excluded: Vec::new(),
+            container_included: strings(CONTAINER_INCLUDED),
+            container_excluded: strings(CONTAINER_EXCLUDED),
         }
     }
 }
 
-crate::probe_settings!(MemoryVmstatConfig);
+impl MemoryVmstatConfig {
+    fn check(&self) -> Result<(), String> {
+        self.filters().map(|_| ())
+    }
+
+    fn filters(&self) -> Result<(KeyFilter, KeyFilter), String> {
+        let host = KeyFilter::new(
+            parse_patterns("host_included", &self.host_included)?,
+            parse_patterns("host_excluded", &self.host_excluded)?,
+        );
+        let container = KeyFilter::new(
+            parse_patterns("container_included", &self.container_included)?,
+            parse_patterns("container_excluded", &self.container_excluded)?,
+        );
+        Ok((host, container))
+    }
+}
+
+crate::probe_settings!(MemoryVmstatConfig, MemoryVmstatConfig::check);
 
 pub struct MemoryVmstatProbe {
-    _ctx: ProbeContext,
+    ctx: ProbeContext,
+    host_path: PathBuf,
+    host_filter: KeyFilter,
+    container_filter: KeyFilter,
+    logged: LoggedOnce,
+}
+
+impl MemoryVmstatProbe {
+    /// Host series from `/proc/vmstat`; `Err` if the file cannot be read or parsed.
+    fn collect_host(&self, out: &mut MetricSet) -> Result<(), ProbeError> {
+        let path = self.host_path.display().to_string();
+        let text = std::fs::read_to_string(&self.host_path).map_err(|source| ProbeError::Read {
+            probe: NAME,
+            path: path.clone(),
+            source,
+        })?;
+        let entries = parse_flat_keyed(&text).map_err(|reason| ProbeError::Parse {
+            probe: NAME,
+            path,
+            reason,
+        })?;
+        for (key, value) in entries {
+            if !self.host_filter.matches(key) {
+                continue;
+            }
+            let name = format!("{HOST_PREFIX}{}", sanitize_key(key));
+            out.gauge(&name, &format!("/proc/vmstat {key}"))
+                .push(vec![], value);
+        }
+        Ok(())
+    }
+
+    /// Container series from each container's `memory.stat`; returns how many containers
+    /// were read. A container whose file is missing or malformed is skipped (logged once).
+    fn collect_containers(&mut self, out: &mut MetricSet) -> usize {
+        let containers = self.ctx.containers.borrow().clone();
+        let mut collected = 0;
+        for container in containers.iter() {
+            let path = self
+                .ctx
+                .cgroup
+                .dir("memory", &container.cgroup_path)
+                .join("memory.stat");
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // Container gone since the last scan, or memory controller not enabled.
+                    if self.logged.first("memory.stat missing") {
+                        tracing::warn!(
+                            probe = NAME,
+                            path = %path.display(),
+                            "memory.stat missing (container gone, or memory controller not \
+                             enabled for it); further missing files are logged at debug"
+                        );
+                    } else {
+                        tracing::debug!(probe = NAME, path = %path.display(), "memory.stat missing");
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    if self.logged.first(&path.display().to_string()) {
+                        tracing::warn!(probe = NAME, path = %path.display(), error = %e, "cannot read memory.stat; container skipped");
+                    }
+                    continue;
+                }
+            };
+            let entries = match parse_flat_keyed(&text) {
+                Ok(entries) => entries,
+                Err(reason) => {
+                    if self.logged.first(&path.display().to_string()) {
+                        tracing::warn!(probe = NAME, path = %path.display(), %reason, "malformed memory.stat; container skipped");
+                    }
+                    continue;
+                }
+            };
+            let labels = container.labels();
+            for (key, value) in entries {
+                if !self.container_filter.matches(key) {
+                    continue;
+                }
+                let name = format!("{CONTAINER_PREFIX}{}", sanitize_key(key));
+                out.gauge(&name, &format!("cgroup memory.stat {key}"))
+                    .push(labels.clone(), value);
+            }
+            collected += 1;
+        }
+        collected
+    }
 }
 
 impl Probe for MemoryVmstatProbe {
@@ -38,11 +218,37 @@ impl Probe for MemoryVmstatProbe {
         &probes.memory_vmstat
     }
 
-    fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
-        Ok(Self { _ctx: ctx.clone() })
+    fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
+        let (host_filter, container_filter) =
+            settings.filters().map_err(|reason| ProbeError::Parse {
+                probe: NAME,
+                path: "config [probes.memory_vmstat]".to_string(),
+                reason,
+            })?;
+        Ok(Self {
+            ctx: ctx.clone(),
+            host_path: ctx.procfs("vmstat"),
+            host_filter,
+            container_filter,
+            logged: LoggedOnce::default(),
+        })
     }
 
-    fn collect(&mut self, _out: &mut MetricSet) -> Result<(), ProbeError> {
-        Ok(())
+    fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
+        let host = self.collect_host(out);
+        let containers = self.collect_containers(out);
+        match host {
+            Ok(()) => Ok(()),
+            Err(e) if containers == 0 => Err(e),
+            Err(e) => {
+                if self.logged.first("host") {
+                    tracing::warn!(probe = NAME, error = %e, "host vmstat skipped; container series still exported");
+                }
+                Ok(())
+            }
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;
