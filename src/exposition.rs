@@ -14,6 +14,8 @@ pub enum MetricKind {
     Gauge,
     Counter,
     Histogram,
+    /// For upstream names promtool would reject with a type (a gauge ending in `_total`).
+    Untyped,
 }
 
 impl MetricKind {
@@ -22,6 +24,7 @@ impl MetricKind {
             MetricKind::Gauge => "gauge",
             MetricKind::Counter => "counter",
             MetricKind::Histogram => "histogram",
+            MetricKind::Untyped => "untyped",
         }
     }
 }
@@ -128,6 +131,12 @@ impl MetricSet {
         self.family(name, help, MetricKind::Histogram)
     }
 
+    /// An untyped series: only for upstream-compatible names that no type fits (e.g. a gauge
+    /// named `*_total`).
+    pub fn untyped(&mut self, name: &str, help: &str) -> &mut Family {
+        self.family(name, help, MetricKind::Untyped)
+    }
+
     /// A counter; by Prometheus convention its name ends in `_total`.
     pub fn counter(&mut self, name: &str, help: &str) -> &mut Family {
         self.family(name, help, MetricKind::Counter)
@@ -230,15 +239,30 @@ impl MetricStore {
             return String::new();
         };
         let mut out = String::with_capacity(64 * 1024);
+        // Families of the same name from several probes (e.g. the BPF cost families) are
+        // rendered as one: Prometheus text allows one HELP/TYPE block per name.
+        let mut order: Vec<&str> = Vec::new();
+        let mut by_name: std::collections::HashMap<&str, Vec<&Family>> = std::collections::HashMap::new();
         for published in sets.values() {
             for family in &published.set.families {
                 if family.samples.is_empty() {
                     continue;
                 }
-                let _ = writeln!(out, "# HELP {} {}", family.name, escape_help(&family.help));
-                let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind.as_str());
+                let entry = by_name.entry(family.name.as_str()).or_default();
+                if entry.is_empty() {
+                    order.push(family.name.as_str());
+                }
+                entry.push(family);
+            }
+        }
+        for name in order {
+            let families = &by_name[name];
+            let first = families[0];
+            let _ = writeln!(out, "# HELP {} {}", name, escape_help(&first.help));
+            let _ = writeln!(out, "# TYPE {} {}", name, first.kind.as_str());
+            for family in families {
                 for sample in &family.samples {
-                    out.push_str(&family.name);
+                    out.push_str(name);
                     out.push_str(sample.suffix);
                     write_labels(&mut out, &sample.labels, global);
                     let _ = writeln!(out, " {}", format_value(sample.value));
@@ -404,6 +428,20 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
         }
+    }
+
+    #[test]
+    fn same_family_from_two_probes_renders_once() {
+        let store = MetricStore::new(100);
+        for probe in ["a", "b"] {
+            let mut set = MetricSet::default();
+            set.counter("huatuo_bamai_shared_total", "Shared.")
+                .push(vec![("probe", probe.into())], 1.0);
+            store.publish(probe, set, Duration::ZERO);
+        }
+        let text = store.render(&[]);
+        assert_eq!(text.matches("# HELP huatuo_bamai_shared_total").count(), 1, "{text}");
+        assert!(text.contains("huatuo_bamai_shared_total{probe=\"a\"} 1\nhuatuo_bamai_shared_total{probe=\"b\"} 1\n"), "{text}");
     }
 
     #[test]

@@ -39,6 +39,9 @@ use std::sync::Arc;
 pub enum ProbeError {
     #[error(transparent)]
     Bpf(#[from] BpfError),
+    /// The host lacks what this (non-BPF) probe reads, e.g. PSI files on a kernel without PSI.
+    #[error("{probe}: unsupported on this host: {reason}")]
+    Unsupported { probe: &'static str, reason: String },
     #[error("{probe}: cannot read {path}: {source}")]
     Read {
         probe: &'static str,
@@ -57,7 +60,11 @@ pub enum ProbeError {
 impl ProbeError {
     /// The kernel lacks what this probe needs: report `inactive`, do not restart.
     pub fn is_unsupported(&self) -> bool {
-        matches!(self, ProbeError::Bpf(e) if e.is_unsupported())
+        match self {
+            ProbeError::Bpf(e) => e.is_unsupported(),
+            ProbeError::Unsupported { .. } => true,
+            _ => false,
+        }
     }
 }
 

@@ -1,9 +1,16 @@
-//! arp: ARP entries host and container (arp_*).
-//! (Being implemented: this skeleton registers the probe; collection comes next.)
+//! arp: neighbour (ARP) entries. Host network namespace: lines − 1 of `/proc/1/net/arp` →
+//! `huatuo_bamai_arp_entries`; the kernel-wide ARP table size (every namespace) from the `entries`
+//! column of `/proc/net/stat/arp_cache` → `huatuo_bamai_arp_total`; each container's namespace
+//! (its init pid) → `huatuo_bamai_arp_container_entries{<container labels>}`. Gauges, as upstream.
+//! Containers on the host network are skipped (see [`crate::probes::netdev::netns`]).
+
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::MetricSet;
+use crate::probes::netdev::netns;
+use crate::probes::netdev::warn_once::WarnOnce;
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "arp";
@@ -26,8 +33,46 @@ impl Default for ArpConfig {
 
 crate::probe_settings!(ArpConfig);
 
+/// Entries of a `/proc/<pid>/net/arp` table: its lines after the `IP address ...` header.
+pub fn parse_arp_entries(text: &str) -> Result<u64, String> {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    match lines.next() {
+        Some(header) if header.starts_with("IP address") => Ok(lines.count() as u64),
+        Some(header) => Err(format!(
+            "header `{header}` does not start with `IP address`"
+        )),
+        None => Err("empty (no header line)".into()),
+    }
+}
+
+/// The `entries` column of `/proc/net/stat/arp_cache` (hex; the table's size, the same on every
+/// per-CPU line), from the first data line.
+pub fn parse_arp_cache_entries(text: &str) -> Result<u64, String> {
+    let mut lines = text.lines();
+    let header = lines.next().ok_or("empty (no header line)")?;
+    let column = header
+        .split_whitespace()
+        .position(|c| c == "entries")
+        .ok_or_else(|| format!("header `{header}` has no `entries` column"))?;
+    let first = lines.next().ok_or("no data line")?;
+    let raw = first
+        .split_whitespace()
+        .nth(column)
+        .ok_or_else(|| format!("data line `{first}` lacks the entries column"))?;
+    u64::from_str_radix(raw, 16).map_err(|_| format!("entries `{raw}` is not hexadecimal"))
+}
+
 pub struct ArpProbe {
-    _ctx: ProbeContext,
+    ctx: ProbeContext,
+    warn: WarnOnce,
+}
+
+fn read_with<T>(
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, ProbeError> {
+    let text = netns::read(NAME, path)?;
+    parse(&text).map_err(|reason| netns::malformed(NAME, path, reason))
 }
 
 impl Probe for ArpProbe {
@@ -39,10 +84,63 @@ impl Probe for ArpProbe {
     }
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
-        Ok(Self { _ctx: ctx.clone() })
+        Ok(Self {
+            ctx: ctx.clone(),
+            warn: WarnOnce::default(),
+        })
     }
 
-    fn collect(&mut self, _out: &mut MetricSet) -> Result<(), ProbeError> {
-        Ok(())
+    fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
+        let mut collected = false;
+        let mut first_error = None;
+        let mut record = |result: Result<u64, ProbeError>, warn: &mut WarnOnce| match result {
+            Ok(value) => {
+                collected = true;
+                Some(value)
+            }
+            Err(error) => {
+                warn.warn(&error);
+                first_error.get_or_insert(error);
+                None
+            }
+        };
+
+        let host = netns::host_net_dir(&self.ctx).join("arp");
+        if let Some(entries) = record(read_with(&host, parse_arp_entries), &mut self.warn) {
+            out.gauge(
+                "huatuo_bamai_arp_entries",
+                "ARP entries in the host network namespace (lines of /proc/1/net/arp - 1).",
+            )
+            .push(vec![], entries as f64);
+        }
+        let cache = self.ctx.procfs("net/stat/arp_cache");
+        if let Some(total) = record(read_with(&cache, parse_arp_cache_entries), &mut self.warn) {
+            // Untyped: upstream's gauge is named `*_total`, which promtool rejects for gauges.
+            out.untyped(
+                "huatuo_bamai_arp_total",
+                "ARP entries of every network namespace, host and containers (entries of /proc/net/stat/arp_cache).",
+            )
+            .push(vec![], total as f64);
+        }
+
+        let family = out.gauge(
+            "huatuo_bamai_arp_container_entries",
+            "ARP entries in the container's network namespace (lines of /proc/<init pid>/net/arp - 1).",
+        );
+        for target in netns::containers_with_own_netns(&self.ctx) {
+            let path = target.net_dir.join("arp");
+            if let Some(entries) = record(read_with(&path, parse_arp_entries), &mut self.warn) {
+                family.push(target.container.labels(), entries as f64);
+            }
+        }
+        self.warn.end_tick();
+
+        match first_error {
+            Some(error) if !collected => Err(error),
+            _ => Ok(()),
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

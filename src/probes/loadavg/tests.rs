@@ -34,3 +34,165 @@ fn garbage_names_field_and_value() {
     );
     assert!(parse_loadavg("NaN 0 0").is_err());
 }
+
+mod containers {
+    use std::path::Path;
+
+    use super::super::*;
+    use crate::exposition::MetricSet;
+    use crate::probes::testutil::{
+        assert_lines, collect_text, context, context_at, copy_fixture, fixture_root,
+    };
+
+    const D0CCE7: &str = r#"{container_host="d0cce7aaaaaa",container_name="d0cce7aaaaaa",container_type="normal",container_level="unknown",container_hostnamespace=""}"#;
+
+    fn probe(ctx: ProbeContext) -> LoadavgProbe {
+        LoadavgProbe::start(&LoadavgConfig::default(), &ctx).unwrap()
+    }
+
+    fn expected(name: &str) -> String {
+        std::fs::read_to_string(fixture_root("expected").join(name)).unwrap()
+    }
+
+    /// Every expected line is there and nothing else is.
+    fn assert_exact(text: &str, expected: &str) {
+        assert_lines(text, expected);
+        let wanted = expected
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("//"))
+            .count();
+        assert_eq!(text.lines().count(), wanted, "extra lines in:\n{text}");
+    }
+
+    #[test]
+    fn cgroup_v1_fixture_exact_lines() {
+        let text = collect_text(&mut probe(context("cgroup-v1")));
+        assert_exact(&text, &expected("loadavg-v1.txt"));
+    }
+
+    #[test]
+    fn cgroup_v2_fixture_exact_lines() {
+        let text = collect_text(&mut probe(context("cgroup-v2")));
+        assert_exact(&text, &expected("loadavg-v2.txt"));
+    }
+
+    #[test]
+    fn state_is_the_field_after_the_last_paren() {
+        // A real /proc/self/stat line of this host.
+        let line =
+            b"30672 (cat) R 30658 30658 28737 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 244563";
+        assert_eq!(parse_stat_state(line), Some(b'R'));
+        assert_eq!(parse_stat_state(b"4647 (sh (wrk) 1) D 4646"), Some(b'D'));
+        assert_eq!(parse_stat_state(b"12 (a) b) S 1"), Some(b'S'));
+        assert_eq!(parse_stat_state(b"12 (trunc"), None);
+        assert_eq!(parse_stat_state(b""), None);
+        let mut counts = TaskCounts::default();
+        for state in *b"RRDSIZT" {
+            counts.add(state);
+        }
+        assert_eq!(
+            counts,
+            TaskCounts {
+                running: 2,
+                uninterruptible: 1
+            }
+        );
+    }
+
+    #[test]
+    fn vanished_pids_are_skipped_silently() {
+        let dir = copy_fixture("cgroup-v2");
+        // 4243 (state D) exits between the read of cgroup.procs and of its stat file.
+        std::fs::remove_file(dir.path().join("proc/4243/stat")).unwrap();
+        let mut probe = probe(context_at(dir.path()));
+        let text = collect_text(&mut probe);
+        assert_lines(
+            &text,
+            &format!(
+                "huatuo_bamai_loadavg_container_nr_running{D0CCE7} 1\n\
+                 huatuo_bamai_loadavg_container_nr_uninterruptible{D0CCE7} 0\n"
+            ),
+        );
+        assert!(probe.warned.is_empty());
+    }
+
+    #[test]
+    fn malformed_files_skip_only_that_container_or_pid() {
+        let dir = copy_fixture("cgroup-v1");
+        let cpu = dir.path().join("sys/fs/cgroup/cpu,cpuacct");
+        // An unreadable cgroup.procs (a directory in its place): the container is skipped.
+        let procs = cpu.join(
+            "docker/d0cce7aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/cgroup.procs",
+        );
+        std::fs::remove_file(&procs).unwrap();
+        std::fs::create_dir(&procs).unwrap();
+        // A truncated stat and a garbage pid line: only those entries are skipped.
+        std::fs::write(dir.path().join("proc/4344/stat"), "4344 (ja").unwrap();
+        let pod = cpu.join("kubepods/besteffort/pod66666666-7777-8888-9999-000000000000/be57efeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee");
+        // cgroup.procs of the copy, not of the fixture.
+        std::fs::write(pod.join("cgroup.procs"), "4646\nnot-a-pid\n4647\n").unwrap();
+        let mut probe = probe(context_at(dir.path()));
+        let text = collect_text(&mut probe);
+        assert!(!text.contains("d0cce7aaaaaa"), "{text}");
+        assert_lines(
+            &text,
+            r#"
+            huatuo_bamai_loadavg_load1 4.48
+            huatuo_bamai_loadavg_container_nr_running{container_host="c0ffeebbbbbb",container_name="c0ffeebbbbbb",container_type="normal",container_level="guaranteed",container_hostnamespace=""} 0
+            huatuo_bamai_loadavg_container_nr_uninterruptible{container_host="be57efeeeeee",container_name="be57efeeeeee",container_type="normal",container_level="besteffort",container_hostnamespace=""} 1
+            "#,
+        );
+    }
+
+    #[test]
+    fn host_file_missing_keeps_container_series() {
+        let dir = copy_fixture("cgroup-v2");
+        std::fs::remove_file(dir.path().join("proc/loadavg")).unwrap();
+        let mut probe = probe(context_at(dir.path()));
+        let text = collect_text(&mut probe);
+        assert!(!text.contains("huatuo_bamai_loadavg_load1"));
+        assert!(text.contains("huatuo_bamai_loadavg_container_nr_running{"));
+        // With no container either, nothing was collected: an error naming the file.
+        let empty = tempfile::tempdir().unwrap();
+        let mut probe =
+            super::super::LoadavgProbe::start(&LoadavgConfig::default(), &context_at(empty.path()))
+                .unwrap();
+        let err = probe.collect(&mut MetricSet::default()).unwrap_err();
+        assert!(err.to_string().contains("loadavg"), "{err}");
+    }
+
+    /// Host values and our own process state, read from the real /proc.
+    #[test]
+    fn real_proc_values_match_direct_reads() {
+        let line = std::fs::read("/proc/thread-self/stat").unwrap();
+        // This thread is running while it reads its own stat.
+        assert_eq!(parse_stat_state(&line), Some(b'R'));
+
+        let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(
+            crate::containers::ContainerSet::default(),
+        ));
+        let ctx = ProbeContext {
+            procfs_root: "/proc".into(),
+            sysfs_root: "/sys".into(),
+            cgroup: crate::containers::CgroupLayout::detect(Path::new("/sys")),
+            containers: rx,
+        };
+        let mut probe = probe(ctx);
+        let mut set = MetricSet::default();
+        probe.collect(&mut set).unwrap();
+        let direct = parse_loadavg(&std::fs::read_to_string("/proc/loadavg").unwrap()).unwrap();
+        let load15 = set
+            .families
+            .iter()
+            .find(|f| f.name == "huatuo_bamai_loadavg_load15")
+            .map(|f| f.samples[0].value)
+            .unwrap();
+        // load15 moves by far less than 0.1 between two reads microseconds apart.
+        assert!(
+            (load15 - direct.load15).abs() < 0.1,
+            "{load15} vs {}",
+            direct.load15
+        );
+    }
+}

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::containers::CgroupLayout;
-use crate::ebpf::BpfError;
 use crate::exposition::{Labels, MetricSet};
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
@@ -200,13 +199,13 @@ impl Probe for PressureProbe {
         let host_dir = ctx.procfs("pressure");
         // The kernel creates /proc/pressure only with CONFIG_PSI and without psi=0.
         if !host_dir.is_dir() {
-            return Err(ProbeError::Bpf(BpfError::Unsupported {
+            return Err(ProbeError::Unsupported {
                 probe: NAME,
                 reason: format!(
                     "{} is absent (kernel without CONFIG_PSI or booted with psi=0)",
                     host_dir.display()
                 ),
-            }));
+            });
         }
         Ok(Self {
             ctx: ctx.clone(),
