@@ -122,8 +122,15 @@ impl MetricSet {
         &mut self.families[index]
     }
 
+    /// A gauge. Upstream names a few gauges `*_total` (e.g. `cpu_util_total`); promtool rejects
+    /// that for gauges, so such names are rendered `untyped` and keep their upstream name.
     pub fn gauge(&mut self, name: &str, help: &str) -> &mut Family {
-        self.family(name, help, MetricKind::Gauge)
+        let kind = if name.ends_with("_total") {
+            MetricKind::Untyped
+        } else {
+            MetricKind::Gauge
+        };
+        self.family(name, help, kind)
     }
 
     /// A histogram family (fill it with [`Family::push_histogram`]); the name has no suffix.
@@ -242,7 +249,8 @@ impl MetricStore {
         // Families of the same name from several probes (e.g. the BPF cost families) are
         // rendered as one: Prometheus text allows one HELP/TYPE block per name.
         let mut order: Vec<&str> = Vec::new();
-        let mut by_name: std::collections::HashMap<&str, Vec<&Family>> = std::collections::HashMap::new();
+        let mut by_name: std::collections::HashMap<&str, Vec<&Family>> =
+            std::collections::HashMap::new();
         for published in sets.values() {
             for family in &published.set.families {
                 if family.samples.is_empty() {
@@ -440,7 +448,11 @@ mod tests {
             store.publish(probe, set, Duration::ZERO);
         }
         let text = store.render(&[]);
-        assert_eq!(text.matches("# HELP huatuo_bamai_shared_total").count(), 1, "{text}");
+        assert_eq!(
+            text.matches("# HELP huatuo_bamai_shared_total").count(),
+            1,
+            "{text}"
+        );
         assert!(text.contains("huatuo_bamai_shared_total{probe=\"a\"} 1\nhuatuo_bamai_shared_total{probe=\"b\"} 1\n"), "{text}");
     }
 

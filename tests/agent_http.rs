@@ -84,27 +84,40 @@ fn serves_upstream_paths_with_host_and_region_labels() {
 #[test]
 fn exposition_passes_promtool() {
     // Every default probe when BPF can run here, so their families are linted too.
-    let probes: &[&str] = if common::bpf_available("exposition_passes_promtool (BPF families)") {
-        &["softirq", "runqlat", "loadavg"]
+    // Every probe when BPF can run here (the shipped default), else the procfs ones.
+    let names: Vec<&str> = huatuo_bamai::probes::registry()
+        .iter()
+        .map(|p| p.name)
+        .collect();
+    let bpf_probes = ["softirq", "runqlat", "iolatency", "memory_reclaim"];
+    let probes: Vec<&str> = if common::bpf_available("exposition_passes_promtool (BPF families)") {
+        names
     } else {
-        &["loadavg"]
+        names
+            .into_iter()
+            .filter(|n| !bpf_probes.contains(n))
+            .collect()
     };
-    let agent = Agent::start(probes);
-    std::thread::sleep(std::time::Duration::from_millis(600));
+    let agent = Agent::start(&probes);
+    // Two ticks of every probe, so rate-based families (cpu_util) are present too.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
     let metrics = agent.metrics();
-    for family in [
+    let mut families = vec![
         "huatuo_bamai_loadavg_load1",
         "huatuo_bamai_process_cpu_seconds_total",
-    ]
-    .iter()
-    .chain(if probes.len() > 1 {
-        &[
+        "huatuo_bamai_cpu_util_total",
+        "huatuo_bamai_memory_vmstat_nr_free_pages",
+        "huatuo_bamai_netdev_receive_bytes_total",
+    ];
+    if probes.contains(&"softirq") {
+        families.extend([
             "huatuo_bamai_softirq_latency",
             "huatuo_bamai_runqlat_latency",
-        ][..]
-    } else {
-        &[][..]
-    }) {
+            "huatuo_bamai_runqlat_latency_seconds",
+            "huatuo_bamai_memory_free_allocpages_stall",
+        ]);
+    }
+    for family in families {
         assert!(
             metrics.contains(&format!("# TYPE {family} ")),
             "{family} missing:\n{metrics}"

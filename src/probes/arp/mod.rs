@@ -115,8 +115,8 @@ impl Probe for ArpProbe {
         }
         let cache = self.ctx.procfs("net/stat/arp_cache");
         if let Some(total) = record(read_with(&cache, parse_arp_cache_entries), &mut self.warn) {
-            // Untyped: upstream's gauge is named `*_total`, which promtool rejects for gauges.
-            out.untyped(
+            // Rendered untyped: upstream's gauge is named `*_total` (see MetricSet::gauge).
+            out.gauge(
                 "huatuo_bamai_arp_total",
                 "ARP entries of every network namespace, host and containers (entries of /proc/net/stat/arp_cache).",
             )
