@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,24 +154,38 @@ impl MetricSet {
     }
 }
 
+/// One family of one probe, already rendered: scrapes only concatenate text.
+#[derive(Debug, Clone)]
+struct RenderedFamily {
+    name: String,
+    help: String,
+    kind: MetricKind,
+    /// Sample lines, global labels included.
+    body: String,
+}
+
 #[derive(Debug, Clone)]
 struct Published {
-    set: Arc<MetricSet>,
+    families: Vec<RenderedFamily>,
+    series: usize,
     success: bool,
     duration: Duration,
 }
 
-/// The latest set of every running probe.
+/// The latest set of every running probe, rendered once when published.
 pub struct MetricStore {
     sets: RwLock<BTreeMap<&'static str, Published>>,
+    /// `host` / `region`, first on every series.
+    global: Vec<(String, String)>,
     max_series_per_family: AtomicUsize,
     warned: Mutex<HashSet<String>>,
 }
 
 impl MetricStore {
-    pub fn new(max_series_per_family: usize) -> Self {
+    pub fn new(max_series_per_family: usize, global: Vec<(String, String)>) -> Self {
         Self {
             sets: RwLock::new(BTreeMap::new()),
+            global,
             max_series_per_family: AtomicUsize::new(max_series_per_family),
             warned: Mutex::new(HashSet::new()),
         }
@@ -181,7 +195,7 @@ impl MetricStore {
         self.max_series_per_family.store(max, Ordering::Relaxed);
     }
 
-    /// Replaces `probe`'s set, applying the per-family series cap.
+    /// Replaces `probe`'s set, applying the per-family series cap, and renders it.
     pub fn publish(&self, probe: &'static str, mut set: MetricSet, duration: Duration) {
         let cap = self.max_series_per_family.load(Ordering::Relaxed);
         for family in &mut set.families {
@@ -205,8 +219,30 @@ impl MetricStore {
                 }
             }
         }
+        let series = set.series_count();
+        let families = set
+            .families
+            .into_iter()
+            .filter(|f| !f.samples.is_empty())
+            .map(|family| {
+                let mut body = String::with_capacity(family.samples.len() * 160);
+                for sample in &family.samples {
+                    body.push_str(&family.name);
+                    body.push_str(sample.suffix);
+                    write_labels(&mut body, &sample.labels, &self.global);
+                    let _ = writeln!(body, " {}", format_value(sample.value));
+                }
+                RenderedFamily {
+                    name: family.name,
+                    help: family.help,
+                    kind: family.kind,
+                    body,
+                }
+            })
+            .collect();
         let published = Published {
-            set: Arc::new(set),
+            families,
+            series,
             success: true,
             duration,
         };
@@ -219,7 +255,8 @@ impl MetricStore {
     pub fn mark_failed(&self, probe: &'static str, duration: Duration) {
         if let Ok(mut sets) = self.sets.write() {
             let entry = sets.entry(probe).or_insert_with(|| Published {
-                set: Arc::new(MetricSet::default()),
+                families: Vec::new(),
+                series: 0,
                 success: false,
                 duration,
             });
@@ -235,27 +272,29 @@ impl MetricStore {
         }
     }
 
-    /// The latest set of `probe` (tests, benchmarks).
-    pub fn get(&self, probe: &str) -> Option<Arc<MetricSet>> {
-        self.sets.read().ok()?.get(probe).map(|p| p.set.clone())
+    /// Series `probe` exports now (after the cap).
+    pub fn series_count(&self, probe: &str) -> Option<usize> {
+        self.sets.read().ok()?.get(probe).map(|p| p.series)
     }
 
     /// Prometheus text of every published family plus upstream's per-collector scrape metrics.
-    pub fn render(&self, global: &[(String, String)]) -> String {
+    pub fn render(&self) -> String {
         let Ok(sets) = self.sets.read() else {
             return String::new();
         };
-        let mut out = String::with_capacity(64 * 1024);
+        let size: usize = sets
+            .values()
+            .flat_map(|p| p.families.iter())
+            .map(|f| f.body.len() + f.help.len() + 2 * f.name.len() + 32)
+            .sum();
+        let mut out = String::with_capacity(size + 4096);
         // Families of the same name from several probes (e.g. the BPF cost families) are
         // rendered as one: Prometheus text allows one HELP/TYPE block per name.
         let mut order: Vec<&str> = Vec::new();
-        let mut by_name: std::collections::HashMap<&str, Vec<&Family>> =
+        let mut by_name: std::collections::HashMap<&str, Vec<&RenderedFamily>> =
             std::collections::HashMap::new();
         for published in sets.values() {
-            for family in &published.set.families {
-                if family.samples.is_empty() {
-                    continue;
-                }
+            for family in &published.families {
                 let entry = by_name.entry(family.name.as_str()).or_default();
                 if entry.is_empty() {
                     order.push(family.name.as_str());
@@ -269,14 +308,10 @@ impl MetricStore {
             let _ = writeln!(out, "# HELP {} {}", name, escape_help(&first.help));
             let _ = writeln!(out, "# TYPE {} {}", name, first.kind.as_str());
             for family in families {
-                for sample in &family.samples {
-                    out.push_str(name);
-                    out.push_str(sample.suffix);
-                    write_labels(&mut out, &sample.labels, global);
-                    let _ = writeln!(out, " {}", format_value(sample.value));
-                }
+                out.push_str(&family.body);
             }
         }
+        let global = &self.global;
         let collectors: Vec<(&str, &Published)> = sets.iter().map(|(k, v)| (*k, v)).collect();
         if !collectors.is_empty() {
             out.push_str("# HELP huatuo_bamai_scrape_collector_success 1 if the collector's last run succeeded.\n");
@@ -349,13 +384,13 @@ mod tests {
 
     #[test]
     fn renders_families_with_global_labels_first() {
-        let store = MetricStore::new(100);
+        let store = MetricStore::new(100, global());
         let mut set = MetricSet::default();
         set.gauge("huatuo_bamai_x", "X.")
             .push(vec![("zone", "0".into())], 3.0)
             .push(vec![("zone", "1".into())], 0.5);
         store.publish("p", set, Duration::from_millis(2));
-        let text = store.render(&global());
+        let text = store.render();
         assert!(
             text.starts_with("# HELP huatuo_bamai_x X.\n# TYPE huatuo_bamai_x gauge\n"),
             "{text}"
@@ -375,37 +410,37 @@ mod tests {
 
     #[test]
     fn republishing_replaces_series_and_remove_drops_them() {
-        let store = MetricStore::new(100);
+        let store = MetricStore::new(100, Vec::new());
         let mut set = MetricSet::default();
         set.gauge("huatuo_bamai_c", "C.")
             .push(vec![("container_name", "gone".into())], 1.0);
         store.publish("p", set, Duration::ZERO);
         store.publish("p", MetricSet::default(), Duration::ZERO);
-        assert!(!store.render(&[]).contains("gone"));
+        assert!(!store.render().contains("gone"));
         store.remove("p");
-        assert_eq!(store.render(&[]), "");
+        assert_eq!(store.render(), "");
     }
 
     #[test]
     fn cap_bounds_series_per_family() {
-        let store = MetricStore::new(3);
+        let store = MetricStore::new(3, Vec::new());
         let mut set = MetricSet::default();
         let family = set.gauge("huatuo_bamai_many", "Many.");
         for i in 0..10 {
             family.push(vec![("i", i.to_string())], 1.0);
         }
         store.publish("p", set, Duration::ZERO);
-        assert_eq!(store.get("p").unwrap().series_count(), 3);
+        assert_eq!(store.series_count("p"), Some(3));
     }
 
     #[test]
     fn failure_keeps_previous_series_and_reports_it() {
-        let store = MetricStore::new(10);
+        let store = MetricStore::new(10, Vec::new());
         let mut set = MetricSet::default();
         set.gauge("huatuo_bamai_kept", "Kept.").push(vec![], 7.0);
         store.publish("p", set, Duration::ZERO);
         store.mark_failed("p", Duration::ZERO);
-        let text = store.render(&[]);
+        let text = store.render();
         assert!(text.contains("huatuo_bamai_kept 7"), "{text}");
         assert!(
             text.contains("huatuo_bamai_scrape_collector_success{collector=\"p\"} 0"),
@@ -423,9 +458,9 @@ mod tests {
                 0.0075,
                 6,
             );
-        let store = MetricStore::new(100);
+        let store = MetricStore::new(100, Vec::new());
         store.publish("p", set, Duration::ZERO);
-        let text = store.render(&[]);
+        let text = store.render();
         for line in [
             "# TYPE huatuo_bamai_h_seconds histogram",
             "huatuo_bamai_h_seconds_bucket{disk=\"7:0\",le=\"0.001\"} 2",
@@ -440,14 +475,14 @@ mod tests {
 
     #[test]
     fn same_family_from_two_probes_renders_once() {
-        let store = MetricStore::new(100);
+        let store = MetricStore::new(100, Vec::new());
         for probe in ["a", "b"] {
             let mut set = MetricSet::default();
             set.counter("huatuo_bamai_shared_total", "Shared.")
                 .push(vec![("probe", probe.into())], 1.0);
             store.publish(probe, set, Duration::ZERO);
         }
-        let text = store.render(&[]);
+        let text = store.render();
         assert_eq!(
             text.matches("# HELP huatuo_bamai_shared_total").count(),
             1,

@@ -38,7 +38,10 @@ impl AgentContext {
         Self {
             source,
             prometheus,
-            store: Arc::new(MetricStore::new(config.metrics.max_series_per_family)),
+            store: Arc::new(MetricStore::new(
+                config.metrics.max_series_per_family,
+                crate::telemetry::global_labels(config),
+            )),
             containers_tx,
             started: Instant::now(),
         }

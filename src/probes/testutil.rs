@@ -63,10 +63,10 @@ pub fn collect_text<P: Probe>(probe: &mut P) -> String {
 }
 
 pub fn render(set: MetricSet) -> String {
-    let store = MetricStore::new(usize::MAX);
+    let store = MetricStore::new(usize::MAX, Vec::new());
     store.publish("test", set, std::time::Duration::ZERO);
     store
-        .render(&[])
+        .render()
         .lines()
         .filter(|l| !l.contains("huatuo_bamai_scrape_collector_"))
         .map(|l| format!("{l}\n"))

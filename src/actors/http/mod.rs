@@ -163,7 +163,7 @@ async fn status_of(shared: &Shared) -> Result<AgentStatus, Response> {
 async fn metrics(State(shared): State<Shared>) -> Response {
     shared.ctx.prometheus.run_upkeep();
     let mut body = shared.ctx.prometheus.render();
-    body.push_str(&shared.ctx.store.render(&shared.labels));
+    body.push_str(&shared.ctx.store.render());
     // Agent self metrics are rendered from live state so they never go stale or leak series.
     let status = status_of(&shared).await.ok();
     body.push_str(&render_self_metrics(
