@@ -622,3 +622,74 @@ fn memcg_reclaim_is_counted_for_the_container_that_hits_its_limit() {
         );
     }
 }
+
+#[test]
+fn iolatency_attributes_a_containers_io_to_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available("iolatency_attributes_a_containers_io_to_it") {
+        return;
+    }
+    let device = LoopDevice::create(16);
+    let extra =
+        "[containers]\nrescan_interval_ms = 200\nkubelet_url = \"\"\ndocker_socket = \"\"\n";
+    let agent = Agent::start_with(&["iolatency"], extra);
+    let mut container = common::TestContainer::create().expect("create test cgroup");
+    let name = container.id[..12].to_string();
+    let disk = device.disk();
+    let completions = |metrics: &str| {
+        common::sample(
+            metrics,
+            "huatuo_bamai_iolatency_container_blkdisk_completions_total",
+            &[("container_name", &name), ("disk", &disk)],
+        )
+        .unwrap_or(0.0)
+    };
+    // Wait until discovery has told the kernel about the container.
+    let start = std::time::Instant::now();
+    while !agent
+        .get("/containers/json")
+        .unwrap()
+        .1
+        .contains(&container.id)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "container not discovered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    settle();
+    let before_disk = device.completions();
+    let before = completions(&agent.metrics());
+    // Direct I/O from inside the container (the sleep lets the test move the shell first).
+    let script = format!(
+        "sleep 0.3; dd if=/dev/zero of={} bs=4k count=200 oflag=direct 2>/dev/null",
+        device.path
+    );
+    container.spawn(Command::new("sh").args(["-c", &script]));
+    let start = std::time::Instant::now();
+    while device.completions() - before_disk < 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "dd did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    settle();
+    let metrics = agent.metrics();
+    let counted = completions(&metrics) - before;
+    let on_disk = (device.completions() - before_disk) as f64;
+    assert!(
+        counted >= 200.0,
+        "container completions {counted} (disk saw {on_disk}):\n{}",
+        agent.log()
+    );
+    assert!(counted <= on_disk, "container {counted} > disk {on_disk}");
+    assert!(common::sample(
+        &metrics,
+        "huatuo_bamai_iolatency_container_blkdisk_d2c",
+        &[("container_name", &name), ("zone", "0")]
+    )
+    .is_some());
+    container.kill_processes();
+}

@@ -203,6 +203,12 @@ pub fn scan(layout: &CgroupLayout) -> Vec<Container> {
                 let mut container =
                     Container::from_cgroup(&id, cgroup_id, &child_rel, runtime, qos);
                 container.init_pid = lowest_pid(&entry.path());
+                // BPF reads a request's block cgroup: on v1 that is the blkio hierarchy's.
+                if !layout.is_v2() {
+                    if let Ok(meta) = std::fs::metadata(layout.dir("blkio", &child_rel)) {
+                        container.io_cgroup_id = meta.ino();
+                    }
+                }
                 found.push(container);
                 // A container's own sub-cgroups are not further containers.
                 continue;

@@ -98,6 +98,9 @@ pub struct Container {
     /// Kernel cgroup id of the container's cgroup: what `bpf_get_current_cgroup_id()` returns
     /// (the cgroup v2 directory inode; on v1-only hosts the reference hierarchy's inode).
     pub cgroup_id: u64,
+    /// Cgroup id of the container's block-IO cgroup, which BPF reads from a request's bio: the
+    /// blkio hierarchy's directory inode on cgroup v1, else `cgroup_id`.
+    pub io_cgroup_id: u64,
     /// Path below each hierarchy's root, e.g. `/kubepods/burstable/pod<uid>/<id>`.
     pub cgroup_path: String,
     pub runtime: Runtime,
@@ -126,6 +129,7 @@ impl Container {
         Self {
             id: id.to_string(),
             cgroup_id,
+            io_cgroup_id: cgroup_id,
             cgroup_path: cgroup_path.to_string(),
             runtime,
             name: short.clone(),

@@ -365,11 +365,19 @@ impl TestContainer {
         let hierarchies: Vec<PathBuf> = if root.join("cgroup.controllers").exists() {
             vec![root.clone()]
         } else {
-            ["cpu", "cpuacct", "cpu,cpuacct", "memory", "pids", "unified"]
-                .iter()
-                .map(|h| root.join(h))
-                .filter(|h| h.is_dir() && !h.is_symlink())
-                .collect()
+            [
+                "cpu",
+                "cpuacct",
+                "cpu,cpuacct",
+                "memory",
+                "pids",
+                "blkio",
+                "unified",
+            ]
+            .iter()
+            .map(|h| root.join(h))
+            .filter(|h| h.is_dir() && !h.is_symlink())
+            .collect()
         };
         let mut dirs = Vec::new();
         for hierarchy in hierarchies {

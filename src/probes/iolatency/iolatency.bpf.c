@@ -40,6 +40,34 @@ struct {
 	__type(value, struct disk_latency);
 } IO_DISK_LATENCY SEC(".maps");
 
+/* Containers' block cgroup ids (the blkio hierarchy on cgroup v1, the unified one on v2),
+ * filled by user space from discovery. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, __u8);
+} IO_WATCHED_CGROUPS SEC(".maps");
+
+struct cgroup_disk {
+	__u64 cgroup_id;
+	__u32 dev;
+	__u32 pad;
+};
+
+struct cgroup_latency {
+	__u64 q2c_zone[IO_ZONES];
+	__u64 d2c_zone[IO_ZONES];
+	__u64 count;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct cgroup_disk);
+	__type(value, struct cgroup_latency);
+} IO_CGROUP_LATENCY SEC(".maps");
+
 /* An all-zero value to create new entries from (too large for the 512-byte BPF stack). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -66,6 +94,32 @@ static __always_inline int io_zone(__u64 ns)
 	if (ms < 400)
 		return 4;
 	return 5;
+}
+
+/* Attributes a completion to the block cgroup of the request's first bio (the submitter's). */
+static __always_inline void count_cgroup(struct request *rq, __u32 dev, __u64 q2c, __u64 d2c)
+{
+	struct cgroup_disk key = { .dev = dev };
+	struct cgroup_latency *lat, fresh = {};
+	int zone;
+
+	key.cgroup_id = BPF_CORE_READ(rq, bio, bi_blkg, blkcg, css.cgroup, kn, id);
+	if (!key.cgroup_id || !bpf_map_lookup_elem(&IO_WATCHED_CGROUPS, &key.cgroup_id))
+		return;
+	lat = bpf_map_lookup_elem(&IO_CGROUP_LATENCY, &key);
+	if (!lat) {
+		bpf_map_update_elem(&IO_CGROUP_LATENCY, &key, &fresh, BPF_NOEXIST);
+		lat = bpf_map_lookup_elem(&IO_CGROUP_LATENCY, &key);
+		if (!lat)
+			return;
+	}
+	zone = io_zone(q2c);
+	if (zone >= 0 && zone < IO_ZONES)
+		lat->q2c_zone[zone] += 1;
+	zone = io_zone(d2c);
+	if (zone >= 0 && zone < IO_ZONES)
+		lat->d2c_zone[zone] += 1;
+	lat->count += 1;
 }
 
 SEC("tp_btf/block_rq_issue")
@@ -130,5 +184,6 @@ int BPF_PROG(on_block_rq_complete, struct request *rq, blk_status_t error, unsig
 	lat->q2c_sum_ns += q2c;
 	lat->d2c_sum_ns += d2c;
 	lat->count += 1;
+	count_cgroup(rq, dev, q2c, d2c);
 	return 0;
 }

@@ -4,11 +4,12 @@
 //! Prometheus histograms of every read/write completion,
 //! `huatuo_bamai_iolatency_blkdisk_{q2c,d2c}_seconds{disk}` (log2 buckets from the kernel).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use aya::maps::{MapData, PerCpuHashMap};
 use serde::{Deserialize, Serialize};
 
+use crate::containers::ContainerWatch;
 use crate::ebpf::histogram::{log2_us_buckets, LOG2_SLOTS};
 use crate::ebpf::{self, Attachment, BpfError, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
@@ -16,6 +17,8 @@ use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "iolatency";
 const DISK_MAP: &str = "IO_DISK_LATENCY";
+const WATCHED_MAP: &str = "IO_WATCHED_CGROUPS";
+const CGROUP_MAP: &str = "IO_CGROUP_LATENCY";
 pub const IO_ZONES: usize = 6;
 const ATTACHMENTS: [Attachment; 2] = [
     Attachment {
@@ -43,6 +46,30 @@ pub struct DiskLatency {
 
 // SAFETY: plain old data, `repr(C)`, no padding (all u64), valid for any bit pattern.
 unsafe impl aya::Pod for DiskLatency {}
+
+/// Mirrors `struct cgroup_disk` (the per-container key).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CgroupDisk {
+    pub cgroup_id: u64,
+    pub dev: u32,
+    pub pad: u32,
+}
+
+// SAFETY: `repr(C)`, explicit padding field, valid for any bit pattern.
+unsafe impl aya::Pod for CgroupDisk {}
+
+/// Mirrors `struct cgroup_latency`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CgroupLatency {
+    pub q2c_zone: [u64; IO_ZONES],
+    pub d2c_zone: [u64; IO_ZONES],
+    pub count: u64,
+}
+
+// SAFETY: plain old data, `repr(C)`, all u64.
+unsafe impl aya::Pod for CgroupLatency {}
 
 impl Default for DiskLatency {
     fn default() -> Self {
@@ -101,6 +128,9 @@ crate::probe_settings!(IolatencyConfig);
 
 pub struct IolatencyProbe {
     programs: BpfProgramSet,
+    containers: ContainerWatch,
+    /// Block cgroup ids currently in IO_WATCHED_CGROUPS.
+    watched: HashSet<u64>,
 }
 
 impl Probe for IolatencyProbe {
@@ -111,10 +141,14 @@ impl Probe for IolatencyProbe {
         &probes.iolatency
     }
 
-    fn start(_settings: &Self::Settings, _ctx: &ProbeContext) -> Result<Self, ProbeError> {
+    fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let bpf = ebpf::load(NAME, crate::bpf_object!("iolatency"), &[])?;
         let programs = BpfProgramSet::attach(NAME, bpf, &ATTACHMENTS)?;
-        Ok(Self { programs })
+        Ok(Self {
+            programs,
+            containers: ctx.containers.clone(),
+            watched: HashSet::new(),
+        })
     }
 
     fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
@@ -165,7 +199,7 @@ impl Probe for IolatencyProbe {
                 lat.count,
             );
         }
-        Ok(())
+        self.collect_containers(out)
     }
 
     fn programs(&mut self) -> Option<&mut BpfProgramSet> {
@@ -174,6 +208,90 @@ impl Probe for IolatencyProbe {
 }
 
 impl IolatencyProbe {
+    /// Upstream's per-container zones, plus a completion count per container and disk.
+    fn collect_containers(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
+        let containers = self.containers.borrow().clone();
+        let wanted: HashSet<u64> = containers.iter().map(|c| c.io_cgroup_id).collect();
+        if wanted != self.watched {
+            self.programs.sync_key_set(WATCHED_MAP, &wanted)?;
+            self.watched = wanted;
+        }
+        let err = |e: aya::maps::MapError| BpfError::MapRead {
+            probe: NAME,
+            map: CGROUP_MAP,
+            reason: e.to_string(),
+        };
+        let data = self
+            .programs
+            .ebpf_mut()
+            .map_mut(CGROUP_MAP)
+            .ok_or(BpfError::MissingMap {
+                probe: NAME,
+                map: CGROUP_MAP,
+            })?;
+        let mut map = PerCpuHashMap::<&mut MapData, CgroupDisk, CgroupLatency>::try_from(data)
+            .map_err(err)?;
+        let mut per_cgroup: BTreeMap<(u64, u32), CgroupLatency> = BTreeMap::new();
+        let mut stale = Vec::new();
+        for entry in map.iter() {
+            let (key, per_cpu) = entry.map_err(err)?;
+            if !self.watched.contains(&key.cgroup_id) {
+                stale.push(key);
+                continue;
+            }
+            let total = per_cgroup.entry((key.cgroup_id, key.dev)).or_default();
+            for cpu in per_cpu.iter() {
+                for zone in 0..IO_ZONES {
+                    total.q2c_zone[zone] = total.q2c_zone[zone].wrapping_add(cpu.q2c_zone[zone]);
+                    total.d2c_zone[zone] = total.d2c_zone[zone].wrapping_add(cpu.d2c_zone[zone]);
+                }
+                total.count = total.count.wrapping_add(cpu.count);
+            }
+        }
+        for key in stale {
+            let _ = map.remove(&key);
+        }
+        let zone_families = [
+            ("huatuo_bamai_iolatency_container_blkdisk_q2c", "A container's block requests per disk whose queue-to-complete latency fell in a zone (as the host family); cumulative count."),
+            ("huatuo_bamai_iolatency_container_blkdisk_d2c", "A container's block requests per disk whose driver-to-complete latency fell in a zone (as the host family); cumulative count."),
+        ];
+        for (index, (name, help)) in zone_families.iter().enumerate() {
+            let family = out.gauge(name, help);
+            for container in containers.iter() {
+                for ((_, dev), lat) in per_cgroup
+                    .range((container.io_cgroup_id, 0)..=(container.io_cgroup_id, u32::MAX))
+                {
+                    let zones = if index == 0 {
+                        &lat.q2c_zone
+                    } else {
+                        &lat.d2c_zone
+                    };
+                    let disk = disk_label(*dev);
+                    for (zone, count) in zones.iter().enumerate() {
+                        let labels =
+                            container.labels_with(&[("disk", &disk), ("zone", &zone.to_string())]);
+                        family.push(labels, *count as f64);
+                    }
+                }
+            }
+        }
+        let completions = out.counter(
+            "huatuo_bamai_iolatency_container_blkdisk_completions_total",
+            "Block reads and writes completed per container and disk (attributed by the bio's block cgroup).",
+        );
+        for container in containers.iter() {
+            for ((_, dev), lat) in
+                per_cgroup.range((container.io_cgroup_id, 0)..=(container.io_cgroup_id, u32::MAX))
+            {
+                completions.push(
+                    container.labels_with(&[("disk", &disk_label(*dev))]),
+                    lat.count as f64,
+                );
+            }
+        }
+        Ok(())
+    }
+
     fn read_disks(&self) -> Result<BTreeMap<u32, DiskLatency>, ProbeError> {
         let err = |e: aya::maps::MapError| BpfError::MapRead {
             probe: NAME,
