@@ -34,7 +34,7 @@ fn real_cgroup_is_discovered_attributed_and_expires() {
     }
     let extra =
         "[containers]\nrescan_interval_ms = 200\nkubelet_url = \"\"\ndocker_socket = \"\"\n";
-    let agent = Agent::start_with(&["loadavg"], extra);
+    let agent = Agent::start_with(&["loadavg", "memory_vmstat", "cpu_stat"], extra);
     let mut container = TestContainer::create().expect("create test cgroup");
     let pid = container.spawn(std::process::Command::new("sleep").arg("120"));
     let id = container.id.clone();
