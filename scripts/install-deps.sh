@@ -6,6 +6,17 @@ set -euo pipefail
 
 profile="${1:-build}"
 missing=()
+
+# The Rust toolchain comes from rustup, not apt (Debian's rustc is too old for the dependencies).
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo not found: install Rust >= 1.95 with rustup (https://rustup.rs), then re-run." >&2
+    exit 1
+fi
+rust_minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
+if [[ "$rust_minor" =~ ^[0-9]+$ ]] && ((rust_minor < 95)); then
+    echo "rustc $(rustc --version) is too old: Rust >= 1.95 is required (rustup update)." >&2
+    exit 1
+fi
 need() { # need COMMAND-OR-FILE PACKAGE
     if [[ "$1" == /* ]]; then [[ -e "$1" ]] || missing+=("$2"); else command -v "$1" >/dev/null 2>&1 || missing+=("$2"); fi
 }
