@@ -3,6 +3,7 @@
 //! BPF link watching and cost reporting. Registering a probe is one line in [`registry`].
 
 pub mod arp;
+pub mod common;
 pub mod cpu_stat;
 pub mod cpu_util;
 pub mod diskio;

@@ -32,6 +32,35 @@ pub fn context(layout: &str) -> ProbeContext {
     context_at(&fixture_root(layout))
 }
 
+/// The real `/proc` and `/sys` with no containers (tests that compare with direct reads).
+pub fn real_proc_context() -> ProbeContext {
+    let (_tx, containers) = crate::containers::channel();
+    ProbeContext {
+        procfs_root: "/proc".into(),
+        sysfs_root: "/sys".into(),
+        cgroup: CgroupLayout::detect(Path::new("/sys")),
+        containers,
+    }
+}
+
+/// A context over `procfs_root` with no cgroupfs and no containers.
+pub fn host_only_context(procfs_root: &Path) -> ProbeContext {
+    let sysfs_root = procfs_root.join("no-sysfs");
+    let (_tx, containers) = crate::containers::channel();
+    ProbeContext {
+        procfs_root: procfs_root.to_path_buf(),
+        cgroup: CgroupLayout::detect(&sysfs_root),
+        sysfs_root,
+        containers,
+    }
+}
+
+/// An expected exposition, `tests/fixtures/expected/<name>`.
+pub fn expected(name: &str) -> String {
+    let path = fixture_root("expected").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// Copies a fixture tree into a temp dir (for tests that change files between collections).
 pub fn copy_fixture(layout: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -86,4 +115,31 @@ pub fn assert_lines(text: &str, expected: &str) {
         "missing lines:\n{}\n--- got:\n{text}",
         missing.join("\n")
     );
+}
+
+/// Every expected line is there and nothing else is, `# HELP`/`# TYPE` lines included.
+pub fn assert_exact(text: &str, expected: &str) {
+    assert_lines(text, expected);
+    let wanted = expected
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("//"))
+        .count();
+    assert_eq!(text.lines().count(), wanted, "extra lines in:\n{text}");
+}
+
+/// Every sample line of `text` is expected and every expected line is there (`expected` lists
+/// samples only).
+pub fn assert_same_series(text: &str, expected: &str) {
+    assert_lines(text, expected);
+    let wanted = expected
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with("//"))
+        .count();
+    assert_eq!(samples(text).len(), wanted, "extra series in\n{text}");
+}
+
+/// The sample lines of an exposition (no `#` lines).
+pub fn samples(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| !l.starts_with('#')).collect()
 }

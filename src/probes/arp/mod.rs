@@ -2,15 +2,14 @@
 //! `huatuo_bamai_arp_entries`; the kernel-wide ARP table size (every namespace) from the `entries`
 //! column of `/proc/net/stat/arp_cache` → `huatuo_bamai_arp_total`; each container's namespace
 //! (its init pid) → `huatuo_bamai_arp_container_entries{<container labels>}`. Gauges, as upstream.
-//! Containers on the host network are skipped (see [`crate::probes::netdev::netns`]).
-
-use std::path::Path;
+//! Containers on the host network are skipped (see [`crate::probes::common::netns`]).
 
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::MetricSet;
-use crate::probes::netdev::netns;
-use crate::probes::netdev::warn_once::WarnOnce;
+use crate::probes::common::file;
+use crate::probes::common::netns;
+use crate::probes::common::warn_once::WarnOnce;
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "arp";
@@ -67,14 +66,6 @@ pub struct ArpProbe {
     warn: WarnOnce,
 }
 
-fn read_with<T>(
-    path: &Path,
-    parse: impl FnOnce(&str) -> Result<T, String>,
-) -> Result<T, ProbeError> {
-    let text = netns::read(NAME, path)?;
-    parse(&text).map_err(|reason| netns::malformed(NAME, path, reason))
-}
-
 impl Probe for ArpProbe {
     const NAME: &'static str = NAME;
     type Settings = ArpConfig;
@@ -99,14 +90,15 @@ impl Probe for ArpProbe {
                 Some(value)
             }
             Err(error) => {
-                warn.warn(&error);
+                warn.warn_error(&error);
                 first_error.get_or_insert(error);
                 None
             }
         };
 
         let host = netns::host_net_dir(&self.ctx).join("arp");
-        if let Some(entries) = record(read_with(&host, parse_arp_entries), &mut self.warn) {
+        let host = file::read_parsed(NAME, &host, parse_arp_entries);
+        if let Some(entries) = record(host, &mut self.warn) {
             out.gauge(
                 "huatuo_bamai_arp_entries",
                 "ARP entries in the host network namespace (lines of /proc/1/net/arp - 1).",
@@ -114,7 +106,8 @@ impl Probe for ArpProbe {
             .push(vec![], entries as f64);
         }
         let cache = self.ctx.procfs("net/stat/arp_cache");
-        if let Some(total) = record(read_with(&cache, parse_arp_cache_entries), &mut self.warn) {
+        let cache = file::read_parsed(NAME, &cache, parse_arp_cache_entries);
+        if let Some(total) = record(cache, &mut self.warn) {
             // Rendered untyped: upstream's gauge is named `*_total` (see MetricSet::gauge).
             out.gauge(
                 "huatuo_bamai_arp_total",
@@ -128,8 +121,8 @@ impl Probe for ArpProbe {
             "ARP entries in the container's network namespace (lines of /proc/<init pid>/net/arp - 1).",
         );
         for target in netns::containers_with_own_netns(&self.ctx) {
-            let path = target.net_dir.join("arp");
-            if let Some(entries) = record(read_with(&path, parse_arp_entries), &mut self.warn) {
+            let entries = file::read_parsed(NAME, &target.net_dir.join("arp"), parse_arp_entries);
+            if let Some(entries) = record(entries, &mut self.warn) {
                 family.push(target.container.labels(), entries as f64);
             }
         }

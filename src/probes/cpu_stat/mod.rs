@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::containers::Container;
 use crate::exposition::MetricSet;
-use crate::probes::cpu_util::cpu_files::{self, WarnOnce};
+use crate::probes::common::file;
+use crate::probes::common::keyed_file::{field, parse_flat_keyed};
+use crate::probes::common::warn_once::WarnOnce;
+use crate::probes::cpu_util::cpu_files;
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "cpu_stat";
@@ -68,14 +71,14 @@ pub struct CpuStat {
 
 /// Parses a v1 or v2 `cpu.stat`.
 pub fn parse_cpu_stat(text: &str) -> Result<CpuStat, String> {
-    let pairs = cpu_files::parse_flat_keyed(text)?;
+    let pairs = parse_flat_keyed(text)?;
     Ok(CpuStat {
-        nr_throttled: cpu_files::field(&pairs, "nr_throttled"),
+        nr_throttled: field(&pairs, "nr_throttled"),
         throttled_ns: cpu_files::duration_ns(&pairs, "throttled_time", "throttled_usec"),
-        nr_bursts: cpu_files::field(&pairs, "nr_bursts"),
+        nr_bursts: field(&pairs, "nr_bursts"),
         burst_ns: cpu_files::duration_ns(&pairs, "burst_time", "burst_usec"),
-        wait_sum_ns: cpu_files::field(&pairs, "wait_sum"),
-        usage_ns: cpu_files::field(&pairs, "usage_usec").and_then(|us| us.checked_mul(1000)),
+        wait_sum_ns: field(&pairs, "wait_sum"),
+        usage_ns: field(&pairs, "usage_usec").and_then(|us| us.checked_mul(1000)),
     })
 }
 
@@ -142,6 +145,7 @@ impl Probe for CpuStatProbe {
         }
         let tick = self.tick;
         self.waits.retain(|_, state| state.seen == tick);
+        self.warned.end_tick();
         match first_error {
             Some(e) if collected == 0 => Err(e),
             _ => Ok(()),
@@ -165,15 +169,12 @@ impl CpuStatProbe {
         container: &Container,
     ) -> Result<(), ProbeError> {
         let dir = self.ctx.cgroup.dir("cpu", &container.cgroup_path);
-        let path = dir.join("cpu.stat");
-        let text = match cpu_files::read(NAME, &path) {
-            Ok(text) => text,
+        let stat = match file::read_parsed(NAME, &dir.join("cpu.stat"), parse_cpu_stat) {
+            Ok(stat) => stat,
             // The container stopped since discovery last ran.
-            Err(e) if cpu_files::is_not_found(&e) && !dir.exists() => return Ok(()),
+            Err(e) if file::is_not_found(&e) && !dir.exists() => return Ok(()),
             Err(e) => return Err(e),
         };
-        let stat =
-            parse_cpu_stat(&text).map_err(|reason| cpu_files::malformed(NAME, &path, reason))?;
         let labels = container.labels();
         for ((name, help), value) in [
             (NR_THROTTLED, stat.nr_throttled),
@@ -197,10 +198,7 @@ impl CpuStatProbe {
                     .cgroup
                     .dir("cpuacct", &container.cgroup_path)
                     .join("cpuacct.usage");
-                let usage = cpu_files::read(NAME, &usage_path).and_then(|text| {
-                    cpu_files::parse_u64(&text)
-                        .map_err(|reason| cpu_files::malformed(NAME, &usage_path, reason))
-                });
+                let usage = file::read_parsed(NAME, &usage_path, cpu_files::parse_u64);
                 match usage {
                     Ok(usage) => usage,
                     Err(e) => {

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use super::*;
 use crate::exposition::MetricSet;
 use crate::probes::testutil::{
-    assert_lines, collect_text, context, context_at, copy_fixture, fixture_root, render,
+    assert_exact, assert_lines, collect_text, context, context_at, copy_fixture, expected, render,
 };
 
 const V1_GUARANTEED: &str = "kubepods/pod11111111-2222-3333-4444-555555555555/c0ffeebbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -15,21 +15,6 @@ const C0FFEE: &str = r#"{container_host="c0ffeebbbbbb",container_name="c0ffeebbb
 
 fn v1_cpu(root: &Path, rel: &str) -> PathBuf {
     root.join("sys/fs/cgroup/cpu,cpuacct").join(rel)
-}
-
-fn expected(name: &str) -> String {
-    std::fs::read_to_string(fixture_root("expected").join(name)).unwrap()
-}
-
-/// Every expected line is there and nothing else is.
-fn assert_exact(text: &str, expected: &str) {
-    assert_lines(text, expected);
-    let wanted = expected
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("//"))
-        .count();
-    assert_eq!(text.lines().count(), wanted, "extra lines in:\n{text}");
 }
 
 fn replace_line(path: &Path, key: &str, line: &str) {

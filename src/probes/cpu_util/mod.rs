@@ -13,8 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::containers::Container;
 use crate::exposition::{Labels, MetricSet};
+use crate::probes::common::file;
+use crate::probes::common::keyed_file::parse_flat_keyed;
+use crate::probes::common::warn_once::WarnOnce;
 use crate::probes::{Probe, ProbeContext, ProbeError};
-use cpu_files::{CpuUsage, ReadOnce, WarnOnce};
+use cpu_files::{CpuUsage, ReadOnce};
 
 const NAME: &str = "cpu_util";
 
@@ -176,30 +179,22 @@ impl CpuUtilProbe {
         let tick = self.tick;
         self.containers.retain(|_, state| state.seen == tick);
 
-        match host {
-            Ok(()) => Ok(()),
-            Err(e) if collected > 0 => {
-                self.warned.warn("host", &e);
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        self.warned.end_tick_with_host(host, collected)
     }
 
     /// Online CPUs from `<sysfs>/devices/system/cpu/online`, else the `cpuN` lines of
     /// `/proc/stat`.
     fn online_cpus(&mut self, proc_stat: &mut ReadOnce) -> Option<u32> {
-        match cpu_files::read_optional(NAME, &self.online_path) {
+        match file::read_optional(NAME, &self.online_path) {
             Ok(Some(text)) => match cpu_files::parse_cpu_list_count(&text) {
                 Ok(Some(n)) => return Some(n),
                 Ok(None) => self.warned.warn(
                     "online",
-                    &cpu_files::malformed(NAME, &self.online_path, "empty CPU list".into()),
+                    &file::malformed(NAME, &self.online_path, "empty CPU list".into()),
                 ),
-                Err(reason) => self.warned.warn(
-                    "online",
-                    &cpu_files::malformed(NAME, &self.online_path, reason),
-                ),
+                Err(reason) => self
+                    .warned
+                    .warn("online", &file::malformed(NAME, &self.online_path, reason)),
             },
             Ok(None) => {}
             Err(e) => self.warned.warn("online", &e),
@@ -207,12 +202,12 @@ impl CpuUtilProbe {
         let counted = proc_stat.get(NAME).and_then(|text| {
             cpu_files::parse_proc_stat(text, self.user_hz)
                 .map(|(_, cpus)| cpus)
-                .map_err(|reason| cpu_files::malformed(NAME, &self.ctx.procfs("stat"), reason))
+                .map_err(|reason| file::malformed(NAME, &self.ctx.procfs("stat"), reason))
         });
         match counted {
             Ok(n) if n > 0 => Some(n),
             Ok(_) => {
-                let e = cpu_files::malformed(NAME, &self.ctx.procfs("stat"), "no cpuN line".into());
+                let e = file::malformed(NAME, &self.ctx.procfs("stat"), "no cpuN line".into());
                 self.warned.warn("cpus", &e);
                 None
             }
@@ -238,17 +233,15 @@ impl CpuUtilProbe {
                     &format!("{e}; host utilisation falls back to /proc/stat"),
                 );
                 let text = proc_stat.get(NAME)?;
-                let (usage, _) =
-                    cpu_files::parse_proc_stat(text, self.user_hz).map_err(|reason| {
-                        cpu_files::malformed(NAME, &self.ctx.procfs("stat"), reason)
-                    })?;
+                let (usage, _) = cpu_files::parse_proc_stat(text, self.user_hz)
+                    .map_err(|reason| file::malformed(NAME, &self.ctx.procfs("stat"), reason))?;
                 (HostSource::ProcStat, usage)
             }
         };
         let sample = Sample { usage, at: now };
         let previous = self.host_last.replace((source, sample));
         let Some(cpus) = host_cpus else {
-            return Err(cpu_files::malformed(
+            return Err(file::malformed(
                 NAME,
                 &self.online_path,
                 "the number of online CPUs is unknown".into(),
@@ -290,7 +283,7 @@ impl CpuUtilProbe {
         };
         let cpuset = self.container_cpuset(rel);
         let Some(cores) = cpu_files::container_cores(quota, cpuset, host_cpus) else {
-            return Err(cpu_files::malformed(
+            return Err(file::malformed(
                 NAME,
                 &self.ctx.cgroup.dir("cpu", rel),
                 "no quota, no cpuset and no host CPU count to bound the container's cores".into(),
@@ -327,23 +320,22 @@ impl CpuUtilProbe {
 
     /// A container that stopped since discovery last ran: its files vanish with its cgroup.
     fn container_gone(&self, rel: &str, error: &ProbeError) -> bool {
-        cpu_files::is_not_found(error) && !self.ctx.cgroup.dir("cpu", rel).exists()
+        file::is_not_found(error) && !self.ctx.cgroup.dir("cpu", rel).exists()
     }
 
     /// Cumulative CPU time of the cgroup at `rel` (`/` = root).
     fn cgroup_usage(&self, rel: &str) -> Result<CpuUsage, ProbeError> {
         if self.ctx.cgroup.is_v2() {
             let path = self.ctx.cgroup.dir("cpu", rel).join("cpu.stat");
-            let text = cpu_files::read(NAME, &path)?;
-            cpu_files::parse_flat_keyed(&text)
-                .and_then(|pairs| cpu_files::parse_cpu_stat_usage(&pairs))
-                .map_err(|reason| cpu_files::malformed(NAME, &path, reason))
+            file::read_parsed(NAME, &path, |text| {
+                parse_flat_keyed(text).and_then(|pairs| cpu_files::parse_cpu_stat_usage(&pairs))
+            })
         } else {
             let dir = self.ctx.cgroup.dir("cpuacct", rel);
-            let stat = cpu_files::read(NAME, &dir.join("cpuacct.stat"))?;
-            let usage = cpu_files::read(NAME, &dir.join("cpuacct.usage"))?;
+            let stat = file::read(NAME, &dir.join("cpuacct.stat"))?;
+            let usage = file::read(NAME, &dir.join("cpuacct.usage"))?;
             cpu_files::parse_cpuacct(&stat, &usage, self.user_hz)
-                .map_err(|reason| cpu_files::malformed(NAME, &dir, reason))
+                .map_err(|reason| file::malformed(NAME, &dir, reason))
         }
     }
 
@@ -353,9 +345,9 @@ impl CpuUtilProbe {
         let dir = self.ctx.cgroup.dir("cpu", rel);
         if self.ctx.cgroup.is_v2() {
             let path = dir.join("cpu.max");
-            match cpu_files::read_optional(NAME, &path)? {
+            match file::read_optional(NAME, &path)? {
                 Some(text) => cpu_files::parse_cpu_max(&text)
-                    .map_err(|reason| cpu_files::malformed(NAME, &path, reason)),
+                    .map_err(|reason| file::malformed(NAME, &path, reason)),
                 None if dir.exists() => Ok(None),
                 None => Err(ProbeError::Read {
                     probe: NAME,
@@ -364,10 +356,10 @@ impl CpuUtilProbe {
                 }),
             }
         } else {
-            let quota = cpu_files::read(NAME, &dir.join("cpu.cfs_quota_us"))?;
-            let period = cpu_files::read(NAME, &dir.join("cpu.cfs_period_us"))?;
+            let quota = file::read(NAME, &dir.join("cpu.cfs_quota_us"))?;
+            let period = file::read(NAME, &dir.join("cpu.cfs_period_us"))?;
             cpu_files::parse_cfs_quota(&quota, &period)
-                .map_err(|reason| cpu_files::malformed(NAME, &dir, reason))
+                .map_err(|reason| file::malformed(NAME, &dir, reason))
         }
     }
 
@@ -383,13 +375,13 @@ impl CpuUtilProbe {
             self.ctx.cgroup.dir("cpuset", rel).join("cpuset.cpus")
         };
         let key = path.display().to_string();
-        match cpu_files::read_optional(NAME, &path) {
+        match file::read_optional(NAME, &path) {
             Ok(None) => None,
             Ok(Some(text)) => match cpu_files::parse_cpu_list_count(&text) {
                 Ok(count) => count,
                 Err(reason) => {
                     self.warned
-                        .warn(&key, &cpu_files::malformed(NAME, &path, reason));
+                        .warn(&key, &file::malformed(NAME, &path, reason));
                     None
                 }
             },

@@ -1,13 +1,12 @@
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::cpu_files::*;
 use super::*;
-use crate::containers::{CgroupLayout, ContainerSet};
 use crate::exposition::MetricSet;
 use crate::probes::testutil::{
-    assert_lines, context, context_at, copy_fixture, fixture_root, render,
+    assert_exact, assert_lines, context, context_at, copy_fixture, expected, real_proc_context,
+    render, samples,
 };
 
 const V1_DOCKER: &str = "docker/d0cce7aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -58,25 +57,6 @@ fn collect(probe: &mut CpuUtilProbe, now: Instant) -> String {
     let mut set = MetricSet::default();
     probe.collect_at(&mut set, now).expect("collect");
     render(set)
-}
-
-fn samples(text: &str) -> Vec<&str> {
-    text.lines().filter(|l| !l.starts_with('#')).collect()
-}
-
-/// Every expected line is there and nothing else is.
-fn assert_exact(text: &str, expected: &str) {
-    assert_lines(text, expected);
-    let wanted = expected
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("//"))
-        .count();
-    assert_eq!(text.lines().count(), wanted, "extra lines in:\n{text}");
-}
-
-fn expected(name: &str) -> String {
-    std::fs::read_to_string(fixture_root("expected").join(name)).unwrap()
 }
 
 /// The counter advance both expected files describe (10 s between the two collections).
@@ -244,20 +224,7 @@ fn quota_and_cpu_list_parsers() {
 }
 
 #[test]
-fn flat_keyed_rejects_truncated_and_garbage() {
-    assert_eq!(
-        parse_flat_keyed("user 156\nsystem 0\n"),
-        Ok(vec![("user", 156), ("system", 0)])
-    );
-    assert_eq!(
-        parse_flat_keyed("nr_periods 32\nnr_thr").unwrap_err(),
-        "line `nr_thr` is not `key value`"
-    );
-    assert_eq!(
-        parse_flat_keyed("user -3\n").unwrap_err(),
-        "user `-3` is not an unsigned integer"
-    );
-    assert_eq!(parse_flat_keyed("").unwrap_err(), "file is empty");
+fn cpuacct_stat_names_the_missing_key() {
     assert_eq!(
         parse_cpuacct("system 4\n", "10", 100).unwrap_err(),
         "cpuacct.stat: missing user"
@@ -398,13 +365,7 @@ fn unchanged_fixture_gives_the_expected_cores() {
 /// Host counters read by the probe from the real /proc and /sys equal the files read directly.
 #[test]
 fn host_values_match_the_real_files() {
-    let (_tx, rx) = tokio::sync::watch::channel(Arc::new(ContainerSet::default()));
-    let ctx = ProbeContext {
-        procfs_root: "/proc".into(),
-        sysfs_root: "/sys".into(),
-        cgroup: CgroupLayout::detect(Path::new("/sys")),
-        containers: rx,
-    };
+    let ctx = real_proc_context();
     let mut probe = CpuUtilProbe::new(ctx.clone());
     let proc_stat = std::fs::read_to_string("/proc/stat").unwrap();
     let direct_cpus = proc_stat

@@ -1,12 +1,14 @@
 //! diskio: `/proc/diskstats` → `huatuo_bamai_diskio_*{device}` (upstream names) and the host's
 //! `huatuo_bamai_diskio_disk_iowait_percent` from the `cpu ` line of `/proc/stat`.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::MetricSet;
+use crate::probes::common::file;
+use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
+use crate::probes::common::warn_once::WarnOnce;
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "diskio";
@@ -34,28 +36,16 @@ impl Default for DiskioConfig {
 }
 
 impl DiskioConfig {
+    fn filter(&self) -> Result<NameFilter, String> {
+        NameFilter::new(Syntax::Prefix).exclude("device_excluded", &self.device_excluded)
+    }
+
     fn check(&self) -> Result<(), String> {
-        for pattern in &self.device_excluded {
-            let body = pattern.strip_suffix('*').unwrap_or(pattern);
-            if body.is_empty() || body.contains('*') || body.chars().any(char::is_whitespace) {
-                return Err(format!(
-                    "device_excluded: `{pattern}` must be a device name or a prefix ending in `*`"
-                ));
-            }
-        }
-        Ok(())
+        self.filter().map(|_| ())
     }
 }
 
 crate::probe_settings!(DiskioConfig, DiskioConfig::check);
-
-/// Whether `device` matches one of `patterns` (exact, or prefix for `name*`).
-pub fn is_excluded(device: &str, patterns: &[String]) -> bool {
-    patterns.iter().any(|p| match p.strip_suffix('*') {
-        Some(prefix) => device.starts_with(prefix),
-        None => device == p,
-    })
-}
 
 /// One line of `/proc/diskstats` (fields 4–14; later fields are not used).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,85 +141,44 @@ pub fn iowait_percent(previous: CpuTimes, current: CpuTimes) -> Option<f64> {
     Some(iowait as f64 / total as f64 * 100.0)
 }
 
-/// Logs each distinct problem once until it clears.
-#[derive(Default)]
-struct WarnOnce(HashSet<String>);
-
-impl WarnOnce {
-    fn warn(&mut self, key: String, error: &str) {
-        if !self.0.contains(&key) {
-            tracing::warn!(probe = NAME, source = %key, error, "skipped");
-            self.0.insert(key);
-        }
-    }
-
-    fn clear(&mut self, key: &str) {
-        if !self.0.is_empty() {
-            self.0.remove(key);
-        }
-    }
-}
-
 pub struct DiskioProbe {
     diskstats: PathBuf,
     stat: PathBuf,
-    excluded: Vec<String>,
+    filter: NameFilter,
     previous_cpu: Option<CpuTimes>,
     warned: WarnOnce,
 }
 
 impl DiskioProbe {
+    /// The devices the filter keeps; a malformed line skips only its device (logged once).
     fn read_devices(&mut self) -> Result<Vec<DiskStats>, ProbeError> {
-        let path = self.diskstats.display().to_string();
-        let text = std::fs::read_to_string(&self.diskstats).map_err(|source| ProbeError::Read {
-            probe: NAME,
-            path: path.clone(),
-            source,
-        })?;
+        let text = file::read(NAME, &self.diskstats)?;
         let mut devices = Vec::new();
         let mut malformed = 0usize;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let key = || {
-                let device = line.split_whitespace().nth(2).unwrap_or("?");
-                format!("{path} ({device})")
-            };
             match parse_diskstats_line(line) {
                 Ok(stats) => {
-                    if !self.warned.0.is_empty() {
-                        self.warned.clear(&key());
-                    }
-                    if !is_excluded(&stats.device, &self.excluded) {
+                    if self.filter.matches(&stats.device) {
                         devices.push(stats);
                     }
                 }
                 Err(reason) => {
                     malformed += 1;
-                    self.warned.warn(key(), &reason);
+                    let device = line.split_whitespace().nth(2).unwrap_or("?");
+                    let key = format!("{} ({device})", self.diskstats.display());
+                    let error = file::malformed(NAME, &self.diskstats, reason);
+                    self.warned.warn(&key, &error);
                 }
             }
         }
         if devices.is_empty() && malformed > 0 {
-            return Err(ProbeError::Parse {
-                probe: NAME,
-                path,
-                reason: format!("no well-formed line ({malformed} malformed)"),
-            });
+            return Err(file::malformed(
+                NAME,
+                &self.diskstats,
+                format!("no well-formed line ({malformed} malformed)"),
+            ));
         }
         Ok(devices)
-    }
-
-    fn read_cpu(&self) -> Result<CpuTimes, ProbeError> {
-        let path = self.stat.display().to_string();
-        let text = std::fs::read_to_string(&self.stat).map_err(|source| ProbeError::Read {
-            probe: NAME,
-            path: path.clone(),
-            source,
-        })?;
-        parse_cpu_times(&text).map_err(|reason| ProbeError::Parse {
-            probe: NAME,
-            path,
-            reason,
-        })
     }
 }
 
@@ -242,10 +191,11 @@ impl Probe for DiskioProbe {
     }
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
+        let filter = settings.filter().map_err(invalid_config(NAME))?;
         Ok(Self {
             diskstats: ctx.procfs("diskstats"),
             stat: ctx.procfs("stat"),
-            excluded: settings.device_excluded.clone(),
+            filter,
             previous_cpu: None,
             warned: WarnOnce::default(),
         })
@@ -253,32 +203,29 @@ impl Probe for DiskioProbe {
 
     fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
         let devices = self.read_devices();
-        let stat_key = self.stat.display().to_string();
-        let iowait = match self.read_cpu() {
-            Ok(current) => {
-                self.warned.clear(&stat_key);
-                self.previous_cpu
-                    .replace(current)
-                    .and_then(|previous| iowait_percent(previous, current))
-            }
+        let iowait = match file::read_parsed(NAME, &self.stat, parse_cpu_times) {
+            Ok(current) => self
+                .previous_cpu
+                .replace(current)
+                .and_then(|previous| iowait_percent(previous, current)),
             Err(e) => {
-                self.warned.warn(stat_key, &e.to_string());
+                self.warned.warn_error(&e);
                 None
             }
         };
-        let diskstats_key = self.diskstats.display().to_string();
         let devices = match devices {
-            Ok(devices) => {
-                self.warned.clear(&diskstats_key);
-                devices
-            }
+            Ok(devices) => devices,
             // Nothing at all to export: the tick failed.
-            Err(e) if iowait.is_none() => return Err(e),
+            Err(e) if iowait.is_none() => {
+                self.warned.end_tick();
+                return Err(e);
+            }
             Err(e) => {
-                self.warned.warn(diskstats_key, &e.to_string());
+                self.warned.warn_error(&e);
                 Vec::new()
             }
         };
+        self.warned.end_tick();
 
         type Field = fn(&DiskStats) -> f64;
         let counters: [(&str, &str, Field); 8] = [

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::containers::Container;
 use crate::exposition::MetricSet;
-use crate::probes::cpu_util::cpu_files::{self, WarnOnce};
+use crate::probes::common::file;
+use crate::probes::common::warn_once::WarnOnce;
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "loadavg";
@@ -173,30 +174,13 @@ impl Probe for LoadavgProbe {
                 collected += 1;
             }
         }
-        match host {
-            Ok(()) => Ok(()),
-            Err(e) if collected > 0 => {
-                self.warned.warn("host", &e);
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        self.warned.end_tick_with_host(host, collected)
     }
 }
 
 impl LoadavgProbe {
     fn collect_host(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
-        let path = self.path.display().to_string();
-        let text = std::fs::read_to_string(&self.path).map_err(|source| ProbeError::Read {
-            probe: NAME,
-            path: path.clone(),
-            source,
-        })?;
-        let load = parse_loadavg(&text).map_err(|reason| ProbeError::Parse {
-            probe: NAME,
-            path,
-            reason,
-        })?;
+        let load = file::read_parsed(NAME, &self.path, parse_loadavg)?;
         out.gauge(
             "huatuo_bamai_loadavg_load1",
             "System load average over 1 minute (/proc/loadavg).",
@@ -223,10 +207,10 @@ impl LoadavgProbe {
     ) -> Option<TaskCounts> {
         let dir = self.ctx.cgroup.dir("cpu", &container.cgroup_path);
         let procs_path = dir.join("cgroup.procs");
-        let procs = match cpu_files::read(NAME, &procs_path) {
+        let procs = match file::read(NAME, &procs_path) {
             Ok(text) => text,
             // The container stopped since discovery last ran.
-            Err(e) if cpu_files::is_not_found(&e) && !dir.exists() => return None,
+            Err(e) if file::is_not_found(&e) && !dir.exists() => return None,
             Err(e) => {
                 self.warned.warn(&container.id, &e);
                 return None;
@@ -240,7 +224,7 @@ impl LoadavgProbe {
                 continue;
             }
             if line.parse::<u32>().is_err() {
-                let e = cpu_files::malformed(NAME, &procs_path, format!("`{line}` is not a pid"));
+                let e = file::malformed(NAME, &procs_path, format!("`{line}` is not a pid"));
                 self.warned.warn(&container.id, &e);
                 continue;
             }
@@ -250,7 +234,7 @@ impl LoadavgProbe {
                 Ok(PidStat::State(state)) => counts.add(state),
                 Ok(PidStat::Gone) => {}
                 Ok(PidStat::Malformed) => {
-                    let e = cpu_files::malformed(NAME, &stat_path, "no `(comm) state`".into());
+                    let e = file::malformed(NAME, &stat_path, "no `(comm) state`".into());
                     self.warned.warn(&container.id, &e);
                 }
                 Err(source) => {

@@ -36,33 +36,17 @@ fn garbage_names_field_and_value() {
 }
 
 mod containers {
-    use std::path::Path;
-
     use super::super::*;
     use crate::exposition::MetricSet;
     use crate::probes::testutil::{
-        assert_lines, collect_text, context, context_at, copy_fixture, fixture_root,
+        assert_exact, assert_lines, collect_text, context, context_at, copy_fixture, expected,
+        real_proc_context,
     };
 
     const D0CCE7: &str = r#"{container_host="d0cce7aaaaaa",container_name="d0cce7aaaaaa",container_type="normal",container_level="unknown",container_hostnamespace=""}"#;
 
     fn probe(ctx: ProbeContext) -> LoadavgProbe {
         LoadavgProbe::start(&LoadavgConfig::default(), &ctx).unwrap()
-    }
-
-    fn expected(name: &str) -> String {
-        std::fs::read_to_string(fixture_root("expected").join(name)).unwrap()
-    }
-
-    /// Every expected line is there and nothing else is.
-    fn assert_exact(text: &str, expected: &str) {
-        assert_lines(text, expected);
-        let wanted = expected
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with("//"))
-            .count();
-        assert_eq!(text.lines().count(), wanted, "extra lines in:\n{text}");
     }
 
     #[test]
@@ -169,16 +153,7 @@ mod containers {
         // This thread is running while it reads its own stat.
         assert_eq!(parse_stat_state(&line), Some(b'R'));
 
-        let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(
-            crate::containers::ContainerSet::default(),
-        ));
-        let ctx = ProbeContext {
-            procfs_root: "/proc".into(),
-            sysfs_root: "/sys".into(),
-            cgroup: crate::containers::CgroupLayout::detect(Path::new("/sys")),
-            containers: rx,
-        };
-        let mut probe = probe(ctx);
+        let mut probe = probe(real_proc_context());
         let mut set = MetricSet::default();
         probe.collect(&mut set).unwrap();
         let direct = parse_loadavg(&std::fs::read_to_string("/proc/loadavg").unwrap()).unwrap();

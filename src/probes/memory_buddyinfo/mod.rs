@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::MetricSet;
+use crate::probes::common::file;
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "memory_buddyinfo";
@@ -94,17 +95,7 @@ impl Probe for MemoryBuddyinfoProbe {
     }
 
     fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
-        let path = self.path.display().to_string();
-        let text = std::fs::read_to_string(&self.path).map_err(|source| ProbeError::Read {
-            probe: NAME,
-            path: path.clone(),
-            source,
-        })?;
-        let zones = parse_buddyinfo(&text).map_err(|reason| ProbeError::Parse {
-            probe: NAME,
-            path,
-            reason,
-        })?;
+        let zones = file::read_parsed(NAME, &self.path, parse_buddyinfo)?;
         let family = out.gauge(
             "huatuo_bamai_memory_buddyinfo_blocks",
             "Free blocks of 2^order pages per NUMA node and zone (/proc/buddyinfo).",

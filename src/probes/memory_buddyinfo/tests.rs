@@ -10,26 +10,6 @@ Node 0, zone    DMA32      1      1      4      2      5      4      3      3   
 Node 0, zone   Normal  11211   5422   2339   1584   1117    884    736    559    450    403    871 
 ";
 
-fn expected(name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/expected")
-            .join(name),
-    )
-    .unwrap()
-}
-
-fn context_for(procfs_root: &Path) -> ProbeContext {
-    let sysfs_root = procfs_root.join("no-sysfs");
-    let (_tx, containers) = crate::containers::channel();
-    ProbeContext {
-        procfs_root: procfs_root.to_path_buf(),
-        cgroup: crate::containers::CgroupLayout::detect(&sysfs_root),
-        sysfs_root,
-        containers,
-    }
-}
-
 fn probe_at(ctx: &ProbeContext) -> MemoryBuddyinfoProbe {
     MemoryBuddyinfoProbe::start(&MemoryBuddyinfoConfig::default(), ctx).unwrap()
 }
@@ -103,7 +83,7 @@ fn v2_fixture_exact_lines() {
 #[test]
 fn bad_file_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let mut probe = probe_at(&context_for(dir.path()));
+    let mut probe = probe_at(&host_only_context(dir.path()));
     let err = probe
         .collect(&mut MetricSet::default())
         .unwrap_err()
@@ -157,7 +137,7 @@ fn exported(text: &str) -> BTreeMap<(String, String, usize), f64> {
 /// collection (then values must match exactly); on a busy host, within a tolerance.
 #[test]
 fn host_values_match_real_proc_buddyinfo() {
-    let mut probe = probe_at(&context_for(Path::new("/proc")));
+    let mut probe = probe_at(&host_only_context(Path::new("/proc")));
     let mut last = None;
     for _ in 0..20 {
         let before = blocks(&std::fs::read_to_string("/proc/buddyinfo").unwrap());

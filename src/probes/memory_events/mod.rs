@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::{Labels, MetricSet};
-use crate::probes::memory_vmstat::keyed::{
-    parse_flat_keyed, parse_patterns, sanitize_key, KeyFilter, LoggedOnce,
-};
+use crate::probes::common::file;
+use crate::probes::common::keyed_file::{parse_flat_keyed, sanitize_key};
+use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
+use crate::probes::common::warn_once::WarnOnce;
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "memory_events";
@@ -40,11 +41,10 @@ impl Default for MemoryEventsConfig {
 }
 
 impl MemoryEventsConfig {
-    fn filter(&self) -> Result<KeyFilter, String> {
-        Ok(KeyFilter::new(
-            parse_patterns("included", &self.included)?,
-            parse_patterns("excluded", &self.excluded)?,
-        ))
+    fn filter(&self) -> Result<NameFilter, String> {
+        NameFilter::new(Syntax::Wildcard)
+            .include("included", &self.included)?
+            .exclude("excluded", &self.excluded)
     }
 
     fn check(&self) -> Result<(), String> {
@@ -53,21 +53,6 @@ impl MemoryEventsConfig {
 }
 
 crate::probe_settings!(MemoryEventsConfig, MemoryEventsConfig::check);
-
-/// What reading one file gave: its text, nothing (the file does not exist), or a problem.
-enum Read {
-    Text(String),
-    Missing,
-    Failed(String),
-}
-
-fn read(path: &Path) -> Read {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Read::Text(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Read::Missing,
-        Err(e) => Read::Failed(e.to_string()),
-    }
-}
 
 /// `memory.failcnt`: one integer.
 fn parse_failcnt(text: &str) -> Result<f64, String> {
@@ -90,14 +75,14 @@ fn oom_control_events(entries: Vec<(&str, f64)>) -> impl Iterator<Item = (&str, 
 
 pub struct MemoryEventsProbe {
     ctx: ProbeContext,
-    filter: KeyFilter,
-    logged: LoggedOnce,
+    filter: NameFilter,
+    warned: WarnOnce,
 }
 
 impl MemoryEventsProbe {
     fn problem(&mut self, path: &Path, reason: &str) {
         let key = path.display().to_string();
-        if self.logged.first(&key) {
+        if self.warned.first(&key) {
             tracing::warn!(probe = NAME, path = %key, %reason, "memory events file skipped");
         }
     }
@@ -124,23 +109,23 @@ impl MemoryEventsProbe {
         let mut events: Vec<(String, f64)> = Vec::new();
         let mut failed = false;
         let events_path = dir.join("memory.events");
-        match read(&events_path) {
-            Read::Text(text) => match self.keyed(&events_path, &text) {
+        match file::read_optional(NAME, &events_path) {
+            Ok(Some(text)) => match self.keyed(&events_path, &text) {
                 Some(entries) => events = entries,
                 None => failed = true,
             },
             // Normal on cgroup v1; on v2 the container is gone or has no memory controller.
-            Read::Missing => {}
-            Read::Failed(reason) => {
-                self.problem(&events_path, &reason);
+            Ok(None) => {}
+            Err(error) => {
+                self.problem(&events_path, &error.to_string());
                 failed = true;
             }
         }
         if !self.ctx.cgroup.is_v2() {
             let mut derived: Vec<(String, f64)> = Vec::new();
             let oom_path = dir.join("memory.oom_control");
-            match read(&oom_path) {
-                Read::Text(text) => match parse_flat_keyed(&text) {
+            match file::read_optional(NAME, &oom_path) {
+                Ok(Some(text)) => match parse_flat_keyed(&text) {
                     Ok(entries) => {
                         derived.extend(oom_control_events(entries).map(|(k, v)| (k.to_string(), v)))
                     }
@@ -149,24 +134,24 @@ impl MemoryEventsProbe {
                         failed = true;
                     }
                 },
-                Read::Missing => {}
-                Read::Failed(reason) => {
-                    self.problem(&oom_path, &reason);
+                Ok(None) => {}
+                Err(error) => {
+                    self.problem(&oom_path, &error.to_string());
                     failed = true;
                 }
             }
             let failcnt_path = dir.join("memory.failcnt");
-            match read(&failcnt_path) {
-                Read::Text(text) => match parse_failcnt(&text) {
+            match file::read_optional(NAME, &failcnt_path) {
+                Ok(Some(text)) => match parse_failcnt(&text) {
                     Ok(value) => derived.push(("failcnt".to_string(), value)),
                     Err(reason) => {
                         self.problem(&failcnt_path, &reason);
                         failed = true;
                     }
                 },
-                Read::Missing => {}
-                Read::Failed(reason) => {
-                    self.problem(&failcnt_path, &reason);
+                Ok(None) => {}
+                Err(error) => {
+                    self.problem(&failcnt_path, &error.to_string());
                     failed = true;
                 }
             }
@@ -204,15 +189,11 @@ impl Probe for MemoryEventsProbe {
     }
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
-        let filter = settings.filter().map_err(|reason| ProbeError::Parse {
-            probe: NAME,
-            path: "config [probes.memory_events]".to_string(),
-            reason,
-        })?;
+        let filter = settings.filter().map_err(invalid_config(NAME))?;
         Ok(Self {
             ctx: ctx.clone(),
             filter,
-            logged: LoggedOnce::default(),
+            warned: WarnOnce::default(),
         })
     }
 
@@ -232,12 +213,13 @@ impl Probe for MemoryEventsProbe {
                 }
             }
         }
+        self.warned.end_tick();
         match first_failure {
-            Some(dir) if !read_any => Err(ProbeError::Parse {
-                probe: NAME,
-                path: dir.display().to_string(),
-                reason: "no container's memory events could be read".to_string(),
-            }),
+            Some(dir) if !read_any => Err(file::malformed(
+                NAME,
+                &dir,
+                "no container's memory events could be read".to_string(),
+            )),
             _ => Ok(()),
         }
     }

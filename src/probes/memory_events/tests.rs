@@ -16,15 +16,6 @@ const DOCKER_LABELS: &str = "container_host=\"d0cce7aaaaaa\",container_name=\"d0
 const KUBE_LABELS: &str = "container_host=\"c0ffeebbbbbb\",container_name=\"c0ffeebbbbbb\",\
     container_type=\"normal\",container_level=\"guaranteed\",container_hostnamespace=\"\"";
 
-fn expected(name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/expected")
-            .join(name),
-    )
-    .unwrap()
-}
-
 fn probe_with(config: &MemoryEventsConfig, ctx: &ProbeContext) -> MemoryEventsProbe {
     MemoryEventsProbe::start(config, ctx).unwrap()
 }

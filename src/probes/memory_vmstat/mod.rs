@@ -2,15 +2,16 @@
 //! container's `memory.stat` → `huatuo_bamai_memory_vmstat_container_<key>`, gauges as upstream,
 //! filtered by include/exclude key lists (upstream's default lists).
 
-pub mod keyed;
-
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::MetricSet;
+use crate::probes::common::file;
+use crate::probes::common::keyed_file::{parse_flat_keyed, sanitize_key};
+use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
+use crate::probes::common::warn_once::WarnOnce;
 use crate::probes::{Probe, ProbeContext, ProbeError};
-use keyed::{parse_flat_keyed, parse_patterns, sanitize_key, KeyFilter, LoggedOnce};
 
 const NAME: &str = "memory_vmstat";
 const HOST_PREFIX: &str = "huatuo_bamai_memory_vmstat_";
@@ -104,15 +105,13 @@ impl MemoryVmstatConfig {
         self.filters().map(|_| ())
     }
 
-    fn filters(&self) -> Result<(KeyFilter, KeyFilter), String> {
-        let host = KeyFilter::new(
-            parse_patterns("host_included", &self.host_included)?,
-            parse_patterns("host_excluded", &self.host_excluded)?,
-        );
-        let container = KeyFilter::new(
-            parse_patterns("container_included", &self.container_included)?,
-            parse_patterns("container_excluded", &self.container_excluded)?,
-        );
+    fn filters(&self) -> Result<(NameFilter, NameFilter), String> {
+        let host = NameFilter::new(Syntax::Wildcard)
+            .include("host_included", &self.host_included)?
+            .exclude("host_excluded", &self.host_excluded)?;
+        let container = NameFilter::new(Syntax::Wildcard)
+            .include("container_included", &self.container_included)?
+            .exclude("container_excluded", &self.container_excluded)?;
         Ok((host, container))
     }
 }
@@ -122,25 +121,17 @@ crate::probe_settings!(MemoryVmstatConfig, MemoryVmstatConfig::check);
 pub struct MemoryVmstatProbe {
     ctx: ProbeContext,
     host_path: PathBuf,
-    host_filter: KeyFilter,
-    container_filter: KeyFilter,
-    logged: LoggedOnce,
+    host_filter: NameFilter,
+    container_filter: NameFilter,
+    warned: WarnOnce,
 }
 
 impl MemoryVmstatProbe {
     /// Host series from `/proc/vmstat`; `Err` if the file cannot be read or parsed.
     fn collect_host(&self, out: &mut MetricSet) -> Result<(), ProbeError> {
-        let path = self.host_path.display().to_string();
-        let text = std::fs::read_to_string(&self.host_path).map_err(|source| ProbeError::Read {
-            probe: NAME,
-            path: path.clone(),
-            source,
-        })?;
-        let entries = parse_flat_keyed(&text).map_err(|reason| ProbeError::Parse {
-            probe: NAME,
-            path,
-            reason,
-        })?;
+        let text = file::read(NAME, &self.host_path)?;
+        let entries = parse_flat_keyed(&text)
+            .map_err(|reason| file::malformed(NAME, &self.host_path, reason))?;
         for (key, value) in entries {
             if !self.host_filter.matches(key) {
                 continue;
@@ -163,11 +154,11 @@ impl MemoryVmstatProbe {
                 .cgroup
                 .dir("memory", &container.cgroup_path)
                 .join("memory.stat");
-            let text = match std::fs::read_to_string(&path) {
-                Ok(text) => text,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let text = match file::read_optional(NAME, &path) {
+                Ok(Some(text)) => text,
+                Ok(None) => {
                     // Container gone since the last scan, or memory controller not enabled.
-                    if self.logged.first("memory.stat missing") {
+                    if self.warned.first("memory.stat missing") {
                         tracing::warn!(
                             probe = NAME,
                             path = %path.display(),
@@ -179,19 +170,16 @@ impl MemoryVmstatProbe {
                     }
                     continue;
                 }
-                Err(e) => {
-                    if self.logged.first(&path.display().to_string()) {
-                        tracing::warn!(probe = NAME, path = %path.display(), error = %e, "cannot read memory.stat; container skipped");
-                    }
+                Err(error) => {
+                    self.warned.warn_error(&error);
                     continue;
                 }
             };
             let entries = match parse_flat_keyed(&text) {
                 Ok(entries) => entries,
                 Err(reason) => {
-                    if self.logged.first(&path.display().to_string()) {
-                        tracing::warn!(probe = NAME, path = %path.display(), %reason, "malformed memory.stat; container skipped");
-                    }
+                    self.warned
+                        .warn_error(&file::malformed(NAME, &path, reason));
                     continue;
                 }
             };
@@ -219,34 +207,20 @@ impl Probe for MemoryVmstatProbe {
     }
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
-        let (host_filter, container_filter) =
-            settings.filters().map_err(|reason| ProbeError::Parse {
-                probe: NAME,
-                path: "config [probes.memory_vmstat]".to_string(),
-                reason,
-            })?;
+        let (host_filter, container_filter) = settings.filters().map_err(invalid_config(NAME))?;
         Ok(Self {
             ctx: ctx.clone(),
             host_path: ctx.procfs("vmstat"),
             host_filter,
             container_filter,
-            logged: LoggedOnce::default(),
+            warned: WarnOnce::default(),
         })
     }
 
     fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
         let host = self.collect_host(out);
         let containers = self.collect_containers(out);
-        match host {
-            Ok(()) => Ok(()),
-            Err(e) if containers == 0 => Err(e),
-            Err(e) => {
-                if self.logged.first("host") {
-                    tracing::warn!(probe = NAME, error = %e, "host vmstat skipped; container series still exported");
-                }
-                Ok(())
-            }
-        }
+        self.warned.end_tick_with_host(host, containers)
     }
 }
 

@@ -1,8 +1,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::keyed::*;
 use super::*;
+use crate::probes::common::keyed_file::parse_flat_keyed;
 use crate::probes::testutil::*;
 
 const V1_DOCKER: &str =
@@ -10,29 +10,8 @@ const V1_DOCKER: &str =
 const V2_DOCKER: &str =
     "sys/fs/cgroup/system.slice/docker-d0cce7aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.scope";
 
-fn expected(name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/expected")
-            .join(name),
-    )
-    .unwrap()
-}
-
 fn probe_at(ctx: &ProbeContext) -> MemoryVmstatProbe {
     MemoryVmstatProbe::start(&MemoryVmstatConfig::default(), ctx).unwrap()
-}
-
-/// A context over `procfs_root` with no cgroupfs and no containers.
-fn host_only_context(procfs_root: &Path) -> ProbeContext {
-    let sysfs_root = procfs_root.join("no-sysfs");
-    let (_tx, containers) = crate::containers::channel();
-    ProbeContext {
-        procfs_root: procfs_root.to_path_buf(),
-        cgroup: crate::containers::CgroupLayout::detect(&sysfs_root),
-        sysfs_root,
-        containers,
-    }
 }
 
 fn series_names(text: &str) -> Vec<String> {
@@ -45,72 +24,6 @@ fn series_names(text: &str) -> Vec<String> {
     names.sort();
     names.dedup();
     names
-}
-
-#[test]
-fn parses_flat_keyed_lines() {
-    let entries = parse_flat_keyed("nr_free_pages 2232775\nallocstall_normal 0\n\n").unwrap();
-    assert_eq!(
-        entries,
-        vec![("nr_free_pages", 2232775.0), ("allocstall_normal", 0.0)]
-    );
-    assert_eq!(parse_flat_keyed("x -3\n").unwrap(), vec![("x", -3.0)]);
-    assert_eq!(
-        parse_flat_keyed("hierarchical_memory_limit 9223372036854771712\n").unwrap()[0].1,
-        9223372036854771712.0
-    );
-}
-
-#[test]
-fn malformed_flat_keyed_names_line_and_problem() {
-    assert_eq!(
-        parse_flat_keyed("a 1\nnr_free_pa\n").unwrap_err(),
-        "line 2: expected `<key> <value>`, got `nr_free_pa`"
-    );
-    assert_eq!(
-        parse_flat_keyed("a 1\nb x7\n").unwrap_err(),
-        "line 2: value `x7` of `b` is not an integer"
-    );
-    assert!(parse_flat_keyed("a 1 2\n").is_err());
-    assert!(parse_flat_keyed("")
-        .unwrap_err()
-        .contains("empty or truncated"));
-    assert!(parse_flat_keyed("\u{0}\u{1}garbage").is_err());
-}
-
-#[test]
-fn key_patterns() {
-    let p = |s: &str| KeyPattern::parse(s).unwrap();
-    assert!(p("allocstall*").matches("allocstall_normal"));
-    assert!(!p("allocstall*").matches("nr_allocstall"));
-    assert!(p("nr_dirty").matches("nr_dirty"));
-    assert!(!p("nr_dirty").matches("nr_dirty_threshold"));
-    assert!(p("*_anon").matches("inactive_anon"));
-    assert!(p("*dirty*").matches("file_dirty"));
-    assert!(p("*").matches("anything"));
-    assert!(KeyPattern::parse("").is_err());
-    assert!(KeyPattern::parse("a*b").is_err());
-    assert!(KeyPattern::parse("pgscan_(direct|kswapd)").is_err());
-}
-
-#[test]
-fn filter_exclusion_wins_and_empty_include_means_all() {
-    let f = KeyFilter::new(vec![], vec![KeyPattern::parse("total_*").unwrap()]);
-    assert!(f.matches("active_anon"));
-    assert!(!f.matches("total_active_anon"));
-    let f = KeyFilter::new(
-        vec![KeyPattern::parse("*active_anon").unwrap()],
-        vec![KeyPattern::parse("total_*").unwrap()],
-    );
-    assert!(f.matches("inactive_anon"));
-    assert!(!f.matches("total_inactive_anon"));
-    assert!(!f.matches("rss"));
-}
-
-#[test]
-fn sanitizes_keys_for_metric_names() {
-    assert_eq!(sanitize_key("nr_free_pages"), "nr_free_pages");
-    assert_eq!(sanitize_key("weird-key.v2"), "weird_key_v2");
 }
 
 #[test]
@@ -316,13 +229,9 @@ fn host_values_match_real_proc_vmstat() {
     let before = read_vmstat();
     let text = collect_text(&mut probe);
     let after = read_vmstat();
-    let filter = KeyFilter::new(
-        HOST_INCLUDED
-            .iter()
-            .map(|p| KeyPattern::parse(p).unwrap())
-            .collect(),
-        vec![],
-    );
+    let filter = NameFilter::new(Syntax::Wildcard)
+        .include("host_included", &strings(HOST_INCLUDED))
+        .unwrap();
     let wanted: Vec<&String> = before.keys().filter(|k| filter.matches(k)).collect();
     assert!(!wanted.is_empty());
     let got: BTreeMap<String, f64> = text

@@ -1,15 +1,19 @@
 //! mountpoint: `/proc/self/mountinfo` → `huatuo_bamai_mountpoint_perm_ro{mountpoint}` (upstream
 //! name): 1 when the mount point is mounted read-only, 0 when read-write.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::MetricSet;
+use crate::probes::common::file;
+use crate::probes::common::warn_once::WarnOnce;
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "mountpoint";
+/// Distinct malformed lines logged per tick, at most.
+const MAX_WARNED_LINES: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -130,8 +134,8 @@ pub fn parse_mountinfo(
 pub struct MountpointProbe {
     path: PathBuf,
     included: Vec<String>,
-    /// Malformed-line messages already logged.
-    warned: HashSet<String>,
+    /// Malformed lines, keyed by their message.
+    warned: WarnOnce,
 }
 
 impl Probe for MountpointProbe {
@@ -146,17 +150,12 @@ impl Probe for MountpointProbe {
         Ok(Self {
             path: ctx.procfs("self/mountinfo"),
             included: settings.mountpoints_included.clone(),
-            warned: HashSet::new(),
+            warned: WarnOnce::with_capacity(MAX_WARNED_LINES),
         })
     }
 
     fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
-        let path = self.path.display().to_string();
-        let text = std::fs::read_to_string(&self.path).map_err(|source| ProbeError::Read {
-            probe: NAME,
-            path: path.clone(),
-            source,
-        })?;
+        let text = file::read(NAME, &self.path)?;
         let included = &self.included;
         let (mounts, errors) = parse_mountinfo(&text, |m| included.iter().any(|p| p == m));
         let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
@@ -166,17 +165,13 @@ impl Probe for MountpointProbe {
             } else {
                 format!("no well-formed line; first: {}", errors[0])
             };
-            return Err(ProbeError::Parse {
-                probe: NAME,
-                path,
-                reason,
-            });
+            return Err(file::malformed(NAME, &self.path, reason));
         }
         for error in errors {
-            if self.warned.len() < 64 && self.warned.insert(error.clone()) {
-                tracing::warn!(probe = NAME, path = %path, error = %error, "malformed mountinfo line skipped");
-            }
+            let line_error = file::malformed(NAME, &self.path, error.clone());
+            self.warned.warn(&error, &line_error);
         }
+        self.warned.end_tick();
         let family = out.gauge(
             "huatuo_bamai_mountpoint_perm_ro",
             "1 if the mount point is mounted read-only, 0 if read-write (/proc/self/mountinfo).",

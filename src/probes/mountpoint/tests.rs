@@ -1,12 +1,7 @@
 use super::*;
 use crate::probes::testutil::{
-    assert_lines, collect_text, context, context_at, copy_fixture, fixture_root,
+    assert_lines, collect_text, context, context_at, copy_fixture, expected, real_proc_context,
 };
-
-fn expected(name: &str) -> String {
-    let path = fixture_root("expected").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 fn probe(config: &MountpointConfig, ctx: &ProbeContext) -> MountpointProbe {
     MountpointProbe::start(config, ctx).unwrap()
@@ -148,13 +143,7 @@ fn host_root_matches_real_proc_self_mountinfo() {
         eprintln!("no / mount in /proc/self/mountinfo; skipped");
         return;
     };
-    let ctx = ProbeContext {
-        procfs_root: "/proc".into(),
-        sysfs_root: "/sys".into(),
-        cgroup: crate::containers::CgroupLayout::detect(std::path::Path::new("/sys")),
-        containers: crate::containers::channel().1,
-    };
-    let mut p = probe(&MountpointConfig::default(), &ctx);
+    let mut p = probe(&MountpointConfig::default(), &real_proc_context());
     let text = collect_text(&mut p);
     assert_lines(
         &text,

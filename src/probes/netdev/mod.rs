@@ -3,16 +3,14 @@
 //! (its init pid) → `huatuo_bamai_netdev_container_<stat>_total{<container labels>,device}`.
 //! Containers on the host network are skipped (see [`netns`]).
 
-pub mod name_filter;
-pub mod netns;
-pub mod warn_once;
-
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::{Labels, MetricSet};
+use crate::probes::common::file;
+use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
+use crate::probes::common::netns;
+use crate::probes::common::warn_once::WarnOnce;
 use crate::probes::{Probe, ProbeContext, ProbeError};
-use name_filter::NameFilter;
-use warn_once::WarnOnce;
 
 const NAME: &str = "netdev";
 
@@ -60,12 +58,9 @@ impl Default for NetdevConfig {
 
 impl NetdevConfig {
     fn filter(&self) -> Result<NameFilter, String> {
-        NameFilter::new(
-            "device_included",
-            &self.device_included,
-            "device_excluded",
-            &self.device_excluded,
-        )
+        NameFilter::new(Syntax::Prefix)
+            .include("device_included", &self.device_included)?
+            .exclude("device_excluded", &self.device_excluded)
     }
 
     fn check(&self) -> Result<(), String> {
@@ -137,13 +132,6 @@ pub struct NetdevProbe {
     container_names: Vec<String>,
 }
 
-impl NetdevProbe {
-    fn read(&self, path: &std::path::Path) -> Result<Vec<DeviceStats>, ProbeError> {
-        let text = netns::read(NAME, path)?;
-        parse_net_dev(&text).map_err(|reason| netns::malformed(NAME, path, reason))
-    }
-}
-
 impl Probe for NetdevProbe {
     const NAME: &'static str = NAME;
     type Settings = NetdevConfig;
@@ -153,11 +141,7 @@ impl Probe for NetdevProbe {
     }
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
-        let filter = settings.filter().map_err(|reason| ProbeError::Parse {
-            probe: NAME,
-            path: "[probes.netdev]".into(),
-            reason,
-        })?;
+        let filter = settings.filter().map_err(invalid_config(NAME))?;
         Ok(Self {
             ctx: ctx.clone(),
             filter,
@@ -180,7 +164,7 @@ impl Probe for NetdevProbe {
         let mut first_error = None;
 
         let host_path = netns::host_net_dir(&self.ctx).join("dev");
-        match self.read(&host_path) {
+        match file::read_parsed(NAME, &host_path, parse_net_dev) {
             Ok(devices) => {
                 collected = true;
                 for dev in devices.iter().filter(|d| self.filter.matches(&d.device)) {
@@ -190,13 +174,13 @@ impl Probe for NetdevProbe {
                 }
             }
             Err(error) => {
-                self.warn.warn(&error);
+                self.warn.warn_error(&error);
                 first_error = Some(error);
             }
         }
 
         for target in netns::containers_with_own_netns(&self.ctx) {
-            match self.read(&target.net_dir.join("dev")) {
+            match file::read_parsed(NAME, &target.net_dir.join("dev"), parse_net_dev) {
                 Ok(devices) => {
                     collected = true;
                     for dev in devices.iter().filter(|d| self.filter.matches(&d.device)) {
@@ -207,7 +191,7 @@ impl Probe for NetdevProbe {
                     }
                 }
                 Err(error) => {
-                    self.warn.warn(&error);
+                    self.warn.warn_error(&error);
                     first_error.get_or_insert(error);
                 }
             }

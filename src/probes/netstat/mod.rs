@@ -2,17 +2,17 @@
 //! network namespace (pid 1) → `huatuo_bamai_netstat_<Proto>_<Field>` and for each container's
 //! (its init pid) → `huatuo_bamai_netstat_container_<Proto>_<Field>{<container labels>}`.
 //! Gauges holding the kernel's cumulative values, as upstream. Containers on the host network are
-//! skipped (see [`crate::probes::netdev::netns`]).
+//! skipped (see [`crate::probes::common::netns`]).
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::{Labels, MetricSet};
-use crate::probes::netdev::name_filter::NameFilter;
-use crate::probes::netdev::netns;
-use crate::probes::netdev::warn_once::WarnOnce;
+use crate::probes::common::file;
+use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
+use crate::probes::common::netns;
+use crate::probes::common::warn_once::WarnOnce;
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "netstat";
@@ -44,7 +44,9 @@ impl Default for NetstatConfig {
 
 impl NetstatConfig {
     fn filter(&self) -> Result<NameFilter, String> {
-        NameFilter::new("included", &self.included, "excluded", &self.excluded)
+        NameFilter::new(Syntax::Prefix)
+            .include("included", &self.included)?
+            .exclude("excluded", &self.excluded)
     }
 
     fn check(&self) -> Result<(), String> {
@@ -155,13 +157,6 @@ pub struct NetstatProbe {
     warn: WarnOnce,
 }
 
-impl NetstatProbe {
-    fn read(path: &Path) -> Result<Vec<(String, String, f64)>, ProbeError> {
-        let text = netns::read(NAME, path)?;
-        parse_netstat(&text).map_err(|reason| netns::malformed(NAME, path, reason))
-    }
-}
-
 impl Probe for NetstatProbe {
     const NAME: &'static str = NAME;
     type Settings = NetstatConfig;
@@ -171,11 +166,7 @@ impl Probe for NetstatProbe {
     }
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
-        let filter = settings.filter().map_err(|reason| ProbeError::Parse {
-            probe: NAME,
-            path: "[probes.netstat]".into(),
-            reason,
-        })?;
+        let filter = settings.filter().map_err(invalid_config(NAME))?;
         Ok(Self {
             ctx: ctx.clone(),
             filter,
@@ -197,11 +188,11 @@ impl Probe for NetstatProbe {
         );
         for (container, net_dir) in targets {
             let labels = container.as_ref().map(|c| c.labels()).unwrap_or_default();
-            for file in FILES {
-                let stats = match Self::read(&net_dir.join(file)) {
+            for source in FILES {
+                let stats = match file::read_parsed(NAME, &net_dir.join(source), parse_netstat) {
                     Ok(stats) => stats,
                     Err(error) => {
-                        self.warn.warn(&error);
+                        self.warn.warn_error(&error);
                         first_error.get_or_insert(error);
                         continue;
                     }
@@ -217,7 +208,7 @@ impl Probe for NetstatProbe {
                         Some(_) => (format!("huatuo_bamai_netstat_container_{key}"), "container"),
                     };
                     let help = || {
-                        format!("{proto} {field} of the {scope} network namespace (/proc/<pid>/net/{file}).")
+                        format!("{proto} {field} of the {scope} network namespace (/proc/<pid>/net/{source}).")
                     };
                     families.push(name, help, labels.clone(), value);
                 }

@@ -2,13 +2,14 @@
 //! and for each container (cgroup v2 `{cpu,memory,io}.pressure`) →
 //! `huatuo_bamai_pressure[_container]_<resource>_<some|full>_{avg10,seconds_total}`.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::containers::CgroupLayout;
 use crate::exposition::{Labels, MetricSet};
+use crate::probes::common::file;
+use crate::probes::common::warn_once::WarnOnce;
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "pressure";
@@ -153,8 +154,7 @@ type Readings = Vec<(&'static str, Vec<PsiLine>)>;
 pub struct PressureProbe {
     ctx: ProbeContext,
     host_dir: PathBuf,
-    /// Files whose problem was already logged; cleared when the file reads fine again.
-    warned: HashSet<PathBuf>,
+    warned: WarnOnce,
 }
 
 impl PressureProbe {
@@ -164,23 +164,11 @@ impl PressureProbe {
         let mut readings = Vec::with_capacity(RESOURCES.len());
         for resource in RESOURCES {
             let path = dir.join(file_name(resource));
-            let result = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read: {e}"))
-                .and_then(|text| parse_psi(&text).map_err(|e| format!("malformed: {e}")));
-            match result {
-                Ok(lines) => {
-                    if !self.warned.is_empty() {
-                        self.warned.remove(&path);
-                    }
-                    readings.push((resource, lines));
-                }
+            match file::read_parsed(NAME, &path, parse_psi) {
+                Ok(lines) => readings.push((resource, lines)),
                 // The container went away between the directory check and the read.
                 Err(_) if !dir.is_dir() => return Vec::new(),
-                Err(error) => {
-                    if self.warned.insert(path.clone()) {
-                        tracing::warn!(probe = NAME, path = %path.display(), error = %error, "PSI file skipped");
-                    }
-                }
+                Err(error) => self.warned.warn_error(&error),
             }
         }
         readings
@@ -210,7 +198,7 @@ impl Probe for PressureProbe {
         Ok(Self {
             ctx: ctx.clone(),
             host_dir,
-            warned: HashSet::new(),
+            warned: WarnOnce::default(),
         })
     }
 
@@ -234,18 +222,14 @@ impl Probe for PressureProbe {
             }
         }
 
-        // Forget problems of containers that are gone, so the set stays small.
-        if !self.warned.is_empty() {
-            self.warned
-                .retain(|p| p.parent().is_some_and(|dir| dir.is_dir()));
-        }
+        self.warned.end_tick();
 
         if host.is_empty() && container_rows.is_empty() {
-            return Err(ProbeError::Parse {
-                probe: NAME,
-                path: host_dir.display().to_string(),
-                reason: "no readable PSI file (host or container)".to_string(),
-            });
+            return Err(file::malformed(
+                NAME,
+                &host_dir,
+                "no readable PSI file (host or container)".to_string(),
+            ));
         }
 
         let host_rows = [(Vec::new(), host)];

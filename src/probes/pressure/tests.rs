@@ -1,12 +1,8 @@
 use super::*;
 use crate::probes::testutil::{
-    assert_lines, collect_text, context, context_at, copy_fixture, fixture_root,
+    assert_lines, collect_text, context, context_at, copy_fixture, expected, real_proc_context,
+    samples,
 };
-
-fn expected(name: &str) -> String {
-    let path = fixture_root("expected").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 fn probe(ctx: &ProbeContext) -> PressureProbe {
     PressureProbe::start(&PressureConfig::default(), ctx).unwrap()
@@ -15,17 +11,13 @@ fn probe(ctx: &ProbeContext) -> PressureProbe {
 const DOCKER_V2: &str = "sys/fs/cgroup/system.slice/docker-d0cce7aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.scope";
 const CRIO_V2: &str = "sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod66666666_7777_8888_9999_000000000000.slice/crio-c210cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc.scope";
 
-fn series(text: &str) -> Vec<&str> {
-    text.lines().filter(|l| !l.starts_with('#')).collect()
-}
-
 #[test]
 fn exports_host_and_container_pressure_v2() {
     let mut p = probe(&context("cgroup-v2"));
     let text = collect_text(&mut p);
     assert_lines(&text, &expected("pressure-v2.txt"));
     // 12 host series, and per container 12 (crio's cpu.pressure has no full line: 10).
-    assert_eq!(series(&text).len(), 12 + 12 * 3 + 10, "{text}");
+    assert_eq!(samples(&text).len(), 12 + 12 * 3 + 10, "{text}");
 }
 
 #[test]
@@ -35,7 +27,7 @@ fn exports_host_and_hybrid_unified_container_pressure_v1() {
     assert_lines(&text, &expected("pressure-v1.txt"));
     // Only the container mirrored below sys/fs/cgroup/unified has PSI files; the others are
     // skipped silently.
-    assert_eq!(series(&text).len(), 12 + 12, "{text}");
+    assert_eq!(samples(&text).len(), 12 + 12, "{text}");
     assert!(
         !text.contains("c0ffee") && !text.contains("be57ef"),
         "{text}"
@@ -49,7 +41,7 @@ fn v1_host_without_unified_mount_exports_host_only() {
     let ctx = context_at(dir.path());
     assert!(container_psi_dir(&ctx.cgroup, "/docker/x").is_none());
     let text = collect_text(&mut probe(&ctx));
-    assert_eq!(series(&text).len(), 12, "{text}");
+    assert_eq!(samples(&text).len(), 12, "{text}");
     assert!(!text.contains("container"), "{text}");
 }
 
@@ -190,13 +182,7 @@ fn host_values_match_real_proc_pressure() {
             .and_then(|t| parse_psi(&t).ok())
     };
     let before: Vec<_> = RESOURCES.iter().map(|r| read(r)).collect();
-    let ctx = ProbeContext {
-        procfs_root: "/proc".into(),
-        sysfs_root: "/sys".into(),
-        cgroup: CgroupLayout::detect(Path::new("/sys")),
-        containers: crate::containers::channel().1,
-    };
-    let mut p = probe(&ctx);
+    let mut p = probe(&real_proc_context());
     let mut set = MetricSet::default();
     p.collect(&mut set).unwrap();
     let after: Vec<_> = RESOURCES.iter().map(|r| read(r)).collect();

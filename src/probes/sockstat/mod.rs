@@ -3,15 +3,16 @@
 //! and for each container's (its init pid) → `huatuo_bamai_sockstat_container_*` without `mem` and
 //! `mem_bytes` (socket memory is accounted host-wide, as upstream). Also upstream's `tcp_memory`
 //! collector: host TCP memory against `net.ipv4.tcp_mem` → `huatuo_bamai_tcp_memory_*`.
-//! Containers on the host network are skipped (see [`crate::probes::netdev::netns`]).
+//! Containers on the host network are skipped (see [`crate::probes::common::netns`]).
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::{Labels, MetricSet};
-use crate::probes::netdev::netns;
-use crate::probes::netdev::warn_once::WarnOnce;
+use crate::probes::common::file;
+use crate::probes::common::netns;
+use crate::probes::common::warn_once::WarnOnce;
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "sockstat";
@@ -153,20 +154,13 @@ pub struct SockstatProbe {
 }
 
 impl SockstatProbe {
-    fn read(path: &Path) -> Result<Sockstat, ProbeError> {
-        let text = netns::read(NAME, path)?;
-        parse_sockstat(&text).map_err(|reason| netns::malformed(NAME, path, reason))
-    }
-
     fn tcp_memory(&self, host: &Sockstat, host_path: &Path) -> Result<TcpMemory, ProbeError> {
         let usage = host
             .protocol("TCP")
             .and_then(|p| p.get("mem"))
-            .ok_or_else(|| netns::malformed(NAME, host_path, "no TCP `mem` value".into()))?;
+            .ok_or_else(|| file::malformed(NAME, host_path, "no TCP `mem` value".into()))?;
         let path = self.ctx.procfs("sys/net/ipv4/tcp_mem");
-        let text = netns::read(NAME, &path)?;
-        let limit =
-            parse_tcp_mem_limit(&text).map_err(|reason| netns::malformed(NAME, &path, reason))?;
+        let limit = file::read_parsed(NAME, &path, parse_tcp_mem_limit)?;
         Ok(TcpMemory::new(usage, limit, self.page_size))
     }
 }
@@ -239,30 +233,30 @@ impl Probe for SockstatProbe {
         let mut first_error = None;
 
         let host_path = netns::host_net_dir(&self.ctx).join("sockstat");
-        match Self::read(&host_path) {
+        match file::read_parsed(NAME, &host_path, parse_sockstat) {
             Ok(host) => {
                 collected = true;
                 push_sockstat(out, &host, None, self.page_size);
                 match self.tcp_memory(&host, &host_path) {
                     Ok(tcp) => push_tcp_memory(out, &tcp),
-                    Err(error) => self.warn.warn(&error),
+                    Err(error) => self.warn.warn_error(&error),
                 }
             }
             Err(error) => {
-                self.warn.warn(&error);
+                self.warn.warn_error(&error);
                 first_error = Some(error);
             }
         }
 
         for target in netns::containers_with_own_netns(&self.ctx) {
-            match Self::read(&target.net_dir.join("sockstat")) {
+            match file::read_parsed(NAME, &target.net_dir.join("sockstat"), parse_sockstat) {
                 Ok(stat) => {
                     collected = true;
                     let labels = target.container.labels();
                     push_sockstat(out, &stat, Some(&labels), self.page_size);
                 }
                 Err(error) => {
-                    self.warn.warn(&error);
+                    self.warn.warn_error(&error);
                     first_error.get_or_insert(error);
                 }
             }

@@ -1,42 +1,14 @@
-use std::path::Path;
-use std::sync::Arc;
-
 use super::*;
-use crate::containers::{CgroupLayout, ContainerSet};
 use crate::probes::testutil::{
-    assert_lines, collect_text, context, context_at, copy_fixture, fixture_root,
+    assert_lines, assert_same_series, collect_text, context, context_at, copy_fixture, expected,
+    real_proc_context,
 };
-
-fn expected(name: &str) -> String {
-    std::fs::read_to_string(fixture_root("expected").join(name)).unwrap()
-}
-
-/// Every sample line of `text` is expected and every expected line is there.
-fn assert_same_series(text: &str, expected: &str) {
-    assert_lines(text, expected);
-    let samples = text.lines().filter(|l| !l.starts_with('#')).count();
-    let wanted = expected
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with("//"))
-        .count();
-    assert_eq!(samples, wanted, "extra series in\n{text}");
-}
 
 /// A probe with 4 KiB pages, as the expected files assume.
 fn probe(ctx: &ProbeContext) -> SockstatProbe {
     let mut probe = SockstatProbe::start(&SockstatConfig::default(), ctx).unwrap();
     probe.page_size = 4096;
     probe
-}
-
-fn real_proc_context() -> ProbeContext {
-    let (_tx, rx) = tokio::sync::watch::channel(Arc::new(ContainerSet::default()));
-    ProbeContext {
-        procfs_root: "/proc".into(),
-        sysfs_root: "/sys".into(),
-        cgroup: CgroupLayout::detect(Path::new("/sys")),
-        containers: rx,
-    }
 }
 
 const SOCKSTAT: &str = "\

@@ -3,11 +3,11 @@
 //! A container whose init pid is in the host's namespace (a host-network pod) is skipped: its
 //! series would duplicate the host's under container labels.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::containers::Container;
-use crate::probes::{ProbeContext, ProbeError};
+use crate::probes::ProbeContext;
 
 /// A container with a network namespace of its own.
 #[derive(Debug, Clone)]
@@ -44,22 +44,4 @@ pub fn containers_with_own_netns(ctx: &ProbeContext) -> Vec<ContainerNetns> {
             })
         })
         .collect()
-}
-
-/// Reads one procfs file; the error names the probe and the path.
-pub fn read(probe: &'static str, path: &Path) -> Result<String, ProbeError> {
-    std::fs::read_to_string(path).map_err(|source| ProbeError::Read {
-        probe,
-        path: path.display().to_string(),
-        source,
-    })
-}
-
-/// A parse error of `path` for `probe`.
-pub fn malformed(probe: &'static str, path: &Path, reason: String) -> ProbeError {
-    ProbeError::Parse {
-        probe,
-        path: path.display().to_string(),
-        reason,
-    }
 }
