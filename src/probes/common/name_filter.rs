@@ -8,15 +8,29 @@ use crate::probes::ProbeError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Syntax {
     /// An exact name or a prefix ending in `*` (`docker*`). Names never contain whitespace.
+    /// In either syntax, `re:<regex>` is an unanchored regular expression.
     Prefix,
     /// An exact key, `prefix*`, `*suffix`, `*part*` or `*` (any); keys are `[A-Za-z0-9_.-]`,
     /// which also rejects regular expressions.
     Wildcard,
 }
 
+/// A `re:<regex>` entry (unanchored, as upstream's Go regexps are matched).
+#[derive(Debug, Clone)]
+struct Regex(regex::Regex);
+
+impl PartialEq for Regex {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for Regex {}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pattern {
     Any,
+    Regex(Regex),
     Exact(String),
     Prefix(String),
     Suffix(String),
@@ -28,6 +42,12 @@ impl Pattern {
     fn parse(syntax: Syntax, key: &str, raw: &str) -> Result<Pattern, String> {
         if raw.is_empty() {
             return Err(format!("{key}: empty pattern"));
+        }
+        // Upstream configs use regular expressions; `re:` keeps them usable in either syntax.
+        if let Some(expression) = raw.strip_prefix("re:") {
+            return regex::Regex::new(expression)
+                .map(|r| Pattern::Regex(Regex(r)))
+                .map_err(|e| format!("{key}: `{raw}` is not a valid regular expression: {e}"));
         }
         match syntax {
             Syntax::Prefix => Self::parse_prefix(raw),
@@ -93,6 +113,7 @@ impl Pattern {
     fn matches(&self, name: &str) -> bool {
         match self {
             Pattern::Any => true,
+            Pattern::Regex(regex) => regex.0.is_match(name),
             Pattern::Exact(exact) => name == exact,
             Pattern::Prefix(prefix) => name.starts_with(prefix.as_str()),
             Pattern::Suffix(suffix) => name.ends_with(suffix.as_str()),
@@ -175,6 +196,24 @@ mod tests {
         NameFilter::new(syntax)
             .exclude("excluded", &list(patterns))
             .unwrap()
+    }
+
+    #[test]
+    fn upstream_style_regexes_work_in_both_syntaxes() {
+        for syntax in [Syntax::Prefix, Syntax::Wildcard] {
+            let filter = including(syntax, &["re:^(allocstall|nr_dirty)", "nr_free_pages"]);
+            assert!(filter.matches("allocstall_normal"));
+            assert!(filter.matches("nr_dirty_threshold"), "unanchored end, as upstream");
+            assert!(filter.matches("nr_free_pages"));
+            assert!(!filter.matches("pgfault"));
+            let filter = excluding(syntax, &["re:^(lo|veth.*)$"]);
+            assert!(!filter.matches("veth12"));
+            assert!(filter.matches("eth0"));
+        }
+        let err = NameFilter::new(Syntax::Wildcard)
+            .include("host_included", &list(&["re:(unclosed"]))
+            .unwrap_err();
+        assert!(err.contains("host_included") && err.contains("not a valid regular expression"), "{err}");
     }
 
     fn error(syntax: Syntax, pattern: &str) -> String {
