@@ -200,8 +200,20 @@ impl MetricStore {
         let cap = self.max_series_per_family.load(Ordering::Relaxed);
         for family in &mut set.families {
             if family.samples.len() > cap {
-                let dropped = family.samples.len() - cap;
-                family.samples.truncate(cap);
+                // A histogram is only valid whole (buckets, +Inf, _sum, _count): cut between
+                // histograms, never inside one.
+                let keep = if family.kind == MetricKind::Histogram {
+                    let per = family
+                        .samples
+                        .iter()
+                        .position(|s| s.suffix == "_count")
+                        .map_or(1, |i| i + 1);
+                    cap / per * per
+                } else {
+                    cap
+                };
+                let dropped = family.samples.len() - keep;
+                family.samples.truncate(keep);
                 metrics::counter!("huatuo_bamai_metric_series_dropped_total", "family" => family.name.clone())
                     .increment(dropped as u64);
                 let first = self
@@ -431,6 +443,25 @@ mod tests {
         }
         store.publish("p", set, Duration::ZERO);
         assert_eq!(store.series_count("p"), Some(3));
+    }
+
+    #[test]
+    fn cap_never_cuts_a_histogram_in_half() {
+        let store = MetricStore::new(10, Vec::new());
+        let mut set = MetricSet::default();
+        let family = set.histogram("huatuo_bamai_h_seconds", "H.");
+        for disk in ["a", "b", "c"] {
+            // 2 buckets + Inf + sum + count = 5 samples per histogram.
+            family.push_histogram(vec![("disk", disk.into())], &[(0.1, 1), (0.2, 1)], 0.3, 2);
+        }
+        store.publish("p", set, Duration::ZERO);
+        assert_eq!(store.series_count("p"), Some(10), "two whole histograms");
+        let text = store.render();
+        assert!(
+            text.contains("huatuo_bamai_h_seconds_count{disk=\"b\"} 2"),
+            "{text}"
+        );
+        assert!(!text.contains("disk=\"c\""), "{text}");
     }
 
     #[test]

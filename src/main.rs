@@ -86,6 +86,14 @@ enum CtlAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.is_some() {
+        // `ctl status | head` must end quietly, not panic on a closed pipe (the agent itself
+        // keeps Rust's default, where a closed socket is an error value).
+        // SAFETY: restoring the default SIGPIPE disposition has no preconditions.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let flags = FlagOverrides {
         region: cli.region.clone(),
         listen: cli.listen.clone(),
@@ -134,11 +142,6 @@ fn config_error(path: &std::path::Path, error: &config::ConfigError) -> ExitCode
 }
 
 fn run_ctl(socket: &std::path::Path, json: bool, action: CtlAction) -> ExitCode {
-    // `ctl status | head` must end quietly, not panic on a closed pipe.
-    // SAFETY: restoring the default SIGPIPE disposition has no preconditions.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let request = match action {
         CtlAction::Status => Request::Status,
         CtlAction::Enable { name } => Request::Enable { name },

@@ -98,7 +98,7 @@ impl Pattern {
         {
             return Err(format!(
                 "`{raw}` is not a key pattern: use an exact key, `prefix*`, `*suffix` or \
-                 `*part*` (regular expressions are not supported)"
+                 `*part*`, or `re:<regex>` for a regular expression"
             ));
         }
         let body = body.to_string();
@@ -203,7 +203,10 @@ mod tests {
         for syntax in [Syntax::Prefix, Syntax::Wildcard] {
             let filter = including(syntax, &["re:^(allocstall|nr_dirty)", "nr_free_pages"]);
             assert!(filter.matches("allocstall_normal"));
-            assert!(filter.matches("nr_dirty_threshold"), "unanchored end, as upstream");
+            assert!(
+                filter.matches("nr_dirty_threshold"),
+                "unanchored end, as upstream"
+            );
             assert!(filter.matches("nr_free_pages"));
             assert!(!filter.matches("pgfault"));
             let filter = excluding(syntax, &["re:^(lo|veth.*)$"]);
@@ -213,7 +216,10 @@ mod tests {
         let err = NameFilter::new(Syntax::Wildcard)
             .include("host_included", &list(&["re:(unclosed"]))
             .unwrap_err();
-        assert!(err.contains("host_included") && err.contains("not a valid regular expression"), "{err}");
+        assert!(
+            err.contains("host_included") && err.contains("not a valid regular expression"),
+            "{err}"
+        );
     }
 
     fn error(syntax: Syntax, pattern: &str) -> String {
@@ -268,8 +274,7 @@ mod tests {
             "device_excluded: empty pattern"
         );
         assert!(error(Syntax::Wildcard, "a*b").starts_with("device_excluded: `a*b`"));
-        assert!(error(Syntax::Wildcard, "pgscan_(direct|kswapd)")
-            .contains("regular expressions are not supported"));
+        assert!(error(Syntax::Wildcard, "pgscan_(direct|kswapd)").contains("re:<regex>"));
     }
 
     #[test]

@@ -33,10 +33,7 @@ fn config_check_names_the_bad_key() {
     config.container_excluded = vec!["total|hierarchical".into()];
     let err = crate::config::ProbeSettings::validate(&config).unwrap_err();
     assert!(err.starts_with("container_excluded: "), "{err}");
-    assert!(
-        err.contains("regular expressions are not supported"),
-        "{err}"
-    );
+    assert!(err.contains("re:<regex>"), "{err}");
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! mountpoint: `/proc/self/mountinfo` → `huatuo_bamai_mountpoint_perm_ro{mountpoint}` (upstream
+//! mountpoint: `/proc/1/mountinfo` (the host's mount namespace, not the agent's: a sandboxed
+//! service or a container sees its own mounts in /proc/self) → `huatuo_bamai_mountpoint_perm_ro{mountpoint}` (upstream
 //! name): 1 when the mount point is mounted read-only, 0 when read-write.
 
 use std::collections::BTreeMap;
@@ -148,7 +149,7 @@ impl Probe for MountpointProbe {
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         Ok(Self {
-            path: ctx.procfs("self/mountinfo"),
+            path: ctx.procfs("1/mountinfo"),
             included: settings.mountpoints_included.clone(),
             warned: WarnOnce::with_capacity(MAX_WARNED_LINES),
         })
@@ -174,7 +175,7 @@ impl Probe for MountpointProbe {
         self.warned.end_tick();
         let family = out.gauge(
             "huatuo_bamai_mountpoint_perm_ro",
-            "1 if the mount point is mounted read-only, 0 if read-write (/proc/self/mountinfo).",
+            "1 if the mount point is mounted read-only, 0 if read-write (/proc/1/mountinfo).",
         );
         for (mount_point, read_only) in mounts {
             family.push(

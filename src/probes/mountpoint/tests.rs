@@ -8,7 +8,7 @@ fn probe(config: &MountpointConfig, ctx: &ProbeContext) -> MountpointProbe {
 }
 
 fn append(root: &std::path::Path, text: &str) {
-    let path = root.join("proc/self/mountinfo");
+    let path = root.join("proc/1/mountinfo");
     let mut content = std::fs::read_to_string(&path).unwrap();
     content.push_str(text);
     std::fs::write(path, content).unwrap();
@@ -84,7 +84,7 @@ fn malformed_lines_are_skipped_and_the_rest_exported() {
 #[test]
 fn unreadable_or_garbage_file_is_an_error_naming_it() {
     let dir = copy_fixture("cgroup-v2");
-    let path = dir.path().join("proc/self/mountinfo");
+    let path = dir.path().join("proc/1/mountinfo");
     let mut p = probe(&MountpointConfig::default(), &context_at(dir.path()));
     std::fs::write(&path, "garbage\n").unwrap();
     let err = p.collect(&mut MetricSet::default()).unwrap_err();
