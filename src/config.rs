@@ -140,6 +140,13 @@ pub struct ContainersConfig {
     pub kubelet_url: String,
     /// Docker Engine socket for container names and images; empty disables it.
     pub docker_socket: PathBuf,
+    /// containerd's task state directory: container names, pods and images from each
+    /// container's OCI bundle `<dir>/<namespace>/<id>/config.json` (CRI and nerdctl
+    /// annotations), for containers the kubelet does not describe; empty disables it.
+    pub containerd_state_dir: PathBuf,
+    /// CRI-O's container storage: the same from `<dir>/<id>/userdata/config.json`; empty
+    /// disables it.
+    pub crio_storage_dir: PathBuf,
     /// Pod label keys copied into the container record (`/containers/json`).
     pub pod_labels: Vec<String>,
     /// Pod annotation keys copied into the container record.
@@ -153,6 +160,8 @@ impl Default for ContainersConfig {
             rescan_interval_ms: 2000,
             kubelet_url: "http://127.0.0.1:10255".to_string(),
             docker_socket: PathBuf::from("/var/run/docker.sock"),
+            containerd_state_dir: PathBuf::from("/run/containerd/io.containerd.runtime.v2.task"),
+            crio_storage_dir: PathBuf::from("/run/containers/storage/overlay-containers"),
             pod_labels: Vec::new(),
             pod_annotations: Vec::new(),
         }
@@ -245,6 +254,7 @@ pub struct ProbesConfig {
     pub diskio: crate::probes::diskio::DiskioConfig,
     pub mountpoint: crate::probes::mountpoint::MountpointConfig,
     pub pressure: crate::probes::pressure::PressureConfig,
+    pub qdisc: crate::probes::qdisc::QdiscConfig,
 }
 
 /// What every probe section offers the shared probe machinery.

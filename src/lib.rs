@@ -7,6 +7,7 @@ pub mod config;
 pub mod containers;
 pub mod ctl;
 pub mod ebpf;
+pub mod events;
 pub mod exposition;
 pub mod probes;
 pub mod supervisor;

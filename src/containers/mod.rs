@@ -1,6 +1,7 @@
 //! Container discovery: containers are found in cgroupfs (so it works on hosts without
-//! Kubernetes), keyed by kernel cgroup id, and named from the kubelet or Docker when either is
-//! reachable. The discovery actor publishes each new [`ContainerSet`] to every collector.
+//! Kubernetes), keyed by kernel cgroup id, and named from the kubelet, Docker, or the OCI bundles
+//! of containerd and CRI-O, whichever knows them (in that order). The discovery actor publishes
+//! each new [`ContainerSet`] to every collector.
 
 pub mod cgroupfs;
 pub mod enrich;
@@ -15,7 +16,7 @@ pub use cgroupfs::CgroupLayout;
 pub use model::{Container, ContainerKind, ContainerSet, ContainerWatch, PodInfo, Qos, Runtime};
 
 use crate::config::ContainersConfig;
-use enrich::{KubeContainer, LabelAllowList};
+use enrich::{BundleDirs, BundleMeta, KubeContainer, LabelAllowList};
 
 /// How long kubelet pod metadata is reused before asking again.
 const KUBELET_REFRESH: Duration = Duration::from_secs(10);
@@ -30,6 +31,10 @@ pub struct Discovery {
     kube_fetched: Option<Instant>,
     /// Docker inspect results by container id: (name, hostname, image).
     docker: HashMap<String, (String, String, String)>,
+    bundle_dirs: BundleDirs,
+    /// containerd / CRI-O bundle metadata by container id; `None` when no runtime has a
+    /// readable bundle for it (not looked up again while the container lives).
+    bundles: HashMap<String, Option<BundleMeta>>,
     /// Sources that failed, so each failure is logged once until it recovers.
     failing: HashMap<&'static str, String>,
 }
@@ -47,6 +52,11 @@ impl Discovery {
             kube: HashMap::new(),
             kube_fetched: None,
             docker: HashMap::new(),
+            bundle_dirs: BundleDirs {
+                containerd_state_dir: config.containerd_state_dir.clone(),
+                crio_storage_dir: config.crio_storage_dir.clone(),
+            },
+            bundles: HashMap::new(),
             failing: HashMap::new(),
         }
     }
@@ -79,6 +89,7 @@ impl Discovery {
             .unwrap_or_default();
         self.enrich_from_kubelet(&found).await;
         self.enrich_from_docker(&found).await;
+        self.enrich_from_bundles(&found).await;
         for container in &mut found {
             if let Some(kube) = self.kube.get(&container.id) {
                 enrich::apply_kube(container, kube);
@@ -88,12 +99,52 @@ impl Discovery {
                     container.hostname = hostname.clone();
                 }
                 container.image = image.clone();
+            } else if let Some(Some(meta)) = self.bundles.get(&container.id) {
+                enrich::apply_bundle(container, meta);
             }
         }
         // Forget metadata of containers that are gone.
-        self.docker
-            .retain(|id, _| found.iter().any(|c| &c.id == id));
+        let live: std::collections::HashSet<&str> = found.iter().map(|c| c.id.as_str()).collect();
+        self.docker.retain(|id, _| live.contains(id.as_str()));
+        self.bundles.retain(|id, _| live.contains(id.as_str()));
         ContainerSet::new(found)
+    }
+
+    /// Reads the containerd / CRI-O bundles of new containers that neither the kubelet nor
+    /// Docker describes (blocking file reads, off the async threads).
+    async fn enrich_from_bundles(&mut self, found: &[Container]) {
+        if self.bundle_dirs.is_disabled() {
+            return;
+        }
+        let wanted: Vec<String> = found
+            .iter()
+            .filter(|c| {
+                !self.kube.contains_key(&c.id)
+                    && !self.docker.contains_key(&c.id)
+                    && !self.bundles.contains_key(&c.id)
+            })
+            .map(|c| c.id.clone())
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let dirs = self.bundle_dirs.clone();
+        let Ok(results) = tokio::task::spawn_blocking(move || dirs.lookup(&wanted)).await else {
+            return;
+        };
+        let mut first_error = None;
+        for (id, result) in results {
+            match result {
+                Ok(meta) => {
+                    self.bundles.insert(id, meta);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    self.bundles.insert(id, None);
+                }
+            }
+        }
+        self.note("bundles", first_error.map_or(Ok(()), Err));
     }
 
     async fn enrich_from_kubelet(&mut self, found: &[Container]) {

@@ -17,6 +17,7 @@ pub mod mountpoint;
 pub mod netdev;
 pub mod netstat;
 pub mod pressure;
+pub mod qdisc;
 pub mod runqlat;
 pub mod sockstat;
 pub mod softirq;
@@ -169,5 +170,6 @@ pub fn registry() -> Vec<ProbeEntry> {
         entry::<diskio::DiskioProbe>(),
         entry::<mountpoint::MountpointProbe>(),
         entry::<pressure::PressureProbe>(),
+        entry::<qdisc::QdiscProbe>(),
     ]
 }
