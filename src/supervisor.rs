@@ -29,6 +29,8 @@ pub struct AgentContext {
     pub store: Arc<MetricStore>,
     /// Publisher of the container set (kept here so it outlives discovery restarts).
     pub containers_tx: tokio::sync::watch::Sender<Arc<ContainerSet>>,
+    /// The event bus: event probes publish, sinks subscribe.
+    pub events: crate::events::EventSender,
     pub started: Instant,
 }
 
@@ -43,6 +45,7 @@ impl AgentContext {
                 crate::telemetry::global_labels(config),
             )),
             containers_tx,
+            events: crate::events::EventSender::new(),
             started: Instant::now(),
         }
     }
@@ -54,6 +57,9 @@ impl AgentContext {
             sysfs_root: config.agent.sysfs_root.clone(),
             cgroup: CgroupLayout::detect(&config.agent.sysfs_root),
             containers: self.containers_tx.subscribe(),
+            events: self.events.clone(),
+            hostname: crate::telemetry::hostname(config),
+            region: config.agent.region.clone(),
         }
     }
 }

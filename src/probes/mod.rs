@@ -78,6 +78,11 @@ pub struct ProbeContext {
     pub cgroup: crate::containers::CgroupLayout,
     /// The latest containers, keyed by cgroup id (empty while discovery is off).
     pub containers: crate::containers::ContainerWatch,
+    /// Where event probes publish documents (the event bus).
+    pub events: crate::events::EventSender,
+    /// `host` / `region` of event documents.
+    pub hostname: String,
+    pub region: String,
 }
 
 impl ProbeContext {

@@ -25,6 +25,9 @@ pub fn context_at(root: &Path) -> ProbeContext {
         sysfs_root,
         cgroup,
         containers: rx,
+        events: crate::events::EventSender::new(),
+        hostname: "test-host".to_string(),
+        region: "test".to_string(),
     }
 }
 
@@ -40,6 +43,9 @@ pub fn real_proc_context() -> ProbeContext {
         sysfs_root: "/sys".into(),
         cgroup: CgroupLayout::detect(Path::new("/sys")),
         containers,
+        events: crate::events::EventSender::new(),
+        hostname: "test-host".to_string(),
+        region: "test".to_string(),
     }
 }
 
@@ -52,6 +58,9 @@ pub fn host_only_context(procfs_root: &Path) -> ProbeContext {
         cgroup: CgroupLayout::detect(&sysfs_root),
         sysfs_root,
         containers,
+        events: crate::events::EventSender::new(),
+        hostname: "test-host".to_string(),
+        region: "test".to_string(),
     }
 }
 

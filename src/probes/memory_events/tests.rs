@@ -142,6 +142,9 @@ fn no_containers_is_an_empty_success() {
         sysfs_root: dir.path().join("sys"),
         cgroup: crate::containers::CgroupLayout::detect(&dir.path().join("sys")),
         containers,
+        events: crate::events::EventSender::new(),
+        hostname: "test-host".to_string(),
+        region: "test".to_string(),
     };
     let mut set = MetricSet::default();
     probe_at(&ctx).collect(&mut set).unwrap();
