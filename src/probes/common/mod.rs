@@ -1,10 +1,13 @@
 //! Helpers shared by the procfs/cgroupfs collectors, one job per file: reading a source file with
 //! errors that name the probe and the path ([`file`]), `<key> <value>` files ([`keyed_file`]),
 //! include/exclude name lists from config ([`name_filter`]), logging a skipped source once while
-//! its problem lasts ([`warn_once`]) and the network namespaces the net probes read ([`netns`]).
+//! its problem lasts ([`warn_once`]), the network namespaces the net probes read ([`netns`]) and
+//! the BPF ring buffer the event probes drain ([`event_ring`]).
 
+pub mod event_ring;
 pub mod file;
 pub mod keyed_file;
 pub mod name_filter;
 pub mod netns;
 pub mod warn_once;
+pub mod watched_cgroups;

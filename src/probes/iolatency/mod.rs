@@ -4,15 +4,15 @@
 //! Prometheus histograms of every read/write completion,
 //! `huatuo_bamai_iolatency_blkdisk_{q2c,d2c}_seconds{disk}` (log2 buckets from the kernel).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use aya::maps::{MapData, PerCpuHashMap};
 use serde::{Deserialize, Serialize};
 
-use crate::containers::ContainerWatch;
 use crate::ebpf::histogram::{log2_us_buckets, LOG2_SLOTS};
 use crate::ebpf::{self, Attachment, BpfError, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
+use crate::probes::common::watched_cgroups::WatchedCgroups;
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "iolatency";
@@ -128,9 +128,8 @@ crate::probe_settings!(IolatencyConfig);
 
 pub struct IolatencyProbe {
     programs: BpfProgramSet,
-    containers: ContainerWatch,
-    /// Block cgroup ids currently in IO_WATCHED_CGROUPS.
-    watched: HashSet<u64>,
+    /// Containers' block cgroup ids counted per container (IO_WATCHED_CGROUPS).
+    watched: WatchedCgroups,
 }
 
 impl Probe for IolatencyProbe {
@@ -146,8 +145,7 @@ impl Probe for IolatencyProbe {
         let programs = BpfProgramSet::attach(NAME, bpf, &ATTACHMENTS)?;
         Ok(Self {
             programs,
-            containers: ctx.containers.clone(),
-            watched: HashSet::new(),
+            watched: WatchedCgroups::new(ctx.containers.clone(), WATCHED_MAP, |c| c.io_cgroup_id),
         })
     }
 
@@ -210,12 +208,7 @@ impl Probe for IolatencyProbe {
 impl IolatencyProbe {
     /// Upstream's per-container zones, plus a completion count per container and disk.
     fn collect_containers(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
-        let containers = self.containers.borrow().clone();
-        let wanted: HashSet<u64> = containers.iter().map(|c| c.io_cgroup_id).collect();
-        if wanted != self.watched {
-            self.programs.sync_key_set(WATCHED_MAP, &wanted)?;
-            self.watched = wanted;
-        }
+        let containers = self.watched.sync(&mut self.programs)?;
         let err = |e: aya::maps::MapError| BpfError::MapRead {
             probe: NAME,
             map: CGROUP_MAP,
@@ -235,7 +228,7 @@ impl IolatencyProbe {
         let mut stale = Vec::new();
         for entry in map.iter() {
             let (key, per_cpu) = entry.map_err(err)?;
-            if !self.watched.contains(&key.cgroup_id) {
+            if !self.watched.ids().contains(&key.cgroup_id) {
                 stale.push(key);
                 continue;
             }

@@ -3,13 +3,11 @@
 //! direct reclaims per container (`huatuo_bamai_memory_reclaim_container_directstall`), all from
 //! tracepoints (no kprobes).
 
-use std::collections::HashSet;
-
 use serde::{Deserialize, Serialize};
 
-use crate::containers::ContainerWatch;
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
+use crate::probes::common::watched_cgroups::WatchedCgroups;
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "memory_reclaim";
@@ -62,8 +60,8 @@ crate::probe_settings!(MemoryReclaimConfig);
 
 pub struct MemoryReclaimProbe {
     programs: BpfProgramSet,
-    containers: ContainerWatch,
-    watched: HashSet<u64>,
+    /// Container cgroup ids counted per container (RECLAIM_WATCHED_CGROUPS).
+    watched: WatchedCgroups,
 }
 
 impl Probe for MemoryReclaimProbe {
@@ -79,8 +77,7 @@ impl Probe for MemoryReclaimProbe {
         let programs = BpfProgramSet::attach(NAME, bpf, &ATTACHMENTS)?;
         Ok(Self {
             programs,
-            containers: ctx.containers.clone(),
-            watched: HashSet::new(),
+            watched: WatchedCgroups::new(ctx.containers.clone(), WATCHED_MAP, |c| c.cgroup_id),
         })
     }
 
@@ -100,15 +97,10 @@ impl Probe for MemoryReclaimProbe {
         )
         .push(vec![], stall(&self.programs, COMPACTION)?);
 
-        let containers = self.containers.borrow().clone();
-        let wanted: HashSet<u64> = containers.iter().map(|c| c.cgroup_id).collect();
-        if wanted != self.watched {
-            self.programs.sync_key_set(WATCHED_MAP, &wanted)?;
-            self.watched = wanted;
-        }
+        let containers = self.watched.sync(&mut self.programs)?;
         let counts = self
             .programs
-            .per_cpu_hash_sums::<1>(COUNT_MAP, &self.watched)?;
+            .per_cpu_hash_sums::<1>(COUNT_MAP, self.watched.ids())?;
         let family = out.gauge(
             "huatuo_bamai_memory_reclaim_container_directstall",
             "Memory-cgroup direct reclaims entered by a container's tasks (vmscan memcg_reclaim_begin); cumulative count.",

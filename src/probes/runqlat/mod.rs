@@ -3,13 +3,11 @@
 //! `huatuo_bamai_runqlat_container_latency{<container labels>,zone}`; zones 0–10, 10–20, 20–50,
 //! ≥50 ms.
 
-use std::collections::HashSet;
-
 use serde::{Deserialize, Serialize};
 
-use crate::containers::ContainerWatch;
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
+use crate::probes::common::watched_cgroups::WatchedCgroups;
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "runqlat";
@@ -62,9 +60,8 @@ pub fn sum_zones(per_zone_per_cpu: &[Vec<u64>]) -> [u64; ZONES] {
 
 pub struct RunqlatProbe {
     programs: BpfProgramSet,
-    containers: ContainerWatch,
-    /// Cgroup ids currently in RUNQ_WATCHED_CGROUPS.
-    watched: HashSet<u64>,
+    /// Container cgroup ids the kernel counts per container (RUNQ_WATCHED_CGROUPS).
+    watched: WatchedCgroups,
 }
 
 impl Probe for RunqlatProbe {
@@ -84,8 +81,7 @@ impl Probe for RunqlatProbe {
         let programs = BpfProgramSet::attach(NAME, bpf, &ATTACHMENTS)?;
         Ok(Self {
             programs,
-            containers: ctx.containers.clone(),
-            watched: HashSet::new(),
+            watched: WatchedCgroups::new(ctx.containers.clone(), WATCHED_MAP, |c| c.cgroup_id),
         })
     }
 
@@ -123,15 +119,10 @@ impl Probe for RunqlatProbe {
 impl RunqlatProbe {
     /// Tells the kernel which cgroups are containers, then exports each container's zones.
     fn collect_containers(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
-        let containers = self.containers.borrow().clone();
-        let wanted: HashSet<u64> = containers.iter().map(|c| c.cgroup_id).collect();
-        if wanted != self.watched {
-            self.programs.sync_key_set(WATCHED_MAP, &wanted)?;
-            self.watched = wanted;
-        }
+        let containers = self.watched.sync(&mut self.programs)?;
         let sums = self
             .programs
-            .per_cpu_hash_sums::<ZONES>(CGROUP_MAP, &self.watched)?;
+            .per_cpu_hash_sums::<ZONES>(CGROUP_MAP, self.watched.ids())?;
         let family = out.gauge(
             "huatuo_bamai_runqlat_container_latency",
             "Run-queue latency events of a container's tasks per zone (0:<10ms 1:<20ms 2:<50ms 3:>=50ms); cumulative count.",

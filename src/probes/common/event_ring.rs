@@ -1,0 +1,141 @@
+//! The kernel → user path of the event probes: a BPF ring buffer drained on every tick (never
+//! blocking), records decoded from bytes without `unsafe`, the kernel's boot-time stamp of an
+//! event turned into wall-clock time, and NUL-padded `comm` arrays turned into strings.
+
+use std::time::{Duration, SystemTime};
+
+use aya::maps::{MapData, RingBuf};
+
+use crate::ebpf::{BpfError, BpfProgramSet};
+
+/// A `BPF_MAP_TYPE_RINGBUF` taken out of a loaded object, so the probe owns its reader.
+pub struct EventRing {
+    ring: RingBuf<MapData>,
+    /// Records too short for their decoder (a C/Rust layout mismatch), for logging.
+    undecodable_total: u64,
+}
+
+impl EventRing {
+    /// Takes ring buffer `map` out of `programs` (after attaching; the programs keep writing to
+    /// it).
+    pub fn take(
+        probe: &'static str,
+        programs: &mut BpfProgramSet,
+        map: &'static str,
+    ) -> Result<Self, BpfError> {
+        let data = programs
+            .ebpf_mut()
+            .take_map(map)
+            .ok_or(BpfError::MissingMap { probe, map })?;
+        let ring = RingBuf::try_from(data).map_err(|e| BpfError::MapRead {
+            probe,
+            map,
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            ring,
+            undecodable_total: 0,
+        })
+    }
+
+    /// Decodes every record waiting, oldest first, at most `max` (the rest wait for the next
+    /// call). A record `decode` rejects is consumed and counted in
+    /// [`EventRing::undecodable_total`].
+    pub fn drain<T>(&mut self, max: usize, decode: impl Fn(&[u8]) -> Option<T>) -> Vec<T> {
+        let mut records = Vec::new();
+        while records.len() < max {
+            let Some(item) = self.ring.next() else {
+                break;
+            };
+            match decode(&item) {
+                Some(record) => records.push(record),
+                None => self.undecodable_total += 1,
+            }
+        }
+        records
+    }
+
+    pub fn undecodable_total(&self) -> u64 {
+        self.undecodable_total
+    }
+}
+
+/// Little-endian `u32` at `offset` (BPF records are native-endian; this agent is x86_64 only).
+pub fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(
+        bytes.get(offset..offset + 4)?.try_into().ok()?,
+    ))
+}
+
+/// Little-endian `u64` at `offset`.
+pub fn u64_at(bytes: &[u8], offset: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(
+        bytes.get(offset..offset + 8)?.try_into().ok()?,
+    ))
+}
+
+/// A kernel `comm` (`char[16]`, NUL-padded) at `offset`, lossily decoded.
+pub fn comm_at(bytes: &[u8], offset: usize) -> Option<String> {
+    let raw = bytes.get(offset..offset + 16)?;
+    let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
+    Some(String::from_utf8_lossy(&raw[..end]).into_owned())
+}
+
+/// Nanoseconds since boot now (`CLOCK_BOOTTIME`, the clock of `bpf_ktime_get_boot_ns()`).
+fn boot_ns_now() -> Option<u64> {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) } != 0 {
+        return None;
+    }
+    Some(now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64)
+}
+
+/// Wall-clock time of a kernel event stamped with `bpf_ktime_get_boot_ns()` (suspend-safe);
+/// `now` when the stamp is unusable.
+pub fn boot_ns_to_system_time(boot_ns: u64) -> SystemTime {
+    let now = SystemTime::now();
+    let Some(boot_now) = boot_ns_now() else {
+        return now;
+    };
+    let ago = Duration::from_nanos(boot_now.saturating_sub(boot_ns));
+    now.checked_sub(ago).unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_decode_at_offsets_and_reject_short_records() {
+        let mut record = vec![0u8; 32];
+        record[0..4].copy_from_slice(&7u32.to_le_bytes());
+        record[8..16].copy_from_slice(&0x1122_3344_5566_7788u64.to_le_bytes());
+        record[16..23].copy_from_slice(b"python3");
+        assert_eq!(u32_at(&record, 0), Some(7));
+        assert_eq!(u64_at(&record, 8), Some(0x1122_3344_5566_7788));
+        assert_eq!(comm_at(&record, 16).as_deref(), Some("python3"));
+        assert_eq!(u64_at(&record, 28), None);
+        assert_eq!(comm_at(&record, 17), None);
+        // A full 16-byte comm has no NUL.
+        let full = [b'x'; 16];
+        assert_eq!(comm_at(&full, 0).unwrap().len(), 16);
+    }
+
+    #[test]
+    fn boot_stamps_become_wall_clock_times() {
+        let now = boot_ns_now().expect("CLOCK_BOOTTIME");
+        let event = boot_ns_to_system_time(now.saturating_sub(2_000_000_000));
+        let ago = SystemTime::now().duration_since(event).unwrap();
+        assert!(
+            ago >= Duration::from_millis(1900) && ago < Duration::from_secs(5),
+            "{ago:?}"
+        );
+        // A stamp from the future (or garbage) is clamped to now.
+        let future = boot_ns_to_system_time(u64::MAX);
+        assert!(SystemTime::now().duration_since(future).unwrap() < Duration::from_secs(1));
+    }
+}

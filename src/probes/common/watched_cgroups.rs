@@ -1,0 +1,50 @@
+//! Per-container attribution in the kernel: a BPF hash of the container cgroup ids to count for
+//! (filled from discovery), kept in sync with the live container set. Cgroups outside it cost
+//! the kernel one lookup and no memory.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::containers::{Container, ContainerSet, ContainerWatch};
+use crate::ebpf::{BpfError, BpfProgramSet};
+
+pub struct WatchedCgroups {
+    containers: ContainerWatch,
+    /// The `u64 -> u8` hash in the probe's BPF object.
+    map: &'static str,
+    /// Which id of a container the kernel sees (its cgroup id, or its block cgroup id).
+    id_of: fn(&Container) -> u64,
+    /// Ids currently in the map.
+    watched: HashSet<u64>,
+}
+
+impl WatchedCgroups {
+    pub fn new(
+        containers: ContainerWatch,
+        map: &'static str,
+        id_of: fn(&Container) -> u64,
+    ) -> Self {
+        Self {
+            containers,
+            map,
+            id_of,
+            watched: HashSet::new(),
+        }
+    }
+
+    /// Updates the kernel map if the container set changed; returns the current set.
+    pub fn sync(&mut self, programs: &mut BpfProgramSet) -> Result<Arc<ContainerSet>, BpfError> {
+        let containers = self.containers.borrow().clone();
+        let wanted: HashSet<u64> = containers.iter().map(|c| (self.id_of)(c)).collect();
+        if wanted != self.watched {
+            programs.sync_key_set(self.map, &wanted)?;
+            self.watched = wanted;
+        }
+        Ok(containers)
+    }
+
+    /// The ids now watched (state of other keys in per-cgroup maps is stale).
+    pub fn ids(&self) -> &HashSet<u64> {
+        &self.watched
+    }
+}
