@@ -41,6 +41,19 @@ impl CgroupLayout {
         matches!(self, CgroupLayout::V2 { .. })
     }
 
+    /// True when a cgroup v2 hierarchy is mounted (pure v2 or hybrid): only then does a task's
+    /// default-hierarchy cgroup id (what BPF sees) name its container.
+    pub fn has_unified(&self) -> bool {
+        matches!(
+            self,
+            CgroupLayout::V2 { .. }
+                | CgroupLayout::V1 {
+                    unified: Some(_),
+                    ..
+                }
+        )
+    }
+
     /// Directory of `controller` (e.g. `cpu`, `memory`, `cpuacct`) for the cgroup at `rel`
     /// (`/` for the root cgroup). v1 co-mounts like `cpu,cpuacct` are found.
     pub fn dir(&self, controller: &str, rel: &str) -> PathBuf {

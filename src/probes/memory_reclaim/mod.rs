@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
-use crate::probes::common::watched_cgroups::WatchedCgroups;
+use crate::probes::common::watched_cgroups::{per_container_attribution, WatchedCgroups};
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "memory_reclaim";
@@ -62,6 +62,8 @@ pub struct MemoryReclaimProbe {
     programs: BpfProgramSet,
     /// Container cgroup ids counted per container (RECLAIM_WATCHED_CGROUPS).
     watched: WatchedCgroups,
+    /// False on cgroup-v1-only hosts, where BPF cannot tell containers apart by cgroup id.
+    per_container: bool,
 }
 
 impl Probe for MemoryReclaimProbe {
@@ -78,6 +80,7 @@ impl Probe for MemoryReclaimProbe {
         Ok(Self {
             programs,
             watched: WatchedCgroups::new(ctx.containers.clone(), WATCHED_MAP, |c| c.cgroup_id),
+            per_container: per_container_attribution(ctx, NAME),
         })
     }
 
@@ -97,6 +100,9 @@ impl Probe for MemoryReclaimProbe {
         )
         .push(vec![], stall(&self.programs, COMPACTION)?);
 
+        if !self.per_container {
+            return Ok(());
+        }
         let containers = self.watched.sync(&mut self.programs)?;
         let counts = self
             .programs

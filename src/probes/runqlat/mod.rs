@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
-use crate::probes::common::watched_cgroups::WatchedCgroups;
+use crate::probes::common::watched_cgroups::{per_container_attribution, WatchedCgroups};
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "runqlat";
@@ -62,6 +62,8 @@ pub struct RunqlatProbe {
     programs: BpfProgramSet,
     /// Container cgroup ids the kernel counts per container (RUNQ_WATCHED_CGROUPS).
     watched: WatchedCgroups,
+    /// False on cgroup-v1-only hosts, where BPF cannot tell containers apart by cgroup id.
+    per_container: bool,
 }
 
 impl Probe for RunqlatProbe {
@@ -82,6 +84,7 @@ impl Probe for RunqlatProbe {
         Ok(Self {
             programs,
             watched: WatchedCgroups::new(ctx.containers.clone(), WATCHED_MAP, |c| c.cgroup_id),
+            per_container: per_container_attribution(ctx, NAME),
         })
     }
 
@@ -119,6 +122,9 @@ impl Probe for RunqlatProbe {
 impl RunqlatProbe {
     /// Tells the kernel which cgroups are containers, then exports each container's zones.
     fn collect_containers(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
+        if !self.per_container {
+            return Ok(());
+        }
         let containers = self.watched.sync(&mut self.programs)?;
         let sums = self
             .programs
