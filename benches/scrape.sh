@@ -51,6 +51,8 @@ sysfs_root = "$WORK/root/sys"
 listen = "127.0.0.1:$PORT"
 [control]
 socket = "$WORK/control.sock"
+[events]
+store_path = "$WORK/events.redb"
 [containers]
 kubelet_url = ""
 docker_socket = ""

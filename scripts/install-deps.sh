@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what huatuo-bamai needs on Debian (as root), only when missing.
 #   scripts/install-deps.sh build   clang-19, llvm-19 (llvm-strip), libbpf-dev
-#   scripts/install-deps.sh test    build deps + bpftool, promtool (prometheus), gdb, iproute2
+#   scripts/install-deps.sh test    build deps + bpftool, promtool (prometheus), gdb, iproute2,
+#                                   e2fsprogs, python3
 set -euo pipefail
 
 profile="${1:-build}"
@@ -29,6 +30,9 @@ if [[ "$profile" == test ]]; then
     need promtool prometheus
     need gdb gdb
     need ip iproute2
+    # tests/bpf_events.rs: an ext4 on a loop device to freeze (hungtask), an allocator (oom).
+    need mkfs.ext4 e2fsprogs
+    need python3 python3
 fi
 
 if ((${#missing[@]} == 0)); then

@@ -19,13 +19,14 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/huatuo/huatuo-bamai.toml";
 /// Prefix of environment overrides; nested keys are joined by `__`
 /// (`HUATUO_PROBES__SOFTIRQ__ENABLED=false`).
 pub const ENV_PREFIX: &str = "HUATUO_";
-const TOP_LEVEL_SECTIONS: [&str; 7] = [
+const TOP_LEVEL_SECTIONS: [&str; 8] = [
     "agent",
     "http",
     "control",
     "supervisor",
     "metrics",
     "containers",
+    "events",
     "probes",
 ];
 
@@ -80,6 +81,7 @@ pub struct Config {
     pub supervisor: SupervisorConfig,
     pub metrics: MetricsConfig,
     pub containers: ContainersConfig,
+    pub events: EventsConfig,
     pub probes: ProbesConfig,
 }
 
@@ -164,6 +166,27 @@ impl Default for ContainersConfig {
             crio_storage_dir: PathBuf::from("/run/containers/storage/overlay-containers"),
             pod_labels: Vec::new(),
             pod_annotations: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// The embedded event store (a redb database file); its directory is created when missing.
+    pub store_path: PathBuf,
+    /// Documents older than this many days are deleted.
+    pub retention_days: u64,
+    /// Cap on the stored documents, in MiB; the oldest are deleted first.
+    pub max_store_mib: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            store_path: PathBuf::from("/var/lib/huatuo/events.redb"),
+            retention_days: 7,
+            max_store_mib: 512,
         }
     }
 }
@@ -255,6 +278,8 @@ pub struct ProbesConfig {
     pub mountpoint: crate::probes::mountpoint::MountpointConfig,
     pub pressure: crate::probes::pressure::PressureConfig,
     pub qdisc: crate::probes::qdisc::QdiscConfig,
+    pub hungtask: crate::probes::hungtask::HungtaskConfig,
+    pub oom: crate::probes::oom::OomConfig,
 }
 
 /// What every probe section offers the shared probe machinery.
@@ -425,7 +450,7 @@ fn insert_dotted(dict: &mut Dict, dotted: &str, value: Value) {
 }
 
 /// Keys whose change needs a restart of the whole agent (listeners, global labels).
-const COLD_KEY_PREFIXES: [&str; 8] = [
+const COLD_KEY_PREFIXES: [&str; 9] = [
     "agent.bpf_stats",
     "agent.region",
     "agent.hostname",
@@ -434,6 +459,7 @@ const COLD_KEY_PREFIXES: [&str; 8] = [
     "http.",
     "control.",
     "containers.",
+    "events.",
 ];
 
 pub fn is_cold_key(key: &str) -> bool {
@@ -465,6 +491,15 @@ impl Config {
         }
         if self.control.socket.as_os_str().is_empty() {
             return Err(bad("control.socket", "must not be empty"));
+        }
+        if self.events.store_path.as_os_str().is_empty() {
+            return Err(bad("events.store_path", "must not be empty"));
+        }
+        if self.events.retention_days == 0 {
+            return Err(bad("events.retention_days", "must be at least 1"));
+        }
+        if self.events.max_store_mib == 0 {
+            return Err(bad("events.max_store_mib", "must be at least 1"));
         }
         if self.metrics.max_series_per_family == 0 {
             return Err(bad("metrics.max_series_per_family", "must be > 0"));
@@ -562,6 +597,9 @@ impl Config {
         }
         if self.control != other.control {
             changed.push("control");
+        }
+        if self.events != other.events {
+            changed.push("events");
         }
         changed
     }

@@ -1,4 +1,4 @@
-//! `huatuo-bamai`: run the agent (default) or talk to a running one (`ctl`).
+//! `huatuo-bamai`: run the agent (default) or talk to a running one (`ctl`, `events`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +10,7 @@ use ractor::Actor;
 
 use huatuo_bamai::actors::control::protocol::Request;
 use huatuo_bamai::config::{self, FlagOverrides};
+use huatuo_bamai::events::cli::EventsArgs;
 use huatuo_bamai::supervisor::{AgentContext, AgentSupervisor, SupervisorArgs};
 use huatuo_bamai::{ctl, ebpf, telemetry};
 
@@ -66,6 +67,8 @@ enum Command {
         #[command(subcommand)]
         action: CtlAction,
     },
+    /// Read the kernel events a running agent stored (over its HTTP API).
+    Events(EventsArgs),
 }
 
 #[derive(Subcommand)]
@@ -125,6 +128,14 @@ fn main() -> ExitCode {
                 .or_else(|| loaded.as_ref().ok().map(|c| c.control.socket.clone()))
                 .unwrap_or_else(|| config::Config::default().control.socket);
             run_ctl(&socket, json, action)
+        }
+        Some(Command::Events(args)) => {
+            let server = args.server.unwrap_or_else(|| {
+                let listen = loaded.as_ref().ok().map(|c| c.http.listen.clone());
+                let listen = listen.unwrap_or_else(|| config::Config::default().http.listen);
+                huatuo_bamai::events::cli::server_of_listen(&listen)
+            });
+            huatuo_bamai::events::cli::run(&server, args.action)
         }
         None => match loaded {
             Ok(config) => run_agent(config, source),
@@ -227,6 +238,20 @@ async fn agent(config: config::Config, source: config::ConfigSource) -> anyhow::
     )
     .await
     .map_err(|e| anyhow::anyhow!("cannot start the supervisor: {e}"))?;
+
+    // Start-up (BTF parsing, BPF loads) leaves ~10 MiB of freed heap that glibc keeps; hand it
+    // back once probes are up, and again now and then after reconfigurations.
+    tokio::spawn(async {
+        let mut period = std::time::Duration::from_secs(5);
+        loop {
+            tokio::time::sleep(period).await;
+            // SAFETY: malloc_trim only releases free heap pages; no preconditions.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+            period = std::time::Duration::from_secs(300);
+        }
+    });
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut handle = handle;

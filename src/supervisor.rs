@@ -31,6 +31,9 @@ pub struct AgentContext {
     pub containers_tx: tokio::sync::watch::Sender<Arc<ContainerSet>>,
     /// The event bus: event probes publish, sinks subscribe.
     pub events: crate::events::EventSender,
+    /// The open event store, for queries (`GET /v1/events`). The `event_store` actor owns the
+    /// database, puts it here once open and takes it out when it stops; empty meanwhile.
+    pub event_store: crate::events::store::StoreSlot,
     pub started: Instant,
 }
 
@@ -46,6 +49,7 @@ impl AgentContext {
             )),
             containers_tx,
             events: crate::events::EventSender::new(),
+            event_store: Default::default(),
             started: Instant::now(),
         }
     }
@@ -487,7 +491,8 @@ impl Actor for AgentSupervisor {
         _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let names: Vec<String> = state.children.keys().cloned().collect();
+        // Reverse start order: probes first, then the services they feed (event store, HTTP).
+        let names: Vec<String> = state.order.iter().rev().cloned().collect();
         for name in names {
             stop_child(state, &name).await;
         }

@@ -60,6 +60,34 @@ fn describe_metrics() {
         "huatuo_bamai_collect_errors_total",
         "Collection ticks of a probe that failed (bad input file, map read error)."
     );
+    describe_counter!(
+        "huatuo_bamai_events_published_total",
+        "Event documents published on the event bus, by tracer."
+    );
+    describe_counter!(
+        "huatuo_bamai_event_sink_dropped_total",
+        "Event documents a sink lost: it fell behind the bus, or its write failed."
+    );
+    describe_counter!(
+        "huatuo_bamai_event_store_written_total",
+        "Event documents committed to the embedded store."
+    );
+    describe_counter!(
+        "huatuo_bamai_event_store_purged_total",
+        "Event documents the store deleted: past events.retention_days (age) or over events.max_store_mib (size)."
+    );
+    describe_counter!(
+        "huatuo_bamai_event_store_errors_total",
+        "Failed writes and purges of the event store (the event_store actor restarts and reopens it)."
+    );
+    metrics::describe_gauge!(
+        "huatuo_bamai_event_store_documents",
+        "Event documents in the embedded store."
+    );
+    metrics::describe_gauge!(
+        "huatuo_bamai_event_store_bytes",
+        "Bytes of the documents in the embedded store (ids and JSON), what events.max_store_mib caps."
+    );
 }
 
 /// Checks a log filter expression without installing it.

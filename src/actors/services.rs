@@ -1,5 +1,5 @@
-//! Service actors (always on, not toggled by config): the HTTP exporter, container discovery
-//! and the control socket. They start in this order.
+//! Service actors (always on, not toggled by config): the HTTP exporter, container discovery,
+//! the event store sink and the control socket. They start in this order.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,6 +31,12 @@ pub fn registry() -> Vec<ServiceEntry> {
                 Box::pin(super::container_discovery::spawn(
                     ctx, config, supervisor, parent,
                 ))
+            },
+        },
+        ServiceEntry {
+            name: "event_store",
+            spawn: |ctx, config, supervisor, parent| {
+                Box::pin(super::event_store::spawn(ctx, config, supervisor, parent))
             },
         },
         ServiceEntry {

@@ -212,3 +212,17 @@ fn shipped_config_file_is_valid_and_complete() {
     b.sort();
     assert_eq!(a, b, "config/huatuo-bamai.toml must list every key");
 }
+
+#[test]
+fn events_keys_are_cold_and_validated() {
+    let err = Config::default()
+        .with_key("events.retention_days", "3")
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::Cold { .. }), "{err}");
+    let mut other = Config::default();
+    other.events.max_store_mib = 64;
+    assert_eq!(Config::default().cold_changes(&other), vec!["events"]);
+    other.events.retention_days = 0;
+    let err = other.validate().unwrap_err().to_string();
+    assert!(err.contains("events.retention_days"), "{err}");
+}

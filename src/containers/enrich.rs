@@ -52,7 +52,7 @@ async fn http_get<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(body.to_vec())
 }
 
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     loop {
         let line_end = body

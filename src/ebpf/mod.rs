@@ -191,6 +191,23 @@ impl BpfProgramSet {
         Ok(histogram::Log2Histogram { slots, sum_ns })
     }
 
+    /// Writes `value` at `index` of the `u32` array `map` (a switch or knob the programs read).
+    pub fn set_u32(&mut self, map: &'static str, index: u32, value: u32) -> Result<(), BpfError> {
+        let probe = self.probe;
+        let data = self
+            .bpf
+            .map_mut(map)
+            .ok_or(BpfError::MissingMap { probe, map })?;
+        let err = |e: aya::maps::MapError| BpfError::MapRead {
+            probe,
+            map,
+            reason: e.to_string(),
+        };
+        let mut array =
+            aya::maps::Array::<&mut aya::maps::MapData, u32>::try_from(data).map_err(err)?;
+        array.set(index, value, 0).map_err(err)
+    }
+
     /// Makes the `u64 -> u8` hash `map` hold exactly `wanted` (e.g. the container cgroup ids a
     /// probe should count per container). Only differences are written.
     pub fn sync_key_set(

@@ -1,11 +1,14 @@
 //! Kernel events: the document every event and autotracing capture becomes (upstream's
-//! envelope), and the bounded bus that carries documents from probes to sinks (embedded store,
-//! Elasticsearch, live stream). A slow sink lags and counts what it missed; it never blocks a
-//! probe.
+//! envelope), the bounded bus that carries documents from probes to sinks (embedded store,
+//! Elasticsearch, live stream), the embedded store and the `events` CLI. A slow sink lags and
+//! counts what it missed; it never blocks a probe.
 
+pub mod cli;
 pub mod document;
+pub mod store;
 
 pub use document::{EventDocument, TracerType};
+pub use store::{EventQuery, EventStore};
 
 use std::sync::Arc;
 

@@ -7,6 +7,7 @@ pub mod common;
 pub mod cpu_stat;
 pub mod cpu_util;
 pub mod diskio;
+pub mod hungtask;
 pub mod iolatency;
 pub mod loadavg;
 pub mod memory_buddyinfo;
@@ -16,6 +17,7 @@ pub mod memory_vmstat;
 pub mod mountpoint;
 pub mod netdev;
 pub mod netstat;
+pub mod oom;
 pub mod pressure;
 pub mod qdisc;
 pub mod runqlat;
@@ -176,5 +178,7 @@ pub fn registry() -> Vec<ProbeEntry> {
         entry::<mountpoint::MountpointProbe>(),
         entry::<pressure::PressureProbe>(),
         entry::<qdisc::QdiscProbe>(),
+        entry::<hungtask::HungtaskProbe>(),
+        entry::<oom::OomProbe>(),
     ]
 }

@@ -52,6 +52,14 @@ pub fn config_text(port: u16, socket: &Path, enabled: &[&str], extra: &str) -> S
          [control]\nsocket = \"{}\"\n",
         socket.display()
     );
+    if !extra.contains("[events]") {
+        // The event store lives beside the socket, in the test's own directory.
+        let dir = socket.parent().unwrap_or(Path::new("."));
+        text.push_str(&format!(
+            "[events]\nstore_path = \"{}\"\n",
+            dir.join("events.redb").display()
+        ));
+    }
     if !extra.contains("[supervisor]") {
         text.push_str(
             "[supervisor]\nrestart_backoff_initial_ms = 500\nrestart_backoff_max_ms = 2000\n",

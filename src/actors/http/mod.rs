@@ -1,13 +1,14 @@
 //! HTTP exporter actor on :19704 with upstream's paths: `/metrics` (Prometheus text), `/healthz`,
-//! `/readyz`, `/version`, `/tracers`. JSON bodies use upstream's envelope `{"data": …}` /
-//! `{"error": {"code", "message"}}`.
+//! `/readyz`, `/version`, `/tracers`, `/containers/json`, and the event store's `/v1/events`.
+//! JSON bodies use upstream's envelope `{"data": …}` / `{"error": {"code", "message"}}`.
 
 mod self_metrics;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -17,6 +18,7 @@ use serde_json::json;
 
 use crate::actors::server_task::ServerTask;
 use crate::config::Config;
+use crate::events::EventQuery;
 use crate::supervisor::{AgentContext, AgentStatus, SupervisorMsg};
 
 pub use self_metrics::{render_self_metrics, ProcessStats};
@@ -133,6 +135,8 @@ fn router(shared: Shared) -> Router {
         .route("/version", get(version))
         .route("/tracers", get(tracers))
         .route("/containers/json", get(containers))
+        .route("/v1/events", get(events))
+        .route("/v1/events/{tracer_id}", get(event))
         .fallback(not_found)
         .with_state(shared)
 }
@@ -240,6 +244,80 @@ async fn containers(
         return error_response(StatusCode::NOT_FOUND, format!("no container with id {id}"));
     }
     Json(json!({ "data": list })).into_response()
+}
+
+/// While the event store actor restarts, the store is not open.
+fn store_unavailable() -> Response {
+    error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the event store is not open (see actor event_store in `huatuo-bamai ctl status`)",
+    )
+}
+
+/// Runs a store read on a blocking thread (redb reads the file).
+async fn read_store<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, crate::events::store::StoreError> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        )),
+        Err(e) => Err(error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("event store read failed: {e}"),
+        )),
+    }
+}
+
+/// Stored events: `?since=&until=` (RFC 3339 or Unix seconds), `tracer_name=`, `container=` (id
+/// prefix, hostname or name of a known container), `limit=` (default 100); the newest that
+/// match, oldest first.
+async fn events(
+    State(shared): State<Shared>,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    let params = match params {
+        Ok(Query(params)) => params,
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let mut query = match EventQuery::from_params(&params) {
+        Ok(query) => query,
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, e),
+    };
+    if let Some(wanted) = &query.container {
+        // Documents carry the id and hostname; a name is resolved through the live set.
+        let set = shared.ctx.containers_tx.borrow().clone();
+        query.container_ids = set
+            .iter()
+            .filter(|c| c.name == *wanted)
+            .map(|c| c.id.clone())
+            .collect();
+    }
+    let Some(store) = shared.ctx.event_store.get() else {
+        return store_unavailable();
+    };
+    match read_store(move || store.query(&query)).await {
+        Ok(documents) => Json(json!({ "data": documents })).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// One stored event by its `tracer_id`.
+async fn event(State(shared): State<Shared>, Path(tracer_id): Path<String>) -> Response {
+    let Some(store) = shared.ctx.event_store.get() else {
+        return store_unavailable();
+    };
+    let id = tracer_id.clone();
+    match read_store(move || store.get(&id)).await {
+        Ok(Some(document)) => Json(json!({ "data": document })).into_response(),
+        Ok(None) => error_response(
+            StatusCode::NOT_FOUND,
+            format!("no event with tracer_id {tracer_id}"),
+        ),
+        Err(response) => response,
+    }
 }
 
 async fn not_found(method: Method, uri: Uri) -> Response {

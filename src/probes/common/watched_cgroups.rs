@@ -16,6 +16,7 @@ pub struct WatchedCgroups {
     id_of: fn(&Container) -> u64,
     /// Ids currently in the map.
     watched: HashSet<u64>,
+    switch: Option<&'static str>,
 }
 
 impl WatchedCgroups {
@@ -29,7 +30,15 @@ impl WatchedCgroups {
             map,
             id_of,
             watched: HashSet::new(),
+            switch: None,
         }
+    }
+
+    /// A one-entry `u32` array the kernel checks before any per-container work: set to the
+    /// number of watched ids, so a host without containers pays nothing on hot paths.
+    pub fn with_switch(mut self, map: &'static str) -> Self {
+        self.switch = Some(map);
+        self
     }
 
     /// Updates the kernel map if the container set changed; returns the current set.
@@ -38,6 +47,9 @@ impl WatchedCgroups {
         let wanted: HashSet<u64> = containers.iter().map(|c| (self.id_of)(c)).collect();
         if wanted != self.watched {
             programs.sync_key_set(self.map, &wanted)?;
+            if let Some(switch) = self.switch {
+                programs.set_u32(switch, 0, wanted.len() as u32)?;
+            }
             self.watched = wanted;
         }
         Ok(containers)

@@ -83,7 +83,8 @@ impl Probe for RunqlatProbe {
         let programs = BpfProgramSet::attach(NAME, bpf, &ATTACHMENTS)?;
         Ok(Self {
             programs,
-            watched: WatchedCgroups::new(ctx.containers.clone(), WATCHED_MAP, |c| c.cgroup_id),
+            watched: WatchedCgroups::new(ctx.containers.clone(), WATCHED_MAP, |c| c.cgroup_id)
+                .with_switch("RUNQ_WATCHING"),
             per_container: per_container_attribution(ctx, NAME),
         })
     }

@@ -13,6 +13,15 @@ char LICENSE[] SEC("license") = "GPL";
 /* 1-in-N sampling of enqueue events, set by user space (adaptive sampling). */
 const volatile __u32 sample_one_in_n = 1;
 
+/* [0] = non-zero while user space watches any container: skips the per-container work (and
+ * the cgroup reads) otherwise. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} RUNQ_WATCHING SEC(".maps");
+
 /* LRU: tasks that exit while queued can never leak entries. Value: enqueue time (ns). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -70,10 +79,13 @@ static __always_inline void record_enqueue(struct task_struct *p)
 
 static __always_inline void count_cgroup(struct task_struct *p, __u32 zone)
 {
-	/* The task's cgroup on the default hierarchy: what bpf_get_current_cgroup_id() reports. */
-	__u64 cgroup_id = BPF_CORE_READ(p, cgroups, dfl_cgrp, kn, id);
 	struct zone_counts *counts, fresh = {};
+	__u64 cgroup_id;
 
+	/* The task's cgroup on the default hierarchy: what bpf_get_current_cgroup_id() reports.
+	 * Plain loads: tp_btf programs run under RCU, so the verifier accepts direct reads of
+	 * these RCU pointers (cheaper than four bpf_probe_read_kernel calls on a hot path). */
+	cgroup_id = p->cgroups->dfl_cgrp->kn->id;
 	if (!bpf_map_lookup_elem(&RUNQ_WATCHED_CGROUPS, &cgroup_id))
 		return;
 	counts = bpf_map_lookup_elem(&RUNQ_CGROUP_LATENCY, &cgroup_id);
@@ -106,7 +118,7 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	     unsigned int prev_state)
 {
 	__u64 *enqueued, *count, wait;
-	__u32 pid, zone, slot;
+	__u32 pid, zone, slot, zero = 0, *watching;
 
 	/* A task preempted while runnable goes straight back on the run queue. */
 	if (prev_state == TASK_RUNNING)
@@ -130,6 +142,8 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	count = bpf_map_lookup_elem(&RUNQ_HOST_HISTOGRAM, &slot);
 	if (count)
 		*count += wait;
-	count_cgroup(next, zone);
+	watching = bpf_map_lookup_elem(&RUNQ_WATCHING, &zero);
+	if (watching && *watching)
+		count_cgroup(next, zone);
 	return 0;
 }

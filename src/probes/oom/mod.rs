@@ -1,0 +1,513 @@
+//! oom: every OOM kill (tp_btf `mark_victim`) becomes an `oom` event document naming the victim
+//! and the trigger (the task whose allocation invoked the OOM killer), with the victim's and the
+//! trigger's memory cgroup (`memory.current/max`, `memory.stat`, `memory.events`, or the v1
+//! files) and host meminfo read when the event is drained, attributed to the victim's
+//! container. Kills count in `huatuo_bamai_oom_host_total` (victims outside any container) and
+//! `huatuo_bamai_oom_container_total{<container labels>}`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::containers::{CgroupLayout, Container, ContainerSet};
+use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
+use crate::events::{document::rfc3339, EventDocument};
+use crate::exposition::MetricSet;
+use crate::probes::common::event_ring::{self, EventRing};
+use crate::probes::common::keyed_file::parse_flat_keyed;
+use crate::probes::{Probe, ProbeContext, ProbeError};
+
+const NAME: &str = "oom";
+const EVENTS_MAP: &str = "OOM_EVENTS";
+const LOST_MAP: &str = "OOM_LOST";
+/// Kills handled per tick; the rest wait in the ring buffer for the next tick.
+const MAX_KILLS_PER_TICK: usize = 1024;
+/// A v1 limit at or above this is "no limit" (the kernel prints PAGE_COUNTER_MAX in bytes).
+const V1_UNLIMITED: u64 = 1 << 62;
+/// Host meminfo fields of the snapshot (upstream's list), in bytes.
+const MEMINFO_KEYS: [&str; 18] = [
+    "MemTotal",
+    "MemFree",
+    "MemAvailable",
+    "Buffers",
+    "Cached",
+    "SwapCached",
+    "Active(anon)",
+    "Inactive(anon)",
+    "Active(file)",
+    "Inactive(file)",
+    "Unevictable",
+    "Slab",
+    "SReclaimable",
+    "SUnreclaim",
+    "SwapTotal",
+    "SwapFree",
+    "CommitLimit",
+    "Committed_AS",
+];
+const ATTACHMENTS: [Attachment; 1] = [Attachment {
+    program: "on_mark_victim",
+    hook: Hook::TpBtf("mark_victim"),
+}];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OomConfig {
+    pub enabled: bool,
+    /// How often the ring buffer is drained: a kill is published (and its memory cgroup read)
+    /// within one interval.
+    pub interval_ms: u64,
+}
+
+impl Default for OomConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_ms: 200,
+        }
+    }
+}
+
+crate::probe_settings!(OomConfig);
+
+/// One `struct oom_task` of oom.bpf.c.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OomTask {
+    pub cgroup_id: u64,
+    /// Id of the task's memory cgroup (the v1 memory hierarchy's directory inode on v1).
+    pub memcg_id: u64,
+    /// Thread id.
+    pub tid: u32,
+    /// Process id.
+    pub pid: u32,
+    pub comm: String,
+}
+
+impl OomTask {
+    const SIZE: usize = 40;
+
+    fn decode(bytes: &[u8], offset: usize) -> Option<Self> {
+        Some(Self {
+            cgroup_id: event_ring::u64_at(bytes, offset)?,
+            memcg_id: event_ring::u64_at(bytes, offset + 8)?,
+            tid: event_ring::u32_at(bytes, offset + 16)?,
+            pid: event_ring::u32_at(bytes, offset + 20)?,
+            comm: event_ring::comm_at(bytes, offset + 24)?,
+        })
+    }
+}
+
+/// One `struct oom_event` of oom.bpf.c.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OomRecord {
+    pub boot_ns: u64,
+    pub victim_uid: u32,
+    pub victim: OomTask,
+    pub trigger: OomTask,
+}
+
+impl OomRecord {
+    pub const SIZE: usize = 16 + 2 * OomTask::SIZE;
+
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() < Self::SIZE {
+            return None;
+        }
+        Some(Self {
+            boot_ns: event_ring::u64_at(bytes, 0)?,
+            victim_uid: event_ring::u32_at(bytes, 8)?,
+            victim: OomTask::decode(bytes, 16)?,
+            trigger: OomTask::decode(bytes, 16 + OomTask::SIZE)?,
+        })
+    }
+}
+
+/// A memory cgroup at the moment the event was drained.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct MemcgSnapshot {
+    /// Path below the hierarchy root, e.g. `/kubepods/burstable/pod<uid>/<id>`.
+    pub path: String,
+    /// Usage in bytes (`memory.current`, v1 `memory.usage_in_bytes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<u64>,
+    /// Limit in bytes (`memory.max`, v1 `memory.limit_in_bytes`); absent when unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<u64>,
+    /// `memory.stat`.
+    pub stat: BTreeMap<String, u64>,
+    /// `memory.events` (v2), or v1 `memory.oom_control` plus `failcnt` (`memory.failcnt`).
+    pub events: BTreeMap<String, u64>,
+    /// Files that could not be read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// `memory.max` / `memory.limit_in_bytes`: `None` when unlimited.
+fn parse_limit(text: &str) -> Result<Option<u64>, String> {
+    let text = text.trim();
+    if text == "max" {
+        return Ok(None);
+    }
+    let value: u64 = text
+        .parse()
+        .map_err(|_| format!("not a byte count: `{text}`"))?;
+    Ok((value < V1_UNLIMITED).then_some(value))
+}
+
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    text.parse()
+        .map_err(|_| format!("not a byte count: `{text}`"))
+}
+
+fn parse_keyed(text: &str) -> Result<BTreeMap<String, u64>, String> {
+    Ok(parse_flat_keyed::<u64>(text)?
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect())
+}
+
+/// Reads the memory cgroup directory `dir` (v2 files when `memory.current` exists, else v1).
+/// What cannot be read is listed in `errors`; the rest is kept.
+pub fn memcg_snapshot(dir: &Path, cgroup_path: &str) -> MemcgSnapshot {
+    let mut snapshot = MemcgSnapshot {
+        path: cgroup_path.to_string(),
+        ..Default::default()
+    };
+    let v2 = dir.join("memory.current").exists();
+    let mut read = |file: &str| -> Option<String> {
+        match std::fs::read_to_string(dir.join(file)) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                snapshot.errors.push(format!("{file}: {e}"));
+                None
+            }
+        }
+    };
+    let (current, max, events) = if v2 {
+        ("memory.current", "memory.max", "memory.events")
+    } else {
+        (
+            "memory.usage_in_bytes",
+            "memory.limit_in_bytes",
+            "memory.oom_control",
+        )
+    };
+    let current = read(current).map(|t| (current, parse_bytes(&t)));
+    let max = read(max).map(|t| (max, parse_limit(&t)));
+    let stat = read("memory.stat").map(|t| ("memory.stat", parse_keyed(&t)));
+    let events = read(events).map(|t| (events, parse_keyed(&t)));
+    let failcnt = if v2 {
+        None
+    } else {
+        read("memory.failcnt").map(|t| ("memory.failcnt", parse_bytes(&t)))
+    };
+    let mut bad = |file: &str, reason: String| snapshot.errors.push(format!("{file}: {reason}"));
+    match current {
+        Some((_, Ok(value))) => snapshot.current = Some(value),
+        Some((file, Err(e))) => bad(file, e),
+        None => {}
+    }
+    match max {
+        Some((_, Ok(value))) => snapshot.max = value,
+        Some((file, Err(e))) => bad(file, e),
+        None => {}
+    }
+    match stat {
+        Some((_, Ok(stat))) => snapshot.stat = stat,
+        Some((file, Err(e))) => bad(file, e),
+        None => {}
+    }
+    match events {
+        Some((_, Ok(events))) => snapshot.events = events,
+        Some((file, Err(e))) => bad(file, e),
+        None => {}
+    }
+    match failcnt {
+        Some((_, Ok(value))) => {
+            snapshot.events.insert("failcnt".to_string(), value);
+        }
+        Some((file, Err(e))) => bad(file, e),
+        None => {}
+    }
+    snapshot
+}
+
+/// Upstream's `host_meminfo` fields of `/proc/meminfo`, in bytes.
+pub fn parse_meminfo(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|line| {
+            let (key, rest) = line.split_once(':')?;
+            if !MEMINFO_KEYS.contains(&key) {
+                return None;
+            }
+            let mut fields = rest.split_whitespace();
+            let value: u64 = fields.next()?.parse().ok()?;
+            let bytes = match fields.next() {
+                Some("kB") => value.checked_mul(1024)?,
+                _ => value,
+            };
+            Some((key.to_string(), bytes))
+        })
+        .collect()
+}
+
+/// The container of `task`: by its default-hierarchy cgroup id, else by its memory cgroup (the
+/// inode of the container's memory directory): on cgroup v1 hosts without a v2 mount, or where
+/// the runtime left the task's v2 cgroup outside the container.
+pub fn container_of<'a>(
+    layout: &CgroupLayout,
+    containers: &'a ContainerSet,
+    task: &OomTask,
+) -> Option<&'a Container> {
+    if let Some(container) = containers.by_cgroup_id(task.cgroup_id) {
+        return Some(container);
+    }
+    if task.memcg_id == 0 {
+        return None;
+    }
+    containers
+        .iter()
+        .find(|c| {
+            let dir = layout.dir("memory", &c.cgroup_path);
+            std::fs::metadata(dir).is_ok_and(|m| m.ino() == task.memcg_id)
+        })
+        .map(|c| c.as_ref())
+}
+
+/// One side of a kill (upstream's `trigger` / `victim`; `cgroup_id` replaces its
+/// `memory_cgroup_css_addr`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OomActor {
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    pub cgroup_id: u64,
+    /// Id of the task's memory cgroup (equals `cgroup_id` on cgroup v2).
+    pub memory_cgroup_id: u64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub container_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub container_hostname: String,
+    /// The container's memory cgroup (absent outside containers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<MemcgSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemorySnapshot {
+    pub host_meminfo: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// `tracer_data` of an oom document.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OomData {
+    pub trigger: OomActor,
+    pub victim: OomActor,
+    /// uid of the victim (from the tracepoint).
+    pub victim_uid: u32,
+    pub memory_snapshot: MemorySnapshot,
+}
+
+/// Per-container kill counts, keyed by container id; containers that are gone are forgotten.
+#[derive(Debug, Default)]
+pub struct OomCounters {
+    pub host: u64,
+    containers: HashMap<String, u64>,
+}
+
+impl OomCounters {
+    /// Counts a kill of a victim in `container` (`None`: outside any known container).
+    pub fn count(&mut self, container: Option<&Container>) {
+        match container {
+            Some(c) => *self.containers.entry(c.id.clone()).or_default() += 1,
+            None => self.host += 1,
+        }
+    }
+
+    /// Exports the host counter and one series per current container (0 until it has a kill).
+    pub fn export(&mut self, containers: &ContainerSet, out: &mut MetricSet) {
+        let live: HashSet<&str> = containers.iter().map(|c| c.id.as_str()).collect();
+        self.containers.retain(|id, _| live.contains(id.as_str()));
+        out.counter(
+            "huatuo_bamai_oom_host_total",
+            "OOM kills whose victim is in no known container (oom:mark_victim); cumulative.",
+        )
+        .push(vec![], self.host as f64);
+        let family = out.counter(
+            "huatuo_bamai_oom_container_total",
+            "OOM kills whose victim is in the container (oom:mark_victim); cumulative.",
+        );
+        for container in containers.iter() {
+            let count = self.containers.get(&container.id).copied().unwrap_or(0);
+            family.push(container.labels(), count as f64);
+        }
+    }
+}
+
+pub struct OomProbe {
+    programs: BpfProgramSet,
+    ring: EventRing,
+    ctx: ProbeContext,
+    counters: OomCounters,
+    lost_seen: u64,
+    undecodable_logged: u64,
+}
+
+impl Probe for OomProbe {
+    const NAME: &'static str = NAME;
+    type Settings = OomConfig;
+
+    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
+        &probes.oom
+    }
+
+    fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
+        let bpf = ebpf::load(NAME, crate::bpf_object!("oom"), &[])?;
+        let mut programs = BpfProgramSet::attach(NAME, bpf, &ATTACHMENTS)?;
+        let ring = EventRing::take(NAME, &mut programs, EVENTS_MAP)?;
+        Ok(Self {
+            programs,
+            ring,
+            ctx: ctx.clone(),
+            counters: OomCounters::default(),
+            lost_seen: 0,
+            undecodable_logged: 0,
+        })
+    }
+
+    fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
+        let records = self.ring.drain(MAX_KILLS_PER_TICK, OomRecord::decode);
+        let containers = self.ctx.containers.borrow().clone();
+        if !records.is_empty() {
+            let meminfo = self.host_meminfo();
+            for record in records {
+                let victim = container_of(&self.ctx.cgroup, &containers, &record.victim);
+                self.counters.count(victim);
+                let document = self.document(&containers, &record, meminfo.clone());
+                self.ctx.events.publish(document);
+            }
+        }
+        self.account_losses()?;
+        self.counters.export(&containers, out);
+        Ok(())
+    }
+
+    fn programs(&mut self) -> Option<&mut BpfProgramSet> {
+        Some(&mut self.programs)
+    }
+}
+
+impl OomProbe {
+    fn host_meminfo(&self) -> MemorySnapshot {
+        let path = self.ctx.procfs("meminfo");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => MemorySnapshot {
+                host_meminfo: parse_meminfo(&text),
+                errors: Vec::new(),
+            },
+            Err(e) => MemorySnapshot {
+                host_meminfo: BTreeMap::new(),
+                errors: vec![format!("{}: {e}", path.display())],
+            },
+        }
+    }
+
+    /// One side of the kill; `known` is its memory cgroup when already read for the other side.
+    fn actor(
+        &self,
+        task: &OomTask,
+        container: Option<&Container>,
+        known: Option<MemcgSnapshot>,
+    ) -> OomActor {
+        OomActor {
+            pid: task.pid,
+            tid: task.tid,
+            comm: task.comm.clone(),
+            cgroup_id: task.cgroup_id,
+            memory_cgroup_id: task.memcg_id,
+            container_id: container.map(|c| c.id.clone()).unwrap_or_default(),
+            container_hostname: container.map(|c| c.hostname.clone()).unwrap_or_default(),
+            cgroup: container.map(|c| {
+                known.unwrap_or_else(|| {
+                    memcg_snapshot(
+                        &self.ctx.cgroup.dir("memory", &c.cgroup_path),
+                        &c.cgroup_path,
+                    )
+                })
+            }),
+        }
+    }
+
+    fn document(
+        &self,
+        containers: &ContainerSet,
+        record: &OomRecord,
+        memory_snapshot: MemorySnapshot,
+    ) -> EventDocument {
+        let victim_container = container_of(&self.ctx.cgroup, containers, &record.victim);
+        let trigger_container = container_of(&self.ctx.cgroup, containers, &record.trigger);
+        let victim = self.actor(&record.victim, victim_container, None);
+        // Usually the trigger is in the victim's memcg (often it is the victim): read it once.
+        let same_container = matches!(
+            (trigger_container, victim_container),
+            (Some(t), Some(v)) if t.id == v.id
+        );
+        let known = if same_container {
+            victim.cgroup.clone()
+        } else {
+            None
+        };
+        let trigger = self.actor(&record.trigger, trigger_container, known);
+        let data = OomData {
+            trigger,
+            victim,
+            victim_uid: record.victim_uid,
+            memory_snapshot,
+        };
+        let mut document = EventDocument::new(
+            &self.ctx.hostname,
+            &self.ctx.region,
+            NAME,
+            victim_container,
+            record.victim.cgroup_id,
+            serde_json::to_value(&data).unwrap_or_default(),
+        );
+        document.time = rfc3339(event_ring::boot_ns_to_system_time(record.boot_ns));
+        document
+    }
+
+    /// Kills the kernel could not queue (ring buffer full) or that did not decode are logged.
+    fn account_losses(&mut self) -> Result<(), ProbeError> {
+        let lost = self
+            .programs
+            .per_cpu_u64(LOST_MAP, 0)?
+            .iter()
+            .fold(0u64, |a, v| a.wrapping_add(*v));
+        if lost > self.lost_seen {
+            tracing::warn!(
+                probe = NAME,
+                lost = lost - self.lost_seen,
+                "OOM kills not reported (ring buffer full)"
+            );
+            self.lost_seen = lost;
+        }
+        let undecodable = self.ring.undecodable_total();
+        if undecodable > self.undecodable_logged {
+            tracing::error!(
+                probe = NAME,
+                records = undecodable - self.undecodable_logged,
+                "OOM records shorter than expected (BPF/user layout mismatch)"
+            );
+            self.undecodable_logged = undecodable;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
