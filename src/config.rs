@@ -280,6 +280,7 @@ pub struct ProbesConfig {
     pub qdisc: crate::probes::qdisc::QdiscConfig,
     pub hungtask: crate::probes::hungtask::HungtaskConfig,
     pub oom: crate::probes::oom::OomConfig,
+    pub dropwatch: crate::probes::dropwatch::DropwatchConfig,
 }
 
 /// What every probe section offers the shared probe machinery.

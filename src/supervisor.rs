@@ -475,7 +475,11 @@ impl Actor for AgentSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         // Services first: a listener that cannot bind at start-up is fatal (clear error, exit).
         for name in state.names_of(ChildKind::Service) {
-            start_child(&myself, state, &name, true).await?;
+            let essential = matches!(
+                state.children.get(&name).map(|c| &c.spec),
+                Some(ChildSpec::Service(service)) if service.essential
+            );
+            start_child(&myself, state, &name, essential).await?;
         }
         for name in state.names_of(ChildKind::Probe) {
             if state.probe_enabled(&name, &state.config) {

@@ -1,6 +1,7 @@
 //! Root tests of the event probes against the real kernel: an OOM kill in a 32 MiB container
 //! and a task held in D state on a frozen ext4 become exactly one document each, with the right
-//! task, container and fields, and count in the agent's /metrics. Documents are read from an
+//! task, container and fields; memcg reclaim in a 32 MiB container (threshold 0) becomes
+//! memory_reclaim documents naming the task and container, and count in the agent's /metrics. Documents are read from an
 //! in-process instance of the probe (same kernel hook) whose event bus the test subscribes to;
 //! counters are read from a real agent's /metrics.
 
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use huatuo_bamai::containers::{cgroupfs, CgroupLayout, ContainerSet};
 use huatuo_bamai::events::{EventDocument, EventSender};
 use huatuo_bamai::exposition::MetricSet;
-use huatuo_bamai::probes::{hungtask, oom, Probe, ProbeContext};
+use huatuo_bamai::probes::{hungtask, memory_reclaim, oom, Probe, ProbeContext};
 
 use common::{bpf_available, Agent, TestContainer};
 
@@ -366,4 +367,61 @@ fn a_task_hung_in_d_state_is_one_document_with_its_stack() {
     wait_for_metric(&agent, "huatuo_bamai_hungtask_total", &[], |v| v > before);
     drop(fs);
     assert_eq!(state_of(pid), None, "the writer finished after the thaw");
+}
+
+#[test]
+fn memcg_reclaim_in_a_container_is_a_memory_reclaim_document_naming_the_task() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available("memcg_reclaim_in_a_container_is_a_memory_reclaim_document_naming_the_task") {
+        return;
+    }
+    let mut container = TestContainer::create().expect("create test cgroup");
+    let limited = container.dirs.iter().any(|dir| {
+        std::fs::write(dir.join("memory.limit_in_bytes"), "33554432").is_ok()
+            || std::fs::write(dir.join("memory.max"), "33554432").is_ok()
+    });
+    assert!(limited, "no memory controller in {:?}", container.dirs);
+    let ctx = host_context();
+    let settings = memory_reclaim::MemoryReclaimConfig {
+        event_threshold_ms: 0,
+        ..Default::default()
+    };
+    let mut probe =
+        memory_reclaim::MemoryReclaimProbe::start(&settings, &ctx).expect("start memory_reclaim");
+    // 128 MiB of page cache written from inside a 32 MiB memcg forces memcg reclaim in dd's
+    // context. The sleep lets the test move the shell into the container first.
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("fill");
+    let script = format!(
+        "sleep 0.3; dd if=/dev/zero of={} bs=1M count=128 2>/dev/null; sync",
+        file.display()
+    );
+    container.spawn(Command::new("sh").args(["-c", &script]));
+    let container_id = container.id.clone();
+    let is_mine = |d: &EventDocument| {
+        d.tracer_name == "memory_reclaim"
+            && d.tracer_data["comm"] == "dd"
+            && d.container_id == container_id
+    };
+    let (documents, set) = collect_until(&mut probe, &ctx, Duration::from_secs(10), |docs| {
+        docs.iter().any(is_mine)
+    });
+    container.kill_processes();
+    let document = documents.iter().find(|d| is_mine(d)).unwrap_or_else(|| {
+        panic!(
+            "no memory_reclaim document for dd in {}: {documents:#?}",
+            container.id
+        )
+    });
+    let data = &document.tracer_data;
+    assert_eq!(document.cgroup_id, container.expected_cgroup_id());
+    assert_eq!(data["kind"], "memcg", "{data:#}");
+    assert!(data["duration_ns"].as_u64() > Some(0), "{data:#}");
+    assert!(data["pid"].as_u64() > Some(0), "{data:#}");
+    assert!(data["tid"].as_u64() > Some(0), "{data:#}");
+    assert!(
+        counter(&set, "huatuo_bamai_memory_reclaim_events_total") >= 1.0,
+        "events counted"
+    );
+    container.remove();
 }

@@ -14,6 +14,9 @@ type SpawnFuture = Pin<Box<dyn Future<Output = Result<ActorCell, SpawnErr>> + Se
 
 pub struct ServiceEntry {
     pub name: &'static str,
+    /// An essential service (listener) that cannot start at start-up stops the agent with a
+    /// clear error; the others are retried with backoff like probes while metrics keep flowing.
+    pub essential: bool,
     pub spawn: fn(Arc<AgentContext>, Config, ActorRef<SupervisorMsg>, ActorCell) -> SpawnFuture,
 }
 
@@ -21,12 +24,14 @@ pub fn registry() -> Vec<ServiceEntry> {
     vec![
         ServiceEntry {
             name: "http",
+            essential: true,
             spawn: |ctx, config, supervisor, parent| {
                 Box::pin(super::http::spawn(ctx, config, supervisor, parent))
             },
         },
         ServiceEntry {
             name: "containers",
+            essential: false,
             spawn: |ctx, config, supervisor, parent| {
                 Box::pin(super::container_discovery::spawn(
                     ctx, config, supervisor, parent,
@@ -35,12 +40,14 @@ pub fn registry() -> Vec<ServiceEntry> {
         },
         ServiceEntry {
             name: "event_store",
+            essential: false,
             spawn: |ctx, config, supervisor, parent| {
                 Box::pin(super::event_store::spawn(ctx, config, supervisor, parent))
             },
         },
         ServiceEntry {
             name: "control",
+            essential: true,
             spawn: |ctx, config, supervisor, parent| {
                 Box::pin(super::control::spawn(ctx, config, supervisor, parent))
             },

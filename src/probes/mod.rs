@@ -7,6 +7,7 @@ pub mod common;
 pub mod cpu_stat;
 pub mod cpu_util;
 pub mod diskio;
+pub mod dropwatch;
 pub mod hungtask;
 pub mod iolatency;
 pub mod loadavg;
@@ -180,5 +181,6 @@ pub fn registry() -> Vec<ProbeEntry> {
         entry::<qdisc::QdiscProbe>(),
         entry::<hungtask::HungtaskProbe>(),
         entry::<oom::OomProbe>(),
+        entry::<dropwatch::DropwatchProbe>(),
     ]
 }

@@ -2,22 +2,37 @@
 //! `huatuo_bamai_memory_free_allocpages_stall` / `_compaction_stall`, cumulative ns) and memcg
 //! direct reclaims per container (`huatuo_bamai_memory_reclaim_container_directstall`), all from
 //! tracepoints (no kprobes).
+//!
+//! Also the `memory_reclaim` event (upstream's `memory_reclaim_events`): a task that spent at
+//! least `event_threshold_ms` in one direct reclaim, global (`mm_vmscan_direct_reclaim_begin/end`)
+//! or memcg (`mm_vmscan_memcg_reclaim_begin/end`), becomes a document naming it, attributed to
+//! its container. The kernel lets at most 100 events a second through and counts the rest.
 
 use serde::{Deserialize, Serialize};
 
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
+use crate::events::{document::rfc3339, EventDocument};
 use crate::exposition::MetricSet;
+use crate::probes::common::event_ring::{self, EventRing};
 use crate::probes::common::watched_cgroups::{per_container_attribution, WatchedCgroups};
+use crate::probes::oom::{container_of, OomTask};
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "memory_reclaim";
 const STALL_MAP: &str = "STALL_NS";
 const WATCHED_MAP: &str = "RECLAIM_WATCHED_CGROUPS";
 const COUNT_MAP: &str = "RECLAIM_CGROUP_COUNT";
+const EVENTS_MAP: &str = "RECLAIM_EVENTS";
+const DROPS_MAP: &str = "RECLAIM_EVENT_DROPS";
+/// RECLAIM_EVENT_DROPS indexes: suppressed by the rate limit, lost (ring buffer full).
+const DROPS_SUPPRESSED: u32 = 0;
+const DROPS_LOST: u32 = 1;
+/// Events handled per tick; the rest wait in the ring buffer (the kernel emits at most 100/s).
+const MAX_EVENTS_PER_TICK: usize = 1024;
 /// Index of each stall kind in STALL_NS.
 const DIRECT_RECLAIM: u32 = 0;
 const COMPACTION: u32 = 1;
-const ATTACHMENTS: [Attachment; 5] = [
+const ATTACHMENTS: [Attachment; 6] = [
     Attachment {
         program: "on_direct_reclaim_begin",
         hook: Hook::TpBtf("mm_vmscan_direct_reclaim_begin"),
@@ -38,6 +53,10 @@ const ATTACHMENTS: [Attachment; 5] = [
         program: "on_memcg_reclaim_begin",
         hook: Hook::TpBtf("mm_vmscan_memcg_reclaim_begin"),
     },
+    Attachment {
+        program: "on_memcg_reclaim_end",
+        hook: Hook::TpBtf("mm_vmscan_memcg_reclaim_end"),
+    },
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +64,9 @@ const ATTACHMENTS: [Attachment; 5] = [
 pub struct MemoryReclaimConfig {
     pub enabled: bool,
     pub interval_ms: u64,
+    /// A direct reclaim at least this long (ms) becomes a `memory_reclaim` event (0: every one,
+    /// within the kernel's rate limit).
+    pub event_threshold_ms: u64,
 }
 
 impl Default for MemoryReclaimConfig {
@@ -52,11 +74,83 @@ impl Default for MemoryReclaimConfig {
         Self {
             enabled: true,
             interval_ms: 1000,
+            event_threshold_ms: 900,
         }
     }
 }
 
-crate::probe_settings!(MemoryReclaimConfig);
+/// The kernel side takes the threshold in µs as a u32 (at most ~71 minutes).
+const MAX_THRESHOLD_MS: u64 = u32::MAX as u64 / 1000;
+
+crate::probe_settings!(MemoryReclaimConfig, |c: &MemoryReclaimConfig| {
+    if c.event_threshold_ms > MAX_THRESHOLD_MS {
+        return Err(format!(
+            "event_threshold_ms must be at most {MAX_THRESHOLD_MS}, got {}",
+            c.event_threshold_ms
+        ));
+    }
+    Ok(())
+});
+
+/// Kind of direct reclaim of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReclaimKind {
+    /// Global direct reclaim (the zone/node ran low).
+    Direct,
+    /// Memory-cgroup reclaim (the task's cgroup hit its limit).
+    Memcg,
+}
+
+/// One `struct reclaim_event` of memory_reclaim.bpf.c.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReclaimRecord {
+    pub boot_ns: u64,
+    pub cgroup_id: u64,
+    pub memcg_id: u64,
+    pub duration_ns: u64,
+    /// Thread id.
+    pub tid: u32,
+    /// Process id.
+    pub pid: u32,
+    pub kind: ReclaimKind,
+    pub comm: String,
+}
+
+impl ReclaimRecord {
+    pub const SIZE: usize = 64;
+
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() < Self::SIZE {
+            return None;
+        }
+        let kind = match event_ring::u32_at(bytes, 40)? {
+            0 => ReclaimKind::Direct,
+            1 => ReclaimKind::Memcg,
+            _ => return None,
+        };
+        Some(Self {
+            boot_ns: event_ring::u64_at(bytes, 0)?,
+            cgroup_id: event_ring::u64_at(bytes, 8)?,
+            memcg_id: event_ring::u64_at(bytes, 16)?,
+            duration_ns: event_ring::u64_at(bytes, 24)?,
+            tid: event_ring::u32_at(bytes, 32)?,
+            pid: event_ring::u32_at(bytes, 36)?,
+            kind,
+            comm: event_ring::comm_at(bytes, 48)?,
+        })
+    }
+}
+
+/// `tracer_data` of a memory_reclaim document.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReclaimData {
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    pub duration_ns: u64,
+    pub kind: ReclaimKind,
+}
 
 pub struct MemoryReclaimProbe {
     programs: BpfProgramSet,
@@ -64,6 +158,11 @@ pub struct MemoryReclaimProbe {
     watched: WatchedCgroups,
     /// False on cgroup-v1-only hosts, where BPF cannot tell containers apart by cgroup id.
     per_container: bool,
+    ring: EventRing,
+    ctx: ProbeContext,
+    events_total: u64,
+    lost_seen: u64,
+    undecodable_logged: u64,
 }
 
 impl Probe for MemoryReclaimProbe {
@@ -74,17 +173,32 @@ impl Probe for MemoryReclaimProbe {
         &probes.memory_reclaim
     }
 
-    fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
-        let bpf = ebpf::load(NAME, crate::bpf_object!("memory_reclaim"), &[])?;
-        let programs = BpfProgramSet::attach(NAME, bpf, &ATTACHMENTS)?;
+    fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
+        let threshold_us = settings
+            .event_threshold_ms
+            .min(MAX_THRESHOLD_MS)
+            .saturating_mul(1000) as u32;
+        let bpf = ebpf::load(
+            NAME,
+            crate::bpf_object!("memory_reclaim"),
+            &[("event_threshold_us", threshold_us)],
+        )?;
+        let mut programs = BpfProgramSet::attach(NAME, bpf, &ATTACHMENTS)?;
+        let ring = EventRing::take(NAME, &mut programs, EVENTS_MAP)?;
         Ok(Self {
             programs,
             watched: WatchedCgroups::new(ctx.containers.clone(), WATCHED_MAP, |c| c.cgroup_id),
             per_container: per_container_attribution(ctx, NAME),
+            ring,
+            ctx: ctx.clone(),
+            events_total: 0,
+            lost_seen: 0,
+            undecodable_logged: 0,
         })
     }
 
     fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
+        self.publish_events(out)?;
         let stall = |programs: &BpfProgramSet, kind| -> Result<f64, ProbeError> {
             let per_cpu = programs.per_cpu_u64(STALL_MAP, kind)?;
             Ok(per_cpu.iter().fold(0u64, |a, v| a.wrapping_add(*v)) as f64)
@@ -120,5 +234,78 @@ impl Probe for MemoryReclaimProbe {
 
     fn programs(&mut self) -> Option<&mut BpfProgramSet> {
         Some(&mut self.programs)
+    }
+}
+
+impl MemoryReclaimProbe {
+    /// Publishes the events waiting in the ring buffer and exports the event counters.
+    fn publish_events(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
+        let records = self.ring.drain(MAX_EVENTS_PER_TICK, ReclaimRecord::decode);
+        if !records.is_empty() {
+            let containers = self.ctx.containers.borrow().clone();
+            for record in records {
+                self.events_total += 1;
+                let task = OomTask {
+                    cgroup_id: record.cgroup_id,
+                    memcg_id: record.memcg_id,
+                    tid: record.tid,
+                    pid: record.pid,
+                    comm: record.comm.clone(),
+                };
+                let container = container_of(&self.ctx.cgroup, &containers, &task);
+                let data = ReclaimData {
+                    pid: record.pid,
+                    tid: record.tid,
+                    comm: record.comm,
+                    duration_ns: record.duration_ns,
+                    kind: record.kind,
+                };
+                let mut document = EventDocument::new(
+                    &self.ctx.hostname,
+                    &self.ctx.region,
+                    NAME,
+                    container,
+                    record.cgroup_id,
+                    serde_json::to_value(&data).unwrap_or_default(),
+                );
+                document.time = rfc3339(event_ring::boot_ns_to_system_time(record.boot_ns));
+                self.ctx.events.publish(document);
+            }
+        }
+        let drops = |programs: &BpfProgramSet, index| -> Result<u64, ProbeError> {
+            let per_cpu = programs.per_cpu_u64(DROPS_MAP, index)?;
+            Ok(per_cpu.iter().fold(0u64, |a, v| a.wrapping_add(*v)))
+        };
+        let suppressed = drops(&self.programs, DROPS_SUPPRESSED)?;
+        let lost = drops(&self.programs, DROPS_LOST)?;
+        if lost > self.lost_seen {
+            tracing::warn!(
+                probe = NAME,
+                lost = lost - self.lost_seen,
+                "memory_reclaim events not reported (ring buffer full)"
+            );
+            self.lost_seen = lost;
+        }
+        let undecodable = self.ring.undecodable_total();
+        if undecodable > self.undecodable_logged {
+            tracing::error!(
+                probe = NAME,
+                records = undecodable - self.undecodable_logged,
+                "memory_reclaim records that do not decode (BPF/user layout mismatch)"
+            );
+            self.undecodable_logged = undecodable;
+        }
+        out.counter(
+            "huatuo_bamai_memory_reclaim_events_total",
+            "Direct reclaims (global or memcg) longer than event_threshold_ms published as memory_reclaim events; cumulative.",
+        )
+        .push(vec![], self.events_total as f64);
+        let family = out.counter(
+            "huatuo_bamai_memory_reclaim_events_suppressed_total",
+            "memory_reclaim events the kernel dropped, by reason: rate_limit (over 100/s) or ring_full; cumulative.",
+        );
+        family.push(vec![("reason", "rate_limit".into())], suppressed as f64);
+        family.push(vec![("reason", "ring_full".into())], lost as f64);
+        Ok(())
     }
 }

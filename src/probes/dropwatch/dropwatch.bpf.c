@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: GPL-2.0
+/* dropwatch: one ring buffer record per dropped packet, from skb:kfree_skb (tp_btf). Frees that
+ * are not drops (SKB_CONSUMED, SKB_NOT_DROPPED_YET) and drops without a reason
+ * (SKB_DROP_REASON_NOT_SPECIFIED: the generic kfree_skb() of many error paths) are skipped.
+ * Every remaining drop counts in DROPWATCH_REASONS. The L3/L4 header is decoded here and the
+ * configured filters (protocols, ports, reasons: DROPWATCH_FILTER_*) applied; of the drops that
+ * pass, at most `max_per_sec` records a second are queued (a token counter in DROPWATCH_RATE),
+ * the rest count in DROPWATCH_SUPPRESSED. Reason names and the location symbol are user
+ * space's. */
+#include "huatuo.h"
+#include <bpf/bpf_endian.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP_ 6
+#define IPPROTO_UDP_ 17
+#define REASON_SLOTS 256
+
+/* Records a second; 0 = no limit. Set at load time. */
+const volatile __u32 max_per_sec = 100;
+/* Set at load time: 1 when the matching DROPWATCH_FILTER_* map lists what is wanted. */
+const volatile __u32 filter_protocols = 0;
+const volatile __u32 filter_ports = 0;
+const volatile __u32 filter_reasons = 0;
+
+/* Layout shared with src/probes/dropwatch/mod.rs (DropRecord::decode). */
+struct drop_event {
+	__u64 boot_ns;   /* 0 */
+	__u64 location;  /* 8: instruction pointer of the kfree_skb caller */
+	__u64 cgroup_id; /* 16: current task's cgroup v2 id */
+	__u32 reason;    /* 24 */
+	__u32 pid;       /* 28: current tgid */
+	__u32 tid;       /* 32 */
+	__u32 netns;     /* 36: netns inode (device's, else socket's) */
+	__u32 ifindex;   /* 40 */
+	__u16 l3proto;   /* 44: skb->protocol, host order */
+	__u8 l4proto;    /* 46: IPPROTO_* (0 unknown) */
+	__u8 pad;
+	__u16 sport;     /* 48: host order */
+	__u16 dport;     /* 50 */
+	__u32 pad2;      /* 52 */
+	__u8 saddr[16];  /* 56: IPv4 in the first 4 bytes */
+	__u8 daddr[16];  /* 72 */
+	char comm[16];   /* 88 */
+	char dev[16];    /* 104 */
+};
+
+struct rate_window {
+	__u64 second;
+	__u64 used;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} DROPWATCH_EVENTS SEC(".maps");
+
+/* Index 0: the current one-second window and the records queued in it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rate_window);
+} DROPWATCH_RATE SEC(".maps");
+
+/* Index 0: drops over the rate limit; index 1: drops the ring buffer had no room for. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} DROPWATCH_SUPPRESSED SEC(".maps");
+
+/* Drops per reason (reasons >= 255, i.e. subsystem reasons, in slot 255). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, REASON_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} DROPWATCH_REASONS SEC(".maps");
+
+/* Wanted IP protocols (index: IPPROTO_*, value 1). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u32);
+} DROPWATCH_FILTER_PROTOCOLS SEC(".maps");
+
+/* Wanted TCP/UDP ports (source or destination), host order. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u8);
+} DROPWATCH_FILTER_PORTS SEC(".maps");
+
+/* Wanted reasons (index: reason slot as in DROPWATCH_REASONS, value 1). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, REASON_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} DROPWATCH_FILTER_REASONS SEC(".maps");
+
+static __always_inline int listed(void *map, __u32 index)
+{
+	__u32 *on = bpf_map_lookup_elem(map, &index);
+
+	return on && *on;
+}
+
+/* 1 when the drop passes the configured filters. */
+static __always_inline int wanted(struct drop_event *e, __u32 slot)
+{
+	if (filter_reasons && !listed(&DROPWATCH_FILTER_REASONS, slot))
+		return 0;
+	if (filter_protocols && !listed(&DROPWATCH_FILTER_PROTOCOLS, e->l4proto))
+		return 0;
+	if (filter_ports) {
+		__u16 sport = e->sport, dport = e->dport;
+
+		if (e->l4proto != IPPROTO_TCP_ && e->l4proto != IPPROTO_UDP_)
+			return 0;
+		if (!bpf_map_lookup_elem(&DROPWATCH_FILTER_PORTS, &sport) &&
+		    !bpf_map_lookup_elem(&DROPWATCH_FILTER_PORTS, &dport))
+			return 0;
+	}
+	return 1;
+}
+
+static __always_inline void bump(void *map, __u32 index)
+{
+	__u64 *value = bpf_map_lookup_elem(map, &index);
+
+	if (value)
+		*value += 1;
+}
+
+/* 1 when a record may be queued this second. */
+static __always_inline int take_token(void)
+{
+	struct rate_window *window;
+	__u32 zero = 0;
+	__u64 second;
+
+	if (max_per_sec == 0)
+		return 1;
+	window = bpf_map_lookup_elem(&DROPWATCH_RATE, &zero);
+	if (!window)
+		return 0;
+	second = bpf_ktime_get_ns() / 1000000000ULL;
+	if (window->second != second) {
+		/* Racy across CPUs at the window edge: a few records more at worst. */
+		window->second = second;
+		window->used = 0;
+	}
+	return __sync_fetch_and_add(&window->used, 1) < max_per_sec;
+}
+
+static __always_inline void decode_headers(struct drop_event *e, struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 network = BPF_CORE_READ(skb, network_header);
+	__u16 transport = BPF_CORE_READ(skb, transport_header);
+	__u16 ports[2] = {};
+	__u8 l4 = 0;
+
+	if (!head || network == (__u16)~0U)
+		return;
+	if (e->l3proto == ETH_P_IP) {
+		struct iphdr ip;
+
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + network))
+			return;
+		if (ip.version != 4)
+			return;
+		l4 = ip.protocol;
+		__builtin_memcpy(e->saddr, &ip.saddr, 4);
+		__builtin_memcpy(e->daddr, &ip.daddr, 4);
+		transport = network + ip.ihl * 4;
+	} else if (e->l3proto == ETH_P_IPV6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + network))
+			return;
+		l4 = ip6.nexthdr;
+		bpf_probe_read_kernel(e->saddr, 16, &ip6.saddr);
+		bpf_probe_read_kernel(e->daddr, 16, &ip6.daddr);
+		if (transport == (__u16)~0U || transport <= network)
+			transport = network + sizeof(ip6);
+	} else {
+		return;
+	}
+	e->l4proto = l4;
+	if (l4 != IPPROTO_TCP_ && l4 != IPPROTO_UDP_)
+		return;
+	/* TCP and UDP both start with the source and destination ports. */
+	if (bpf_probe_read_kernel(ports, sizeof(ports), head + transport))
+		return;
+	e->sport = bpf_ntohs(ports[0]);
+	e->dport = bpf_ntohs(ports[1]);
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
+	     struct sock *sk)
+{
+	struct net_device *dev;
+	struct drop_event e;
+	__u32 slot = reason;
+	__u64 id;
+
+	if (reason == SKB_NOT_DROPPED_YET || reason == SKB_CONSUMED ||
+	    reason == SKB_DROP_REASON_NOT_SPECIFIED)
+		return 0;
+	if (slot >= REASON_SLOTS - 1)
+		slot = REASON_SLOTS - 1;
+	bump(&DROPWATCH_REASONS, slot);
+	__builtin_memset(&e, 0, sizeof(e));
+	e.l3proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	decode_headers(&e, skb);
+	if (!wanted(&e, slot))
+		return 0;
+	if (!take_token()) {
+		bump(&DROPWATCH_SUPPRESSED, 0);
+		return 0;
+	}
+	e.boot_ns = bpf_ktime_get_boot_ns();
+	e.location = (__u64)location;
+	e.cgroup_id = bpf_get_current_cgroup_id();
+	e.reason = reason;
+	id = bpf_get_current_pid_tgid();
+	e.pid = id >> 32;
+	e.tid = (__u32)id;
+	bpf_get_current_comm(e.comm, sizeof(e.comm));
+	dev = BPF_CORE_READ(skb, dev);
+	if (dev) {
+		e.ifindex = BPF_CORE_READ(dev, ifindex);
+		BPF_CORE_READ_INTO(&e.dev, dev, name);
+		e.netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	}
+	if (!e.netns) {
+		if (!sk)
+			sk = BPF_CORE_READ(skb, sk);
+		if (sk)
+			e.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	}
+	if (bpf_ringbuf_output(&DROPWATCH_EVENTS, &e, sizeof(e), BPF_RB_NO_WAKEUP))
+		bump(&DROPWATCH_SUPPRESSED, 1);
+	return 0;
+}

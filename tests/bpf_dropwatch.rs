@@ -1,0 +1,223 @@
+//! Root tests of the dropwatch probe against the real kernel: UDP datagrams to a closed port
+//! on 127.0.0.1 are dropped with reason NO_SOCKET and become one document each (within the
+//! rate limit), with the right addresses, port and protocol; over the in-kernel rate limit,
+//! documents plus the suppressed count add up to the datagrams sent; a reason filter that does
+//! not match lets nothing through. The probe runs in-process
+//! and the test subscribes to its event bus.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use huatuo_bamai::containers::{cgroupfs, CgroupLayout, ContainerSet};
+use huatuo_bamai::events::{EventDocument, EventSender};
+use huatuo_bamai::exposition::MetricSet;
+use huatuo_bamai::probes::{dropwatch, Probe, ProbeContext};
+
+use common::bpf_available;
+
+/// Both tests count drops host-wide: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn host_context() -> ProbeContext {
+    let sysfs_root = PathBuf::from("/sys");
+    let cgroup = CgroupLayout::detect(&sysfs_root);
+    let containers = ContainerSet::new(cgroupfs::scan(&cgroup));
+    let (_tx, containers) = tokio::sync::watch::channel(Arc::new(containers));
+    ProbeContext {
+        procfs_root: PathBuf::from("/proc"),
+        sysfs_root,
+        cgroup,
+        containers,
+        events: EventSender::new(),
+        hostname: "test-host".to_string(),
+        region: "test".to_string(),
+    }
+}
+
+/// A UDP port on 127.0.0.1 nobody listens on (bound, then released).
+fn closed_port() -> u16 {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().unwrap().port()
+}
+
+fn send_datagrams(port: u16, n: usize) {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
+    for _ in 0..n {
+        // ICMP port unreachable may fail a later send with ECONNREFUSED on some setups.
+        let _ = socket.send_to(b"dropwatch", ("127.0.0.1", port));
+    }
+}
+
+/// Collects `probe` every 100 ms until `done` holds for the documents so far, or `timeout`.
+fn collect_until(
+    probe: &mut dropwatch::DropwatchProbe,
+    ctx: &ProbeContext,
+    timeout: Duration,
+    done: impl Fn(&[EventDocument]) -> bool,
+) -> (Vec<EventDocument>, MetricSet) {
+    let mut rx = ctx.events.subscribe();
+    let mut documents = Vec::new();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut set = MetricSet::default();
+        probe.collect(&mut set).expect("collect");
+        while let Ok(document) = rx.try_recv() {
+            documents.push(document.as_ref().clone());
+        }
+        if done(&documents) || Instant::now() > deadline {
+            return (documents, set);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn sample(set: &MetricSet, name: &str, label: Option<(&str, &str)>) -> f64 {
+    set.families
+        .iter()
+        .filter(|f| f.name == name)
+        .flat_map(|f| f.samples.iter())
+        .filter(|s| label.is_none_or(|(k, v)| s.labels.iter().any(|(lk, lv)| *lk == k && lv == v)))
+        .map(|s| s.value)
+        .sum()
+}
+
+fn config(port: u16, max_events_per_second: u32) -> dropwatch::DropwatchConfig {
+    dropwatch::DropwatchConfig {
+        max_events_per_second,
+        ports: vec![port],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn udp_to_a_closed_port_is_one_no_socket_document_per_datagram() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available("udp_to_a_closed_port_is_one_no_socket_document_per_datagram") {
+        return;
+    }
+    const N: usize = 20;
+    let ctx = host_context();
+    let port = closed_port();
+    let mut probe =
+        dropwatch::DropwatchProbe::start(&config(port, 100), &ctx).expect("start dropwatch");
+    send_datagrams(port, N);
+    let (mut documents, _) =
+        collect_until(&mut probe, &ctx, Duration::from_secs(5), |d| d.len() >= N);
+    // Anything more would show up within a few more ticks.
+    let (more, set) = collect_until(&mut probe, &ctx, Duration::from_millis(500), |_| false);
+    documents.extend(more);
+    assert_eq!(documents.len(), N, "{documents:#?}");
+    for document in &documents {
+        let data = &document.tracer_data;
+        assert_eq!(document.tracer_name, "dropwatch");
+        assert_eq!(data["reason"], "NO_SOCKET", "{data:#}");
+        assert_eq!(data["daddr"], "127.0.0.1", "{data:#}");
+        assert_eq!(data["saddr"], "127.0.0.1", "{data:#}");
+        assert_eq!(data["dport"].as_u64(), Some(u64::from(port)), "{data:#}");
+        assert_eq!(data["protocol"], "udp", "{data:#}");
+        assert_eq!(data["family"], "ipv4", "{data:#}");
+        assert_eq!(data["device"], "lo", "{data:#}");
+        assert!(data["netns"].as_u64().unwrap() > 0, "{data:#}");
+        assert!(
+            data["location"].as_str().unwrap().contains('+'),
+            "symbolised location: {data:#}"
+        );
+        assert_eq!(data["pid"].as_u64(), Some(u64::from(std::process::id())));
+    }
+    let no_socket = sample(
+        &set,
+        "huatuo_bamai_dropwatch_total",
+        Some(("reason", "NO_SOCKET")),
+    );
+    assert!(
+        no_socket >= N as f64,
+        "dropwatch_total{{NO_SOCKET}} = {no_socket}"
+    );
+}
+
+#[test]
+fn drops_over_the_rate_limit_are_counted_as_suppressed() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available("drops_over_the_rate_limit_are_counted_as_suppressed") {
+        return;
+    }
+    const N: usize = 50;
+    const LIMIT: u32 = 5;
+    let ctx = host_context();
+    let port = closed_port();
+    let mut probe =
+        dropwatch::DropwatchProbe::start(&config(port, LIMIT), &ctx).expect("start dropwatch");
+    let started = Instant::now();
+    send_datagrams(port, N);
+    let burst = started.elapsed();
+    // Let every record reach the ring buffer and be drained.
+    let (documents, set) = collect_until(&mut probe, &ctx, Duration::from_secs(2), |_| false);
+    // The burst spans at most this many one-second windows of the kernel's counter.
+    let windows = burst.as_secs() + 2;
+    let mine = documents.len() as u64;
+    assert!(mine >= 1, "at least one document in the first window");
+    assert!(
+        mine <= u64::from(LIMIT) * windows,
+        "{mine} documents in {windows} windows over a {burst:?} burst"
+    );
+    let suppressed = sample(&set, "huatuo_bamai_dropwatch_suppressed_total", None) as u64;
+    // The port filter runs in the kernel before the rate limit: unrelated drops use no tokens.
+    assert_eq!(
+        mine + suppressed,
+        N as u64,
+        "documents {mine} + suppressed {suppressed} vs {N} sent"
+    );
+    let no_socket = sample(
+        &set,
+        "huatuo_bamai_dropwatch_total",
+        Some(("reason", "NO_SOCKET")),
+    );
+    assert!(
+        no_socket >= N as f64,
+        "dropwatch_total{{NO_SOCKET}} = {no_socket}"
+    );
+    for document in &documents {
+        assert_eq!(document.tracer_data["reason"], "NO_SOCKET");
+        assert_eq!(
+            document.tracer_data["dport"].as_u64(),
+            Some(u64::from(port))
+        );
+    }
+}
+
+#[test]
+fn a_reason_filter_that_does_not_match_lets_nothing_through() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available("a_reason_filter_that_does_not_match_lets_nothing_through") {
+        return;
+    }
+    let ctx = host_context();
+    let port = closed_port();
+    let settings = dropwatch::DropwatchConfig {
+        reasons: vec!["NETFILTER_DROP".to_string()],
+        protocols: vec!["udp".to_string()],
+        ..config(port, 100)
+    };
+    let mut probe = dropwatch::DropwatchProbe::start(&settings, &ctx).expect("start dropwatch");
+    send_datagrams(port, 10);
+    let (documents, set) = collect_until(&mut probe, &ctx, Duration::from_secs(1), |_| false);
+    assert!(documents.is_empty(), "{documents:#?}");
+    assert_eq!(
+        sample(&set, "huatuo_bamai_dropwatch_suppressed_total", None),
+        0.0
+    );
+    // Still counted by reason.
+    let no_socket = sample(
+        &set,
+        "huatuo_bamai_dropwatch_total",
+        Some(("reason", "NO_SOCKET")),
+    );
+    assert!(
+        no_socket >= 10.0,
+        "dropwatch_total{{NO_SOCKET}} = {no_socket}"
+    );
+}
