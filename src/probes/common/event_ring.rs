@@ -105,6 +105,28 @@ pub fn boot_ns_to_system_time(boot_ns: u64) -> SystemTime {
     now.checked_sub(ago).unwrap_or(now)
 }
 
+/// An event document timestamped with the kernel's event time (`boot_ns`, CLOCK_BOOTTIME as
+/// recorded by the BPF program) rather than the moment the ring buffer was drained.
+pub fn document_at(
+    ctx: &crate::probes::ProbeContext,
+    tracer: &str,
+    container: Option<&crate::containers::Container>,
+    cgroup_id: u64,
+    data: serde_json::Value,
+    boot_ns: u64,
+) -> crate::events::EventDocument {
+    let mut document = crate::events::EventDocument::new(
+        &ctx.hostname,
+        &ctx.region,
+        tracer,
+        container,
+        cgroup_id,
+        data,
+    );
+    document.time = crate::events::document::rfc3339(boot_ns_to_system_time(boot_ns));
+    document
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

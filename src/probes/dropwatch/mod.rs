@@ -17,7 +17,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::{Deserialize, Serialize};
 
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
-use crate::events::{document::rfc3339, EventDocument};
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{self, EventRing};
 use crate::probes::{Probe, ProbeContext, ProbeError};
@@ -465,15 +464,14 @@ impl Probe for DropwatchProbe {
                     .by_cgroup_id(record.cgroup_id)
                     .map(|c| c.as_ref());
                 let data = self.data(record);
-                let mut document = EventDocument::new(
-                    &self.ctx.hostname,
-                    &self.ctx.region,
+                let document = event_ring::document_at(
+                    &self.ctx,
                     NAME,
                     container,
                     record.cgroup_id,
                     serde_json::to_value(&data).unwrap_or_default(),
+                    record.boot_ns,
                 );
-                document.time = rfc3339(event_ring::boot_ns_to_system_time(record.boot_ns));
                 self.ctx.events.publish(document);
             }
         }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
-use crate::events::{document::rfc3339, EventDocument};
+use crate::events::EventDocument;
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{self, EventRing};
 use crate::probes::{Probe, ProbeContext, ProbeError};
@@ -259,16 +259,14 @@ impl HungtaskProbe {
         };
         let containers = self.ctx.containers.borrow().clone();
         let container = containers.by_cgroup_id(record.cgroup_id);
-        let mut document = EventDocument::new(
-            &self.ctx.hostname,
-            &self.ctx.region,
+        event_ring::document_at(
+            &self.ctx,
             NAME,
             container.map(|c| c.as_ref()),
             record.cgroup_id,
             serde_json::to_value(&data).unwrap_or_default(),
-        );
-        document.time = rfc3339(event_ring::boot_ns_to_system_time(record.boot_ns));
-        document
+            record.boot_ns,
+        )
     }
 
     /// Reports the kernel could not queue (ring buffer full) or that did not decode still

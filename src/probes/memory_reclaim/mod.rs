@@ -11,7 +11,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
-use crate::events::{document::rfc3339, EventDocument};
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{self, EventRing};
 use crate::probes::common::watched_cgroups::{per_container_attribution, WatchedCgroups};
@@ -260,15 +259,14 @@ impl MemoryReclaimProbe {
                     duration_ns: record.duration_ns,
                     kind: record.kind,
                 };
-                let mut document = EventDocument::new(
-                    &self.ctx.hostname,
-                    &self.ctx.region,
+                let document = event_ring::document_at(
+                    &self.ctx,
                     NAME,
                     container,
                     record.cgroup_id,
                     serde_json::to_value(&data).unwrap_or_default(),
+                    record.boot_ns,
                 );
-                document.time = rfc3339(event_ring::boot_ns_to_system_time(record.boot_ns));
                 self.ctx.events.publish(document);
             }
         }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::containers::{CgroupLayout, Container, ContainerSet};
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
-use crate::events::{document::rfc3339, EventDocument};
+use crate::events::EventDocument;
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{self, EventRing};
 use crate::probes::common::keyed_file::parse_flat_keyed;
@@ -469,16 +469,14 @@ impl OomProbe {
             victim_uid: record.victim_uid,
             memory_snapshot,
         };
-        let mut document = EventDocument::new(
-            &self.ctx.hostname,
-            &self.ctx.region,
+        event_ring::document_at(
+            &self.ctx,
             NAME,
             victim_container,
             record.victim.cgroup_id,
             serde_json::to_value(&data).unwrap_or_default(),
-        );
-        document.time = rfc3339(event_ring::boot_ns_to_system_time(record.boot_ns));
-        document
+            record.boot_ns,
+        )
     }
 
     /// Kills the kernel could not queue (ring buffer full) or that did not decode are logged.
