@@ -456,6 +456,20 @@ impl LoopDevice {
     }
 }
 
+/// Completions of `device` once they stopped changing for 300 ms (at most ~15 s).
+fn wait_quiet(device: &LoopDevice) -> u64 {
+    let mut last = device.completions();
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = device.completions();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
 impl Drop for LoopDevice {
     fn drop(&mut self) {
         let _ = Command::new("losetup").args(["-d", &self.path]).status();
@@ -468,11 +482,14 @@ fn iolatency_counts_every_completion_of_a_loop_device() {
     if !bpf_available("iolatency_counts_every_completion_of_a_loop_device") {
         return;
     }
-    let device = LoopDevice::create(16);
+    // The device comes after the probe is attached, so every request on it is seen from its
+    // issue (udev reads a new block device; one issued before attach would be missed).
     let agent = Agent::start(&["iolatency"]);
+    let device = LoopDevice::create(16);
     let disk = device.disk();
-    // Let whatever probes a new block device settle, then take both baselines together.
-    std::thread::sleep(Duration::from_millis(500));
+    // Baselines only once the device is quiet and the probe has collected since.
+    wait_quiet(&device);
+    settle();
     let series = |metrics: &str, suffix: &str| {
         common::sample(
             metrics,
@@ -494,7 +511,8 @@ fn iolatency_counts_every_completion_of_a_loop_device() {
     device.dd(&["if=/dev/zero", &of, "bs=4k", "count=300", "oflag=direct"]);
     device.dd(&[&input, "of=/dev/null", "bs=4k", "count=300", "iflag=direct"]);
     let wall = started.elapsed().as_secs_f64();
-    let after = device.completions();
+    // udev may read the device again after dd closes it: compare once it is quiet.
+    let after = wait_quiet(&device);
     settle();
     let metrics = agent.metrics();
     let counted = series(&metrics, "_count") - count_before;
