@@ -405,3 +405,77 @@ fn committed_documents_survive_sigkill_mid_write() {
         .unwrap();
     assert!(stored.len() >= committed.len().min(10_000));
 }
+
+#[test]
+fn events_tail_follows_new_documents_live() {
+    if !common::bpf_available("events_tail_follows_new_documents_live") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::start_with(
+        &["dropwatch"],
+        &store_config(&dir.path().join("events.redb")),
+    );
+    let mut tail = Command::new(BIN)
+        .args([
+            "events",
+            "tail",
+            "--json",
+            "--type",
+            "^dropwatch$",
+            "--server",
+        ])
+        .arg(format!("127.0.0.1:{}", agent.port))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = tail.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // A datagram to a closed port is a NO_SOCKET drop: a dropwatch document, streamed live.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let line = (0..20)
+        .find_map(|_| {
+            socket.send_to(b"watch", ("127.0.0.1", port)).unwrap();
+            rx.recv_timeout(std::time::Duration::from_millis(500)).ok()
+        })
+        .unwrap_or_else(|| panic!("no event streamed:\n{}", agent.log()));
+    let _ = tail.kill();
+    let _ = tail.wait();
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["type"], "tech.huatuo.kernel.event", "{event}");
+    assert_eq!(event["data"]["tracer_name"], "dropwatch", "{event}");
+    assert!(
+        event["data"].get("tracer_data").is_none(),
+        "upstream's stream omits tracer_data"
+    );
+
+    // Malformed filters are refused with a message naming them.
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", agent.port)).unwrap();
+    let body = r#"{"filters":{"tracer_name":"("}}"#;
+    write!(
+        conn,
+        "POST /v1/events/watch HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(reply.contains("filters.tracer_name"), "{reply}");
+}

@@ -28,6 +28,15 @@ pub struct EventsArgs {
 pub enum EventsAction {
     /// Stored events, oldest first: time, tracer, container, id and a summary.
     List(ListArgs),
+    /// Follow new events live (the agent's POST /v1/events/watch stream), one line each.
+    Tail {
+        /// Only events of tracers matching this regular expression (`oom`, `^(oom|hungtask)$`).
+        #[arg(long = "type", value_name = "REGEX")]
+        tracer: Option<String>,
+        /// Print each CloudEvents envelope as a JSON line.
+        #[arg(long)]
+        json: bool,
+    },
     /// One stored event in full.
     Show {
         /// The event's tracer_id (the ID column of `events list`).
@@ -75,6 +84,7 @@ pub fn run(server: &str, action: EventsAction) -> ExitCode {
     let result = match action {
         EventsAction::List(args) => list(server, &args),
         EventsAction::Show { id, json } => show(server, &id, json),
+        EventsAction::Tail { tracer, json } => tail(server, tracer.as_deref(), json),
     };
     match result {
         Ok(text) => {
@@ -86,6 +96,62 @@ pub fn run(server: &str, action: EventsAction) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Streams events until the agent closes the stream; prints as they arrive.
+fn tail(server: &str, tracer: Option<&str>, json: bool) -> Result<String, String> {
+    use std::io::{BufRead, BufReader, Write};
+    let filters = match tracer {
+        Some(regex) => serde_json::json!({ "filters": { "tracer_name": regex } }),
+        None => serde_json::json!({ "filters": {} }),
+    };
+    let body = filters.to_string();
+    let mut stream = std::net::TcpStream::connect(server)
+        .map_err(|e| format!("cannot connect to {server}: {e}"))?;
+    write!(
+        stream,
+        "POST /v1/events/watch HTTP/1.1\r\nHost: {server}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| format!("cannot send the watch request: {e}"))?;
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader
+        .read_line(&mut status)
+        .map_err(|e| format!("no reply from {server}: {e}"))?;
+    if !status.contains(" 200 ") {
+        return Err(format!("the agent refused the stream: {}", status.trim()));
+    }
+    let stdout = std::io::stdout();
+    for line in reader.lines() {
+        let line = line.map_err(|e| format!("stream interrupted: {e}"))?;
+        // Chunked framing lines and SSE ids/pings are skipped; `data:` lines carry events.
+        let Some(data) = line
+            .strip_prefix("data: ")
+            .or_else(|| line.strip_prefix("data:"))
+        else {
+            continue;
+        };
+        let mut out = stdout.lock();
+        let printed = if json {
+            writeln!(out, "{data}")
+        } else {
+            let event: Value = serde_json::from_str(data).unwrap_or_default();
+            let document = &event["data"];
+            writeln!(
+                out,
+                "{}  {}  {}  {}",
+                short_time(&text(document, "time")),
+                text(document, "tracer_name"),
+                container_cell(document),
+                text(document, "tracer_id")
+            )
+        };
+        if printed.and_then(|_| out.flush()).is_err() {
+            break;
+        }
+    }
+    Ok("stream closed by the agent".to_string())
 }
 
 fn list(server: &str, args: &ListArgs) -> Result<String, String> {

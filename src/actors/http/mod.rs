@@ -3,6 +3,7 @@
 //! JSON bodies use upstream's envelope `{"data": …}` / `{"error": {"code", "message"}}`.
 
 mod self_metrics;
+pub mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,6 +136,7 @@ fn router(shared: Shared) -> Router {
         .route("/version", get(version))
         .route("/tracers", get(tracers))
         .route("/containers/json", get(containers))
+        .route("/v1/events/watch", axum::routing::post(watch_events))
         .route("/v1/events", get(events))
         .route("/v1/events/{tracer_id}", get(event))
         .fallback(not_found)
@@ -318,6 +320,11 @@ async fn event(State(shared): State<Shared>, Path(tracer_id): Path<String>) -> R
         ),
         Err(response) => response,
     }
+}
+
+/// `POST /v1/events/watch` (Server-Sent Events; see watch.rs).
+async fn watch_events(State(shared): State<Shared>, body: axum::body::Bytes) -> Response {
+    watch::watch(&shared.ctx.events, &body)
 }
 
 async fn not_found(method: Method, uri: Uri) -> Response {
