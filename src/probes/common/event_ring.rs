@@ -13,6 +13,9 @@ pub struct EventRing {
     ring: RingBuf<MapData>,
     /// Records too short for their decoder (a C/Rust layout mismatch), for logging.
     undecodable_total: u64,
+    /// What `account` has already logged.
+    undecodable_logged: u64,
+    lost_seen: u64,
 }
 
 impl EventRing {
@@ -35,12 +38,13 @@ impl EventRing {
         Ok(Self {
             ring,
             undecodable_total: 0,
+            undecodable_logged: 0,
+            lost_seen: 0,
         })
     }
 
     /// Decodes every record waiting, oldest first, at most `max` (the rest wait for the next
-    /// call). A record `decode` rejects is consumed and counted in
-    /// [`EventRing::undecodable_total`].
+    /// call). A record `decode` rejects is consumed and counted (see [`EventRing::account`]).
     pub fn drain<T>(&mut self, max: usize, decode: impl Fn(&[u8]) -> Option<T>) -> Vec<T> {
         let mut records = Vec::new();
         while records.len() < max {
@@ -55,8 +59,25 @@ impl EventRing {
         records
     }
 
-    pub fn undecodable_total(&self) -> u64 {
-        self.undecodable_total
+    /// Logs what was lost since the last call: records the kernel could not queue (`lost_total`,
+    /// the BPF side's cumulative ring-full counter) and records that did not decode. Returns
+    /// how many of both are new.
+    pub fn account(&mut self, probe: &'static str, lost_total: u64) -> u64 {
+        let lost = lost_total.saturating_sub(self.lost_seen);
+        self.lost_seen = self.lost_seen.max(lost_total);
+        if lost > 0 {
+            tracing::warn!(probe, lost, "events not reported: the ring buffer was full");
+        }
+        let undecodable = self.undecodable_total - self.undecodable_logged;
+        self.undecodable_logged = self.undecodable_total;
+        if undecodable > 0 {
+            tracing::error!(
+                probe,
+                records = undecodable,
+                "ring records that do not decode (BPF/user layout mismatch)"
+            );
+        }
+        lost + undecodable
     }
 }
 

@@ -391,7 +391,6 @@ pub struct DropwatchProbe {
     filter: DropFilter,
     reason_names: HashMap<u32, String>,
     symbolizer: Symbolizer,
-    undecodable_logged: u64,
 }
 
 impl Probe for DropwatchProbe {
@@ -444,7 +443,6 @@ impl Probe for DropwatchProbe {
             filter,
             reason_names,
             symbolizer: Symbolizer::default(),
-            undecodable_logged: 0,
         })
     }
 
@@ -562,15 +560,8 @@ impl DropwatchProbe {
             "Drops without a document: over max_events_per_second, or no room in the ring buffer; cumulative.",
         )
         .push(vec![], suppressed.wrapping_add(lost) as f64);
-        let undecodable = self.ring.undecodable_total();
-        if undecodable > self.undecodable_logged {
-            tracing::error!(
-                probe = NAME,
-                records = undecodable - self.undecodable_logged,
-                "drop records shorter than expected (BPF/user layout mismatch)"
-            );
-            self.undecodable_logged = undecodable;
-        }
+        // Ring-full losses are already in the suppressed counter; this logs them and bad records.
+        self.ring.account(NAME, lost);
         Ok(())
     }
 }

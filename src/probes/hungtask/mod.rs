@@ -178,8 +178,6 @@ pub struct HungtaskProbe {
     backoff: ReportBackoff,
     /// Every report seen since start (documented or backed off, and lost ones).
     reports_total: u64,
-    lost_seen: u64,
-    undecodable_logged: u64,
 }
 
 impl Probe for HungtaskProbe {
@@ -211,8 +209,6 @@ impl Probe for HungtaskProbe {
             timeout_sysctl,
             backoff: ReportBackoff::new(Duration::from_secs(settings.report_backoff_secs)),
             reports_total: 0,
-            lost_seen: 0,
-            undecodable_logged: 0,
         })
     }
 
@@ -277,25 +273,8 @@ impl HungtaskProbe {
             .per_cpu_u64(LOST_MAP, 0)?
             .iter()
             .fold(0u64, |a, v| a.wrapping_add(*v));
-        if lost > self.lost_seen {
-            tracing::warn!(
-                probe = NAME,
-                lost = lost - self.lost_seen,
-                "hung task reports lost (ring buffer full)"
-            );
-            self.reports_total += lost - self.lost_seen;
-            self.lost_seen = lost;
-        }
-        let undecodable = self.ring.undecodable_total();
-        if undecodable > self.undecodable_logged {
-            tracing::error!(
-                probe = NAME,
-                records = undecodable - self.undecodable_logged,
-                "hung task records shorter than expected (BPF/user layout mismatch)"
-            );
-            self.reports_total += undecodable - self.undecodable_logged;
-            self.undecodable_logged = undecodable;
-        }
+        // Lost and undecodable reports still count as hung-task reports.
+        self.reports_total += self.ring.account(NAME, lost);
         Ok(())
     }
 }

@@ -160,8 +160,6 @@ pub struct MemoryReclaimProbe {
     ring: EventRing,
     ctx: ProbeContext,
     events_total: u64,
-    lost_seen: u64,
-    undecodable_logged: u64,
 }
 
 impl Probe for MemoryReclaimProbe {
@@ -191,8 +189,6 @@ impl Probe for MemoryReclaimProbe {
             ring,
             ctx: ctx.clone(),
             events_total: 0,
-            lost_seen: 0,
-            undecodable_logged: 0,
         })
     }
 
@@ -276,23 +272,7 @@ impl MemoryReclaimProbe {
         };
         let suppressed = drops(&self.programs, DROPS_SUPPRESSED)?;
         let lost = drops(&self.programs, DROPS_LOST)?;
-        if lost > self.lost_seen {
-            tracing::warn!(
-                probe = NAME,
-                lost = lost - self.lost_seen,
-                "memory_reclaim events not reported (ring buffer full)"
-            );
-            self.lost_seen = lost;
-        }
-        let undecodable = self.ring.undecodable_total();
-        if undecodable > self.undecodable_logged {
-            tracing::error!(
-                probe = NAME,
-                records = undecodable - self.undecodable_logged,
-                "memory_reclaim records that do not decode (BPF/user layout mismatch)"
-            );
-            self.undecodable_logged = undecodable;
-        }
+        self.ring.account(NAME, lost);
         out.counter(
             "huatuo_bamai_memory_reclaim_events_total",
             "Direct reclaims (global or memcg) longer than event_threshold_ms published as memory_reclaim events; cumulative.",

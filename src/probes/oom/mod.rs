@@ -354,8 +354,6 @@ pub struct OomProbe {
     ring: EventRing,
     ctx: ProbeContext,
     counters: OomCounters,
-    lost_seen: u64,
-    undecodable_logged: u64,
 }
 
 impl Probe for OomProbe {
@@ -375,8 +373,6 @@ impl Probe for OomProbe {
             ring,
             ctx: ctx.clone(),
             counters: OomCounters::default(),
-            lost_seen: 0,
-            undecodable_logged: 0,
         })
     }
 
@@ -486,23 +482,7 @@ impl OomProbe {
             .per_cpu_u64(LOST_MAP, 0)?
             .iter()
             .fold(0u64, |a, v| a.wrapping_add(*v));
-        if lost > self.lost_seen {
-            tracing::warn!(
-                probe = NAME,
-                lost = lost - self.lost_seen,
-                "OOM kills not reported (ring buffer full)"
-            );
-            self.lost_seen = lost;
-        }
-        let undecodable = self.ring.undecodable_total();
-        if undecodable > self.undecodable_logged {
-            tracing::error!(
-                probe = NAME,
-                records = undecodable - self.undecodable_logged,
-                "OOM records shorter than expected (BPF/user layout mismatch)"
-            );
-            self.undecodable_logged = undecodable;
-        }
+        self.ring.account(NAME, lost);
         Ok(())
     }
 }
