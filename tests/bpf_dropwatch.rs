@@ -8,35 +8,15 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use huatuo_bamai::containers::{cgroupfs, CgroupLayout, ContainerSet};
-use huatuo_bamai::events::{EventDocument, EventSender};
 use huatuo_bamai::exposition::MetricSet;
-use huatuo_bamai::probes::{dropwatch, Probe, ProbeContext};
+use huatuo_bamai::probes::{dropwatch, Probe};
 
 use common::bpf_available;
 
 /// Both tests count drops host-wide: one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn host_context() -> ProbeContext {
-    let sysfs_root = PathBuf::from("/sys");
-    let cgroup = CgroupLayout::detect(&sysfs_root);
-    let containers = ContainerSet::new(cgroupfs::scan(&cgroup));
-    let (_tx, containers) = tokio::sync::watch::channel(Arc::new(containers));
-    ProbeContext {
-        procfs_root: PathBuf::from("/proc"),
-        sysfs_root,
-        cgroup,
-        containers,
-        events: EventSender::new(),
-        hostname: "test-host".to_string(),
-        region: "test".to_string(),
-    }
-}
 
 /// A UDP port on 127.0.0.1 nobody listens on (bound, then released).
 fn closed_port() -> u16 {
@@ -49,29 +29,6 @@ fn send_datagrams(port: u16, n: usize) {
     for _ in 0..n {
         // ICMP port unreachable may fail a later send with ECONNREFUSED on some setups.
         let _ = socket.send_to(b"dropwatch", ("127.0.0.1", port));
-    }
-}
-
-/// Collects `probe` every 100 ms until `done` holds for the documents so far, or `timeout`.
-fn collect_until(
-    probe: &mut dropwatch::DropwatchProbe,
-    ctx: &ProbeContext,
-    timeout: Duration,
-    done: impl Fn(&[EventDocument]) -> bool,
-) -> (Vec<EventDocument>, MetricSet) {
-    let mut rx = ctx.events.subscribe();
-    let mut documents = Vec::new();
-    let deadline = Instant::now() + timeout;
-    loop {
-        let mut set = MetricSet::default();
-        probe.collect(&mut set).expect("collect");
-        while let Ok(document) = rx.try_recv() {
-            documents.push(document.as_ref().clone());
-        }
-        if done(&documents) || Instant::now() > deadline {
-            return (documents, set);
-        }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -100,15 +57,16 @@ fn udp_to_a_closed_port_is_one_no_socket_document_per_datagram() {
         return;
     }
     const N: usize = 20;
-    let ctx = host_context();
+    let ctx = common::host_probe_context();
     let port = closed_port();
     let mut probe =
         dropwatch::DropwatchProbe::start(&config(port, 100), &ctx).expect("start dropwatch");
     send_datagrams(port, N);
     let (mut documents, _) =
-        collect_until(&mut probe, &ctx, Duration::from_secs(5), |d| d.len() >= N);
+        common::collect_until(&mut probe, &ctx, Duration::from_secs(5), |d| d.len() >= N);
     // Anything more would show up within a few more ticks.
-    let (more, set) = collect_until(&mut probe, &ctx, Duration::from_millis(500), |_| false);
+    let (more, set) =
+        common::collect_until(&mut probe, &ctx, Duration::from_millis(500), |_| false);
     documents.extend(more);
     assert_eq!(documents.len(), N, "{documents:#?}");
     for document in &documents {
@@ -147,7 +105,7 @@ fn drops_over_the_rate_limit_are_counted_as_suppressed() {
     }
     const N: usize = 50;
     const LIMIT: u32 = 5;
-    let ctx = host_context();
+    let ctx = common::host_probe_context();
     let port = closed_port();
     let mut probe =
         dropwatch::DropwatchProbe::start(&config(port, LIMIT), &ctx).expect("start dropwatch");
@@ -155,7 +113,8 @@ fn drops_over_the_rate_limit_are_counted_as_suppressed() {
     send_datagrams(port, N);
     let burst = started.elapsed();
     // Let every record reach the ring buffer and be drained.
-    let (documents, set) = collect_until(&mut probe, &ctx, Duration::from_secs(2), |_| false);
+    let (documents, set) =
+        common::collect_until(&mut probe, &ctx, Duration::from_secs(2), |_| false);
     // The burst spans at most this many one-second windows of the kernel's counter.
     let windows = burst.as_secs() + 2;
     let mine = documents.len() as u64;
@@ -195,7 +154,7 @@ fn a_reason_filter_that_does_not_match_lets_nothing_through() {
     if !bpf_available("a_reason_filter_that_does_not_match_lets_nothing_through") {
         return;
     }
-    let ctx = host_context();
+    let ctx = common::host_probe_context();
     let port = closed_port();
     let settings = dropwatch::DropwatchConfig {
         reasons: vec!["NETFILTER_DROP".to_string()],
@@ -204,7 +163,8 @@ fn a_reason_filter_that_does_not_match_lets_nothing_through() {
     };
     let mut probe = dropwatch::DropwatchProbe::start(&settings, &ctx).expect("start dropwatch");
     send_datagrams(port, 10);
-    let (documents, set) = collect_until(&mut probe, &ctx, Duration::from_secs(1), |_| false);
+    let (documents, set) =
+        common::collect_until(&mut probe, &ctx, Duration::from_secs(1), |_| false);
     assert!(documents.is_empty(), "{documents:#?}");
     assert_eq!(
         sample(&set, "huatuo_bamai_dropwatch_suppressed_total", None),

@@ -8,15 +8,13 @@
 mod common;
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use huatuo_bamai::containers::{cgroupfs, CgroupLayout, ContainerSet};
-use huatuo_bamai::events::{EventDocument, EventSender};
+use huatuo_bamai::events::EventDocument;
 use huatuo_bamai::exposition::MetricSet;
-use huatuo_bamai::probes::{hungtask, memory_reclaim, oom, Probe, ProbeContext};
+use huatuo_bamai::probes::{hungtask, memory_reclaim, oom, Probe};
 
 use common::{bpf_available, Agent, TestContainer};
 
@@ -25,47 +23,6 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const DISCOVERY: &str =
     "[containers]\nrescan_interval_ms = 200\nkubelet_url = \"\"\ndocker_socket = \"\"\n";
-
-/// A probe context over the real host with the containers that exist now.
-fn host_context() -> ProbeContext {
-    let sysfs_root = PathBuf::from("/sys");
-    let cgroup = CgroupLayout::detect(&sysfs_root);
-    let containers = ContainerSet::new(cgroupfs::scan(&cgroup));
-    let (_tx, containers) = tokio::sync::watch::channel(Arc::new(containers));
-    ProbeContext {
-        procfs_root: PathBuf::from("/proc"),
-        sysfs_root,
-        cgroup,
-        containers,
-        events: EventSender::new(),
-        hostname: "test-host".to_string(),
-        region: "test".to_string(),
-    }
-}
-
-/// Collects `probe` every 100 ms until `done` holds for the documents published so far, or
-/// `timeout`; returns them and the last collected set.
-fn collect_until<P: Probe>(
-    probe: &mut P,
-    ctx: &ProbeContext,
-    timeout: Duration,
-    done: impl Fn(&[EventDocument]) -> bool,
-) -> (Vec<EventDocument>, MetricSet) {
-    let mut rx = ctx.events.subscribe();
-    let mut documents = Vec::new();
-    let deadline = Instant::now() + timeout;
-    loop {
-        let mut set = MetricSet::default();
-        probe.collect(&mut set).expect("collect");
-        while let Ok(document) = rx.try_recv() {
-            documents.push(document.as_ref().clone());
-        }
-        if done(&documents) || Instant::now() > deadline {
-            return (documents, set);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn counter(set: &MetricSet, name: &str) -> f64 {
     set.families
@@ -122,7 +79,7 @@ fn an_oom_kill_in_a_container_is_one_document_naming_the_victim() {
     });
     let host_before = wait_for_metric(&agent, "huatuo_bamai_oom_host_total", &[], |_| true);
 
-    let ctx = host_context();
+    let ctx = common::host_probe_context();
     let mut probe = oom::OomProbe::start(&oom::OomConfig::default(), &ctx).expect("start oom");
     // 256 MiB of touched anonymous memory in a 32 MiB memcg: the OOM killer kills it. The sleep
     // lets the test move the shell into the container before it execs python3.
@@ -131,11 +88,11 @@ fn an_oom_kill_in_a_container_is_one_document_naming_the_victim() {
         "sleep 0.3; exec python3 -c 'b = bytearray(256 << 20)'",
     ]));
     let victim_pid = |d: &EventDocument| d.tracer_data["victim"]["pid"].as_u64();
-    let (documents, _) = collect_until(&mut probe, &ctx, Duration::from_secs(10), |docs| {
+    let (documents, _) = common::collect_until(&mut probe, &ctx, Duration::from_secs(10), |docs| {
         docs.iter().any(|d| victim_pid(d) == Some(u64::from(pid)))
     });
     // Anything more for this process would show up within a few more ticks.
-    let (more, _) = collect_until(&mut probe, &ctx, Duration::from_millis(600), |_| false);
+    let (more, _) = common::collect_until(&mut probe, &ctx, Duration::from_millis(600), |_| false);
     let mine: Vec<&EventDocument> = documents
         .iter()
         .chain(more.iter())
@@ -318,7 +275,7 @@ fn a_task_hung_in_d_state_is_one_document_with_its_stack() {
     }
     let agent = Agent::start_with(&["hungtask"], "");
     let before = wait_for_metric(&agent, "huatuo_bamai_hungtask_total", &[], |_| true);
-    let ctx = host_context();
+    let ctx = common::host_probe_context();
     let mut probe = hungtask::HungtaskProbe::start(&hungtask::HungtaskConfig::default(), &ctx)
         .expect("start hungtask");
 
@@ -327,13 +284,14 @@ fn a_task_hung_in_d_state_is_one_document_with_its_stack() {
     let pid = fs.start_writer();
     let mine = |d: &EventDocument| d.tracer_data["pid"].as_u64() == Some(u64::from(pid));
     let started = Instant::now();
-    let (documents, _) = collect_until(&mut probe, &ctx, Duration::from_secs(10), |docs| {
+    let (documents, _) = common::collect_until(&mut probe, &ctx, Duration::from_secs(10), |docs| {
         docs.iter().any(mine)
     });
     let reported_after = started.elapsed();
     assert_eq!(state_of(pid), Some('D'), "the writer is blocked in D state");
     // khungtaskd reports it again every 2 s while it stays hung: counted, backed off.
-    let (more, set) = collect_until(&mut probe, &ctx, Duration::from_millis(2600), |_| false);
+    let (more, set) =
+        common::collect_until(&mut probe, &ctx, Duration::from_millis(2600), |_| false);
     let all: Vec<&EventDocument> = documents
         .iter()
         .chain(more.iter())
@@ -381,7 +339,7 @@ fn memcg_reclaim_in_a_container_is_a_memory_reclaim_document_naming_the_task() {
             || std::fs::write(dir.join("memory.max"), "33554432").is_ok()
     });
     assert!(limited, "no memory controller in {:?}", container.dirs);
-    let ctx = host_context();
+    let ctx = common::host_probe_context();
     let settings = memory_reclaim::MemoryReclaimConfig {
         event_threshold_ms: 0,
         ..Default::default()
@@ -403,9 +361,10 @@ fn memcg_reclaim_in_a_container_is_a_memory_reclaim_document_naming_the_task() {
             && d.tracer_data["comm"] == "dd"
             && d.container_id == container_id
     };
-    let (documents, set) = collect_until(&mut probe, &ctx, Duration::from_secs(10), |docs| {
-        docs.iter().any(is_mine)
-    });
+    let (documents, set) =
+        common::collect_until(&mut probe, &ctx, Duration::from_secs(10), |docs| {
+            docs.iter().any(is_mine)
+        });
     container.kill_processes();
     let document = documents.iter().find(|d| is_mine(d)).unwrap_or_else(|| {
         panic!(

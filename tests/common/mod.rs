@@ -460,3 +460,49 @@ impl Drop for TestContainer {
         self.remove();
     }
 }
+
+/// A probe context over the real host (`/proc`, `/sys`) with the containers that exist now, for
+/// tests that run an event probe in-process and read its documents from the bus.
+pub fn host_probe_context() -> huatuo_bamai::probes::ProbeContext {
+    use huatuo_bamai::containers::{cgroupfs, CgroupLayout, ContainerSet};
+    let sysfs_root = PathBuf::from("/sys");
+    let cgroup = CgroupLayout::detect(&sysfs_root);
+    let containers = ContainerSet::new(cgroupfs::scan(&cgroup));
+    let (_tx, containers) = tokio::sync::watch::channel(std::sync::Arc::new(containers));
+    huatuo_bamai::probes::ProbeContext {
+        procfs_root: PathBuf::from("/proc"),
+        sysfs_root,
+        cgroup,
+        containers,
+        events: huatuo_bamai::events::EventSender::new(),
+        hostname: "test-host".to_string(),
+        region: "test".to_string(),
+    }
+}
+
+/// Collects `probe` every 100 ms until `done` holds for the documents published so far, or
+/// `timeout`; returns them and the last collected set.
+pub fn collect_until<P: huatuo_bamai::probes::Probe>(
+    probe: &mut P,
+    ctx: &huatuo_bamai::probes::ProbeContext,
+    timeout: Duration,
+    done: impl Fn(&[huatuo_bamai::events::EventDocument]) -> bool,
+) -> (
+    Vec<huatuo_bamai::events::EventDocument>,
+    huatuo_bamai::exposition::MetricSet,
+) {
+    let mut rx = ctx.events.subscribe();
+    let mut documents = Vec::new();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut set = huatuo_bamai::exposition::MetricSet::default();
+        probe.collect(&mut set).expect("collect");
+        while let Ok(document) = rx.try_recv() {
+            documents.push(document.as_ref().clone());
+        }
+        if done(&documents) || Instant::now() > deadline {
+            return (documents, set);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
