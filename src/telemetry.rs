@@ -2,18 +2,13 @@
 //! labels, and the log filter (reloadable, so `set agent.log_level` works live).
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use metrics_util::MetricKindMask;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Registry};
 
 use crate::config::Config;
-
-/// Gauges not updated for this long disappear (a disabled probe's series, a gone CPU).
-pub const SERIES_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 static LOG_FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
 
@@ -34,8 +29,9 @@ pub fn hostname(config: &Config) -> String {
 
 /// Installs the global metrics recorder. Call once per process.
 pub fn install_recorder(config: &Config) -> Result<PrometheusHandle, String> {
-    let mut builder =
-        PrometheusBuilder::new().idle_timeout(MetricKindMask::GAUGE, Some(SERIES_IDLE_TIMEOUT));
+    // Only agent-internal counters and gauges live here; probe series are published as whole
+    // sets (exposition.rs), so nothing needs an idle timeout to expire.
+    let mut builder = PrometheusBuilder::new();
     for (key, value) in global_labels(config) {
         builder = builder.add_global_label(key, value);
     }

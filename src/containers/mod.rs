@@ -199,6 +199,32 @@ impl Discovery {
     }
 }
 
+impl ContainerSet {
+    /// The container a kernel task belongs to: by its default-hierarchy cgroup id, else by its
+    /// memory cgroup id (the inode of the container's memory directory) — on cgroup v1 hosts
+    /// without a v2 mount, or where the runtime left the task's v2 cgroup outside the container.
+    pub fn of_task(
+        &self,
+        layout: &CgroupLayout,
+        cgroup_id: u64,
+        memcg_id: u64,
+    ) -> Option<&Container> {
+        use std::os::unix::fs::MetadataExt;
+        if let Some(container) = self.by_cgroup_id(cgroup_id) {
+            return Some(container);
+        }
+        if memcg_id == 0 {
+            return None;
+        }
+        self.iter()
+            .find(|c| {
+                let dir = layout.dir("memory", &c.cgroup_path);
+                std::fs::metadata(dir).is_ok_and(|m| m.ino() == memcg_id)
+            })
+            .map(|c| c.as_ref())
+    }
+}
+
 /// A watch channel for the container set, starting empty.
 pub fn channel() -> (
     tokio::sync::watch::Sender<Arc<ContainerSet>>,

@@ -14,7 +14,6 @@ use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{self, EventRing};
 use crate::probes::common::watched_cgroups::{per_container_attribution, WatchedCgroups};
-use crate::probes::oom::{container_of, OomTask};
 use crate::probes::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "memory_reclaim";
@@ -240,14 +239,8 @@ impl MemoryReclaimProbe {
             let containers = self.ctx.containers.borrow().clone();
             for record in records {
                 self.events_total += 1;
-                let task = OomTask {
-                    cgroup_id: record.cgroup_id,
-                    memcg_id: record.memcg_id,
-                    tid: record.tid,
-                    pid: record.pid,
-                    comm: record.comm.clone(),
-                };
-                let container = container_of(&self.ctx.cgroup, &containers, &task);
+                let container =
+                    containers.of_task(&self.ctx.cgroup, record.cgroup_id, record.memcg_id);
                 let data = ReclaimData {
                     pid: record.pid,
                     tid: record.tid,

@@ -6,7 +6,6 @@
 //! `huatuo_bamai_oom_container_total{<container labels>}`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -254,27 +253,13 @@ pub fn parse_meminfo(text: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// The container of `task`: by its default-hierarchy cgroup id, else by its memory cgroup (the
-/// inode of the container's memory directory): on cgroup v1 hosts without a v2 mount, or where
-/// the runtime left the task's v2 cgroup outside the container.
+/// The container of `task` (see [`ContainerSet::of_task`]).
 pub fn container_of<'a>(
     layout: &CgroupLayout,
     containers: &'a ContainerSet,
     task: &OomTask,
 ) -> Option<&'a Container> {
-    if let Some(container) = containers.by_cgroup_id(task.cgroup_id) {
-        return Some(container);
-    }
-    if task.memcg_id == 0 {
-        return None;
-    }
-    containers
-        .iter()
-        .find(|c| {
-            let dir = layout.dir("memory", &c.cgroup_path);
-            std::fs::metadata(dir).is_ok_and(|m| m.ino() == task.memcg_id)
-        })
-        .map(|c| c.as_ref())
+    containers.of_task(layout, task.cgroup_id, task.memcg_id)
 }
 
 /// One side of a kill (upstream's `trigger` / `victim`; `cgroup_id` replaces its
