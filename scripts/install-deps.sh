@@ -2,7 +2,7 @@
 # Installs what huatuo-bamai needs on Debian (as root), only when missing.
 #   scripts/install-deps.sh build   clang-19, llvm-19 (llvm-strip), libbpf-dev
 #   scripts/install-deps.sh test    build deps + bpftool, promtool (prometheus), gdb, iproute2,
-#                                   e2fsprogs, python3
+#                                   e2fsprogs, python3, iptables
 set -euo pipefail
 
 profile="${1:-build}"
@@ -33,6 +33,8 @@ if [[ "$profile" == test ]]; then
     # tests/bpf_events.rs: an ext4 on a loop device to freeze (hungtask), an allocator (oom).
     need mkfs.ext4 e2fsprogs
     need python3 python3
+    # tests/bpf_dropwatch.rs: a DROP rule inside a network namespace.
+    need iptables iptables
 fi
 
 if ((${#missing[@]} == 0)); then
