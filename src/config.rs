@@ -82,6 +82,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub containers: ContainersConfig,
     pub events: EventsConfig,
+    pub sampler: SamplerConfig,
     pub probes: ProbesConfig,
 }
 
@@ -253,6 +254,75 @@ impl SupervisorConfig {
     }
     pub fn restart_window(&self) -> Duration {
         Duration::from_secs(self.restart_window_secs)
+    }
+}
+
+/// Adaptive sampling: the overhead budget and how the sampler holds it (read every round, so
+/// `ctl set sampler.*` applies live).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplerConfig {
+    /// Measure the overhead (always, while on) and throttle probes over budget.
+    pub enabled: bool,
+    /// Overhead allowed: agent CPU + BPF program run time, as a fraction of host CPU.
+    pub budget_ratio: f64,
+    /// One measurement and decision round every this many ms.
+    pub interval_ms: u64,
+    /// Throttling aims at this fraction of the budget.
+    pub target_fraction: f64,
+    /// Relaxing starts below this fraction of the budget ...
+    pub relax_below_fraction: f64,
+    /// ... held for this many rounds in a row (one relax step each time).
+    pub relax_after_rounds: u32,
+    /// Largest sampling divisor (keep 1 event in N); 1 disables throttling.
+    pub max_divisor: u32,
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            budget_ratio: 0.01,
+            interval_ms: 2000,
+            target_fraction: 0.8,
+            relax_below_fraction: 0.5,
+            relax_after_rounds: 3,
+            max_divisor: 1024,
+        }
+    }
+}
+
+impl SamplerConfig {
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(self.budget_ratio > 0.0 && self.budget_ratio <= 1.0) {
+            return Err((
+                "sampler.budget_ratio",
+                "must be in (0, 1], e.g. 0.01 for 1 % of host CPU".into(),
+            ));
+        }
+        if self.interval_ms < 500 {
+            return Err(("sampler.interval_ms", "must be at least 500".into()));
+        }
+        if !(self.relax_below_fraction > 0.0
+            && self.relax_below_fraction < self.target_fraction
+            && self.target_fraction <= 1.0)
+        {
+            return Err((
+                "sampler.target_fraction",
+                "need 0 < relax_below_fraction < target_fraction <= 1 (the gap is the hysteresis)"
+                    .into(),
+            ));
+        }
+        if self.relax_after_rounds == 0 {
+            return Err(("sampler.relax_after_rounds", "must be at least 1".into()));
+        }
+        if self.max_divisor == 0 {
+            return Err((
+                "sampler.max_divisor",
+                "must be at least 1 (1 = never throttle)".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -527,6 +597,9 @@ impl Config {
         }
         if sup.restart_window_secs == 0 {
             return Err(bad("supervisor.restart_window_secs", "must be > 0"));
+        }
+        if let Err((key, reason)) = self.sampler.validate() {
+            return Err(bad(key, &reason));
         }
         for entry in crate::probes::registry() {
             if let Err(reason) = (entry.validate)(self) {

@@ -79,11 +79,17 @@ fn render_status(status: &serde_json::Value) -> String {
             .and_then(|u| u.as_u64())
             .map(|s| format!("{s}s"))
             .unwrap_or_else(|| "-".to_string());
-        let detail = match (actor.get("reason"), actor.get("last_error")) {
+        let mut detail = match (actor.get("reason"), actor.get("last_error")) {
             (Some(serde_json::Value::String(r)), _) => r.clone(),
             (_, Some(serde_json::Value::String(e))) => format!("last error: {e}"),
             _ => String::new(),
         };
+        if let Some(divisor) = actor.get("sampling_divisor").and_then(|d| d.as_u64()) {
+            if divisor > 1 {
+                let sep = if detail.is_empty() { "" } else { "; " };
+                detail = format!("sampled 1/{divisor}{sep}{detail}");
+            }
+        }
         rows.push([
             text(actor, "name"),
             text(actor, "kind"),
@@ -105,6 +111,9 @@ fn render_status(status: &serde_json::Value) -> String {
         text(status, "uptime_secs"),
         text(status, "ready")
     );
+    if let Some(overhead) = status.get("overhead").filter(|o| !o.is_null()) {
+        out.push_str(&render_overhead(overhead));
+    }
     for row in rows {
         let line: Vec<String> = row
             .iter()
@@ -119,6 +128,47 @@ fn render_status(status: &serde_json::Value) -> String {
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
+    }
+    out
+}
+
+/// `overhead 0.42% of host CPU (agent 0.10%, bpf 0.32%), budget 1.00%` and the latest decisions.
+fn render_overhead(overhead: &serde_json::Value) -> String {
+    let pct = |key: &str| {
+        overhead
+            .get(key)
+            .and_then(|v| v.as_f64())
+            .map_or_else(|| "-".to_string(), |v| format!("{:.2}%", v * 100.0))
+    };
+    let mut out = format!(
+        "overhead {} of host CPU (agent {}, bpf {}), budget {}",
+        pct("overhead_ratio"),
+        pct("agent_cpu_ratio"),
+        pct("bpf_ratio"),
+        pct("budget_ratio")
+    );
+    if overhead.get("bpf_stats").and_then(|v| v.as_bool()) == Some(false) {
+        out.push_str(" [bpf_stats off: BPF run time not seen]");
+    }
+    out.push('\n');
+    let decisions = overhead.get("decisions").and_then(|d| d.as_array());
+    for d in decisions.into_iter().flatten().rev().take(3) {
+        let field = |key: &str| {
+            d.get(key)
+                .map(|v| v.to_string().trim_matches('"').to_string())
+        };
+        out.push_str(&format!(
+            "  sampler: {} {} 1/{} -> 1/{} at overhead {:.2}% (unix {})\n",
+            field("action").unwrap_or_default(),
+            field("probe").unwrap_or_default(),
+            field("from").unwrap_or_default(),
+            field("to").unwrap_or_default(),
+            d.get("overhead_ratio")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(0.0)
+                * 100.0,
+            field("at").unwrap_or_default(),
+        ));
     }
     out
 }
@@ -146,6 +196,33 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("kprobes unavailable"), "{table}");
+    }
+
+    #[test]
+    fn status_shows_overhead_and_sampling() {
+        let response = Response::ok(json!({
+            "version": "0.1.0", "uptime_secs": 5, "ready": true,
+            "actors": [
+                {"name": "dropwatch", "kind": "probe", "state": "running", "restarts": 0, "uptime_secs": 5, "reason": null, "last_error": null, "sampling_divisor": 64}
+            ],
+            "overhead": {"budget_ratio": 0.01, "overhead_ratio": 0.0042, "agent_cpu_ratio": 0.001, "bpf_ratio": 0.0032, "bpf_stats": true, "probes": [],
+                "decisions": [{"at": 1, "probe": "dropwatch", "action": "throttle", "from": 1, "to": 64, "overhead_ratio": 0.05}]}
+        }));
+        let table = render(&Request::Status, &response);
+        assert!(
+            table.contains("overhead 0.42% of host CPU (agent 0.10%, bpf 0.32%), budget 1.00%"),
+            "{table}"
+        );
+        assert!(
+            table.contains("throttle dropwatch 1/1 -> 1/64 at overhead 5.00%"),
+            "{table}"
+        );
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("dropwatch") && l.contains("sampled 1/64")),
+            "{table}"
+        );
     }
 
     #[test]

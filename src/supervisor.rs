@@ -34,6 +34,8 @@ pub struct AgentContext {
     /// The open event store, for queries (`GET /v1/events`). The `event_store` actor owns the
     /// database, puts it here once open and takes it out when it stops; empty meanwhile.
     pub event_store: crate::events::store::StoreSlot,
+    /// The sampler's latest overhead view (for `ctl status`); empty until its second round.
+    pub overhead: crate::actors::sampler::OverheadSlot,
     pub started: Instant,
 }
 
@@ -50,6 +52,7 @@ impl AgentContext {
             containers_tx,
             events: crate::events::EventSender::new(),
             event_store: Default::default(),
+            overhead: Default::default(),
             started: Instant::now(),
         }
     }
@@ -87,6 +90,8 @@ pub enum SupervisorMsg {
         generation: u64,
     },
     Status(RpcReplyPort<AgentStatus>),
+    /// Probe actors that are running now (the sampler asks for their costs).
+    RunningProbes(RpcReplyPort<Vec<(String, ActorCell)>>),
     CurrentConfig(RpcReplyPort<Config>),
     /// Apply a validated config; replies with the list of actions taken.
     ApplyConfig(Box<Config>, RpcReplyPort<Result<Vec<String>, String>>),
@@ -148,6 +153,8 @@ pub struct ActorStatus {
     pub restarts: u64,
     pub last_error: Option<String>,
     pub uptime_secs: Option<u64>,
+    /// Adaptive sampling of a throttleable probe: 1 event in N is kept.
+    pub sampling_divisor: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -156,6 +163,8 @@ pub struct AgentStatus {
     pub uptime_secs: u64,
     pub ready: bool,
     pub actors: Vec<ActorStatus>,
+    /// The sampler's overhead view; `None` while the sampler is off or warming up.
+    pub overhead: Option<crate::actors::sampler::OverheadStatus>,
 }
 
 enum ChildSpec {
@@ -270,6 +279,15 @@ impl SupervisorState {
     }
 
     fn status(&self) -> AgentStatus {
+        let overhead = self.ctx.overhead.read().ok().and_then(|slot| slot.clone());
+        let divisor_of = |name: &str| {
+            overhead.as_ref().and_then(|o| {
+                o.probes
+                    .iter()
+                    .find(|p| p.probe == name)
+                    .and_then(|p| p.sampling_divisor)
+            })
+        };
         let actors = self
             .children
             .iter()
@@ -286,6 +304,7 @@ impl SupervisorState {
                     }
                     _ => None,
                 },
+                sampling_divisor: divisor_of(name),
             })
             .collect();
         AgentStatus {
@@ -293,6 +312,7 @@ impl SupervisorState {
             uptime_secs: self.ctx.started.elapsed().as_secs(),
             ready: self.is_ready(),
             actors,
+            overhead,
         }
     }
 }
@@ -539,6 +559,20 @@ impl Actor for AgentSupervisor {
             }
             SupervisorMsg::Status(reply) => {
                 let _ = reply.send(state.status());
+            }
+            SupervisorMsg::RunningProbes(reply) => {
+                let running = state
+                    .names_of(ChildKind::Probe)
+                    .into_iter()
+                    .filter_map(|name| {
+                        let child = state.children.get(&name)?;
+                        if child.state != ChildState::Running {
+                            return None;
+                        }
+                        Some((name, child.actor.clone()?))
+                    })
+                    .collect();
+                let _ = reply.send(running);
             }
             SupervisorMsg::CurrentConfig(reply) => {
                 let _ = reply.send(state.config.clone());

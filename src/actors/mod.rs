@@ -1,10 +1,11 @@
 //! Actors of the agent besides the root supervisor: the shared probe actor, the HTTP exporter,
-//! container discovery, the event store sink and the control socket. See docs/architecture.md for the tree.
+//! container discovery, the event store sink, the adaptive sampler and the control socket. See docs/architecture.md for the tree.
 
 pub mod container_discovery;
 pub mod control;
 pub mod event_store;
 pub mod http;
 pub mod probe;
+pub mod sampler;
 pub mod server_task;
 pub mod services;

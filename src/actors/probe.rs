@@ -21,8 +21,21 @@ pub enum ProbeMsg {
     /// Collect now and check kernel attachments (sent by the probe's own interval timer).
     Tick,
     Status(RpcReplyPort<ProbeStatus>),
-    /// Run count / run time of the probe's BPF programs (input of adaptive sampling).
-    Cost(RpcReplyPort<Vec<ProgramCost>>),
+    /// What the probe has cost so far and how it is sampled (input of adaptive sampling).
+    Cost(RpcReplyPort<ProbeCost>),
+    /// Adaptive sampling: keep 1 event in N (1 = every event). Probes without a knob ignore it.
+    SetSampling(u32),
+}
+
+/// Cumulative cost of one probe, read by the sampler every round.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProbeCost {
+    /// Run count / run time of each BPF program since load (bpf_stats).
+    pub programs: Vec<ProgramCost>,
+    /// Time spent in this actor's ticks (collect, ring drain, link checks) since it started.
+    pub collect_time: std::time::Duration,
+    /// The sampling divisor in force; `None` when the probe cannot be throttled.
+    pub sampling_divisor: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -53,6 +66,7 @@ pub struct ProbeRuntime<P: Probe> {
     reattached_total: u64,
     collect_errors_total: u64,
     last_error_log: Option<Instant>,
+    collect_time: std::time::Duration,
 }
 
 pub struct ProbeActor<P: Probe>(PhantomData<fn() -> P>);
@@ -87,12 +101,36 @@ impl<P: Probe> ProbeRuntime<P> {
         }
     }
 
-    fn costs(&mut self) -> Vec<ProgramCost> {
-        self.probe
-            .as_mut()
-            .and_then(|p| p.programs())
-            .map(|set| set.costs())
-            .unwrap_or_default()
+    fn cost(&mut self) -> ProbeCost {
+        let Some(probe) = self.probe.as_mut() else {
+            return ProbeCost::default();
+        };
+        ProbeCost {
+            programs: probe.programs().map(|set| set.costs()).unwrap_or_default(),
+            collect_time: self.collect_time,
+            sampling_divisor: probe.sampling_divisor(),
+        }
+    }
+
+    fn set_sampling(&mut self, divisor: u32) {
+        let Some(probe) = self.probe.as_mut() else {
+            return;
+        };
+        let before = probe.sampling_divisor();
+        if before.is_none() || before == Some(divisor) {
+            return;
+        }
+        match probe.set_sampling_divisor(divisor) {
+            Ok(()) => tracing::info!(
+                probe = P::NAME,
+                from = before,
+                to = divisor,
+                "sampling divisor set"
+            ),
+            Err(e) => {
+                tracing::warn!(probe = P::NAME, error = %e, "cannot set the sampling divisor")
+            }
+        }
     }
 }
 
@@ -118,6 +156,7 @@ impl<P: Probe> Actor for ProbeActor<P> {
             reattached_total: 0,
             collect_errors_total: 0,
             last_error_log: None,
+            collect_time: std::time::Duration::ZERO,
         })
     }
 
@@ -173,8 +212,9 @@ impl<P: Probe> Actor for ProbeActor<P> {
                 let _ = reply.send(state.status());
             }
             ProbeMsg::Cost(reply) => {
-                let _ = reply.send(state.costs());
+                let _ = reply.send(state.cost());
             }
+            ProbeMsg::SetSampling(divisor) => state.set_sampling(divisor),
         }
         Ok(())
     }
@@ -208,6 +248,16 @@ fn add_program_costs(out: &mut MetricSet, probe: &'static str, costs: &[ProgramC
 }
 
 fn on_tick<P: Probe>(
+    myself: &ActorRef<ProbeMsg>,
+    state: &mut ProbeRuntime<P>,
+) -> Result<(), ProbeError> {
+    let tick_started = Instant::now();
+    let result = tick(myself, state);
+    state.collect_time += tick_started.elapsed();
+    result
+}
+
+fn tick<P: Probe>(
     myself: &ActorRef<ProbeMsg>,
     state: &mut ProbeRuntime<P>,
 ) -> Result<(), ProbeError> {

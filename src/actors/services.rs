@@ -46,6 +46,13 @@ pub fn registry() -> Vec<ServiceEntry> {
             },
         },
         ServiceEntry {
+            name: "sampler",
+            essential: false,
+            spawn: |ctx, config, supervisor, parent| {
+                Box::pin(super::sampler::spawn(ctx, config, supervisor, parent))
+            },
+        },
+        ServiceEntry {
             name: "control",
             essential: true,
             spawn: |ctx, config, supervisor, parent| {

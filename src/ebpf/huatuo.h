@@ -10,14 +10,31 @@
 
 #define HUATUO_NR_ZONES 4
 
-/* Sampling knob every probe honours: 1 = every event, N = 1-in-N (set from user space through .rodata
- * at load time or through the probe's config map at run time). */
-static __always_inline int huatuo_sampled(__u32 one_in_n)
-{
-	if (one_in_n <= 1)
-		return 1;
-	return (bpf_get_prandom_u32() % one_in_n) == 0;
-}
+/* Adaptive sampling knob. A probe that can be throttled writes HUATUO_SAMPLING_KNOB once at
+ * file scope and asks huatuo_sample_weight() on its hot path: 0 = skip this event, otherwise the
+ * weight to count it with. The sampler actor writes the divisor N (1 = every event) into the
+ * HUATUO_SAMPLING map; the shared Rust code finds the map by name, so declaring the knob is all
+ * a probe does to become throttleable. Counting each kept event N times keeps counters and
+ * histograms unbiased without any user-space rescaling. */
+#define HUATUO_SAMPLING_KNOB                                                                       \
+	struct {                                                                                   \
+		__uint(type, BPF_MAP_TYPE_ARRAY);                                                  \
+		__uint(max_entries, 1);                                                            \
+		__type(key, __u32);                                                                \
+		__type(value, __u32);                                                              \
+	} HUATUO_SAMPLING SEC(".maps");                                                            \
+	static __always_inline __u32 huatuo_sampling_divisor(void)                                 \
+	{                                                                                          \
+		__u32 zero = 0, *divisor = bpf_map_lookup_elem(&HUATUO_SAMPLING, &zero);           \
+		return divisor && *divisor > 1 ? *divisor : 1;                                     \
+	}                                                                                          \
+	static __always_inline __u32 huatuo_sample_weight(void)                                    \
+	{                                                                                          \
+		__u32 divisor = huatuo_sampling_divisor();                                         \
+		if (divisor == 1)                                                                  \
+			return 1;                                                                  \
+		return (bpf_get_prandom_u32() % divisor) == 0 ? divisor : 0;                       \
+	}
 
 /* Bucket a latency into 4 zones given three ascending upper bounds (exclusive). */
 static __always_inline __u32 huatuo_zone(__u64 delta, __u64 b0, __u64 b1, __u64 b2)

@@ -85,7 +85,12 @@ pub struct BpfProgramSet {
     probe: &'static str,
     bpf: Ebpf,
     attached: Vec<AttachedProgram>,
+    /// Current divisor of the adaptive-sampling knob; `None` when the object declares none.
+    sampling_divisor: Option<u32>,
 }
+
+/// The map `HUATUO_SAMPLING_KNOB` (huatuo.h) declares: `[0]` = sampling divisor.
+pub const SAMPLING_MAP: &str = "HUATUO_SAMPLING";
 
 /// The running kernel's BTF, parsed once per process (parsing takes tens of milliseconds and
 /// every probe needs it for CO-RE and tp_btf).
@@ -137,11 +142,34 @@ impl BpfProgramSet {
                 link_id,
             });
         }
+        let sampling_divisor = bpf.map(SAMPLING_MAP).map(|_| 1);
         Ok(Self {
             probe,
             bpf,
             attached,
+            sampling_divisor,
         })
+    }
+
+    /// The adaptive-sampling divisor in force (1 = every event), or `None` when the probe's
+    /// programs cannot be throttled.
+    pub fn sampling_divisor(&self) -> Option<u32> {
+        self.sampling_divisor
+    }
+
+    /// Sets the adaptive-sampling divisor: the programs keep 1 event in `divisor` and count it
+    /// `divisor` times.
+    pub fn set_sampling_divisor(&mut self, divisor: u32) -> Result<(), BpfError> {
+        if self.sampling_divisor.is_none() {
+            return Err(BpfError::MissingMap {
+                probe: self.probe,
+                map: SAMPLING_MAP,
+            });
+        }
+        let divisor = divisor.max(1);
+        self.set_u32(SAMPLING_MAP, 0, divisor)?;
+        self.sampling_divisor = Some(divisor);
+        Ok(())
     }
 
     pub fn ebpf(&self) -> &Ebpf {

@@ -116,6 +116,23 @@ pub trait Probe: Sized + Send + 'static {
     fn programs(&mut self) -> Option<&mut BpfProgramSet> {
         None
     }
+
+    /// Adaptive sampling: the divisor in force (keep 1 event in N), `None` when the probe has no
+    /// knob. BPF probes whose object declares `HUATUO_SAMPLING_KNOB` get this for free.
+    fn sampling_divisor(&mut self) -> Option<u32> {
+        self.programs().and_then(|set| set.sampling_divisor())
+    }
+
+    /// Sets the sampling divisor (called only when [`Probe::sampling_divisor`] is `Some`).
+    fn set_sampling_divisor(&mut self, divisor: u32) -> Result<(), ProbeError> {
+        match self.programs() {
+            Some(set) => Ok(set.set_sampling_divisor(divisor)?),
+            None => Err(ProbeError::Unsupported {
+                probe: Self::NAME,
+                reason: "no sampling knob".into(),
+            }),
+        }
+    }
 }
 
 type SpawnFuture = Pin<Box<dyn Future<Output = Result<ActorRef<ProbeMsg>, SpawnErr>> + Send>>;

@@ -13,6 +13,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Adaptive sampling: 1-in-N issued requests are timed, each counted N times. */
+HUATUO_SAMPLING_KNOB
+
 /* Issue time of in-flight requests, by request address. LRU: a request whose completion we
  * never see (driver reset) cannot leak. */
 struct {
@@ -97,7 +100,8 @@ static __always_inline int io_zone(__u64 ns)
 }
 
 /* Attributes a completion to the block cgroup of the request's first bio (the submitter's). */
-static __always_inline void count_cgroup(struct request *rq, __u32 dev, __u64 q2c, __u64 d2c)
+static __always_inline void count_cgroup(struct request *rq, __u32 dev, __u64 q2c, __u64 d2c,
+					  __u32 weight)
 {
 	struct cgroup_disk key = { .dev = dev };
 	struct cgroup_latency *lat, fresh = {};
@@ -115,18 +119,21 @@ static __always_inline void count_cgroup(struct request *rq, __u32 dev, __u64 q2
 	}
 	zone = io_zone(q2c);
 	if (zone >= 0 && zone < IO_ZONES)
-		lat->q2c_zone[zone] += 1;
+		lat->q2c_zone[zone] += weight;
 	zone = io_zone(d2c);
 	if (zone >= 0 && zone < IO_ZONES)
-		lat->d2c_zone[zone] += 1;
-	lat->count += 1;
+		lat->d2c_zone[zone] += weight;
+	lat->count += weight;
 }
 
 SEC("tp_btf/block_rq_issue")
 int BPF_PROG(on_block_rq_issue, struct request *rq)
 {
-	__u64 key = (__u64)rq, now = bpf_ktime_get_ns();
+	__u64 key = (__u64)rq, now;
 
+	if (!huatuo_sample_weight())
+		return 0;
+	now = bpf_ktime_get_ns();
 	bpf_map_update_elem(&IO_ISSUED, &key, &now, BPF_ANY);
 	return 0;
 }
@@ -139,7 +146,7 @@ int BPF_PROG(on_block_rq_complete, struct request *rq, blk_status_t error, unsig
 	__u32 zero_key = 0;
 	struct gendisk *disk;
 	__u64 *issued;
-	__u32 op, dev, slot;
+	__u32 op, dev, slot, weight;
 	int zone;
 
 	issued = bpf_map_lookup_elem(&IO_ISSUED, &key);
@@ -147,6 +154,8 @@ int BPF_PROG(on_block_rq_complete, struct request *rq, blk_status_t error, unsig
 		return 0;
 	d2c = now - *issued;
 	bpf_map_delete_elem(&IO_ISSUED, &key);
+	/* Only sampled requests are in IO_ISSUED: each stands for `weight` requests. */
+	weight = huatuo_sampling_divisor();
 	op = BPF_CORE_READ(rq, cmd_flags) & REQ_OP_MASK;
 	if (op > 1) /* flush, discard, zone ops: not in diskstats' read/write counts */
 		return 0;
@@ -171,19 +180,19 @@ int BPF_PROG(on_block_rq_complete, struct request *rq, blk_status_t error, unsig
 	}
 	zone = io_zone(q2c);
 	if (zone >= 0 && zone < IO_ZONES)
-		lat->q2c_zone[zone] += 1;
+		lat->q2c_zone[zone] += weight;
 	zone = io_zone(d2c);
 	if (zone >= 0 && zone < IO_ZONES)
-		lat->d2c_zone[zone] += 1;
+		lat->d2c_zone[zone] += weight;
 	slot = huatuo_log2_slot(q2c / NSEC_PER_USEC);
 	if (slot < HUATUO_LOG2_SLOTS)
-		lat->q2c_slot[slot] += 1;
+		lat->q2c_slot[slot] += weight;
 	slot = huatuo_log2_slot(d2c / NSEC_PER_USEC);
 	if (slot < HUATUO_LOG2_SLOTS)
-		lat->d2c_slot[slot] += 1;
-	lat->q2c_sum_ns += q2c;
-	lat->d2c_sum_ns += d2c;
-	lat->count += 1;
-	count_cgroup(rq, dev, q2c, d2c);
+		lat->d2c_slot[slot] += weight;
+	lat->q2c_sum_ns += q2c * weight;
+	lat->d2c_sum_ns += d2c * weight;
+	lat->count += weight;
+	count_cgroup(rq, dev, q2c, d2c, weight);
 	return 0;
 }

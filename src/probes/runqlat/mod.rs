@@ -75,11 +75,7 @@ impl Probe for RunqlatProbe {
     }
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
-        let bpf = ebpf::load(
-            NAME,
-            crate::bpf_object!("runqlat"),
-            &[("sample_one_in_n", 1)],
-        )?;
+        let bpf = ebpf::load(NAME, crate::bpf_object!("runqlat"), &[])?;
         let programs = BpfProgramSet::attach(NAME, bpf, &ATTACHMENTS)?;
         Ok(Self {
             programs,

@@ -10,8 +10,8 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* 1-in-N sampling of enqueue events, set by user space (adaptive sampling). */
-const volatile __u32 sample_one_in_n = 1;
+/* Adaptive sampling: 1-in-N enqueues are timed, each counted N times. */
+HUATUO_SAMPLING_KNOB
 
 /* [0] = non-zero while user space watches any container: skips the per-container work (and
  * the cgroup reads) otherwise. */
@@ -71,13 +71,13 @@ static __always_inline void record_enqueue(struct task_struct *p)
 	__u32 pid = p->pid;
 	__u64 ts;
 
-	if (pid == 0 || !huatuo_sampled(sample_one_in_n))
+	if (pid == 0 || !huatuo_sample_weight())
 		return;
 	ts = bpf_ktime_get_ns();
 	bpf_map_update_elem(&RUNQ_ENQUEUED, &pid, &ts, BPF_ANY);
 }
 
-static __always_inline void count_cgroup(struct task_struct *p, __u32 zone)
+static __always_inline void count_cgroup(struct task_struct *p, __u32 zone, __u32 weight)
 {
 	struct zone_counts *counts, fresh = {};
 	__u64 cgroup_id;
@@ -96,7 +96,7 @@ static __always_inline void count_cgroup(struct task_struct *p, __u32 zone)
 			return;
 	}
 	if (zone < HUATUO_NR_ZONES)
-		counts->zone[zone] += 1;
+		counts->zone[zone] += weight;
 }
 
 SEC("tp_btf/sched_wakeup")
@@ -118,7 +118,7 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	     unsigned int prev_state)
 {
 	__u64 *enqueued, *count, wait;
-	__u32 pid, zone, slot, zero = 0, *watching;
+	__u32 pid, zone, slot, zero = 0, *watching, weight;
 
 	/* A task preempted while runnable goes straight back on the run queue. */
 	if (prev_state == TASK_RUNNING)
@@ -131,19 +131,21 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	wait = bpf_ktime_get_ns() - *enqueued;
 	zone = huatuo_zone(wait, 10 * NSEC_PER_MSEC, 20 * NSEC_PER_MSEC, 50 * NSEC_PER_MSEC);
 	bpf_map_delete_elem(&RUNQ_ENQUEUED, &pid);
+	/* Only sampled enqueues are in RUNQ_ENQUEUED: each stands for `weight` waits. */
+	weight = huatuo_sampling_divisor();
 	count = bpf_map_lookup_elem(&RUNQ_HOST_LATENCY, &zone);
 	if (count)
-		*count += 1;
+		*count += weight;
 	slot = huatuo_log2_slot(wait / 1000);
 	count = bpf_map_lookup_elem(&RUNQ_HOST_HISTOGRAM, &slot);
 	if (count)
-		*count += 1;
+		*count += weight;
 	slot = HUATUO_LOG2_SLOTS;
 	count = bpf_map_lookup_elem(&RUNQ_HOST_HISTOGRAM, &slot);
 	if (count)
-		*count += wait;
+		*count += wait * weight;
 	watching = bpf_map_lookup_elem(&RUNQ_WATCHING, &zero);
 	if (watching && *watching)
-		count_cgroup(next, zone);
+		count_cgroup(next, zone, weight);
 	return 0;
 }

@@ -8,6 +8,12 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Adaptive sampling: 1-in-N raise->entry cycles are timed, each counted N times. */
+HUATUO_SAMPLING_KNOB
+
+/* Raise time of a pending vector that was not sampled (real times are never this small). */
+#define RAISE_NOT_SAMPLED 1
+
 /* First raise time of each pending vector on this CPU (0 = not pending). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -39,8 +45,10 @@ int BPF_PROG(on_softirq_raise, unsigned int vec_nr)
 	__u32 key = vec_nr;
 	__u64 *ts = bpf_map_lookup_elem(&SOFTIRQ_RAISE_TS, &key);
 
+	/* Decide once per pending cycle, at the first raise, so later raises of the same cycle
+	 * cannot bias the sample towards shorter latencies. */
 	if (ts && *ts == 0)
-		*ts = bpf_ktime_get_ns();
+		*ts = huatuo_sample_weight() ? bpf_ktime_get_ns() : RAISE_NOT_SAMPLED;
 	return 0;
 }
 
@@ -49,24 +57,27 @@ int BPF_PROG(on_softirq_entry, unsigned int vec_nr)
 {
 	__u32 key = vec_nr;
 	__u64 *ts = bpf_map_lookup_elem(&SOFTIRQ_RAISE_TS, &key);
-	__u64 *count, start, latency;
+	__u64 *count, start, latency, weight;
 
 	if (!ts || *ts == 0 || vec_nr >= NR_SOFTIRQS_MAX)
 		return 0;
 	start = *ts;
 	*ts = 0;
+	if (start == RAISE_NOT_SAMPLED)
+		return 0;
+	weight = huatuo_sampling_divisor();
 	latency = bpf_ktime_get_ns() - start;
 	key = vec_nr * HUATUO_NR_ZONES + huatuo_zone(latency, 10 * 1000, 100 * 1000, 1000 * 1000);
 	count = bpf_map_lookup_elem(&SOFTIRQ_LATENCY, &key);
 	if (count)
-		*count += 1;
+		*count += weight;
 	key = vec_nr * SOFTIRQ_HIST_STRIDE + huatuo_log2_slot(latency / 1000);
 	count = bpf_map_lookup_elem(&SOFTIRQ_HISTOGRAM, &key);
 	if (count)
-		*count += 1;
+		*count += weight;
 	key = vec_nr * SOFTIRQ_HIST_STRIDE + HUATUO_LOG2_SLOTS;
 	count = bpf_map_lookup_elem(&SOFTIRQ_HISTOGRAM, &key);
 	if (count)
-		*count += latency;
+		*count += latency * weight;
 	return 0;
 }
