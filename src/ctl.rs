@@ -79,9 +79,15 @@ fn render_status(status: &serde_json::Value) -> String {
             .and_then(|u| u.as_u64())
             .map(|s| format!("{s}s"))
             .unwrap_or_else(|| "-".to_string());
-        let mut detail = match (actor.get("reason"), actor.get("last_error")) {
-            (Some(serde_json::Value::String(r)), _) => r.clone(),
-            (_, Some(serde_json::Value::String(e))) => format!("last error: {e}"),
+        let mut detail = match (
+            actor.get("reason"),
+            actor.get("detail"),
+            actor.get("last_error"),
+        ) {
+            (Some(serde_json::Value::String(r)), _, _) => r.clone(),
+            // A running service's own account (the Elasticsearch sink) says more than an old error.
+            (_, Some(serde_json::Value::String(d)), _) => d.clone(),
+            (_, _, Some(serde_json::Value::String(e))) => format!("last error: {e}"),
             _ => String::new(),
         };
         if let Some(divisor) = actor.get("sampling_divisor").and_then(|d| d.as_u64()) {
@@ -221,6 +227,26 @@ mod tests {
             table
                 .lines()
                 .any(|l| l.starts_with("dropwatch") && l.contains("sampled 1/64")),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn a_service_detail_is_shown_before_an_old_error() {
+        let response = Response::ok(json!({
+            "version": "0.1.0", "uptime_secs": 5, "ready": true,
+            "actors": [
+                {"name": "elasticsearch", "kind": "service", "state": "running", "restarts": 1,
+                 "uptime_secs": 5, "reason": null, "last_error": "old",
+                 "detail": "spooling 3 documents (1 KiB): http://es:9200 unavailable"}
+            ]
+        }));
+        let table = render(&Request::Status, &response);
+        let row = table.lines().find(|l| l.starts_with("elasticsearch"));
+        assert!(
+            row.is_some_and(
+                |l| l.ends_with("spooling 3 documents (1 KiB): http://es:9200 unavailable")
+            ),
             "{table}"
         );
     }

@@ -1,13 +1,18 @@
 //! Root tests of the dropwatch probe against the real kernel: UDP datagrams to a closed port
 //! on 127.0.0.1 are dropped with reason NO_SOCKET and become one document each (within the
-//! rate limit), with the right addresses, port and protocol; over the in-kernel rate limit,
-//! documents plus the suppressed count add up to the datagrams sent; a reason filter that does
-//! not match lets nothing through. The probe runs in-process
-//! and the test subscribes to its event bus.
+//! rate limit), with the right addresses, port, protocol and the kernel stack of the drop;
+//! datagrams an iptables DROP rule in a fresh network namespace drops are NETFILTER_DROP
+//! documents carrying that namespace's inode; over the in-kernel rate limit, documents plus the
+//! suppressed count add up to the datagrams sent; a reason filter that does not match lets
+//! nothing through. The probe runs in-process and the test subscribes to its event bus.
 
 mod common;
 
 use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use huatuo_bamai::exposition::MetricSet;
@@ -85,6 +90,7 @@ fn udp_to_a_closed_port_is_one_no_socket_document_per_datagram() {
             "symbolised location: {data:#}"
         );
         assert_eq!(data["pid"].as_u64(), Some(u64::from(std::process::id())));
+        assert_plausible_stack(data, &["udp", "kfree_skb", "ip_"]);
     }
     let no_socket = sample(
         &set,
@@ -94,6 +100,177 @@ fn udp_to_a_closed_port_is_one_no_socket_document_per_datagram() {
     assert!(
         no_socket >= N as f64,
         "dropwatch_total{{NO_SOCKET}} = {no_socket}"
+    );
+}
+
+/// The document's `stack`: symbolised frames, innermost first, starting below the tracing
+/// machinery, with at least one frame naming one of `expected`.
+fn assert_plausible_stack(data: &serde_json::Value, expected: &[&str]) {
+    let stack = data["stack"].as_str().unwrap_or_default();
+    let frames: Vec<&str> = stack.lines().collect();
+    assert!(frames.len() >= 3, "a kernel stack: {data:#}");
+    for frame in &frames {
+        assert!(
+            frame.contains("+0x") && !frame.starts_with("0x"),
+            "symbolised frame `{frame}`: {data:#}"
+        );
+    }
+    assert!(
+        !frames[0].starts_with("bpf_prog_") && !frames[0].starts_with("bpf_trace_run"),
+        "the probe's own frames are left out: {data:#}"
+    );
+    assert!(
+        frames
+            .iter()
+            .any(|f| expected.iter().any(|name| f.contains(name))),
+        "a frame naming one of {expected:?}: {data:#}"
+    );
+}
+
+/// A network namespace with `lo` up and an iptables rule dropping UDP to one port; deleted on
+/// drop (also when the test fails).
+struct DroppingNetns {
+    name: String,
+}
+
+fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl DroppingNetns {
+    fn create(port: u16) -> Self {
+        let name = format!("huatuo-dw-{}", std::process::id());
+        // A namespace left by a killed earlier run of this pid.
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        run("ip", &["netns", "add", &name]);
+        let netns = Self { name };
+        run("ip", &["-n", &netns.name, "link", "set", "lo", "up"]);
+        let port = port.to_string();
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &netns.name,
+                "iptables",
+                "-A",
+                "INPUT",
+                "-p",
+                "udp",
+                "--dport",
+                &port,
+                "-j",
+                "DROP",
+            ],
+        );
+        netns
+    }
+
+    fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.name)
+    }
+
+    /// The namespace's inode, what the kernel's `net->ns.inum` holds.
+    fn inode(&self) -> u64 {
+        std::fs::metadata(self.path()).expect("stat netns").ino()
+    }
+
+    /// Sends `n` datagrams to 127.0.0.1:`port` from a thread moved into the namespace.
+    fn send_datagrams(&self, port: u16, n: usize) {
+        let file = std::fs::File::open(self.path()).expect("open netns");
+        std::thread::spawn(move || {
+            // setns changes only this thread's namespace; the thread ends with it.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            send_datagrams(port, n);
+        })
+        .join()
+        .expect("sender thread");
+    }
+}
+
+impl Drop for DroppingNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+#[test]
+fn an_iptables_drop_in_a_netns_is_a_netfilter_drop_document_with_that_netns() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available("an_iptables_drop_in_a_netns_is_a_netfilter_drop_document_with_that_netns") {
+        return;
+    }
+    const N: usize = 15;
+    let ctx = common::host_probe_context();
+    // Any port: the namespace is new, nothing listens in it.
+    let port = closed_port();
+    let netns = DroppingNetns::create(port);
+    let inode = netns.inode();
+    let mut probe =
+        dropwatch::DropwatchProbe::start(&config(port, 100), &ctx).expect("start dropwatch");
+    netns.send_datagrams(port, N);
+    let mine = |d: &huatuo_bamai::events::EventDocument| {
+        d.tracer_data["netns"].as_u64() == Some(inode)
+            && d.tracer_data["dport"].as_u64() == Some(u64::from(port))
+    };
+    let (mut documents, _) =
+        common::collect_until(&mut probe, &ctx, Duration::from_secs(5), |docs| {
+            docs.iter().filter(|d| mine(d)).count() >= N
+        });
+    let (more, set) =
+        common::collect_until(&mut probe, &ctx, Duration::from_millis(500), |_| false);
+    documents.extend(more);
+    let documents: Vec<_> = documents.into_iter().filter(|d| mine(d)).collect();
+    assert_eq!(documents.len(), N, "{documents:#?}");
+    for document in &documents {
+        let data = &document.tracer_data;
+        assert_eq!(data["reason"], "NETFILTER_DROP", "{data:#}");
+        assert_eq!(data["saddr"], "127.0.0.1", "{data:#}");
+        assert_eq!(data["daddr"], "127.0.0.1", "{data:#}");
+        assert_eq!(data["protocol"], "udp", "{data:#}");
+        assert_eq!(data["device"], "lo", "{data:#}");
+        assert!(data["sport"].as_u64() > Some(0), "{data:#}");
+        assert_eq!(data["pid"].as_u64(), Some(u64::from(std::process::id())));
+        // Dropped on the netfilter hook (freed by nf_tables or by nf_hook_slow itself,
+        // depending on the iptables backend) below ip_local_deliver.
+        assert_plausible_stack(data, &["nf_hook_slow"]);
+        assert_plausible_stack(data, &["ip_local_deliver"]);
+        // The location is the stack's frame that called the free.
+        let location = data["location"].as_str().unwrap_or_default();
+        assert!(
+            data["stack"]
+                .as_str()
+                .is_some_and(|s| s.lines().any(|f| f == location)),
+            "{data:#}"
+        );
+    }
+    // The same drops under the running kernel's reason name.
+    let netfilter = sample(
+        &set,
+        "huatuo_bamai_dropwatch_total",
+        Some(("reason", "NETFILTER_DROP")),
+    );
+    assert!(
+        netfilter >= N as f64,
+        "dropwatch_total{{NETFILTER_DROP}} = {netfilter}"
+    );
+    drop(netns);
+    assert!(
+        !PathBuf::from("/run/netns")
+            .join(format!("huatuo-dw-{}", std::process::id()))
+            .exists(),
+        "the namespace is deleted"
     );
 }
 

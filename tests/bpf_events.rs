@@ -1,6 +1,7 @@
 //! Root tests of the event probes against the real kernel: an OOM kill in a 32 MiB container
 //! and a task held in D state on a frozen ext4 become exactly one document each, with the right
-//! task, container and fields; memcg reclaim in a 32 MiB container (threshold 0) becomes
+//! task, container and fields (the hung task's document lists every blocked task, the frozen
+//! writers among them, with their kernel stacks); memcg reclaim in a 32 MiB container (threshold 0) becomes
 //! memory_reclaim documents naming the task and container, and count in the agent's /metrics. Documents are read from an
 //! in-process instance of the probe (same kernel hook) whose event bus the test subscribes to;
 //! counters are read from a real agent's /metrics.
@@ -282,14 +283,28 @@ fn a_task_hung_in_d_state_is_one_document_with_its_stack() {
     let _timeout = HungTaskTimeout::set(2);
     let mut fs = FrozenExt4::create();
     let pid = fs.start_writer();
-    let mine = |d: &EventDocument| d.tracer_data["pid"].as_u64() == Some(u64::from(pid));
+    // A second writer blocked on the same freeze: listed among the blocked tasks whichever of
+    // the two khungtaskd reports first.
+    let other = fs.start_writer();
+    let writers = [u64::from(pid), u64::from(other)];
+    let mine = |d: &EventDocument| {
+        d.tracer_data["pid"]
+            .as_u64()
+            .is_some_and(|p| writers.contains(&p))
+    };
     let started = Instant::now();
     let (documents, _) = common::collect_until(&mut probe, &ctx, Duration::from_secs(10), |docs| {
         docs.iter().any(mine)
     });
     let reported_after = started.elapsed();
     assert_eq!(state_of(pid), Some('D'), "the writer is blocked in D state");
-    // khungtaskd reports it again every 2 s while it stays hung: counted, backed off.
+    assert_eq!(
+        state_of(other),
+        Some('D'),
+        "the writer is blocked in D state"
+    );
+    // khungtaskd reports them again every 2 s while they stay hung: counted, backed off (one
+    // document per backoff period for the whole node, as upstream).
     let (more, set) =
         common::collect_until(&mut probe, &ctx, Duration::from_millis(2600), |_| false);
     let all: Vec<&EventDocument> = documents
@@ -300,12 +315,12 @@ fn a_task_hung_in_d_state_is_one_document_with_its_stack() {
     assert_eq!(
         all.len(),
         1,
-        "one hungtask document for pid {pid} (reported after {reported_after:?}): {documents:#?}"
+        "one hungtask document for pids {writers:?} (reported after {reported_after:?}): {documents:#?}"
     );
     let document = all[0];
     let data = &document.tracer_data;
     assert_eq!(document.tracer_name, "hungtask");
-    assert_eq!(data["tid"], pid, "{data:#}");
+    assert_eq!(data["tid"], data["pid"], "{data:#}");
     assert_eq!(data["comm"], "sh", "{data:#}");
     assert_eq!(data["hung_task_timeout_secs"], 2, "{data:#}");
     let stack = data["stack"].as_str().unwrap_or_default();
@@ -316,6 +331,37 @@ fn a_task_hung_in_d_state_is_one_document_with_its_stack() {
     assert!(
         document.container_id.is_empty(),
         "a host task: {document:#?}"
+    );
+    // Every blocked task with its stack: both writers, each blocked on the frozen file system.
+    let blocked = data["blocked_tasks"].as_array().expect("blocked_tasks");
+    for writer in writers {
+        let task = blocked
+            .iter()
+            .find(|t| t["tid"].as_u64() == Some(writer))
+            .unwrap_or_else(|| panic!("writer {writer} among the blocked tasks: {data:#}"));
+        assert_eq!(task["pid"].as_u64(), Some(writer), "{task:#}");
+        assert_eq!(task["comm"], "sh", "{task:#}");
+        let stack = task["stack"].as_str().unwrap_or_default();
+        assert!(
+            stack.lines().count() >= 3 && !stack.contains("[<"),
+            "the blocked writer's kernel stack: {task:#}"
+        );
+        // Held by the freeze: waiting for the superblock's write rwsem.
+        assert!(
+            stack.contains("percpu") || stack.contains("sb_start_write") || stack.contains("write"),
+            "blocked on the frozen file system: {task:#}"
+        );
+    }
+    for task in blocked {
+        assert!(
+            task["stack"].as_str().is_some_and(|s| !s.is_empty())
+                || task["stack_error"].is_string(),
+            "a stack or the reason there is none: {task:#}"
+        );
+    }
+    assert!(
+        data["blocked_tasks_total"].as_u64() >= Some(blocked.len() as u64),
+        "{data:#}"
     );
     assert!(
         counter(&set, "huatuo_bamai_hungtask_total") >= 2.0,

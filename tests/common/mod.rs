@@ -60,6 +60,11 @@ pub fn config_text(port: u16, socket: &Path, enabled: &[&str], extra: &str) -> S
             dir.join("events.redb").display()
         ));
     }
+    if !extra.contains("[sampler]") {
+        // Exact-count tests must not be sampled by a budget a debug build can exceed;
+        // tests/sampler.rs turns it on with its own budget.
+        text.push_str("[sampler]\nenabled = false\n");
+    }
     if !extra.contains("[supervisor]") {
         text.push_str(
             "[supervisor]\nrestart_backoff_initial_ms = 500\nrestart_backoff_max_ms = 2000\n",

@@ -5,18 +5,25 @@
  * Every remaining drop counts in DROPWATCH_REASONS. The L3/L4 header is decoded here and the
  * configured filters (protocols, ports, reasons: DROPWATCH_FILTER_*) applied; of the drops that
  * pass, at most `max_per_sec` records a second are queued (a token counter in DROPWATCH_RATE),
- * the rest count in DROPWATCH_SUPPRESSED. Reason names and the location symbol are user
- * space's. */
+ * the rest count in DROPWATCH_SUPPRESSED. Only a queued record pays for the kernel stack
+ * (bpf_get_stack into a per-CPU scratch record, then a ring record sized to the frames taken).
+ * Reason names and symbols are user space's. */
 #include "huatuo.h"
 #include <bpf/bpf_endian.h>
 
 char LICENSE[] SEC("license") = "GPL";
+
+/* Adaptive sampling: 1-in-N drops go on past the reason check, each counted N times (in
+ * DROPWATCH_REASONS, and as N-1 suppressed besides the record it may become). */
+HUATUO_SAMPLING_KNOB
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
 #define REASON_SLOTS 256
+/* Kernel stack frames kept per drop (a drop in softirq under a syscall is ~30-40 deep). */
+#define STACK_DEPTH 64
 
 /* Records a second; 0 = no limit. Set at load time. */
 const volatile __u32 max_per_sec = 100;
@@ -45,6 +52,10 @@ struct drop_event {
 	__u8 daddr[16];  /* 72 */
 	char comm[16];   /* 88 */
 	char dev[16];    /* 104 */
+	__u32 stack_bytes; /* 120: bytes of `stack` filled (frames * 8) */
+	__u32 pad3;      /* 124 */
+	__u64 stack[STACK_DEPTH]; /* 128: return addresses, innermost first; only
+				   * stack_bytes of them are sent */
 };
 
 struct rate_window {
@@ -56,6 +67,14 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
 } DROPWATCH_EVENTS SEC(".maps");
+
+/* The record being built: too big for the BPF stack. A tracing program does not nest on a CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct drop_event);
+} DROPWATCH_SCRATCH SEC(".maps");
 
 /* Index 0: the current one-second window and the records queued in it. */
 struct {
@@ -131,12 +150,12 @@ static __always_inline int wanted(struct drop_event *e, __u32 slot)
 	return 1;
 }
 
-static __always_inline void bump(void *map, __u32 index)
+static __always_inline void bump(void *map, __u32 index, __u32 weight)
 {
 	__u64 *value = bpf_map_lookup_elem(map, &index);
 
 	if (value)
-		*value += 1;
+		*value += weight;
 }
 
 /* 1 when a record may be queued this second. */
@@ -209,46 +228,65 @@ int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	     struct sock *sk)
 {
 	struct net_device *dev;
-	struct drop_event e;
-	__u32 slot = reason;
-	__u64 id;
+	struct drop_event *e;
+	__u32 slot = reason, zero = 0;
+	__u64 id, size;
+	__u32 weight;
+	long taken;
 
 	if (reason == SKB_NOT_DROPPED_YET || reason == SKB_CONSUMED ||
 	    reason == SKB_DROP_REASON_NOT_SPECIFIED)
 		return 0;
+	/* First, so a throttled storm costs little more than this check per drop. */
+	weight = huatuo_sample_weight();
+	if (!weight)
+		return 0;
 	if (slot >= REASON_SLOTS - 1)
 		slot = REASON_SLOTS - 1;
-	bump(&DROPWATCH_REASONS, slot);
-	__builtin_memset(&e, 0, sizeof(e));
-	e.l3proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
-	decode_headers(&e, skb);
-	if (!wanted(&e, slot))
+	bump(&DROPWATCH_REASONS, slot, weight);
+	e = bpf_map_lookup_elem(&DROPWATCH_SCRATCH, &zero);
+	if (!e)
+		return 0;
+	/* The header only: the stack part is overwritten and sent only as far as it is filled. */
+	__builtin_memset(e, 0, offsetof(struct drop_event, stack));
+	e->l3proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	decode_headers(e, skb);
+	if (!wanted(e, slot))
 		return 0;
 	if (!take_token()) {
-		bump(&DROPWATCH_SUPPRESSED, 0);
+		bump(&DROPWATCH_SUPPRESSED, 0, weight);
 		return 0;
 	}
-	e.boot_ns = bpf_ktime_get_boot_ns();
-	e.location = (__u64)location;
-	e.cgroup_id = bpf_get_current_cgroup_id();
-	e.reason = reason;
+	/* The record stands for `weight` drops: the others are suppressed by sampling. */
+	if (weight > 1)
+		bump(&DROPWATCH_SUPPRESSED, 0, weight - 1);
+	e->boot_ns = bpf_ktime_get_boot_ns();
+	e->location = (__u64)location;
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->reason = reason;
 	id = bpf_get_current_pid_tgid();
-	e.pid = id >> 32;
-	e.tid = (__u32)id;
-	bpf_get_current_comm(e.comm, sizeof(e.comm));
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	dev = BPF_CORE_READ(skb, dev);
 	if (dev) {
-		e.ifindex = BPF_CORE_READ(dev, ifindex);
-		BPF_CORE_READ_INTO(&e.dev, dev, name);
-		e.netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
+		e->ifindex = BPF_CORE_READ(dev, ifindex);
+		BPF_CORE_READ_INTO(&e->dev, dev, name);
+		e->netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
 	}
-	if (!e.netns) {
+	if (!e->netns) {
 		if (!sk)
 			sk = BPF_CORE_READ(skb, sk);
 		if (sk)
-			e.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+			e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	}
-	if (bpf_ringbuf_output(&DROPWATCH_EVENTS, &e, sizeof(e), BPF_RB_NO_WAKEUP))
-		bump(&DROPWATCH_SUPPRESSED, 1);
+	taken = bpf_get_stack(ctx, e->stack, sizeof(e->stack), 0);
+	size = taken > 0 ? (__u64)taken : 0;
+	if (size > sizeof(e->stack))
+		size = sizeof(e->stack);
+	e->stack_bytes = size;
+	size += offsetof(struct drop_event, stack);
+	if (bpf_ringbuf_output(&DROPWATCH_EVENTS, e, size, BPF_RB_NO_WAKEUP))
+		bump(&DROPWATCH_SUPPRESSED, 1, 1);
 	return 0;
 }

@@ -1,9 +1,10 @@
 //! dropwatch: every packet the kernel drops with a reason (tp_btf `kfree_skb`, the BTF form of
 //! `skb:kfree_skb`) becomes a `dropwatch` event document: the drop reason (its name read from
 //! the running kernel's `skb/kfree_skb/format`, names vary by version), the drop location
-//! (`function+0xoff` from `/proc/kallsyms`), the decoded L3/L4 header (addresses, protocol,
-//! TCP/UDP ports), the device and netns, and the task current at the drop (pid/comm, cgroup id;
-//! the document is attributed to that task's container). Frees that are not drops
+//! (`function+0xoff` from `/proc/kallsyms`), the kernel stack of the drop (taken in the kernel
+//! with `bpf_get_stack`, symbolised the same way), the decoded L3/L4 header (addresses,
+//! protocol, TCP/UDP ports), the device and netns, and the task current at the drop (pid/comm,
+//! cgroup id; the document is attributed to that task's container). Frees that are not drops
 //! (`SKB_CONSUMED`) and drops without a reason (`NOT_SPECIFIED`) are skipped in the kernel.
 //!
 //! The `protocols`, `ports` and `reasons` filters are applied in the kernel (maps filled at
@@ -172,10 +173,14 @@ pub struct DropRecord {
     pub daddr: [u8; 16],
     pub comm: String,
     pub device: String,
+    /// Kernel stack of the drop: return addresses, innermost first (the tracing glue included).
+    pub stack: Vec<u64>,
 }
 
 impl DropRecord {
-    pub const SIZE: usize = 120;
+    /// The fixed part; the stack's frames follow it (`stack_bytes` of them).
+    pub const SIZE: usize = 128;
+    const STACK_OFFSET: usize = 128;
 
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         if bytes.len() < Self::SIZE {
@@ -199,6 +204,17 @@ impl DropRecord {
             daddr: bytes[72..88].try_into().ok()?,
             comm: event_ring::comm_at(bytes, 88)?,
             device: event_ring::comm_at(bytes, 104)?,
+            stack: {
+                let stack_bytes = event_ring::u32_at(bytes, 120)? as usize;
+                let end = bytes.len().min(Self::STACK_OFFSET + stack_bytes);
+                bytes
+                    .get(Self::STACK_OFFSET..end)
+                    .unwrap_or_default()
+                    .chunks_exact(8)
+                    .filter_map(|frame| frame.try_into().ok().map(u64::from_le_bytes))
+                    .filter(|addr| *addr != 0)
+                    .collect()
+            },
         })
     }
 
@@ -244,6 +260,9 @@ pub struct DropwatchData {
     pub tid: u32,
     pub comm: String,
     pub cgroup_id: u64,
+    /// Kernel stack of the drop, innermost frame first, one `function+0xoff` a line (as
+    /// upstream: frames joined by newlines), from the function that freed the packet outwards.
+    pub stack: String,
 }
 
 /// The configured filters (applied in the kernel; [`DropFilter::accepts`] is the same test in
@@ -313,34 +332,64 @@ impl Symbolizer {
             .cloned()
             .unwrap_or_else(|| format!("{addr:#x}"))
     }
+
+    /// A kernel stack as upstream's `stack`: one resolved frame a line, innermost first, without
+    /// the frames of the tracepoint machinery and of this program above the drop.
+    pub fn stack(&self, frames: &[u64]) -> String {
+        let frames: Vec<String> = frames.iter().map(|a| self.get(*a)).collect();
+        format_stack(&frames)
+    }
+}
+
+/// Frames of the tracing machinery `bpf_get_stack` sees above the tracepoint's caller: the BPF
+/// program itself, `bpf_trace_run<N>`, `__bpf_trace_<tp>` and `__traceiter_<tp>`.
+fn is_tracing_frame(frame: &str) -> bool {
+    [
+        "bpf_prog_",
+        "bpf_trace_run",
+        "__bpf_trace_",
+        "__traceiter_",
+        "bpf_trampoline_",
+    ]
+    .iter()
+    .any(|prefix| frame.starts_with(prefix))
+}
+
+/// Joins resolved frames (innermost first) with newlines, leaving out the leading tracing
+/// frames; a stack of nothing but tracing frames is kept whole rather than emptied.
+pub fn format_stack(frames: &[String]) -> String {
+    let first = frames
+        .iter()
+        .position(|f| !is_tracing_frame(f))
+        .unwrap_or(0);
+    frames[first..].join("\n")
 }
 
 /// For each of `addrs`, the text symbol (start, name) at or below it in a kallsyms text.
 pub fn nearest_symbols(kallsyms: &str, addrs: &[u64]) -> Vec<Option<(u64, String)>> {
-    let mut best: Vec<Option<(u64, &str)>> = vec![None; addrs.len()];
-    for line in kallsyms.lines() {
-        let mut fields = line.split_whitespace();
-        let (Some(addr), Some(kind), Some(name)) = (fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
-        if !matches!(kind, "t" | "T" | "w" | "W") {
-            continue;
-        }
-        let Ok(start) = u64::from_str_radix(addr, 16) else {
-            continue;
-        };
-        if start == 0 {
-            continue;
-        }
-        for (slot, target) in best.iter_mut().zip(addrs) {
-            if start <= *target && slot.is_none_or(|(s, _)| start > s) {
-                *slot = Some((start, name));
+    // Sorted once, then one binary search per address: a stack brings dozens of addresses.
+    let mut symbols: Vec<(u64, &str)> = kallsyms
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (addr, kind, name) = (fields.next()?, fields.next()?, fields.next()?);
+            if !matches!(kind, "t" | "T" | "w" | "W") {
+                return None;
             }
-        }
-    }
-    best.into_iter()
-        .map(|b| b.map(|(s, n)| (s, n.to_string())))
+            let start = u64::from_str_radix(addr, 16).ok()?;
+            (start != 0).then_some((start, name))
+        })
+        .collect();
+    // Among symbols at one address the first listed wins, as a linear scan would pick.
+    symbols.sort_by_key(|(start, _)| *start);
+    addrs
+        .iter()
+        .map(|target| {
+            let below = symbols.partition_point(|(start, _)| start <= target);
+            let (start, _) = *symbols.get(below.checked_sub(1)?)?;
+            let first = symbols.partition_point(|(s, _)| *s < start);
+            symbols.get(first).map(|(s, n)| (*s, n.to_string()))
+        })
         .collect()
 }
 
@@ -454,9 +503,12 @@ impl Probe for DropwatchProbe {
                 .into_iter()
                 .filter(|r| self.filter.accepts(r, &self.reason_name(r.reason)))
                 .collect();
-            let locations: Vec<u64> = kept.iter().map(|r| r.location).collect();
+            let addresses: Vec<u64> = kept
+                .iter()
+                .flat_map(|r| std::iter::once(r.location).chain(r.stack.iter().copied()))
+                .collect();
             self.symbolizer
-                .resolve(&self.ctx.procfs("kallsyms"), &locations);
+                .resolve(&self.ctx.procfs("kallsyms"), &addresses);
             for record in &kept {
                 let container = containers
                     .by_cgroup_id(record.cgroup_id)
@@ -521,6 +573,7 @@ impl DropwatchProbe {
             tid: record.tid,
             comm: record.comm.clone(),
             cgroup_id: record.cgroup_id,
+            stack: self.symbolizer.stack(&record.stack),
         }
     }
 

@@ -24,6 +24,16 @@ fn record() -> Vec<u8> {
     b
 }
 
+/// `record()` with kernel stack frames after the fixed part.
+fn record_with_stack(frames: &[u64]) -> Vec<u8> {
+    let mut b = record();
+    b[120..124].copy_from_slice(&((frames.len() * 8) as u32).to_le_bytes());
+    for frame in frames {
+        b.extend_from_slice(&frame.to_le_bytes());
+    }
+    b
+}
+
 #[test]
 fn reason_names_come_from_the_format_file() {
     let names = parse_reason_names(FORMAT);
@@ -50,6 +60,85 @@ fn records_decode_at_the_c_offsets() {
     assert_eq!(r.comm, "python");
     assert_eq!(r.device, "lo");
     assert!(DropRecord::decode(&record()[..DropRecord::SIZE - 1]).is_none());
+    assert!(r.stack.is_empty());
+}
+
+#[test]
+fn stack_frames_follow_the_fixed_part() {
+    let frames = [
+        0xffff_ffff_8100_0024u64,
+        0xffff_ffff_8100_0090,
+        0xffff_ffff_8100_0011,
+    ];
+    let r = DropRecord::decode(&record_with_stack(&frames)).expect("decode");
+    assert_eq!(r.stack, frames);
+    // A record cut short keeps the whole frames it has; stack_bytes never reads past the end.
+    let bytes = record_with_stack(&frames);
+    let r = DropRecord::decode(&bytes[..bytes.len() - 3]).expect("decode");
+    assert_eq!(r.stack, frames[..2]);
+    // Zero frames (unused slots) are dropped.
+    let r = DropRecord::decode(&record_with_stack(&[frames[0], 0])).expect("decode");
+    assert_eq!(r.stack, frames[..1]);
+}
+
+#[test]
+fn stacks_are_resolved_frames_without_the_tracing_glue() {
+    let kallsyms = "ffffffff81000000 T _stext\n\
+                    ffffffff81000010 t bpf_trace_run4\n\
+                    ffffffff81000020 t __bpf_trace_kfree_skb\n\
+                    ffffffff81000030 T sk_skb_reason_drop\n\
+                    ffffffff81000050 T __udp4_lib_rcv\n\
+                    ffffffff81000080 T ip_local_deliver_finish\n\
+                    ffffffffc0000000 t bpf_prog_0123456789abcdef_on_kfree_skb\t[bpf]\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kallsyms");
+    std::fs::write(&path, kallsyms).unwrap();
+    let frames = [
+        0xffff_ffff_c000_0042u64,
+        0xffff_ffff_8100_0014,
+        0xffff_ffff_8100_0021,
+        0xffff_ffff_8100_0038,
+        0xffff_ffff_8100_0066,
+        0xffff_ffff_8100_0090,
+    ];
+    let mut symbolizer = Symbolizer::default();
+    symbolizer.resolve(&path, &frames);
+    assert_eq!(
+        symbolizer.stack(&frames),
+        "sk_skb_reason_drop+0x8\n__udp4_lib_rcv+0x16\nip_local_deliver_finish+0x10"
+    );
+    // Tracing frames further down are kept: only the leading ones are the probe's own.
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        format_stack(&strings(&[
+            "bpf_trace_run4+0x1",
+            "a+0x1",
+            "bpf_trace_run4+0x2"
+        ])),
+        "a+0x1\nbpf_trace_run4+0x2"
+    );
+    assert_eq!(
+        format_stack(&strings(&["bpf_trace_run4+0x1"])),
+        "bpf_trace_run4+0x1"
+    );
+    assert_eq!(format_stack(&[]), "");
+    assert_eq!(symbolizer.stack(&[0x5]), "0x5");
+}
+
+#[test]
+fn the_nearest_symbol_of_several_at_one_address_is_the_first_listed() {
+    let kallsyms = "ffffffff81000010 t first_alias\n\
+                    ffffffff81000010 t second_alias\n\
+                    ffffffff81000000 T _stext\n";
+    let found = nearest_symbols(kallsyms, &[0xffff_ffff_8100_0018, 0xffff_ffff_8100_0008]);
+    assert_eq!(
+        found[0],
+        Some((0xffff_ffff_8100_0010, "first_alias".to_string()))
+    );
+    assert_eq!(
+        found[1],
+        Some((0xffff_ffff_8100_0000, "_stext".to_string()))
+    );
 }
 
 #[test]

@@ -1,10 +1,22 @@
-//! hungtask: every task khungtaskd reports as hung (tp_btf `sched_process_hang`) becomes a
-//! `hungtask` event document with the task's kernel stack and `hung_task_timeout_secs`,
-//! attributed to the task's container; every report counts in `huatuo_bamai_hungtask_total`.
-//! The kernel reports a hung task again on every check period while it stays hung, so a task's
-//! documents are backed off (`report_backoff_secs`).
+//! hungtask: a task khungtaskd reports as hung (tp_btf `sched_process_hang`) becomes a
+//! `hungtask` event document with the task's kernel stack, the kernel stacks of every task
+//! blocked in D state at that moment, and `hung_task_timeout_secs`, attributed to the hung
+//! task's container; every report counts in `huatuo_bamai_hungtask_total`.
+//!
+//! Documents are backed off as upstream's: after one is saved, reports only count for
+//! `report_backoff_secs` (10 min), and the period doubles with each further saved document up to
+//! `report_backoff_max_secs` (3 h); once no document was saved for the last period plus
+//! `report_backoff_decay_secs` (1 h), it starts again at the initial period. The backoff is
+//! global, not per task: every document already carries all blocked tasks, and a storage stall
+//! hanging hundreds of tasks must not write hundreds of documents of hundreds of stacks each.
+//!
+//! The blocked tasks' stacks come from `/proc/<pid>/task/<tid>/stack` of every task whose state
+//! is `D`, not from upstream's sysrq-w dump through `/dev/kmsg`: that dump writes every blocked
+//! task (and the scheduler state of every CPU) into the kernel log of the node, interleaves with
+//! other kernel messages, must be parsed back out of the ring buffer, and fails when the log
+//! rate limit or `kernel.printk` drops lines; procfs gives each task's stack apart, costs one
+//! `stat` read per task plus one stack read per blocked task, and leaves the kernel log alone.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -34,9 +46,16 @@ pub struct HungtaskConfig {
     pub enabled: bool,
     /// How often the ring buffer is drained: a report is published within one interval.
     pub interval_ms: u64,
-    /// After a task's document, further reports of the same task only count until this many
-    /// seconds have passed (0: a document for every report).
+    /// After a document, further reports only count until this many seconds have passed; the
+    /// period doubles with every further document (0: a document for every report).
     pub report_backoff_secs: u64,
+    /// The longest backoff period the doubling reaches.
+    pub report_backoff_max_secs: u64,
+    /// With no document for the last period plus this long, the backoff starts over at
+    /// `report_backoff_secs` (0: never).
+    pub report_backoff_decay_secs: u64,
+    /// Blocked (D state) tasks listed with their stacks in a document; more are only counted.
+    pub max_blocked_tasks: usize,
 }
 
 impl Default for HungtaskConfig {
@@ -45,11 +64,32 @@ impl Default for HungtaskConfig {
             enabled: true,
             interval_ms: 200,
             report_backoff_secs: 600,
+            report_backoff_max_secs: 3 * 3600,
+            report_backoff_decay_secs: 3600,
+            max_blocked_tasks: 256,
         }
     }
 }
 
-crate::probe_settings!(HungtaskConfig);
+crate::probe_settings!(HungtaskConfig, |c: &HungtaskConfig| {
+    if c.report_backoff_max_secs < c.report_backoff_secs {
+        return Err(format!(
+            "report_backoff_max_secs ({}) is below report_backoff_secs ({})",
+            c.report_backoff_max_secs, c.report_backoff_secs
+        ));
+    }
+    Ok(())
+});
+
+impl HungtaskConfig {
+    fn backoff(&self) -> SaveBackoff {
+        SaveBackoff::new(
+            Duration::from_secs(self.report_backoff_secs),
+            Duration::from_secs(self.report_backoff_max_secs),
+            Duration::from_secs(self.report_backoff_decay_secs),
+        )
+    }
+}
 
 /// One `struct hungtask_event` of hungtask.bpf.c.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,49 +120,61 @@ impl HungtaskRecord {
             comm: event_ring::comm_at(bytes, 32)?,
         })
     }
-
-    /// A task's identity: its thread id and start time (a later task may reuse the id).
-    fn task(&self) -> (u32, u64) {
-        (self.tid, self.start_ns)
-    }
 }
 
-/// Per-task backoff of documents: a task's first report is saved, further reports of the same
-/// task only once `period` has passed since its last saved one.
+/// Upstream's backoff of saved documents (cloudflare/backoff without jitter, with decay): a
+/// report is saved when the previous period has run out; each save makes the next period twice
+/// the last, up to `max`; a save more than the last period plus `decay` after the previous one
+/// starts over at `initial`.
 #[derive(Debug)]
-pub struct ReportBackoff {
-    period: Duration,
-    last_saved: HashMap<(u32, u64), Instant>,
+pub struct SaveBackoff {
+    initial: Duration,
+    max: Duration,
+    decay: Duration,
+    /// Saves since the last start-over.
+    saves: u32,
+    last_save: Option<Instant>,
+    next_allowed: Option<Instant>,
 }
 
-impl ReportBackoff {
-    pub fn new(period: Duration) -> Self {
+impl SaveBackoff {
+    pub fn new(initial: Duration, max: Duration, decay: Duration) -> Self {
         Self {
-            period,
-            last_saved: HashMap::new(),
+            initial,
+            max,
+            decay,
+            saves: 0,
+            last_save: None,
+            next_allowed: None,
         }
     }
 
-    /// True when a report of `task` at `now` gets a document (and remembers that it did).
-    pub fn allow(&mut self, task: (u32, u64), now: Instant) -> bool {
-        match self.last_saved.get(&task) {
-            Some(saved) if now.saturating_duration_since(*saved) < self.period => false,
-            _ => {
-                self.last_saved.insert(task, now);
-                true
+    /// The period after the `n`th save (0-based) since the last start-over.
+    fn period(&self, n: u32) -> Duration {
+        let doubled = 2u32
+            .checked_pow(n)
+            .and_then(|factor| self.initial.checked_mul(factor))
+            .unwrap_or(Duration::MAX);
+        doubled.min(self.max)
+    }
+
+    /// True when a report at `now` gets a document (and starts the next period).
+    pub fn allow(&mut self, now: Instant) -> bool {
+        if self.next_allowed.is_some_and(|next| now < next) {
+            return false;
+        }
+        if let Some(last) = self.last_save {
+            let last_period = self.period(self.saves.saturating_sub(1));
+            let quiet = now.saturating_duration_since(last);
+            if !self.decay.is_zero() && quiet > last_period.saturating_add(self.decay) {
+                self.saves = 0;
             }
         }
-    }
-
-    /// Forgets tasks whose backoff ran out (memory stays bounded by the recently hung tasks).
-    pub fn expire(&mut self, now: Instant) {
-        let period = self.period;
-        self.last_saved
-            .retain(|_, saved| now.saturating_duration_since(*saved) < period);
-    }
-
-    pub fn tracked(&self) -> usize {
-        self.last_saved.len()
+        let period = self.period(self.saves);
+        self.saves = self.saves.saturating_add(1);
+        self.last_save = Some(now);
+        self.next_allowed = now.checked_add(period);
+        true
     }
 }
 
@@ -150,13 +202,84 @@ pub fn read_stack(procfs_root: &Path, pid: u32, tid: u32) -> Result<String, Stri
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// A task in D state and its kernel stack.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlockedTask {
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    /// Innermost frame first, `function+off/len` a line.
+    pub stack: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack_error: Option<String>,
+}
+
+/// `comm` and the one-letter state of a `/proc/<pid>/task/<tid>/stat` (the comm is everything
+/// between the first `(` and the last `)`: it may hold spaces and parentheses).
+pub fn parse_stat(text: &str) -> Option<(String, char)> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_string();
+    let state = text.get(close + 1..)?.trim_start().chars().next()?;
+    Some((comm, state))
+}
+
+fn numeric_entries(dir: &Path) -> Vec<u32> {
+    let mut ids: Vec<u32> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort_unstable();
+    ids
+}
+
+/// Every task in D state (uninterruptible sleep; `I`, the idle kernel threads khungtaskd skips,
+/// is a different letter) with its kernel stack, by pid and tid; at most `limit` of them are
+/// listed, the second value counts them all. Tasks that exit during the scan are left out.
+pub fn blocked_tasks(procfs_root: &Path, limit: usize) -> (Vec<BlockedTask>, usize) {
+    let mut listed = Vec::new();
+    let mut total = 0;
+    for pid in numeric_entries(procfs_root) {
+        for tid in numeric_entries(&procfs_root.join(format!("{pid}/task"))) {
+            let stat = procfs_root.join(format!("{pid}/task/{tid}/stat"));
+            let Some((comm, 'D')) = std::fs::read_to_string(stat)
+                .ok()
+                .and_then(|text| parse_stat(&text))
+            else {
+                continue;
+            };
+            total += 1;
+            if listed.len() >= limit {
+                continue;
+            }
+            let (stack, stack_error) = match read_stack(procfs_root, pid, tid) {
+                Ok(stack) => (stack, None),
+                Err(e) => (String::new(), Some(e)),
+            };
+            listed.push(BlockedTask {
+                pid,
+                tid,
+                comm,
+                stack,
+                stack_error,
+            });
+        }
+    }
+    (listed, total)
+}
+
 /// `hung_task_timeout_secs` (0 when the administrator turned detection off).
 pub fn read_timeout_secs(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// `tracer_data` of a hungtask document (upstream's `tid`, `comm`, `hung_task_timeout_secs`,
-/// plus the process id and this task's own stack; no sysrq dumps).
+/// `tracer_data` of a hungtask document (upstream's `tid`, `comm`, `hung_task_timeout_secs`;
+/// the process id and this task's own stack; `blocked_tasks` in place of upstream's sysrq-w
+/// text `blocked_processes_stack`; no `cpus_stack`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HungtaskData {
     pub pid: u32,
@@ -168,6 +291,11 @@ pub struct HungtaskData {
     pub stack_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hung_task_timeout_secs: Option<u64>,
+    /// Every task in D state when the document was made (the hung one included), by pid.
+    pub blocked_tasks: Vec<BlockedTask>,
+    /// How many tasks were in D state; more than `blocked_tasks` holds when over
+    /// `max_blocked_tasks`.
+    pub blocked_tasks_total: usize,
 }
 
 pub struct HungtaskProbe {
@@ -175,7 +303,8 @@ pub struct HungtaskProbe {
     ring: EventRing,
     ctx: ProbeContext,
     timeout_sysctl: PathBuf,
-    backoff: ReportBackoff,
+    backoff: SaveBackoff,
+    max_blocked_tasks: usize,
     /// Every report seen since start (documented or backed off, and lost ones).
     reports_total: u64,
 }
@@ -207,7 +336,8 @@ impl Probe for HungtaskProbe {
             ring,
             ctx: ctx.clone(),
             timeout_sysctl,
-            backoff: ReportBackoff::new(Duration::from_secs(settings.report_backoff_secs)),
+            backoff: settings.backoff(),
+            max_blocked_tasks: settings.max_blocked_tasks,
             reports_total: 0,
         })
     }
@@ -217,10 +347,9 @@ impl Probe for HungtaskProbe {
             .ring
             .drain(MAX_REPORTS_PER_TICK, HungtaskRecord::decode);
         let now = Instant::now();
-        self.backoff.expire(now);
         for record in records {
             self.reports_total += 1;
-            if self.backoff.allow(record.task(), now) {
+            if self.backoff.allow(now) {
                 let document = self.document(&record);
                 self.ctx.events.publish(document);
             }
@@ -245,6 +374,8 @@ impl HungtaskProbe {
             Ok(stack) => (stack, None),
             Err(e) => (String::new(), Some(e)),
         };
+        let (blocked_tasks, blocked_tasks_total) =
+            blocked_tasks(&self.ctx.procfs_root, self.max_blocked_tasks);
         let data = HungtaskData {
             pid: record.pid,
             tid: record.tid,
@@ -252,6 +383,8 @@ impl HungtaskProbe {
             stack,
             stack_error,
             hung_task_timeout_secs: read_timeout_secs(&self.timeout_sysctl),
+            blocked_tasks,
+            blocked_tasks_total,
         };
         let containers = self.ctx.containers.borrow().clone();
         let container = containers.by_cgroup_id(record.cgroup_id);

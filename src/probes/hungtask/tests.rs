@@ -27,32 +27,64 @@ fn records_decode_from_the_bpf_layout() {
             comm: "sh".to_string(),
         }
     );
-    assert_eq!(record.task(), (101, 987_654_321));
     // Short records (a layout mismatch) are rejected, not misread.
     assert!(HungtaskRecord::decode(&record_bytes(1, 1, b"x")[..47]).is_none());
 }
 
-#[test]
-fn a_task_gets_one_document_per_backoff_period() {
-    let mut backoff = ReportBackoff::new(Duration::from_secs(600));
-    let t0 = Instant::now();
-    let task = (100, 5);
-    assert!(backoff.allow(task, t0), "first report is saved");
-    // khungtaskd reports it again every check period: counted, not saved.
-    assert!(!backoff.allow(task, t0 + Duration::from_secs(120)));
-    assert!(!backoff.allow(task, t0 + Duration::from_secs(599)));
-    // Another task, or the same tid reused by a later task, is a new report.
-    assert!(backoff.allow((101, 5), t0 + Duration::from_secs(1)));
-    assert!(backoff.allow((100, 6), t0 + Duration::from_secs(1)));
-    assert!(backoff.allow(task, t0 + Duration::from_secs(600)));
-    // Expired entries are forgotten.
-    assert_eq!(backoff.tracked(), 3);
-    backoff.expire(t0 + Duration::from_secs(1200));
-    assert_eq!(backoff.tracked(), 0);
+const MIN: Duration = Duration::from_secs(60);
 
-    let mut every = ReportBackoff::new(Duration::ZERO);
-    assert!(every.allow(task, t0));
-    assert!(every.allow(task, t0));
+#[test]
+fn saves_back_off_doubling_to_the_cap_as_upstream() {
+    // Upstream: backoff.NewWithoutJitter(3h, 10min) with SetDecay(1h).
+    let mut backoff = SaveBackoff::new(10 * MIN, 180 * MIN, 60 * MIN);
+    let t0 = Instant::now();
+    assert!(backoff.allow(t0), "the first report is saved");
+    // khungtaskd reports again every check period: counted, not saved, for 10 min.
+    assert!(!backoff.allow(t0 + 2 * MIN));
+    assert!(!backoff.allow(t0 + 10 * MIN - Duration::from_secs(1)));
+    // Then the periods double: 20, 40, 80, 160 min, then the 3 h cap.
+    let mut at = t0 + 10 * MIN;
+    for period in [20, 40, 80, 160, 180, 180] {
+        assert!(backoff.allow(at), "saved at the end of the previous period");
+        assert!(
+            !backoff.allow(at + (period - 1) * MIN),
+            "{period} min period"
+        );
+        at += period * MIN;
+    }
+    assert!(backoff.allow(at));
+}
+
+#[test]
+fn a_quiet_hour_after_the_last_period_starts_the_backoff_over() {
+    let mut backoff = SaveBackoff::new(10 * MIN, 180 * MIN, 60 * MIN);
+    let t0 = Instant::now();
+    assert!(backoff.allow(t0));
+    assert!(backoff.allow(t0 + 10 * MIN)); // next period: 20 min
+                                           // 20 min + 1 h is not exceeded: no decay, the period doubles to 40 min.
+    let t2 = t0 + 10 * MIN + 80 * MIN;
+    assert!(backoff.allow(t2));
+    assert!(!backoff.allow(t2 + 39 * MIN));
+    // 40 min + 1 h passes without a save: back to 10 min.
+    let t3 = t2 + 101 * MIN;
+    assert!(backoff.allow(t3));
+    assert!(!backoff.allow(t3 + 9 * MIN));
+    assert!(backoff.allow(t3 + 10 * MIN));
+
+    // Decay 0 never starts over.
+    let mut sticky = SaveBackoff::new(10 * MIN, 180 * MIN, Duration::ZERO);
+    assert!(sticky.allow(t0));
+    assert!(sticky.allow(t0 + 1000 * MIN));
+    assert!(!sticky.allow(t0 + 1019 * MIN));
+}
+
+#[test]
+fn a_zero_backoff_saves_every_report() {
+    let mut every = SaveBackoff::new(Duration::ZERO, Duration::ZERO, 60 * MIN);
+    let t0 = Instant::now();
+    for _ in 0..5 {
+        assert!(every.allow(t0));
+    }
 }
 
 #[test]
@@ -103,14 +135,126 @@ fn the_document_data_has_upstreams_field_names() {
         stack: "schedule+0x27/0xf0".into(),
         stack_error: None,
         hung_task_timeout_secs: Some(120),
+        blocked_tasks: vec![BlockedTask {
+            pid: 100,
+            tid: 101,
+            comm: "sh".into(),
+            stack: "schedule+0x27/0xf0".into(),
+            stack_error: None,
+        }],
+        blocked_tasks_total: 1,
     };
     let value = serde_json::to_value(&data).unwrap();
     assert_eq!(
         value,
         serde_json::json!({
             "pid": 100, "tid": 101, "comm": "sh", "stack": "schedule+0x27/0xf0",
-            "hung_task_timeout_secs": 120
+            "hung_task_timeout_secs": 120,
+            "blocked_tasks": [
+                {"pid": 100, "tid": 101, "comm": "sh", "stack": "schedule+0x27/0xf0"}
+            ],
+            "blocked_tasks_total": 1
         })
+    );
+}
+
+#[test]
+fn stat_gives_comm_and_state_even_with_parentheses_in_the_comm() {
+    assert_eq!(
+        parse_stat("812 (jbd2/vda1-8) D 2 0 0 0 -1 2129984 0 0"),
+        Some(("jbd2/vda1-8".to_string(), 'D'))
+    );
+    assert_eq!(
+        parse_stat("42 (a) b (c)) S 1 42"),
+        Some(("a) b (c)".to_string(), 'S'))
+    );
+    assert_eq!(parse_stat("42 no comm"), None);
+    assert_eq!(parse_stat("42 (x)"), None);
+}
+
+/// A fake procfs with tasks `(pid, tid, comm, state, stack)`; a `None` stack leaves the file out.
+fn fake_procfs(tasks: &[(u32, u32, &str, char, Option<&str>)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (pid, tid, comm, state, stack) in tasks {
+        let task = dir.path().join(format!("{pid}/task/{tid}"));
+        std::fs::create_dir_all(&task).unwrap();
+        std::fs::write(
+            task.join("stat"),
+            format!("{tid} ({comm}) {state} 1 {pid} {pid} 0 -1 4194560 0 0"),
+        )
+        .unwrap();
+        if let Some(stack) = stack {
+            std::fs::write(task.join("stack"), stack).unwrap();
+        }
+    }
+    // Not tasks: skipped.
+    std::fs::create_dir_all(dir.path().join("self")).unwrap();
+    std::fs::create_dir_all(dir.path().join("sys/kernel")).unwrap();
+    dir
+}
+
+#[test]
+fn blocked_tasks_are_the_d_state_ones_with_their_stacks() {
+    let procfs = fake_procfs(&[
+        (1, 1, "init", 'S', Some("[<0>] ep_poll+0x1/0x2\n")),
+        (
+            20,
+            20,
+            "sh",
+            'D',
+            Some("[<0>] percpu_rwsem_wait+0x116/0x140\n[<0>] vfs_write+0x1/0x2\n"),
+        ),
+        (20, 21, "sh worker", 'D', None),
+        (
+            3,
+            3,
+            "kworker/0:1",
+            'I',
+            Some("[<0>] worker_thread+0x1/0x2\n"),
+        ),
+        (
+            100,
+            100,
+            "jbd2/vda1-8",
+            'D',
+            Some("[<0>] kjournald2+0xb6/0x280\n"),
+        ),
+    ]);
+    let (tasks, total) = blocked_tasks(procfs.path(), 10);
+    assert_eq!(total, 3);
+    let ids: Vec<(u32, u32, &str)> = tasks
+        .iter()
+        .map(|t| (t.pid, t.tid, t.comm.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            (20, 20, "sh"),
+            (20, 21, "sh worker"),
+            (100, 100, "jbd2/vda1-8")
+        ]
+    );
+    assert_eq!(
+        tasks[0].stack,
+        "percpu_rwsem_wait+0x116/0x140\nvfs_write+0x1/0x2"
+    );
+    assert!(tasks[0].stack_error.is_none());
+    // A stack that cannot be read says why.
+    assert!(tasks[1].stack.is_empty());
+    assert!(
+        tasks[1]
+            .stack_error
+            .as_deref()
+            .is_some_and(|e| e.contains("20/task/21/stack")),
+        "{:?}",
+        tasks[1]
+    );
+    // Over the limit they are counted, not listed.
+    let (tasks, total) = blocked_tasks(procfs.path(), 1);
+    assert_eq!((tasks.len(), total), (1, 3));
+    assert_eq!(
+        blocked_tasks(&procfs.path().join("missing"), 10),
+        (vec![], 0)
     );
 }
 
@@ -120,7 +264,15 @@ fn config_defaults_and_validation() {
     assert!(config.enabled);
     assert_eq!(config.interval_ms, 200);
     assert_eq!(config.report_backoff_secs, 600);
+    assert_eq!(config.report_backoff_max_secs, 10_800);
+    assert_eq!(config.report_backoff_decay_secs, 3600);
+    assert_eq!(config.max_blocked_tasks, 256);
     assert!(config.validate().is_ok());
+    let inverted = HungtaskConfig {
+        report_backoff_max_secs: 60,
+        ..HungtaskConfig::default()
+    };
+    assert!(inverted.validate().is_err());
     let fast = HungtaskConfig {
         interval_ms: 50,
         ..HungtaskConfig::default()
