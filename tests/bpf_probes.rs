@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::loop_device::{wait_quiet, LoopDevice};
 use common::{bpf_available, sum, Agent};
 
 /// BPF tests provoke CPU contention: run them one at a time so they do not skew each other.
@@ -392,87 +393,6 @@ fn runqlat_container_series_follow_contention_in_that_container() {
             "series of a removed container linger"
         );
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A loop device over a temp file, detached on drop.
-struct LoopDevice {
-    path: String,
-    _file: tempfile::NamedTempFile,
-}
-
-impl LoopDevice {
-    fn create(size_mb: u64) -> LoopDevice {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        file.as_file().set_len(size_mb << 20).unwrap();
-        let out = Command::new("losetup")
-            .args(["--find", "--show"])
-            .arg(file.path())
-            .output()
-            .expect("losetup");
-        assert!(
-            out.status.success(),
-            "losetup: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        LoopDevice { path, _file: file }
-    }
-
-    fn name(&self) -> &str {
-        self.path.trim_start_matches("/dev/")
-    }
-
-    /// `maj:min` from sysfs.
-    fn disk(&self) -> String {
-        std::fs::read_to_string(format!("/sys/block/{}/dev", self.name()))
-            .unwrap()
-            .trim()
-            .to_string()
-    }
-
-    /// Reads + writes completed, from /proc/diskstats.
-    fn completions(&self) -> u64 {
-        let stats = std::fs::read_to_string("/proc/diskstats").unwrap();
-        let line = stats
-            .lines()
-            .find(|l| l.split_whitespace().nth(2) == Some(self.name()))
-            .expect("device in diskstats");
-        let fields: Vec<u64> = line
-            .split_whitespace()
-            .skip(3)
-            .map(|f| f.parse().unwrap())
-            .collect();
-        fields[0] + fields[4]
-    }
-
-    fn dd(&self, args: &[&str]) {
-        let out = Command::new("dd").args(args).output().expect("dd");
-        assert!(
-            out.status.success(),
-            "dd {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-/// Completions of `device` once they stopped changing for 300 ms (at most ~15 s).
-fn wait_quiet(device: &LoopDevice) -> u64 {
-    let mut last = device.completions();
-    for _ in 0..50 {
-        std::thread::sleep(Duration::from_millis(300));
-        let now = device.completions();
-        if now == last {
-            return now;
-        }
-        last = now;
-    }
-    last
-}
-
-impl Drop for LoopDevice {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.path]).status();
     }
 }
 

@@ -4,6 +4,8 @@
 //! pushed the measured overhead over budget, the sampler raised dropwatch's sampling divisor,
 //! the overhead came back under budget and stayed there while the storm went on, the decision
 //! is visible in `ctl status`, and once the storm stops the divisor is relaxed back to 1.
+//! And the sampling itself keeps counters unbiased: iolatency at 1-in-4 still counts a loop
+//! device's completions as /proc/diskstats does, within the sampling error.
 
 mod common;
 
@@ -12,7 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::loop_device::{wait_quiet, LoopDevice};
 use common::{bpf_available, Agent};
+use huatuo_bamai::exposition::MetricSet;
+use huatuo_bamai::probes::{iolatency, Probe};
 
 const BUDGET: f64 = 0.03;
 
@@ -208,5 +213,70 @@ fn udp_storm_is_throttled_back_under_budget_and_relaxed_after() {
         under.overhead,
         relaxed.at.as_secs_f64(),
         timeline.join("\n")
+    );
+}
+
+/// `_count` of the d2c histogram of `disk` in a collected set.
+fn d2c_count(set: &MetricSet, disk: &str) -> f64 {
+    set.families
+        .iter()
+        .filter(|f| f.name == "huatuo_bamai_iolatency_blkdisk_d2c_seconds")
+        .flat_map(|f| f.samples.iter())
+        .filter(|s| s.suffix == "_count" && s.labels.iter().any(|(k, v)| *k == "disk" && v == disk))
+        .map(|s| s.value)
+        .sum()
+}
+
+#[test]
+fn sampled_counts_stay_unbiased() {
+    if !bpf_available("sampled_counts_stay_unbiased") {
+        return;
+    }
+    let ctx = common::host_probe_context();
+    let mut probe = iolatency::IolatencyProbe::start(&iolatency::IolatencyConfig::default(), &ctx)
+        .expect("iolatency attaches");
+    assert_eq!(
+        probe.sampling_divisor(),
+        Some(1),
+        "iolatency has a sampling knob"
+    );
+    const DIVISOR: u32 = 4;
+    probe
+        .set_sampling_divisor(DIVISOR)
+        .expect("set the divisor");
+    assert_eq!(probe.sampling_divisor(), Some(DIVISOR));
+
+    let device = LoopDevice::create(64);
+    let disk = device.disk();
+    let before_io = wait_quiet(&device);
+    let mut set = MetricSet::default();
+    probe.collect(&mut set).expect("collect");
+    let before = d2c_count(&set, &disk);
+    let of = format!("of={}", device.path);
+    let input = format!("if={}", device.path);
+    device.dd(&["if=/dev/zero", &of, "bs=4k", "count=2000", "oflag=direct"]);
+    device.dd(&[
+        &input,
+        "of=/dev/null",
+        "bs=4k",
+        "count=2000",
+        "iflag=direct",
+    ]);
+    let real = (wait_quiet(&device) - before_io) as f64;
+    let mut set = MetricSet::default();
+    probe.collect(&mut set).expect("collect");
+    let estimated = d2c_count(&set, &disk) - before;
+    // Each kept request counts DIVISOR times ...
+    assert_eq!(
+        estimated % f64::from(DIVISOR),
+        0.0,
+        "{estimated} is not a multiple of {DIVISOR}"
+    );
+    // ... and 1-in-4 of ~4000 keeps ~1000: the estimate's standard error is ~3 %; 20 % is > 6 σ.
+    // Sampling without weights would read ~25 %, weights without sampling ~400 %.
+    assert!(real >= 4000.0, "dd did only {real} I/Os");
+    assert!(
+        (estimated - real).abs() <= 0.2 * real,
+        "sampled estimate {estimated} vs {real} real completions"
     );
 }

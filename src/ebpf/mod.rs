@@ -115,6 +115,8 @@ pub fn load(probe: &'static str, object: &[u8], globals: &[(&str, u32)]) -> Resu
     let btf = kernel_btf(probe)?;
     let mut loader = EbpfLoader::new();
     loader.btf(Some(btf));
+    // Kernel-only maps user space never reads (task local storage) are still created.
+    loader.allow_unsupported_maps();
     for (name, value) in globals {
         loader.override_global(name, value, true);
     }

@@ -2,6 +2,8 @@
 //! control socket), scrapes it over HTTP and drives it through `huatuo-bamai ctl`.
 #![allow(dead_code)]
 
+pub mod loop_device;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;

@@ -22,11 +22,13 @@ struct {
 	__type(value, __u32);
 } RUNQ_WATCHING SEC(".maps");
 
-/* LRU: tasks that exit while queued can never leak entries. Value: enqueue time (ns). */
+/* Enqueue time (ns) of a queued task, 0 when not queued (or not sampled), in the task's own
+ * local storage: a pointer chase instead of a hash lookup on the hottest path, no table to
+ * fill up, and the kernel frees it when the task exits. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, __u64);
 } RUNQ_ENQUEUED SEC(".maps");
 
@@ -68,13 +70,13 @@ struct {
 
 static __always_inline void record_enqueue(struct task_struct *p)
 {
-	__u32 pid = p->pid;
-	__u64 ts;
+	__u64 *enqueued;
 
-	if (pid == 0 || !huatuo_sample_weight())
+	if (p->pid == 0 || !huatuo_sample_weight())
 		return;
-	ts = bpf_ktime_get_ns();
-	bpf_map_update_elem(&RUNQ_ENQUEUED, &pid, &ts, BPF_ANY);
+	enqueued = bpf_task_storage_get(&RUNQ_ENQUEUED, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (enqueued)
+		*enqueued = bpf_ktime_get_ns();
 }
 
 static __always_inline void count_cgroup(struct task_struct *p, __u32 zone, __u32 weight)
@@ -118,20 +120,20 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	     unsigned int prev_state)
 {
 	__u64 *enqueued, *count, wait;
-	__u32 pid, zone, slot, zero = 0, *watching, weight;
+	__u32 zone, slot, zero = 0, *watching, weight;
 
 	/* A task preempted while runnable goes straight back on the run queue. */
 	if (prev_state == TASK_RUNNING)
 		record_enqueue(prev);
 
-	pid = next->pid;
-	enqueued = bpf_map_lookup_elem(&RUNQ_ENQUEUED, &pid);
-	if (!enqueued)
+	/* No create: a task never timed has no storage and costs one pointer test. */
+	enqueued = bpf_task_storage_get(&RUNQ_ENQUEUED, next, 0, 0);
+	if (!enqueued || *enqueued == 0)
 		return 0;
 	wait = bpf_ktime_get_ns() - *enqueued;
+	*enqueued = 0;
 	zone = huatuo_zone(wait, 10 * NSEC_PER_MSEC, 20 * NSEC_PER_MSEC, 50 * NSEC_PER_MSEC);
-	bpf_map_delete_elem(&RUNQ_ENQUEUED, &pid);
-	/* Only sampled enqueues are in RUNQ_ENQUEUED: each stands for `weight` waits. */
+	/* Only sampled enqueues were timed: each stands for `weight` waits. */
 	weight = huatuo_sampling_divisor();
 	count = bpf_map_lookup_elem(&RUNQ_HOST_LATENCY, &zone);
 	if (count)
