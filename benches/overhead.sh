@@ -2,8 +2,15 @@
 # Overhead benchmark for huatuo-bamai. It reports numbers and asserts nothing; `make test` does not run it.
 # Each section prints a markdown table that can be pasted into docs/performance.md.
 #
-#   benches/overhead.sh                       all sections (about 5 minutes on 2 vCPUs)
+#   benches/overhead.sh                       all sections (about 10 minutes on 2 vCPUs)
 #   SECTIONS=ab ROUNDS=20 benches/overhead.sh rerun one section with more rounds
+#   SECTIONS=ab AB_WORKLOADS=ctx,storm ...     only some A/B workloads
+#   SECTIONS=storm STORM_SECS=600 ...          the 10-minute storm (RSS must stay flat)
+#
+# Sections: startup, idle, hooks (bpf_stats per program), ab (five fixed workloads, agent off/on
+# interleaved: ctx, syscall, net, blockio, storm), rate (agent overhead at a steady ~200k context
+# switches/s), storm (UDP flood to a closed port with the adaptive sampler on: time back under
+# budget, RSS). Load generators and samplers live in benches/overhead_tools.py.
 #
 # Needs root (BPF, kernel.bpf_stats_enabled). Uses only 127.0.0.1.
 set -euo pipefail
@@ -17,13 +24,28 @@ HOOK_SECS=${HOOK_SECS:-10}       # per-hook load window (bpf_stats on only durin
 UDP_PPS=${UDP_PPS:-20000}        # loopback UDP packets per second during the per-hook window (NET_RX softirqs)
 IO_IOPS=${IO_IOPS:-200}          # 4 KiB O_DIRECT writes per second to a temp file during that window (block hooks)
 PIPE_LOOPS=${PIPE_LOOPS:-50000}  # perf bench sched pipe -l, one op = 2 context switches
-PIPE_CPU=${PIPE_CPU:-1}          # CPU both pipe tasks are pinned to in the A/B test
+PIPE_CPU=${PIPE_CPU:-1}          # CPU the A/B workloads and the rate load are pinned to
+AB_WORKLOADS=${AB_WORKLOADS:-ctx,syscall,net,blockio,storm} # A/B workloads, run in this order each round
+SYSCALL_LOOPS=${SYSCALL_LOOPS:-5000000} # perf bench syscall basic -l (getppid calls)
+TCP_RTTS=${TCP_RTTS:-20000}      # 1-byte TCP round trips over 127.0.0.1 per net run
+BLK_IOS=${BLK_IOS:-5000}         # 4 KiB O_DIRECT writes, then as many reads, per blockio run (loop device)
+LOOP_DIR=${LOOP_DIR:-/dev/shm}   # where the loop device's backing file lives (tmpfs: no disk noise)
+STORM_COUNT=${STORM_COUNT:-200000} # UDP datagrams to a closed port per A/B storm run
+RATE_CS=${RATE_CS:-200000}       # rate: host context switches/s to hold
+RATE_WARM=${RATE_WARM:-5}        # rate: seconds of load before the window
+RATE_SECS=${RATE_SECS:-30}       # rate: measured window
+STORM_SECS=${STORM_SECS:-60}     # storm: flood length (600 for the RSS check)
+STORM_PRE=${STORM_PRE:-5}        # storm: seconds sampled before the flood
+STORM_POST=${STORM_POST:-10}     # storm: seconds sampled after it
+STORM_BUDGET=${STORM_BUDGET:-0.01} # storm: sampler.budget_ratio (fraction of host CPU)
+STORM_CSV=${STORM_CSV:-}         # storm: also write the per-second samples to this CSV file
 SETTLE_SECS=${SETTLE_SECS:-1}    # after /readyz, before an "on" measurement
 AB_NOSTATS=${AB_NOSTATS:-1}      # A/B: also run the agent with agent.bpf_stats=false (when the config has it)
+AB_SAMPLER=${AB_SAMPLER:-shipped} # A/B: "off" runs the "on" agents with sampler.enabled = false
 READY_TIMEOUT=${READY_TIMEOUT:-30}
 QUIET_PCT=${QUIET_PCT:-25}       # before each section, wait until the host is below this busy % ...
 QUIET_WAIT=${QUIET_WAIT:-30}     # ... for at most this many seconds (then go on and say so)
-SECTIONS=${SECTIONS:-startup,idle,hooks,ab}
+SECTIONS=${SECTIONS:-startup,idle,hooks,ab,rate,storm}
 SKIP_BUILD=${SKIP_BUILD:-0}
 BIN=${BIN:-target/release/huatuo-bamai}
 CONFIG=${CONFIG:-config/huatuo-bamai.toml}
@@ -38,9 +60,16 @@ HZ=$(getconf CLK_TCK)
 log() { echo "# $*" >&2; }
 die() { echo "overhead.sh: $*" >&2; exit 1; }
 has() { [[ ",$SECTIONS," == *",$1,"* ]]; }
+abw() { [[ ",$AB_WORKLOADS," == *",$1,"* ]]; }
 
 [[ $(id -u) -eq 0 ]] || die "needs root (BPF programs, kernel.bpf_stats_enabled)"
 command -v python3 >/dev/null || die "needs python3"
+for s in ${SECTIONS//,/ }; do
+    case $s in startup | idle | hooks | ab | rate | storm) ;; *) die "unknown section '$s' (startup, idle, hooks, ab, rate, storm)" ;; esac
+done
+for w in ${AB_WORKLOADS//,/ }; do
+    case $w in ctx | syscall | net | blockio | storm) ;; *) die "unknown A/B workload '$w' (ctx, syscall, net, blockio, storm)" ;; esac
+done
 
 # The agent must run with the shipped defaults: drop environment overrides.
 while read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(HUATUO_|RUST_LOG$)' || true)
@@ -50,6 +79,8 @@ TMP=$(mktemp -d /tmp/bench-XXXXXX)
 PIDS_FILE="$TMP/pids"     # every agent and load generator we start: "pid starttime" a line
 : >"$PIDS_FILE"
 STATS_PREV=""             # kernel.bpf_stats_enabled before we touched it ("" = untouched)
+LOOP_DEV=""               # loop device of the blockio workload, and its backing file
+LOOP_IMG=""
 
 starttime() { awk '{sub(/^.*\) /, ""); print $20}' /proc/"$1"/stat 2>/dev/null; }
 track() { echo "$1 $(starttime "$1")" >>"$PIDS_FILE"; }
@@ -61,13 +92,17 @@ cleanup() {
     if [[ -s "$PIDS_FILE" ]]; then
         local p st
         while read -r p st; do
-            ours "$p" "$st" && kill -TERM "$p" 2>/dev/null || true
+            if ours "$p" "$st"; then kill -TERM "$p" 2>/dev/null || true; fi
         done <"$PIDS_FILE"
         sleep 0.5
         while read -r p st; do
-            ours "$p" "$st" && kill -KILL "$p" 2>/dev/null || true
+            if ours "$p" "$st"; then kill -KILL "$p" 2>/dev/null || true; fi
         done <"$PIDS_FILE"
     fi
+    if [[ -n "$LOOP_DEV" ]]; then
+        losetup -d "$LOOP_DEV" || echo "overhead.sh: could not detach $LOOP_DEV" >&2
+    fi
+    [[ -z "$LOOP_IMG" ]] || rm -f "$LOOP_IMG"
     if [[ -n "$STATS_PREV" ]]; then
         sysctl -qw kernel.bpf_stats_enabled="$STATS_PREV" || echo "overhead.sh: could not restore kernel.bpf_stats_enabled=$STATS_PREV" >&2
     fi
@@ -94,6 +129,29 @@ HAVE_PERF=0
 if command -v perf >/dev/null 2>&1 && perf_ok; then HAVE_PERF=1; fi
 command -v bpftool >/dev/null 2>&1 || die "needs bpftool"
 
+# Every selected workload checks its tools now, not ten minutes into the run.
+needs=()
+need() { needs+=("$1"); }
+pinned() { has ab || has rate; }
+if pinned && ! command -v taskset >/dev/null 2>&1; then need "taskset (util-linux), to pin the A/B and rate loads"; fi
+if has ab; then
+    if abw ctx && [[ $HAVE_PERF != 1 ]]; then need "ab workload ctx: 'perf bench sched pipe' (Debian package linux-perf)"; fi
+    if abw syscall && ! { command -v perf >/dev/null 2>&1 && perf bench syscall basic -l 100 >/dev/null 2>&1; }; then
+        need "ab workload syscall: 'perf bench syscall basic' (linux-perf, perf 5.10 or newer)"
+    fi
+    if abw blockio; then
+        for t in losetup dd; do command -v "$t" >/dev/null 2>&1 || need "ab workload blockio: $t"; done
+        [[ -e /dev/loop-control ]] || need "ab workload blockio: loop devices (/dev/loop-control; modprobe loop)"
+        [[ -d "$LOOP_DIR" && -w "$LOOP_DIR" ]] || need "ab workload blockio: writable LOOP_DIR ($LOOP_DIR)"
+    fi
+fi
+if has rate && [[ $HAVE_PERF != 1 ]]; then need "section rate: 'perf bench sched pipe' (Debian package linux-perf)"; fi
+if has storm || has rate; then command -v curl >/dev/null 2>&1 || need "sections rate/storm: curl"; fi
+if ((${#needs[@]})); then
+    printf 'overhead.sh: missing: %s\n' "${needs[@]}" >&2
+    die "install the above, or leave those parts out (SECTIONS=..., AB_WORKLOADS=...)"
+fi
+
 if [[ "$SKIP_BUILD" != 1 ]]; then
     log "cargo build --release"
     cargo build --release >&2
@@ -104,6 +162,9 @@ cp "$BIN" "$TMP/huatuo-bamai"
 BIN="$TMP/huatuo-bamai"
 cp "$CONFIG" "$TMP/config.toml"
 CONFIG="$TMP/config.toml"
+cp "$ROOT/benches/overhead_tools.py" "$TMP/tools.py"
+TOOLS="$TMP/tools.py"
+PY=$(python3 -c 'import sys; print(sys.executable)') # the interpreter itself, not a pyenv shim
 
 # ---- helpers ----------------------------------------------------------------------------------------
 # stats: numbers on stdin -> "median min max" (printf format in $1, default %.3f)
@@ -169,22 +230,12 @@ agent_prog_ids() {
     grep -h '^prog_id:' /proc/"$1"/fdinfo/* 2>/dev/null | awk '{print $2}' | sort -un
 }
 
-# prog_runcnt PID: sum of run_cnt over PID's BPF programs
-prog_runcnt() {
-    local ids
-    ids=$(agent_prog_ids "$1" | tr '\n' ' ')
-    bpftool prog show -j 2>/dev/null | python3 -c '
-import json, sys
-ids = set(int(x) for x in sys.argv[1].split())
-print(sum(p.get("run_cnt", 0) for p in json.load(sys.stdin) if p["id"] in ids))
-' "$ids"
-}
-
 AGENT_PID=""
 AGENT_PORT=""
+AGENT_CONFIG=""           # config of the next start_agent ("" = $CONFIG, the shipped one)
 start_agent() { # start_agent [VAR=VALUE ...]: extra environment for this agent
     AGENT_PORT=$(free_port)
-    env HUATUO_EVENTS__STORE_PATH="$TMP/events-$AGENT_PORT.redb" "$@" "$BIN" --config "$CONFIG" --listen "127.0.0.1:$AGENT_PORT" --control-socket "$TMP/agent-$AGENT_PORT.sock" \
+    env HUATUO_EVENTS__STORE_PATH="$TMP/events-$AGENT_PORT.redb" "$@" "$BIN" --config "${AGENT_CONFIG:-$CONFIG}" --listen "127.0.0.1:$AGENT_PORT" --control-socket "$TMP/agent-$AGENT_PORT.sock" \
         </dev/null >>"$TMP/agent.log" 2>&1 &
     AGENT_PID=$!
     track "$AGENT_PID"
@@ -209,6 +260,55 @@ stop_agent() {
 # pipe_usecs: one pinned perf bench sched pipe run -> µs/op
 pipe_usecs() {
     { taskset -c "$PIPE_CPU" perf bench sched pipe -l "$PIPE_LOOPS" 2>/dev/null || true; } | awk '/usecs\/op/{print $1}'
+}
+# bpf_stats_on: keep kernel BPF run-time statistics on until the section restores them
+bpf_stats_on() {
+    STATS_PREV=$(sysctl -n kernel.bpf_stats_enabled)
+    sysctl -qw kernel.bpf_stats_enabled=1
+}
+bpf_stats_restore() {
+    [[ -n "$STATS_PREV" ]] || return 0
+    sysctl -qw kernel.bpf_stats_enabled="$STATS_PREV"
+    STATS_PREV=""
+}
+# metric NAME: sum of a family's samples on the running agent's /metrics ("n/a" when absent)
+metric() {
+    curl -s --max-time 2 "http://127.0.0.1:$AGENT_PORT/metrics" | awk -v n="$1" '
+        index($0, n) == 1 && (substr($0, length(n) + 1, 1) == "{" || substr($0, length(n) + 1, 1) == " ") { s += $NF; k++ }
+        END { if (k) printf "%.10g\n", s; else print "n/a" }'
+}
+
+# ---- A/B workloads: each prints one number (its unit in WL_UNIT), or nothing if the run failed ----
+declare -A WL_UNIT=([ctx]="µs/op" [syscall]="ns/call" [net]="µs/round trip" [blockio]="µs/IO" [storm]="µs/datagram")
+declare -A WL_DESC=(
+    [ctx]="perf bench sched pipe -l $PIPE_LOOPS (one op = 2 context switches)"
+    [syscall]="perf bench syscall basic -l $SYSCALL_LOOPS (getppid)"
+    [net]="$TCP_RTTS 1-byte TCP round trips over 127.0.0.1, two processes"
+    [blockio]="dd $BLK_IOS × 4 KiB O_DIRECT writes then reads on a loop device"
+    [storm]="$STORM_COUNT UDP datagrams to a closed 127.0.0.1 port, as fast as possible"
+)
+wl_ctx() { pipe_usecs; }
+wl_syscall() {
+    { taskset -c "$PIPE_CPU" perf bench syscall basic -l "$SYSCALL_LOOPS" 2>/dev/null || true; } |
+        awk -v n="$SYSCALL_LOOPS" '/Total time/ {printf "%.2f\n", $3 * 1e9 / n}'
+}
+wl_net() { taskset -c "$PIPE_CPU" "$PY" "$TOOLS" tcp-rr "$TCP_RTTS" || true; }
+wl_storm() { { taskset -c "$PIPE_CPU" "$PY" "$TOOLS" udp-flood --count "$STORM_COUNT" || true; } | awk '{print $2}'; }
+wl_blockio() {
+    local t0 t1
+    t0=$(now_ns)
+    taskset -c "$PIPE_CPU" dd if=/dev/zero of="$LOOP_DEV" bs=4k count="$BLK_IOS" oflag=direct status=none || return 0
+    taskset -c "$PIPE_CPU" dd if="$LOOP_DEV" of=/dev/null bs=4k count="$BLK_IOS" iflag=direct status=none || return 0
+    t1=$(now_ns)
+    calc "($t1 - $t0) / 1e3 / (2 * $BLK_IOS)"
+}
+# loop_setup: a loop device over a file in LOOP_DIR (tmpfs by default: the device, not a disk, is measured)
+loop_setup() {
+    local mib=$(((BLK_IOS * 4 + 1023) / 1024 + 1))
+    LOOP_IMG=$(mktemp "$LOOP_DIR/huatuo-bench-XXXXXX.img")
+    dd if=/dev/zero of="$LOOP_IMG" bs=1M count="$mib" status=none
+    LOOP_DEV=$(losetup -f --show "$LOOP_IMG") || die "losetup failed (blockio workload)"
+    udevadm settle 2>/dev/null || sleep 1 # udev's own reads of a new device are not the workload
 }
 
 START_LOAD=$(loadavg)
@@ -478,85 +578,228 @@ EOF
 )
 fi
 
-# ---- 4. end-to-end A/B with perf bench sched pipe ---------------------------------------------------
+# ---- 4. end-to-end A/B: five fixed workloads, agent off and on interleaved ---------------------------
 if has ab; then
-    if [[ $HAVE_PERF != 1 ]]; then
-        echo "### End-to-end A/B: skipped (perf bench sched pipe does not run here)"
-        echo
-        SUMMARY[ab]="skipped (no perf)"
-    else
-        quiet=$(wait_quiet)
-        modes=(off on)
-        # agent.bpf_stats keeps kernel run-time stats on for the agent's lifetime: measure it separately.
-        if [[ $AB_NOSTATS == 1 ]] && grep -qE '^[[:space:]]*bpf_stats[[:space:]]*=' "$CONFIG"; then modes+=(nostats); fi
-        log "A/B: $ROUNDS interleaved rounds (${modes[*]}) of taskset -c $PIPE_CPU perf bench sched pipe -l $PIPE_LOOPS"
-        load_before=$(loadavg)
-        for m in "${modes[@]}"; do : >"$TMP/ab-$m"; done
-        pipe_usecs >/dev/null # warm-up
-        foreign_max=0
-        stats_leaks=0
-        h0=$(host_cpu)
-        for ((r = 0; r < ROUNDS; r++)); do
-            # rotate the order every round so drift hits every arm alike
-            order=()
-            for ((k = 0; k < ${#modes[@]}; k++)); do order+=("${modes[(r + k) % ${#modes[@]}]}"); done
-            line=""
-            for mode in "${order[@]}"; do
-                if [[ $mode == off ]]; then
-                    u=$(pipe_usecs)
-                else
-                    if [[ $mode == nostats ]]; then start_agent HUATUO_AGENT__BPF_STATS=false; else start_agent; fi
-                    wait_ready
-                    sleep "$SETTLE_SECS"
-                    f=$(foreign_progs "$AGENT_PID")
-                    ((f > foreign_max)) && foreign_max=$f
-                    [[ $mode == nostats ]] && n0=$(prog_runcnt "$AGENT_PID")
-                    u=$(pipe_usecs)
-                    # run counts only move while someone (sysctl, another agent's stats fd) keeps stats on
-                    if [[ $mode == nostats ]] && (($(prog_runcnt "$AGENT_PID") > n0)); then stats_leaks=$((stats_leaks + 1)); fi
-                    stop_agent
-                fi
-                [[ -n "$u" ]] && echo "$u" >>"$TMP/ab-$mode"
-                line+=" $mode $u"
-            done
-            log "round $((r + 1))/$ROUNDS:$line µs/op, load $(loadavg)"
-        done
-        h1=$(host_cpu)
-        read -r busy steal < <(host_busy_pct "$h0" "$h1")
-        declare -A med
-        echo "### End-to-end A/B: taskset -c $PIPE_CPU perf bench sched pipe -l $PIPE_LOOPS, $ROUNDS interleaved rounds"
-        echo
-        echo "| agent | median µs/op | min | max | context switches/s (median) | vs off | added per context switch |"
-        echo "|---|---|---|---|---|---|---|"
-        for mode in "${modes[@]}"; do
-            read -r m_med m_min m_max < <(stats %.3f <"$TMP/ab-$mode")
-            med[$mode]=$m_med
-            case $mode in
-                off) label="off" ;;
-                on) label="on, shipped config (all default probes)" ;;
-                nostats) label="on, agent.bpf_stats=false" ;;
-            esac
-            if [[ $mode == off ]]; then
-                vs="1.000"; add="—"
-            else
-                vs=$(calc "$m_med / ${med[off]}"); add="$(calc "($m_med - ${med[off]}) * 1000 / 2" .0f) ns"
-            fi
-            echo "| $label | $m_med | $m_min | $m_max | $(calc "2e6 / $m_med" .0f) | $vs | $add |"
-        done
-        echo
-        runs=""
-        for mode in "${modes[@]}"; do runs+="$mode: $(tr '\n' ' ' <"$TMP/ab-$mode"); "; done
-        leak=""
-        [[ " ${modes[*]} " == *" nostats "* ]] &&
-            leak="bpf_stats was on anyway (someone else held it) in $stats_leaks of $ROUNDS bpf_stats=false runs;"
-        echo "one op = 2 context switches, so added per switch = (median on − median off) / 2; runs (µs/op) $runs" \
-            "$leak host busy/steal $busy % / $steal %; other on_* programs loaded (max): $foreign_max; host busy before: $quiet %; load before: $load_before, after: $(loadavg)"
-        echo
-        SUMMARY[ab]="off ${med[off]} µs/op, on ${med[on]} µs/op, ratio $(calc "${med[on]} / ${med[off]}") ($(calc "(${med[on]} - ${med[off]}) * 1000 / 2" .0f) ns per context switch)"
-        if [[ -n "${med[nostats]:-}" ]]; then
-            SUMMARY[ab]+="; with bpf_stats=false ${med[nostats]} µs/op, ratio $(calc "${med[nostats]} / ${med[off]}")"
-        fi
+    quiet=$(wait_quiet)
+    read -ra wls <<<"${AB_WORKLOADS//,/ }"
+    ab_note=""
+    if [[ $AB_SAMPLER == off ]]; then
+        grep -q '^\[sampler\]' "$CONFIG" || die "AB_SAMPLER=off: the config has no [sampler] section"
+        cp "$CONFIG" "$TMP/ab.toml"
+        "$PY" "$TOOLS" set-config "$TMP/ab.toml" sampler enabled=false
+        ab_note=" (sampler.enabled = false)"
     fi
+    modes=(off on)
+    # agent.bpf_stats keeps kernel run-time stats on for the agent's lifetime: measure it separately.
+    if [[ $AB_NOSTATS == 1 ]] && grep -qE '^[[:space:]]*bpf_stats[[:space:]]*=' "$CONFIG"; then modes+=(nostats); fi
+    if abw blockio; then loop_setup; fi
+    log "A/B: $ROUNDS interleaved rounds (${modes[*]}) of ${wls[*]}, pinned to CPU $PIPE_CPU${LOOP_DEV:+; loop device $LOOP_DEV}"
+    load_before=$(loadavg)
+    for m in "${modes[@]}"; do
+        for w in "${wls[@]}"; do : >"$TMP/ab-$m-$w"; : >"$TMP/agent-$m-$w"; done
+    done
+    for w in "${wls[@]}"; do "wl_$w" >/dev/null; done # warm-up
+    foreign_max=0
+    stats_leaks=0
+    h0=$(host_cpu)
+    for ((r = 0; r < ROUNDS; r++)); do
+        # rotate the order every round so drift hits every arm alike
+        order=()
+        for ((k = 0; k < ${#modes[@]}; k++)); do order+=("${modes[(r + k) % ${#modes[@]}]}"); done
+        line=""
+        for mode in "${order[@]}"; do
+            if [[ $mode != off ]]; then
+                [[ $AB_SAMPLER == off ]] && AGENT_CONFIG="$TMP/ab.toml"
+                if [[ $mode == nostats ]]; then start_agent HUATUO_AGENT__BPF_STATS=false; else start_agent; fi
+                AGENT_CONFIG=""
+                wait_ready
+                sleep "$SETTLE_SECS"
+                f=$(foreign_progs "$AGENT_PID")
+                ((f > foreign_max)) && foreign_max=$f
+            fi
+            line+=" $mode:"
+            leaked=0
+            for w in "${wls[@]}"; do
+                if [[ $mode == off ]]; then
+                    u=$("wl_$w")
+                else
+                    # agent CPU, BPF run time and RSS over exactly this workload's run
+                    read -r w0 c0 _ b0 _ < <("$PY" "$TOOLS" snap "$AGENT_PID" "$TMP/threads") || { tail -20 "$TMP/agent.log" >&2; die "agent $AGENT_PID gone"; }
+                    u=$("wl_$w")
+                    read -r w1 c1 e1 b1 rss < <("$PY" "$TOOLS" snap "$AGENT_PID" "$TMP/threads") || { tail -20 "$TMP/agent.log" >&2; die "agent $AGENT_PID gone"; }
+                    echo "$((w1 - w0)) $((c1 - c0)) $((b1 - b0)) $rss $e1" >>"$TMP/agent-$mode-$w"
+                    # run time only moves while someone (sysctl, another agent's stats fd) keeps stats on
+                    if [[ $mode == nostats ]] && ((b1 > b0)); then leaked=1; fi
+                fi
+                if [[ -n "$u" ]]; then echo "$u" >>"$TMP/ab-$mode-$w"; else log "round $((r + 1)): $w ($mode) gave no number"; fi
+                line+=" $w ${u:-?}"
+            done
+            stats_leaks=$((stats_leaks + leaked))
+            if [[ $mode != off ]]; then stop_agent; fi
+        done
+        log "round $((r + 1))/$ROUNDS:$line, load $(loadavg)"
+    done
+    h1=$(host_cpu)
+    read -r busy steal < <(host_busy_pct "$h0" "$h1")
+    echo "### End-to-end A/B: ${wls[*]}; agent off vs on$ab_note, $ROUNDS interleaved rounds, pinned to CPU $PIPE_CPU"
+    echo
+    declare -A units=()
+    for w in "${wls[@]}"; do units[$w]="${WL_UNIT[$w]}"; done
+    # table on stdout, one "workload|summary" line a workload on fd 3
+    "$PY" - "$TMP" "$NCPU" "$HZ" "${modes[*]}" "${wls[*]}" "$(for w in "${wls[@]}"; do printf '%s\t' "${units[$w]}"; done)" 3>"$TMP/ab-summary" <<'PY'
+import os, statistics, sys
+tmp, ncpu, hz, modes, wls = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(), sys.argv[5].split()
+units = dict(zip(wls, sys.argv[6].split("\t")))
+out3 = os.fdopen(3, "w")
+def nums(path):
+    return [float(x) for x in open(path).read().split()]
+def rng(xs, f):
+    return f"{f % statistics.median(xs)} ({f % min(xs)}–{f % max(xs)})" if xs else "n/a"
+ns = "nostats" in modes
+head = "| workload | unit | off: median (min–max) | on: median (min–max) | on/off |"
+head += " on, bpf_stats=false: median | its ratio |" if ns else ""
+head += " agent CPU, % of host (on) | agent BPF, % of host (on) | agent RSS MiB (on): median / max |"
+print(head)
+print("|" + "---|" * (head.count("|") - 1))
+for w in wls:
+    f = "%.2f" if w == "syscall" else "%.3f"
+    v = {m: nums(f"{tmp}/ab-{m}-{w}") for m in modes}
+    med = {m: statistics.median(v[m]) if v[m] else None for m in modes}
+    ratio = lambda m: f"{med[m] / med['off']:.3f}" if med[m] and med["off"] else "n/a"
+    # agent cost summed over every "on" run of this workload: Δwall Δticks Δbpf_ns rss Δschedstat_ns
+    a = [[float(x) for x in l.split()] for l in open(f"{tmp}/agent-on-{w}") if l.strip()]
+    wall = sum(x[0] for x in a) / 1e9
+    # schedstat has ns resolution (a 10 ms tick is most of a short run's agent CPU); ticks for reference
+    cpu = (f"{100.0 * sum(max(0, x[4]) for x in a) / 1e9 / (wall * ncpu):.3f} % "
+           f"(ticks: {100.0 * sum(x[1] for x in a) / hz / (wall * ncpu):.2f} %)") if wall else "n/a"
+    bpf = f"{100.0 * sum(x[2] for x in a) / 1e9 / (wall * ncpu):.3f} %" if wall else "n/a"
+    rss = [x[3] / 1024 for x in a]
+    rss_s = f"{statistics.median(rss):.1f} / {max(rss):.1f}" if rss else "n/a"
+    row = f"| {w} | {units[w]} | {rng(v['off'], f)} | {rng(v['on'], f)} | {ratio('on')} |"
+    if ns:
+        row += f" {f % med['nostats'] if med['nostats'] else 'n/a'} | {ratio('nostats')} |"
+    row += f" {cpu} | {bpf} | {rss_s} |"
+    print(row)
+    extra = ""
+    if w == "ctx" and med["on"] and med["off"]:
+        extra = f" ({(med['on'] - med['off']) * 1000 / 2:.0f} ns per context switch)"
+    summ = f"off {f % med['off'] if med['off'] else 'n/a'}, on {f % med['on'] if med['on'] else 'n/a'} {units[w]}, ratio {ratio('on')}{extra}; agent CPU {cpu}, BPF {bpf} of host"
+    if ns and med["nostats"]:
+        summ += f"; with bpf_stats=false ratio {ratio('nostats')}"
+    out3.write(f"{w}|{summ}\n")
+print()
+for w in wls:
+    print(f"* runs of {w}: " + "; ".join(f"{m} " + " ".join(open(f"{tmp}/ab-{m}-{w}").read().split()) for m in modes))
+PY
+    echo
+    for w in "${wls[@]}"; do echo "* $w: ${WL_DESC[$w]}"; done
+    echo
+    leak=""
+    [[ " ${modes[*]} " == *" nostats "* ]] &&
+        leak="bpf_stats was on anyway (someone else held it) in $stats_leaks of $ROUNDS bpf_stats=false rounds;"
+    echo "agent CPU = Δ(Σ /proc/PID/task/*/schedstat; utime+stime ticks in brackets) and agent BPF = Δ(Σ run_time_ns of its programs, bpftool) over the workload's runs with the agent on, ÷ (wall × $NCPU CPUs);" \
+        "$leak host busy/steal $busy % / $steal %; other on_* programs loaded (max): $foreign_max; host busy before: $quiet %; load before: $load_before, after: $(loadavg)"
+    echo
+    while IFS='|' read -r w text; do SUMMARY[ab_$w]=$text; done <"$TMP/ab-summary"
+    if [[ -n "$LOOP_DEV" ]]; then losetup -d "$LOOP_DEV" && LOOP_DEV=""; fi
+fi
+
+# ---- 5. overhead at a steady context-switch rate ----------------------------------------------------
+if has rate; then
+    # Two arms when the build has the sampler: the shipped config (sampler on) and the raw cost
+    # of every default probe at full rate (sampler off).
+    rate_arms=(shipped)
+    if grep -q '^\[sampler\]' "$CONFIG"; then
+        rate_arms+=(nosampler)
+        cp "$CONFIG" "$TMP/nosampler.toml"
+        "$PY" "$TOOLS" set-config "$TMP/nosampler.toml" sampler enabled=false
+    fi
+    for arm in "${rate_arms[@]}"; do
+        quiet=$(wait_quiet)
+        log "rate ($arm): $RATE_CS context switches/s (paced perf bench sched pipe on CPU $PIPE_CPU), ${RATE_WARM}s warm-up, ${RATE_SECS}s window"
+        load_before=$(loadavg)
+        bpf_stats_on # run time of the agent's programs is counted whatever agent.bpf_stats says
+        [[ $arm == nosampler ]] && AGENT_CONFIG="$TMP/nosampler.toml"
+        start_agent
+        AGENT_CONFIG=""
+        wait_ready
+        sleep "$SETTLE_SECS"
+        if [[ $arm == nosampler && $(metric huatuo_bamai_overhead_ratio) != n/a ]]; then
+            log "warning: sampler.enabled = false, yet the agent exports huatuo_bamai_overhead_ratio"
+        fi
+        "$PY" "$TOOLS" pace-pipe "$RATE_CS" "$((RATE_WARM + RATE_SECS + 2))" "$PIPE_CPU" >"$TMP/pace" &
+        pace_pid=$!
+        track "$pace_pid"
+        in_bg sleep "$RATE_WARM"
+        in_bg "$PY" "$TOOLS" monitor "$AGENT_PID" "$AGENT_PORT" "$RATE_SECS" "$TMP/rate-$arm.jsonl"
+        wait "$pace_pid" || die "pace-pipe failed"
+        bpf_stats_restore
+        stop_agent
+        label="all default probes, shipped config"
+        [[ $arm == nosampler ]] && label="all default probes, sampler.enabled = false"
+        echo "### Overhead at ~$RATE_CS context switches/s ($label, ${RATE_SECS}s window)"
+        echo
+        "$PY" "$TOOLS" report-rate "$TMP/rate-$arm.jsonl" "$NCPU" >"$TMP/rate.out"
+        grep -v '^SUMMARY ' "$TMP/rate.out"
+        echo
+        echo "load: perf bench sched pipe pinned to CPU $PIPE_CPU, stopped and continued every 2 ms so the host's /proc/stat ctxt rate averages $RATE_CS/s ($(cat "$TMP/pace") achieved over the whole run);" \
+            "agent total = (Δ agent utime+stime + Δ Σ run_time_ns of its BPF programs) ÷ (wall × $NCPU CPUs), sampled every second (one /metrics scrape a second included);" \
+            "host busy before: $quiet %; load before: $load_before, after: $(loadavg)"
+        echo
+        read -r _ cs tot own < <(grep '^SUMMARY ' "$TMP/rate.out")
+        [[ $own == n/a ]] || own="$(calc "$own") %"
+        SUMMARY[rate_$arm]="$tot % of host at $cs switches/s (agent's own overhead_ratio: $own)"
+    done
+fi
+
+# ---- 6. event storm with the adaptive sampler -------------------------------------------------------
+if has storm; then
+    quiet=$(wait_quiet)
+    AGENT_CONFIG="$TMP/storm.toml"
+    cp "$CONFIG" "$AGENT_CONFIG"
+    if grep -q '^\[sampler\]' "$AGENT_CONFIG"; then
+        "$PY" "$TOOLS" set-config "$AGENT_CONFIG" sampler enabled=true budget_ratio="$STORM_BUDGET"
+        sampler="sampler on, budget_ratio = $STORM_BUDGET"
+    else
+        sampler="config has no [sampler] section (sampler not in this build): agent runs without it"
+    fi
+    "$BIN" --config "$AGENT_CONFIG" check-config >/dev/null 2>"$TMP/check.err" || { cat "$TMP/check.err" >&2; die "storm config rejected"; }
+    log "storm: ${STORM_SECS}s UDP flood to a closed port on CPU $PIPE_CPU; $sampler; sampled every second from ${STORM_PRE}s before to ${STORM_POST}s after"
+    load_before=$(loadavg)
+    bpf_stats_on
+    start_agent
+    AGENT_CONFIG=""
+    wait_ready
+    sleep "$SETTLE_SECS"
+    "$PY" "$TOOLS" monitor "$AGENT_PID" "$AGENT_PORT" "$((STORM_PRE + STORM_SECS + STORM_POST))" "$TMP/storm.jsonl" &
+    mon_pid=$!
+    track "$mon_pid"
+    in_bg sleep "$STORM_PRE"
+    s0=$(now_ns)
+    in_bg taskset -c "$PIPE_CPU" "$PY" "$TOOLS" udp-flood --secs "$STORM_SECS" >"$TMP/flood"
+    s1=$(now_ns)
+    wait "$mon_pid" || die "monitor failed"
+    dw_total=$(metric huatuo_bamai_dropwatch_total)
+    dw_supp=$(metric huatuo_bamai_dropwatch_suppressed_total)
+    bpf_stats_restore
+    stop_agent
+    read -r sent per_dgram <"$TMP/flood" || die "the UDP flood reported nothing"
+    echo "### Event storm: UDP to a closed port for ${STORM_SECS}s ($sampler)"
+    echo
+    "$PY" "$TOOLS" report-storm "$TMP/storm.jsonl" "$NCPU" "$STORM_BUDGET" "$s0" "$s1" "$STORM_CSV" >"$TMP/storm.out"
+    grep -v '^SUMMARY ' "$TMP/storm.out"
+    echo "flood: one python sender pinned to CPU $PIPE_CPU, $sent datagrams ($(calc "1 / $per_dgram * 1e6" .0f)/s, every one a NO_SOCKET drop);" \
+        "huatuo_bamai_dropwatch_total $dw_total, huatuo_bamai_dropwatch_suppressed_total $dw_supp at the end;" \
+        "agent total = (Δ agent CPU (schedstat) + Δ Σ run_time_ns of its BPF programs) ÷ (1 s × $NCPU CPUs), t relative to the flood's start;" \
+        "host busy before: $quiet %; load before: $load_before, after: $(loadavg)${STORM_CSV:+; samples in $STORM_CSV}"
+    echo
+    read -r _ first settled amed amax rss0 rss1 slope < <(grep '^SUMMARY ' "$TMP/storm.out")
+    fmt() { if [[ $1 == n/a ]]; then echo "n/a"; else echo "$(calc "$1") %"; fi; }
+    [[ $first == never ]] || first="+$first s"
+    [[ $settled == never ]] || settled="+$settled s"
+    SUMMARY[storm_time]="first under budget: $first; under for good from: $settled (budget $(calc "100 * $STORM_BUDGET" .2f) % of host)"
+    SUMMARY[storm_after]="median $(fmt "$amed"), max $(fmt "$amax") of host"
+    SUMMARY[storm_rss]="$rss0 → $rss1 MiB over ${STORM_SECS}s, second half trend $slope MiB/min"
 fi
 
 # ---- summary ----------------------------------------------------------------------------------------
@@ -568,6 +811,13 @@ echo "|---|---|---|"
 [[ -n "${SUMMARY[rss]:-}" ]] && echo "| idle RSS after ${WARM_SECS} s | < 40 MB | ${SUMMARY[rss]} |"
 [[ -n "${SUMMARY[cpu]:-}" ]] && echo "| agent CPU at idle | ≤ 1 % of one CPU | ${SUMMARY[cpu]} |"
 [[ -n "${SUMMARY[hooks]:-}" ]] && echo "| cost per hook (bpf_stats, under load) | report | ${SUMMARY[hooks]} |"
-[[ -n "${SUMMARY[ab]:-}" ]] && echo "| pipe A/B (context-switch heavy) | report | ${SUMMARY[ab]} |"
+for w in ctx syscall net blockio storm; do
+    [[ -n "${SUMMARY[ab_$w]:-}" ]] && echo "| A/B $w: ${WL_DESC[$w]} | report | ${SUMMARY[ab_$w]} |"
+done
+[[ -n "${SUMMARY[rate_shipped]:-}" ]] && echo "| all default probes at ~$RATE_CS context switches/s, shipped config | ≤ 0.5 % of host CPU | ${SUMMARY[rate_shipped]} |"
+[[ -n "${SUMMARY[rate_nosampler]:-}" ]] && echo "| the same with the sampler off | report | ${SUMMARY[rate_nosampler]} |"
+[[ -n "${SUMMARY[storm_time]:-}" ]] && echo "| event storm: back under the sampler budget | within 10 s, and stays | ${SUMMARY[storm_time]} |"
+[[ -n "${SUMMARY[storm_after]:-}" ]] && echo "| event storm: overhead after that | ≤ budget | ${SUMMARY[storm_after]} |"
+[[ -n "${SUMMARY[storm_rss]:-}" ]] && echo "| event storm: RSS | flat over a 10-minute storm | ${SUMMARY[storm_rss]} |"
 echo
 echo "load average at start: $START_LOAD, at end: $(loadavg); finished $(date -u '+%H:%M UTC')"
