@@ -2,7 +2,8 @@
 # Installs what huatuo-bamai needs on Debian (as root), only when missing.
 #   scripts/install-deps.sh build   clang-19, llvm-19 (llvm-strip), libbpf-dev
 #   scripts/install-deps.sh test    build deps + bpftool, promtool (prometheus), gdb, iproute2,
-#                                   e2fsprogs, python3, iptables
+#                                   e2fsprogs, python3, iptables, python3-pip, and osmem-server
+#                                   (PyPI, an in-memory OpenSearch-compatible server)
 set -euo pipefail
 
 profile="${1:-build}"
@@ -35,9 +36,23 @@ if [[ "$profile" == test ]]; then
     need python3 python3
     # tests/bpf_dropwatch.rs: a DROP rule inside a network namespace.
     need iptables iptables
+    # tests/es_sink.rs: osmem-server comes from PyPI, so pip is needed.
+    python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 fi
 
+# tests/es_sink.rs: osmem-server 0.1.6, an in-memory OpenSearch-compatible server (a static
+# binary inside the wheel; the test finds it through `import osmem_server`).
+install_osmem_server() {
+    [[ "$profile" == test ]] || return 0
+    python3 -c 'import osmem_server' >/dev/null 2>&1 && return 0
+    echo "installing: osmem-server (pip)" >&2
+    # Debian's own python refuses installs without --break-system-packages (PEP 668).
+    python3 -m pip install -q --root-user-action=ignore --break-system-packages osmem-server==0.1.6 \
+        || python3 -m pip install -q osmem-server==0.1.6
+}
+
 if ((${#missing[@]} == 0)); then
+    install_osmem_server
     exit 0
 fi
 if [[ $(id -u) -ne 0 ]]; then
@@ -53,3 +68,4 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1; then
     systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
+install_osmem_server

@@ -19,7 +19,7 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/huatuo/huatuo-bamai.toml";
 /// Prefix of environment overrides; nested keys are joined by `__`
 /// (`HUATUO_PROBES__SOFTIRQ__ENABLED=false`).
 pub const ENV_PREFIX: &str = "HUATUO_";
-const TOP_LEVEL_SECTIONS: [&str; 8] = [
+pub(crate) const TOP_LEVEL_SECTIONS: [&str; 9] = [
     "agent",
     "http",
     "control",
@@ -27,6 +27,7 @@ const TOP_LEVEL_SECTIONS: [&str; 8] = [
     "metrics",
     "containers",
     "events",
+    "sampler",
     "probes",
 ];
 
@@ -180,6 +181,8 @@ pub struct EventsConfig {
     pub retention_days: u64,
     /// Cap on the stored documents, in MiB; the oldest are deleted first.
     pub max_store_mib: u64,
+    /// The Elasticsearch/OpenSearch sink (`[events.elasticsearch]`).
+    pub elasticsearch: crate::events::elasticsearch::ElasticsearchConfig,
 }
 
 impl Default for EventsConfig {
@@ -188,6 +191,7 @@ impl Default for EventsConfig {
             store_path: PathBuf::from("/var/lib/huatuo/events.redb"),
             retention_days: 7,
             max_store_mib: 512,
+            elasticsearch: Default::default(),
         }
     }
 }
@@ -274,6 +278,8 @@ pub struct SamplerConfig {
     pub relax_below_fraction: f64,
     /// ... held for this many rounds in a row (one relax step each time).
     pub relax_after_rounds: u32,
+    /// Rounds in a row over budget before throttling (2 ignores a one-round burst).
+    pub throttle_after_rounds: u32,
     /// Largest sampling divisor (keep 1 event in N); 1 disables throttling.
     pub max_divisor: u32,
 }
@@ -287,6 +293,7 @@ impl Default for SamplerConfig {
             target_fraction: 0.8,
             relax_below_fraction: 0.5,
             relax_after_rounds: 3,
+            throttle_after_rounds: 2,
             max_divisor: 1024,
         }
     }
@@ -315,6 +322,9 @@ impl SamplerConfig {
         }
         if self.relax_after_rounds == 0 {
             return Err(("sampler.relax_after_rounds", "must be at least 1".into()));
+        }
+        if self.throttle_after_rounds == 0 {
+            return Err(("sampler.throttle_after_rounds", "must be at least 1".into()));
         }
         if self.max_divisor == 0 {
             return Err((
@@ -571,6 +581,9 @@ impl Config {
         }
         if self.events.max_store_mib == 0 {
             return Err(bad("events.max_store_mib", "must be at least 1"));
+        }
+        if let Err((key, reason)) = self.events.elasticsearch.validate() {
+            return Err(bad(&format!("events.elasticsearch.{key}"), &reason));
         }
         if self.metrics.max_series_per_family == 0 {
             return Err(bad("metrics.max_series_per_family", "must be > 0"));

@@ -110,7 +110,11 @@ fn main() -> ExitCode {
     let loaded = source.load();
     match cli.command {
         Some(Command::CheckConfig) => match loaded {
-            Ok(config) => {
+            Ok(mut config) => {
+                // The effective config is for reading over a shoulder: no secrets in it.
+                if !config.events.elasticsearch.password.is_empty() {
+                    config.events.elasticsearch.password = "********".into();
+                }
                 match toml::to_string_pretty(&config) {
                     Ok(text) => println!("{text}"),
                     Err(e) => println!("{config:#?} ({e})"),

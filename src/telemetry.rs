@@ -84,6 +84,38 @@ fn describe_metrics() {
         "huatuo_bamai_event_store_bytes",
         "Bytes of the documents in the embedded store (ids and JSON), what events.max_store_mib caps."
     );
+    describe_counter!(
+        "huatuo_bamai_event_es_sent_total",
+        "Event documents Elasticsearch/OpenSearch indexed."
+    );
+    describe_counter!(
+        "huatuo_bamai_event_es_retried_total",
+        "Event documents to send to Elasticsearch again: their item got 429/5xx (item) or the whole request failed (request)."
+    );
+    describe_counter!(
+        "huatuo_bamai_event_es_failed_total",
+        "Event documents Elasticsearch refused (4xx other than 429), written to the dead-letter file, by error type."
+    );
+    describe_counter!(
+        "huatuo_bamai_event_es_spooled_total",
+        "Event documents written to the Elasticsearch sink's disk spool (cluster unavailable, behind, or a retry)."
+    );
+    metrics::describe_gauge!(
+        "huatuo_bamai_event_es_spool_documents",
+        "Event documents waiting in the Elasticsearch sink's disk spool."
+    );
+    metrics::describe_gauge!(
+        "huatuo_bamai_event_es_spool_bytes",
+        "Bytes waiting in the Elasticsearch sink's disk spool, what events.elasticsearch.spool_max_mib caps."
+    );
+    metrics::describe_gauge!(
+        "huatuo_bamai_event_es_pending_documents",
+        "Event documents the Elasticsearch sink has not delivered yet (spool and memory)."
+    );
+    metrics::describe_gauge!(
+        "huatuo_bamai_event_es_connected",
+        "1 when the last request to Elasticsearch was answered, 0 while it is unavailable."
+    );
 }
 
 /// Checks a log filter expression without installing it.

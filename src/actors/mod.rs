@@ -3,6 +3,7 @@
 
 pub mod container_discovery;
 pub mod control;
+pub mod es_sink;
 pub mod event_store;
 pub mod http;
 pub mod probe;

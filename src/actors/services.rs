@@ -1,5 +1,6 @@
 //! Service actors (always on, not toggled by config): the HTTP exporter, container discovery,
-//! the event store sink and the control socket. They start in this order.
+//! the event store sink, the Elasticsearch sink (idle unless `events.elasticsearch.enabled`),
+//! the adaptive sampler and the control socket. They start in this order.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -43,6 +44,13 @@ pub fn registry() -> Vec<ServiceEntry> {
             essential: false,
             spawn: |ctx, config, supervisor, parent| {
                 Box::pin(super::event_store::spawn(ctx, config, supervisor, parent))
+            },
+        },
+        ServiceEntry {
+            name: "elasticsearch",
+            essential: false,
+            spawn: |ctx, config, supervisor, parent| {
+                Box::pin(super::es_sink::spawn(ctx, config, supervisor, parent))
             },
         },
         ServiceEntry {

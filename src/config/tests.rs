@@ -226,3 +226,28 @@ fn events_keys_are_cold_and_validated() {
     let err = other.validate().unwrap_err().to_string();
     assert!(err.contains("events.retention_days"), "{err}");
 }
+
+#[test]
+fn every_section_takes_environment_overrides() {
+    // A section missing from TOP_LEVEL_SECTIONS would silently ignore its HUATUO_* variables.
+    let value = serde_json::to_value(Config::default()).unwrap();
+    let mut sections: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    sections.sort_unstable();
+    let mut listed = super::TOP_LEVEL_SECTIONS.to_vec();
+    listed.sort_unstable();
+    assert_eq!(sections, listed);
+    Jail::expect_with(|jail| {
+        jail.create_file("agent.toml", "[sampler]\nenabled = true\n")?;
+        jail.set_env("HUATUO_SAMPLER__BUDGET_RATIO", "0.005");
+        let c = source("agent.toml", FlagOverrides::default())
+            .load()
+            .map_err(|e| e.to_string())?;
+        assert_eq!(c.sampler.budget_ratio, 0.005);
+        Ok(())
+    });
+}

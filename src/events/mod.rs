@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod document;
+pub mod elasticsearch;
 pub mod store;
 
 pub use document::{EventDocument, TracerType};

@@ -197,6 +197,22 @@ async fn apply(supervisor: &ActorRef<SupervisorMsg>, config: Config) -> Response
     }
 }
 
+/// Adds `detail` to the rows of services that report what they are doing (the Elasticsearch
+/// sink: connected, spooling N documents, last error).
+fn with_sink_details(mut status: serde_json::Value) -> serde_json::Value {
+    let Some(sink) = crate::events::elasticsearch::status::current() else {
+        return status;
+    };
+    let rows = status.get_mut("actors").and_then(|a| a.as_array_mut());
+    for row in rows.into_iter().flatten() {
+        if row.get("name").and_then(|n| n.as_str()) == Some("elasticsearch") {
+            row["detail"] = json!(sink.summary());
+            row["elasticsearch"] = serde_json::to_value(&sink).unwrap_or_default();
+        }
+    }
+    status
+}
+
 /// Runs one request against the supervisor.
 pub async fn execute(
     request: Request,
@@ -205,7 +221,9 @@ pub async fn execute(
 ) -> Response {
     match request {
         Request::Status => match call(supervisor, SupervisorMsg::Status).await {
-            Ok(status) => Response::ok(serde_json::to_value(status).unwrap_or_default()),
+            Ok(status) => Response::ok(with_sink_details(
+                serde_json::to_value(status).unwrap_or_default(),
+            )),
             Err(e) => Response::error(e),
         },
         Request::Enable { name } if is_service(&name) => {

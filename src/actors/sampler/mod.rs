@@ -119,6 +119,7 @@ fn params(config: &SamplerConfig) -> ControlParams {
         target: config.target_fraction,
         relax_below: config.relax_below_fraction,
         relax_after: config.relax_after_rounds,
+        throttle_after: config.throttle_after_rounds,
         max_divisor: config.max_divisor,
     }
 }
