@@ -289,12 +289,12 @@ impl Default for SamplerConfig {
         Self {
             enabled: true,
             budget_ratio: 0.01,
-            interval_ms: 2000,
+            interval_ms: 1000,
             target_fraction: 0.8,
             relax_below_fraction: 0.5,
             relax_after_rounds: 3,
             throttle_after_rounds: 2,
-            max_divisor: 1024,
+            max_divisor: 65536,
         }
     }
 }

@@ -5,7 +5,8 @@
 //! the overhead came back under budget and stayed there while the storm went on, the decision
 //! is visible in `ctl status`, and once the storm stops the divisor is relaxed back to 1.
 //! And the sampling itself keeps counters unbiased: iolatency at 1-in-4 still counts a loop
-//! device's completions as /proc/diskstats does, within the sampling error.
+//! device's completions as /proc/diskstats does, within the sampling error; past the largest
+//! event divisor the programs are really detached on the off-ticks of their duty cycle.
 
 mod common;
 
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::loop_device::{wait_quiet, LoopDevice};
 use common::{bpf_available, Agent};
 use huatuo_bamai::exposition::MetricSet;
-use huatuo_bamai::probes::{iolatency, Probe};
+use huatuo_bamai::probes::{iolatency, runqlat, Probe};
 
 const BUDGET: f64 = 0.03;
 
@@ -279,4 +280,71 @@ fn sampled_counts_stay_unbiased() {
         (estimated - real).abs() <= 0.2 * real,
         "sampled estimate {estimated} vs {real} real completions"
     );
+}
+
+/// Run count of `program` (bpf_stats; the agent's tests enable them through the probe's load).
+fn run_count(probe: &mut runqlat::RunqlatProbe, program: &str) -> u64 {
+    probe
+        .programs()
+        .map(|set| set.costs())
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| c.program == program)
+        .map(|c| c.run_count)
+        .sum()
+}
+
+/// Context switches: a thread that sleeps 1 ms 200 times.
+fn switch_a_lot() {
+    std::thread::spawn(|| {
+        for _ in 0..200 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    })
+    .join()
+    .expect("sleeper");
+}
+
+#[test]
+fn past_the_event_divisor_programs_are_detached_on_off_ticks() {
+    if !bpf_available("past_the_event_divisor_programs_are_detached_on_off_ticks") {
+        return;
+    }
+    // Run counts need bpf_stats; hold them on for this test (the agent does the same).
+    let _stats = huatuo_bamai::ebpf::BpfStatsGuard::enable().expect("bpf_stats");
+    let ctx = common::host_probe_context();
+    let mut probe = runqlat::RunqlatProbe::start(&runqlat::RunqlatConfig::default(), &ctx)
+        .expect("runqlat attaches");
+    // 2048 = 1-in-1024 events × attached one tick in 2.
+    probe.set_sampling_divisor(2048).expect("set the divisor");
+    assert_eq!(probe.sampling_divisor(), Some(2048));
+    let programs = probe.programs().expect("BPF probe");
+    programs.duty_cycle_tick().expect("tick 1");
+    assert!(programs.paused(), "tick 1 of 2 is an off-tick");
+    let before = run_count(&mut probe, "on_sched_switch");
+    switch_a_lot();
+    assert_eq!(
+        run_count(&mut probe, "on_sched_switch"),
+        before,
+        "a detached program ran"
+    );
+    let programs = probe.programs().expect("BPF probe");
+    programs.duty_cycle_tick().expect("tick 2");
+    assert!(!programs.paused(), "tick 2 of 2 is an on-tick");
+    assert!(
+        programs.reattach_lost_links().expect("links").is_empty(),
+        "the links are healthy after the resume"
+    );
+    switch_a_lot();
+    assert!(
+        run_count(&mut probe, "on_sched_switch") >= before + 200,
+        "the re-attached program does not run"
+    );
+    // Back to a plain divisor: attached for good.
+    probe.set_sampling_divisor(1).expect("set the divisor");
+    let programs = probe.programs().expect("BPF probe");
+    for _ in 0..3 {
+        programs.duty_cycle_tick().expect("tick");
+        assert!(!programs.paused());
+    }
 }

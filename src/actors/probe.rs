@@ -267,6 +267,8 @@ fn tick<P: Probe>(
     // A link detached from outside is re-attached; if that fails the actor fails and the
     // supervisor restarts it with a fresh load.
     if let Some(programs) = probe.programs() {
+        // Adaptive sampling past the largest event divisor: attached one tick in K.
+        programs.duty_cycle_tick()?;
         let reattached = programs.reattach_lost_links()?;
         if !reattached.is_empty() {
             tracing::warn!(probe = P::NAME, programs = ?reattached, "BPF link was detached from outside; re-attached");

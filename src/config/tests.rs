@@ -211,6 +211,29 @@ fn shipped_config_file_is_valid_and_complete() {
     a.sort();
     b.sort();
     assert_eq!(a, b, "config/huatuo-bamai.toml must list every key");
+
+    // The DaemonSet's ConfigMap carries the same file (paths adapted): same keys, valid.
+    let manifest = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/kubernetes/daemonset.yaml"
+    );
+    let manifest = std::fs::read_to_string(manifest).unwrap();
+    let embedded: String = manifest
+        .lines()
+        .skip_while(|l| !l.contains("huatuo-bamai.toml: |"))
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    let in_cluster: Config = toml::from_str(&embedded).expect("ConfigMap config parses");
+    in_cluster.validate().unwrap();
+    let mut c = Vec::new();
+    keys(&toml::from_str(&embedded).unwrap(), "", &mut c);
+    c.sort();
+    assert_eq!(
+        c, b,
+        "the ConfigMap in deploy/kubernetes/daemonset.yaml must list every key"
+    );
 }
 
 #[test]

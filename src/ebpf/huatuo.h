@@ -12,28 +12,54 @@
 
 /* Adaptive sampling knob. A probe that can be throttled writes HUATUO_SAMPLING_KNOB once at
  * file scope and asks huatuo_sample_weight() on its hot path: 0 = skip this event, otherwise the
- * weight to count it with. The sampler actor writes the divisor N (1 = every event) into the
- * HUATUO_SAMPLING map; the shared Rust code finds the map by name, so declaring the knob is all
- * a probe does to become throttleable. Counting each kept event N times keeps counters and
- * histograms unbiased without any user-space rescaling. */
-#define HUATUO_SAMPLING_KNOB                                                                       \
-	struct {                                                                                   \
-		__uint(type, BPF_MAP_TYPE_ARRAY);                                                  \
-		__uint(max_entries, 1);                                                            \
-		__type(key, __u32);                                                                \
-		__type(value, __u32);                                                              \
-	} HUATUO_SAMPLING SEC(".maps");                                                            \
-	static __always_inline __u32 huatuo_sampling_divisor(void)                                 \
-	{                                                                                          \
-		__u32 zero = 0, *divisor = bpf_map_lookup_elem(&HUATUO_SAMPLING, &zero);           \
-		return divisor && *divisor > 1 ? *divisor : 1;                                     \
-	}                                                                                          \
-	static __always_inline __u32 huatuo_sample_weight(void)                                    \
-	{                                                                                          \
-		__u32 divisor = huatuo_sampling_divisor();                                         \
-		if (divisor == 1)                                                                  \
-			return 1;                                                                  \
-		return (bpf_get_prandom_u32() % divisor) == 0 ? divisor : 0;                       \
+ * weight to count it with. The far end of a begin/end pair counts huatuo_sampling_weight() and
+ * drops a begin older than huatuo_sampling_since() (taken before the programs were last
+ * re-attached). User space (the shared Rust code finds the map by name, so declaring the knob is
+ * all a probe does) writes:
+ *   divisor   keep 1 event in `divisor` (1 = every event);
+ *   weight    what a kept event counts for: divisor × K when the programs are also attached only
+ *             one tick in K (duty cycling, beyond the largest event divisor);
+ *   since_ns  bpf_ktime_get_ns() clock of the last re-attach.
+ * Counting each kept event `weight` times keeps counters and histograms unbiased without any
+ * user-space rescaling. */
+struct huatuo_sampling {
+	__u32 divisor;
+	__u32 weight;
+	__u64 since_ns;
+};
+
+#define HUATUO_SAMPLING_KNOB                                                                               \
+	struct {                                                                                           \
+		__uint(type, BPF_MAP_TYPE_ARRAY);                                                          \
+		__uint(max_entries, 1);                                                                    \
+		__type(key, __u32);                                                                        \
+		__type(value, struct huatuo_sampling);                                                     \
+	} HUATUO_SAMPLING SEC(".maps");                                                                    \
+	static __always_inline __attribute__((unused)) struct huatuo_sampling *huatuo_sampling(void)       \
+	{                                                                                                  \
+		__u32 zero = 0;                                                                            \
+		return bpf_map_lookup_elem(&HUATUO_SAMPLING, &zero);                                       \
+	}                                                                                                  \
+	static __always_inline __attribute__((unused)) __u32 huatuo_sampling_weight(void)                  \
+	{                                                                                                  \
+		struct huatuo_sampling *s = huatuo_sampling();                                             \
+		return s && s->weight > 1 ? s->weight : 1;                                                 \
+	}                                                                                                  \
+	static __always_inline __attribute__((unused)) __u64 huatuo_sampling_since(void)                   \
+	{                                                                                                  \
+		struct huatuo_sampling *s = huatuo_sampling();                                             \
+		return s ? s->since_ns : 0;                                                                \
+	}                                                                                                  \
+	static __always_inline __attribute__((unused)) __u32 huatuo_sample_weight(void)                    \
+	{                                                                                                  \
+		struct huatuo_sampling *s = huatuo_sampling();                                             \
+		__u32 weight;                                                                              \
+		if (!s)                                                                                    \
+			return 1;                                                                          \
+		weight = s->weight > 1 ? s->weight : 1;                                                    \
+		if (s->divisor <= 1)                                                                       \
+			return weight;                                                                     \
+		return (bpf_get_prandom_u32() % s->divisor) == 0 ? weight : 0;                             \
 	}
 
 /* Bucket a latency into 4 zones given three ascending upper bounds (exclusive). */

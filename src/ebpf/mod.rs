@@ -85,12 +85,40 @@ pub struct BpfProgramSet {
     probe: &'static str,
     bpf: Ebpf,
     attached: Vec<AttachedProgram>,
-    /// Current divisor of the adaptive-sampling knob; `None` when the object declares none.
-    sampling_divisor: Option<u32>,
+    /// Adaptive sampling in force; `None` when the object declares no knob.
+    sampling: Option<Sampling>,
 }
 
-/// The map `HUATUO_SAMPLING_KNOB` (huatuo.h) declares: `[0]` = sampling divisor.
+/// The map `HUATUO_SAMPLING_KNOB` (huatuo.h) declares: one `struct huatuo_sampling`.
 pub const SAMPLING_MAP: &str = "HUATUO_SAMPLING";
+/// Largest 1-in-N the programs sample events at; a larger divisor also duty-cycles the links
+/// (attached one tick in `divisor / MAX_EVENT_DIVISOR`): below this the programs' own fixed
+/// cost per event is what is left, which only not running them removes.
+pub const MAX_EVENT_DIVISOR: u32 = 1024;
+
+/// `struct huatuo_sampling` of huatuo.h.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct SamplingKnob {
+    divisor: u32,
+    weight: u32,
+    since_ns: u64,
+}
+
+// SAFETY: plain integers, `repr(C)` with no padding (4 + 4 + 8 bytes).
+unsafe impl aya::Pod for SamplingKnob {}
+
+/// Adaptive-sampling state of a program set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sampling {
+    /// Overall divisor: events 1-in-`event` × attached one tick in `duty`.
+    divisor: u32,
+    duty: u32,
+    /// Ticks since the duty cycle started.
+    ticks: u64,
+    /// Links dropped for the current off-ticks of the duty cycle.
+    paused: bool,
+}
 
 /// The running kernel's BTF, parsed once per process (parsing takes tens of milliseconds and
 /// every probe needs it for CO-RE and tp_btf).
@@ -144,34 +172,142 @@ impl BpfProgramSet {
                 link_id,
             });
         }
-        let sampling_divisor = bpf.map(SAMPLING_MAP).map(|_| 1);
+        let sampling = bpf.map(SAMPLING_MAP).map(|_| Sampling {
+            divisor: 1,
+            duty: 1,
+            ticks: 0,
+            paused: false,
+        });
         Ok(Self {
             probe,
             bpf,
             attached,
-            sampling_divisor,
+            sampling,
         })
     }
 
     /// The adaptive-sampling divisor in force (1 = every event), or `None` when the probe's
     /// programs cannot be throttled.
     pub fn sampling_divisor(&self) -> Option<u32> {
-        self.sampling_divisor
+        self.sampling.map(|s| s.divisor)
     }
 
-    /// Sets the adaptive-sampling divisor: the programs keep 1 event in `divisor` and count it
-    /// `divisor` times.
+    /// Sets the adaptive-sampling divisor. Up to [`MAX_EVENT_DIVISOR`] the programs keep 1 event
+    /// in `divisor`; beyond it they also run only one tick in `divisor / MAX_EVENT_DIVISOR`
+    /// ([`BpfProgramSet::duty_cycle_tick`]). A kept event counts for the whole divisor.
     pub fn set_sampling_divisor(&mut self, divisor: u32) -> Result<(), BpfError> {
-        if self.sampling_divisor.is_none() {
+        let Some(mut sampling) = self.sampling else {
             return Err(BpfError::MissingMap {
                 probe: self.probe,
                 map: SAMPLING_MAP,
             });
-        }
+        };
         let divisor = divisor.max(1);
-        self.set_u32(SAMPLING_MAP, 0, divisor)?;
-        self.sampling_divisor = Some(divisor);
+        let event = divisor.min(MAX_EVENT_DIVISOR);
+        let duty = divisor.div_ceil(event).max(1);
+        let knob = SamplingKnob {
+            divisor: event,
+            weight: event.saturating_mul(duty),
+            since_ns: self.read_knob()?.since_ns,
+        };
+        self.write_knob(knob)?;
+        sampling.divisor = knob.weight;
+        sampling.duty = duty;
+        sampling.ticks = 0;
+        self.sampling = Some(sampling);
+        if duty == 1 && sampling.paused {
+            self.resume()?;
+        }
         Ok(())
+    }
+
+    /// Called on every probe tick: with a duty cycle, the programs stay attached one tick in
+    /// `duty` and are detached for the others (no cost at all then).
+    pub fn duty_cycle_tick(&mut self) -> Result<(), BpfError> {
+        let Some(mut sampling) = self.sampling else {
+            return Ok(());
+        };
+        if sampling.duty <= 1 {
+            return Ok(());
+        }
+        sampling.ticks += 1;
+        let on = sampling.ticks % u64::from(sampling.duty) == 0;
+        self.sampling = Some(sampling);
+        match (on, sampling.paused) {
+            (true, true) => self.resume(),
+            (false, false) => {
+                for attached in &mut self.attached {
+                    // Closing a tracepoint link's fd detaches it.
+                    drop(attached.link.take());
+                }
+                self.set_paused(true);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// True while a duty cycle holds the programs detached.
+    pub fn paused(&self) -> bool {
+        self.sampling.is_some_and(|s| s.paused)
+    }
+
+    fn set_paused(&mut self, paused: bool) {
+        if let Some(sampling) = self.sampling.as_mut() {
+            sampling.paused = paused;
+        }
+    }
+
+    /// Re-attaches after a duty-cycle pause; begins taken before it are void from now on.
+    fn resume(&mut self) -> Result<(), BpfError> {
+        let mut knob = self.read_knob()?;
+        knob.since_ns = monotonic_ns();
+        self.write_knob(knob)?;
+        let btf = kernel_btf(self.probe)?;
+        for attached in &mut self.attached {
+            if attached.link.is_none() {
+                let link = attach_one(self.probe, &mut self.bpf, btf, &attached.attachment, false)?;
+                attached.link_id = link_id(self.probe, &attached.attachment, &link)?;
+                attached.link = Some(link);
+            }
+        }
+        self.set_paused(false);
+        Ok(())
+    }
+
+    fn knob_map(
+        &mut self,
+    ) -> Result<aya::maps::Array<&mut aya::maps::MapData, SamplingKnob>, BpfError> {
+        let probe = self.probe;
+        let data = self.bpf.map_mut(SAMPLING_MAP).ok_or(BpfError::MissingMap {
+            probe,
+            map: SAMPLING_MAP,
+        })?;
+        aya::maps::Array::try_from(data).map_err(|e| BpfError::MapRead {
+            probe,
+            map: SAMPLING_MAP,
+            reason: e.to_string(),
+        })
+    }
+
+    fn read_knob(&mut self) -> Result<SamplingKnob, BpfError> {
+        let probe = self.probe;
+        self.knob_map()?.get(&0, 0).map_err(|e| BpfError::MapRead {
+            probe,
+            map: SAMPLING_MAP,
+            reason: e.to_string(),
+        })
+    }
+
+    fn write_knob(&mut self, knob: SamplingKnob) -> Result<(), BpfError> {
+        let probe = self.probe;
+        self.knob_map()?
+            .set(0, knob, 0)
+            .map_err(|e| BpfError::MapRead {
+                probe,
+                map: SAMPLING_MAP,
+                reason: e.to_string(),
+            })
     }
 
     pub fn ebpf(&self) -> &Ebpf {
@@ -319,6 +455,10 @@ impl BpfProgramSet {
     /// kernel then releases the link) or no longer names our link. One syscall per link.
     /// Returns the programs that were re-attached.
     pub fn reattach_lost_links(&mut self) -> Result<Vec<&'static str>, BpfError> {
+        // Detached on purpose by the duty cycle.
+        if self.paused() {
+            return Ok(Vec::new());
+        }
         let health: Vec<LinkHealth> = self.attached.iter().map(link_health).collect();
         if health.iter().all(|h| *h == LinkHealth::Live) {
             return Ok(Vec::new());
@@ -480,4 +620,15 @@ impl BpfStatsGuard {
             .map(|fd| Self { _fd: fd })
             .map_err(|e| BpfError::Stats(e.to_string()))
     }
+}
+
+/// `CLOCK_MONOTONIC` in ns: the clock of `bpf_ktime_get_ns()`.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec.max(0) as u64) * 1_000_000_000 + ts.tv_nsec.max(0) as u64
 }

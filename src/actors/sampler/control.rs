@@ -45,7 +45,7 @@ impl Default for ControlParams {
             relax_below: 0.5,
             relax_after: 3,
             throttle_after: 2,
-            max_divisor: 1024,
+            max_divisor: 65536,
         }
     }
 }

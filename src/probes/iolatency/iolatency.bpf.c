@@ -152,10 +152,14 @@ int BPF_PROG(on_block_rq_complete, struct request *rq, blk_status_t error, unsig
 	issued = bpf_map_lookup_elem(&IO_ISSUED, &key);
 	if (!issued)
 		return 0;
-	d2c = now - *issued;
+	d2c = *issued;
 	bpf_map_delete_elem(&IO_ISSUED, &key);
+	/* Issued before a duty-cycle pause: its latency was not all watched. */
+	if (d2c < huatuo_sampling_since())
+		return 0;
+	d2c = now - d2c;
 	/* Only sampled requests are in IO_ISSUED: each stands for `weight` requests. */
-	weight = huatuo_sampling_divisor();
+	weight = huatuo_sampling_weight();
 	op = BPF_CORE_READ(rq, cmd_flags) & REQ_OP_MASK;
 	if (op > 1) /* flush, discard, zone ops: not in diskstats' read/write counts */
 		return 0;

@@ -130,11 +130,15 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	enqueued = bpf_task_storage_get(&RUNQ_ENQUEUED, next, 0, 0);
 	if (!enqueued || *enqueued == 0)
 		return 0;
-	wait = bpf_ktime_get_ns() - *enqueued;
+	wait = *enqueued;
 	*enqueued = 0;
+	/* Enqueued before a duty-cycle pause: its wait was not all watched. */
+	if (wait < huatuo_sampling_since())
+		return 0;
+	wait = bpf_ktime_get_ns() - wait;
 	zone = huatuo_zone(wait, 10 * NSEC_PER_MSEC, 20 * NSEC_PER_MSEC, 50 * NSEC_PER_MSEC);
 	/* Only sampled enqueues were timed: each stands for `weight` waits. */
-	weight = huatuo_sampling_divisor();
+	weight = huatuo_sampling_weight();
 	count = bpf_map_lookup_elem(&RUNQ_HOST_LATENCY, &zone);
 	if (count)
 		*count += weight;

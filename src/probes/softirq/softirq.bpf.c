@@ -63,9 +63,9 @@ int BPF_PROG(on_softirq_entry, unsigned int vec_nr)
 		return 0;
 	start = *ts;
 	*ts = 0;
-	if (start == RAISE_NOT_SAMPLED)
+	if (start == RAISE_NOT_SAMPLED || start < huatuo_sampling_since())
 		return 0;
-	weight = huatuo_sampling_divisor();
+	weight = huatuo_sampling_weight();
 	latency = bpf_ktime_get_ns() - start;
 	key = vec_nr * HUATUO_NR_ZONES + huatuo_zone(latency, 10 * 1000, 100 * 1000, 1000 * 1000);
 	count = bpf_map_lookup_elem(&SOFTIRQ_LATENCY, &key);
