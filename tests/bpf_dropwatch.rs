@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use huatuo_bamai::exposition::MetricSet;
 use huatuo_bamai::probes::{dropwatch, Probe};
 
-use common::bpf_available;
+use common::{bpf_available, run};
 
 /// Both tests count drops host-wide: one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -131,18 +131,6 @@ fn assert_plausible_stack(data: &serde_json::Value, expected: &[&str]) {
 /// drop (also when the test fails).
 struct DroppingNetns {
     name: String,
-}
-
-fn run(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 impl DroppingNetns {

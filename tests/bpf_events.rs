@@ -17,7 +17,7 @@ use huatuo_bamai::events::EventDocument;
 use huatuo_bamai::exposition::MetricSet;
 use huatuo_bamai::probes::{hungtask, memory_reclaim, oom, Probe};
 
-use common::{bpf_available, Agent, TestContainer};
+use common::{bpf_available, run, Agent, TestContainer};
 
 /// The tests change host-wide state (hung task timeout, memory pressure): one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -176,25 +176,12 @@ impl Drop for HungTaskTimeout {
     }
 }
 
-fn run(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// An ext4 file system on a loop device, mounted in a temp dir and frozen; on drop (also on
 /// panic) it is thawed, the writers blocked on it are reaped, and it is unmounted and detached.
 struct FrozenExt4 {
     mountpoint: tempfile::TempDir,
-    device: String,
+    device: common::loop_device::LoopDevice,
     writers: Vec<Child>,
-    _image: tempfile::NamedTempFile,
 }
 
 impl FrozenExt4 {
@@ -203,24 +190,14 @@ impl FrozenExt4 {
         image.as_file().set_len(32 << 20).unwrap();
         let image_path = image.path().to_str().unwrap();
         run("mkfs.ext4", &["-q", "-F", image_path]);
-        let out = Command::new("losetup")
-            .args(["--find", "--show", image_path])
-            .output()
-            .expect("losetup");
-        assert!(
-            out.status.success(),
-            "losetup: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let device = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let device = common::loop_device::LoopDevice::over(image);
         let mountpoint = tempfile::tempdir().unwrap();
         let fs = FrozenExt4 {
             mountpoint,
             device,
             writers: Vec::new(),
-            _image: image,
         };
-        run("mount", &[&fs.device, fs.path().to_str().unwrap()]);
+        run("mount", &[&fs.device.path, fs.path().to_str().unwrap()]);
         run("fsfreeze", &["-f", fs.path().to_str().unwrap()]);
         fs
     }
@@ -250,8 +227,8 @@ impl Drop for FrozenExt4 {
         for writer in &mut self.writers {
             let _ = writer.wait();
         }
+        // The loop device is detached after this, when the field drops.
         let _ = Command::new("umount").arg(&path).status();
-        let _ = Command::new("losetup").args(["-d", &self.device]).status();
     }
 }
 

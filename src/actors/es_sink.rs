@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 
+use crate::actors::open_when_free::open_when_free;
 use crate::actors::server_task::ServerTask;
 use crate::config::Config;
 use crate::events::elasticsearch::spool::SpoolError;
@@ -17,9 +18,6 @@ use crate::events::elasticsearch::{
     status, BulkClient, BulkSink, ElasticsearchConfig, SinkStatus, Spool,
 };
 use crate::supervisor::{AgentContext, SupervisorMsg};
-
-/// How long a start waits for a killed predecessor's task to let go of the spool.
-const OPEN_RETRY: Duration = Duration::from_secs(3);
 
 pub enum EsSinkMsg {
     /// The sink task stopped on an error: fail, so the supervisor restarts us.
@@ -53,24 +51,17 @@ pub async fn spawn(
         .map(|(actor, _)| actor.get_cell())
 }
 
-/// Opens the spool off the async threads, waiting briefly while a killed predecessor's task
-/// (aborted, not yet dropped) still holds its lock.
+/// Opens the spool, waiting briefly while a killed predecessor's task (aborted, not yet
+/// dropped) still holds its lock.
 async fn open_spool(config: &ElasticsearchConfig) -> Result<Spool, String> {
-    let deadline = tokio::time::Instant::now() + OPEN_RETRY;
-    loop {
-        let dir = config.spool_dir.clone();
-        let max = config.spool_max_bytes();
-        let opened = tokio::task::spawn_blocking(move || Spool::open(&dir, max))
-            .await
-            .map_err(|e| format!("opening the spool panicked: {e}"))?;
-        match opened {
-            Err(SpoolError::InUse { .. }) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => return Err(format!("{e} (events.elasticsearch.spool_dir)")),
-            Ok(spool) => return Ok(spool),
-        }
-    }
+    let dir = config.spool_dir.clone();
+    let max = config.spool_max_bytes();
+    open_when_free(
+        move || Spool::open(&dir, max),
+        |e| matches!(e, SpoolError::InUse { .. }),
+    )
+    .await?
+    .map_err(|e| format!("{e} (events.elasticsearch.spool_dir)"))
 }
 
 impl Actor for ElasticsearchSink {

@@ -13,6 +13,7 @@ use tokio::sync::broadcast::Receiver;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::actors::open_when_free::open_when_free;
 use crate::actors::server_task::ServerTask;
 use crate::config::{Config, EventsConfig};
 use crate::events::store::{EventStore, Retention, StoreError};
@@ -23,8 +24,6 @@ use crate::supervisor::{AgentContext, SupervisorMsg};
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 /// Most documents written in one transaction.
 const MAX_BATCH: usize = 1024;
-/// How long a start waits for a predecessor's handle (a query, a last write) to let go.
-const OPEN_RETRY: Duration = Duration::from_secs(3);
 const SINK: &str = "store";
 
 pub enum EventStoreMsg {
@@ -63,24 +62,17 @@ pub async fn spawn(
         .map(|(actor, _)| actor.get_cell())
 }
 
-/// Opens the store off the async threads, waiting briefly while another handle in this process
-/// (a killed predecessor's last write, a query) still holds the file.
+/// Opens the store, waiting briefly while another handle in this process (a killed
+/// predecessor's last write, a query) still holds the file.
 async fn open_store(config: &EventsConfig) -> Result<EventStore, String> {
-    let deadline = tokio::time::Instant::now() + OPEN_RETRY;
-    loop {
-        let path = config.store_path.clone();
-        let retention = Retention::from_config(config);
-        let opened = tokio::task::spawn_blocking(move || EventStore::open(&path, retention))
-            .await
-            .map_err(|e| format!("opening the event store panicked: {e}"))?;
-        match opened {
-            Err(StoreError::InUse { .. }) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => return Err(format!("{e} (events.store_path)")),
-            Ok(store) => return Ok(store),
-        }
-    }
+    let path = config.store_path.clone();
+    let retention = Retention::from_config(config);
+    open_when_free(
+        move || EventStore::open(&path, retention),
+        |e| matches!(e, StoreError::InUse { .. }),
+    )
+    .await?
+    .map_err(|e| format!("{e} (events.store_path)"))
 }
 
 impl Actor for EventStoreSink {

@@ -6,6 +6,7 @@ pub mod control;
 pub mod es_sink;
 pub mod event_store;
 pub mod http;
+pub mod open_when_free;
 pub mod probe;
 pub mod sampler;
 pub mod server_task;

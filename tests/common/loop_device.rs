@@ -10,9 +10,15 @@ pub struct LoopDevice {
 }
 
 impl LoopDevice {
+    /// A fresh zeroed `size_mb` MiB backing file.
     pub fn create(size_mb: u64) -> LoopDevice {
         let file = tempfile::NamedTempFile::new().unwrap();
         file.as_file().set_len(size_mb << 20).unwrap();
+        Self::over(file)
+    }
+
+    /// Over an existing image (e.g. one `mkfs` prepared); detached on drop.
+    pub fn over(file: tempfile::NamedTempFile) -> LoopDevice {
         let out = Command::new("losetup")
             .args(["--find", "--show"])
             .arg(file.path())

@@ -282,13 +282,9 @@ pub fn read_timeout_secs(path: &Path) -> Option<u64> {
 /// text `blocked_processes_stack`; no `cpus_stack`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HungtaskData {
-    pub pid: u32,
-    pub tid: u32,
-    pub comm: String,
-    /// The hung task's kernel stack, innermost frame first.
-    pub stack: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stack_error: Option<String>,
+    /// The hung task: pid, tid, comm and its kernel stack, innermost frame first.
+    #[serde(flatten)]
+    pub task: BlockedTask,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hung_task_timeout_secs: Option<u64>,
     /// Every task in D state when the document was made (the hung one included), by pid.
@@ -377,11 +373,13 @@ impl HungtaskProbe {
         let (blocked_tasks, blocked_tasks_total) =
             blocked_tasks(&self.ctx.procfs_root, self.max_blocked_tasks);
         let data = HungtaskData {
-            pid: record.pid,
-            tid: record.tid,
-            comm: record.comm.clone(),
-            stack,
-            stack_error,
+            task: BlockedTask {
+                pid: record.pid,
+                tid: record.tid,
+                comm: record.comm.clone(),
+                stack,
+                stack_error,
+            },
             hung_task_timeout_secs: read_timeout_secs(&self.timeout_sysctl),
             blocked_tasks,
             blocked_tasks_total,

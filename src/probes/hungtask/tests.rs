@@ -129,11 +129,13 @@ fn stack_and_timeout_are_read_from_procfs() {
 #[test]
 fn the_document_data_has_upstreams_field_names() {
     let data = HungtaskData {
-        pid: 100,
-        tid: 101,
-        comm: "sh".into(),
-        stack: "schedule+0x27/0xf0".into(),
-        stack_error: None,
+        task: BlockedTask {
+            pid: 100,
+            tid: 101,
+            comm: "sh".into(),
+            stack: "schedule+0x27/0xf0".into(),
+            stack_error: None,
+        },
         hung_task_timeout_secs: Some(120),
         blocked_tasks: vec![BlockedTask {
             pid: 100,
