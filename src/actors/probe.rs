@@ -25,6 +25,8 @@ pub enum ProbeMsg {
     Cost(RpcReplyPort<ProbeCost>),
     /// Adaptive sampling: keep 1 event in N (1 = every event). Probes without a knob ignore it.
     SetSampling(u32),
+    /// Next slot of a duty cycle (sampling beyond 1-in-1024): attach or detach the programs.
+    DutySlot,
 }
 
 /// Cumulative cost of one probe, read by the sampler every round.
@@ -63,6 +65,8 @@ pub struct ProbeRuntime<P: Probe> {
     store: Arc<MetricStore>,
     supervisor: ActorRef<SupervisorMsg>,
     ticker: Option<JoinHandle<()>>,
+    /// Drives the duty cycle while one is in force.
+    duty_timer: Option<JoinHandle<()>>,
     reattached_total: u64,
     collect_errors_total: u64,
     last_error_log: Option<Instant>,
@@ -112,7 +116,7 @@ impl<P: Probe> ProbeRuntime<P> {
         }
     }
 
-    fn set_sampling(&mut self, divisor: u32) {
+    fn set_sampling(&mut self, myself: &ActorRef<ProbeMsg>, divisor: u32) {
         let Some(probe) = self.probe.as_mut() else {
             return;
         };
@@ -131,6 +135,23 @@ impl<P: Probe> ProbeRuntime<P> {
                 tracing::warn!(probe = P::NAME, error = %e, "cannot set the sampling divisor")
             }
         }
+        // A duty cycle (past 1-in-1024) runs on its own slots, finer than the probe's tick.
+        let duty = probe.programs().map_or(1, |set| set.duty());
+        if let Some(timer) = self.duty_timer.take() {
+            timer.abort();
+        }
+        if duty > 1 {
+            let slot = crate::ebpf::duty_slot(duty);
+            self.duty_timer = Some(myself.send_interval(slot, || ProbeMsg::DutySlot));
+        }
+    }
+
+    /// One duty-cycle slot; a failed re-attach fails the actor (the supervisor restarts it).
+    fn duty_slot(&mut self) -> Result<(), ProbeError> {
+        if let Some(programs) = self.probe.as_mut().and_then(|p| p.programs()) {
+            programs.duty_cycle_tick()?;
+        }
+        Ok(())
     }
 }
 
@@ -153,6 +174,7 @@ impl<P: Probe> Actor for ProbeActor<P> {
             store: args.store,
             supervisor: args.supervisor,
             ticker: None,
+            duty_timer: None,
             reattached_total: 0,
             collect_errors_total: 0,
             last_error_log: None,
@@ -192,8 +214,11 @@ impl<P: Probe> Actor for ProbeActor<P> {
         _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(ticker) = state.ticker.take() {
-            ticker.abort();
+        for timer in [state.ticker.take(), state.duty_timer.take()]
+            .into_iter()
+            .flatten()
+        {
+            timer.abort();
         }
         // A stopped probe's series go with it.
         state.store.remove(P::NAME);
@@ -214,7 +239,8 @@ impl<P: Probe> Actor for ProbeActor<P> {
             ProbeMsg::Cost(reply) => {
                 let _ = reply.send(state.cost());
             }
-            ProbeMsg::SetSampling(divisor) => state.set_sampling(divisor),
+            ProbeMsg::SetSampling(divisor) => state.set_sampling(&myself, divisor),
+            ProbeMsg::DutySlot => state.duty_slot()?,
         }
         Ok(())
     }
@@ -267,8 +293,6 @@ fn tick<P: Probe>(
     // A link detached from outside is re-attached; if that fails the actor fails and the
     // supervisor restarts it with a fresh load.
     if let Some(programs) = probe.programs() {
-        // Adaptive sampling past the largest event divisor: attached one tick in K.
-        programs.duty_cycle_tick()?;
         let reattached = programs.reattach_lost_links()?;
         if !reattached.is_empty() {
             tracing::warn!(probe = P::NAME, programs = ?reattached, "BPF link was detached from outside; re-attached");

@@ -92,9 +92,16 @@ pub struct BpfProgramSet {
 /// The map `HUATUO_SAMPLING_KNOB` (huatuo.h) declares: one `struct huatuo_sampling`.
 pub const SAMPLING_MAP: &str = "HUATUO_SAMPLING";
 /// Largest 1-in-N the programs sample events at; a larger divisor also duty-cycles the links
-/// (attached one tick in `divisor / MAX_EVENT_DIVISOR`): below this the programs' own fixed
+/// (attached one slot in `divisor / MAX_EVENT_DIVISOR`): below this the programs' own fixed
 /// cost per event is what is left, which only not running them removes.
 pub const MAX_EVENT_DIVISOR: u32 = 1024;
+
+/// Length of one duty-cycle slot for a cycle of `duty` slots: the cycle spans one second when it
+/// can, so every second (the sampler's round) holds one attached slot and the overhead is even
+/// from second to second; slots never get shorter than 50 ms (two attach syscalls per cycle).
+pub fn duty_slot(duty: u32) -> Duration {
+    Duration::from_millis((1000 / u64::from(duty.max(1))).max(50))
+}
 
 /// `struct huatuo_sampling` of huatuo.h.
 #[repr(C)]
@@ -111,12 +118,12 @@ unsafe impl aya::Pod for SamplingKnob {}
 /// Adaptive-sampling state of a program set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Sampling {
-    /// Overall divisor: events 1-in-`event` × attached one tick in `duty`.
+    /// Overall divisor: events 1-in-`event` × attached one slot in `duty`.
     divisor: u32,
     duty: u32,
-    /// Ticks since the duty cycle started.
+    /// Slots since the duty cycle started.
     ticks: u64,
-    /// Links dropped for the current off-ticks of the duty cycle.
+    /// Links dropped for the current off-slots of the duty cycle.
     paused: bool,
 }
 
@@ -221,8 +228,13 @@ impl BpfProgramSet {
         Ok(())
     }
 
-    /// Called on every probe tick: with a duty cycle, the programs stay attached one tick in
-    /// `duty` and are detached for the others (no cost at all then).
+    /// The duty cycle in force: attached one slot in K (1 = always attached).
+    pub fn duty(&self) -> u32 {
+        self.sampling.map_or(1, |s| s.duty)
+    }
+
+    /// Called every duty slot ([`duty_slot`]): with a duty cycle, the programs stay attached one
+    /// slot in `duty` and are detached for the others (no cost at all then).
     pub fn duty_cycle_tick(&mut self) -> Result<(), BpfError> {
         let Some(mut sampling) = self.sampling else {
             return Ok(());
