@@ -6,7 +6,8 @@
 //! is visible in `ctl status`, and once the storm stops the divisor is relaxed back to 1.
 //! And the sampling itself keeps counters unbiased: iolatency at 1-in-4 still counts a loop
 //! device's completions as /proc/diskstats does, within the sampling error; past the largest
-//! event divisor the programs are really detached on the off-ticks of their duty cycle.
+//! event divisor the programs are really detached on the off-slots of their duty cycle, both
+//! when driven directly and by the probe actor's own slot timer.
 
 mod common;
 
@@ -347,4 +348,108 @@ fn past_the_event_divisor_programs_are_detached_on_off_ticks() {
         programs.duty_cycle_tick().expect("tick");
         assert!(!programs.paused());
     }
+}
+
+/// Stands in for the supervisor: the probe actor reports to it, nobody listens.
+struct NullSupervisor;
+
+impl ractor::Actor for NullSupervisor {
+    type Msg = huatuo_bamai::supervisor::SupervisorMsg;
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _myself: ractor::ActorRef<Self::Msg>,
+        _args: (),
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_probe_actor_runs_the_duty_cycle_on_its_own_slots() {
+    use huatuo_bamai::actors::probe::{ProbeActor, ProbeArgs, ProbeMsg};
+    if !bpf_available("the_probe_actor_runs_the_duty_cycle_on_its_own_slots") {
+        return;
+    }
+    let _stats = huatuo_bamai::ebpf::BpfStatsGuard::enable().expect("bpf_stats");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let (supervisor, _) = ractor::Actor::spawn(None, NullSupervisor, ())
+            .await
+            .expect("supervisor stand-in");
+        let args = ProbeArgs::<runqlat::RunqlatProbe> {
+            settings: runqlat::RunqlatConfig::default(),
+            ctx: common::host_probe_context(),
+            store: std::sync::Arc::new(huatuo_bamai::exposition::MetricStore::new(1000, vec![])),
+            supervisor: supervisor.clone(),
+        };
+        let (probe, _) =
+            ractor::Actor::spawn(None, ProbeActor::<runqlat::RunqlatProbe>::default(), args)
+                .await
+                .expect("probe actor");
+        let switches = async |probe: &ractor::ActorRef<ProbeMsg>| -> u64 {
+            let cost = ractor::call!(probe, ProbeMsg::Cost).expect("cost");
+            cost.programs
+                .iter()
+                .filter(|p| p.program == "on_sched_switch")
+                .map(|p| p.run_count)
+                .sum()
+        };
+        // Wait for the attach (post_start), then 4 × 1024: attached one 250 ms slot a second.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ractor::call!(probe, ProbeMsg::Cost)
+            .expect("cost")
+            .sampling_divisor
+            .is_none()
+        {
+            assert!(Instant::now() < deadline, "runqlat never attached");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        probe
+            .cast(ProbeMsg::SetSampling(4096))
+            .expect("set sampling");
+        let cost = ractor::call!(probe, ProbeMsg::Cost).expect("cost");
+        assert_eq!(cost.sampling_divisor, Some(4096));
+        // Over 3 s, in 50 ms steps with context switches going on: some steps see the program
+        // run (attached slots) and most see it not run at all (detached slots).
+        let (mut ran, mut idle) = (0, 0);
+        let mut last = switches(&probe).await;
+        for _ in 0..60 {
+            tokio::task::spawn_blocking(|| {
+                for _ in 0..10 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            })
+            .await
+            .expect("sleeper");
+            let now = switches(&probe).await;
+            if now > last {
+                ran += 1;
+            } else {
+                idle += 1;
+            }
+            last = now;
+        }
+        assert!(
+            ran >= 3,
+            "the programs never ran: {ran} steps ran, {idle} idle"
+        );
+        assert!(
+            idle >= 20,
+            "the programs were never detached: {ran} steps ran, {idle} idle"
+        );
+        // Back to full rate: attached for good.
+        probe.cast(ProbeMsg::SetSampling(1)).expect("set sampling");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let before = switches(&probe).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            switches(&probe).await > before,
+            "not re-attached at divisor 1"
+        );
+        probe.stop(None);
+        supervisor.stop(None);
+    });
 }
