@@ -88,6 +88,14 @@ enum CtlAction {
 }
 
 fn main() -> ExitCode {
+    // glibc gives each thread that allocates its own arena; with the tokio workers and the
+    // blocking threads that load BPF objects that kept ~10 MiB of idle RSS in half-empty
+    // arenas (measured: 57 -> 47 MiB). Two arenas are plenty for this agent's allocation rate.
+    // Before any thread exists, as mallopt requires.
+    // SAFETY: mallopt only sets an allocator parameter.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let cli = Cli::parse();
     if cli.command.is_some() {
         // `ctl status | head` must end quietly, not panic on a closed pipe (the agent itself
