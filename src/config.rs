@@ -326,6 +326,12 @@ impl SamplerConfig {
         if self.throttle_after_rounds == 0 {
             return Err(("sampler.throttle_after_rounds", "must be at least 1".into()));
         }
+        if !self.max_divisor.is_power_of_two() {
+            return Err((
+                "sampler.max_divisor",
+                "must be a power of two (1 = never throttle, 65536 default)".into(),
+            ));
+        }
         if self.max_divisor == 0 {
             return Err((
                 "sampler.max_divisor",

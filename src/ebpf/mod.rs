@@ -212,10 +212,11 @@ impl BpfProgramSet {
         let divisor = divisor.max(1);
         let event = divisor.min(MAX_EVENT_DIVISOR);
         let duty = divisor.div_ceil(event).max(1);
+        // Begins taken under the old weight would be counted with the new one: void them.
         let knob = SamplingKnob {
             divisor: event,
             weight: event.saturating_mul(duty),
-            since_ns: self.read_knob()?.since_ns,
+            since_ns: monotonic_ns(),
         };
         self.write_knob(knob)?;
         sampling.divisor = knob.weight;
@@ -223,7 +224,11 @@ impl BpfProgramSet {
         sampling.ticks = 0;
         self.sampling = Some(sampling);
         if duty == 1 && sampling.paused {
-            self.resume()?;
+            // On failure, leave the links to the link watcher rather than detached for good.
+            if let Err(e) = self.resume() {
+                self.set_paused(false);
+                return Err(e);
+            }
         }
         Ok(())
     }

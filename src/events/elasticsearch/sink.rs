@@ -372,6 +372,9 @@ impl BulkSink {
                         } => self.dead_letter(&doc, status, &kind, &error),
                     }
                 }
+                // Retries are on disk before the batch leaves the spool: a crash in between
+                // resends (the _id makes that harmless) instead of losing them.
+                self.spool.push_front(&retry)?;
                 if let Origin::Spool(peeked) = &batch.origin {
                     self.spool.commit(peeked)?;
                 }
@@ -387,7 +390,6 @@ impl BulkSink {
                     let n = retry.len() as u64;
                     metrics::counter!("huatuo_bamai_event_es_retried_total", "reason" => "item")
                         .increment(n);
-                    self.spool.push_front(&retry)?;
                     self.count_spooled(n);
                     self.move_memory_to_spool()?;
                     let delay = self.backoff.fail();
