@@ -231,7 +231,7 @@ async fn round(myself: &ActorRef<SamplerMsg>, state: &mut SamplerState) {
     }
     let started = Instant::now();
     let reading = Reading {
-        at: Instant::now(),
+        at: started,
         agent_cpu: measure::agent_cpu_time(),
         probes: costs
             .iter()
