@@ -5,10 +5,12 @@
 pub mod actors;
 pub mod config;
 pub mod containers;
+pub mod core;
 pub mod ctl;
 pub mod ebpf;
 pub mod events;
 pub mod exposition;
 pub mod probes;
+pub mod registry;
 pub mod supervisor;
 pub mod telemetry;

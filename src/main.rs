@@ -11,8 +11,9 @@ use ractor::Actor;
 use huatuo_bamai::actors::control::protocol::Request;
 use huatuo_bamai::config::{self, FlagOverrides};
 use huatuo_bamai::events::cli::EventsArgs;
-use huatuo_bamai::supervisor::{AgentContext, AgentSupervisor, SupervisorArgs};
-use huatuo_bamai::{ctl, ebpf, telemetry};
+use huatuo_bamai::core::AgentContext;
+use huatuo_bamai::supervisor::{AgentSupervisor, SupervisorArgs};
+use huatuo_bamai::{ctl, ebpf, registry, telemetry};
 
 /// Exit code for configuration errors (unknown keys, wrong types, bad values).
 const EXIT_CONFIG: u8 = 2;
@@ -56,6 +57,11 @@ struct Cli {
 enum Command {
     /// Check the configuration and print it as resolved (defaults, file, environment, flags).
     CheckConfig,
+    /// Configuration files generated from the code's defaults and docs.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Talk to a running agent over its control socket.
     Ctl {
         /// Control socket (default: control.socket from the configuration).
@@ -69,6 +75,16 @@ enum Command {
     },
     /// Read the kernel events a running agent stored (over its HTTP API).
     Events(EventsArgs),
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Print the default configuration file, every key documented (config/huatuo-bamai.toml).
+    Default {
+        /// The DaemonSet's variant (host paths under /host, as deploy/kubernetes mounts them).
+        #[arg(long)]
+        daemonset: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -114,23 +130,36 @@ fn main() -> ExitCode {
         sysfs_root: cli.sysfs_root.clone(),
         disable: cli.disable.clone(),
     };
-    let source = config::source_from(cli.config.as_deref(), flags);
+    let source = config::source_from(cli.config.as_deref(), flags, registry::sections());
     let loaded = source.load();
     match cli.command {
         Some(Command::CheckConfig) => match loaded {
-            Ok(mut config) => {
+            Ok(config) => {
                 // The effective config is for reading over a shoulder: no secrets in it.
-                if !config.events.elasticsearch.password.is_empty() {
-                    config.events.elasticsearch.password = "********".into();
-                }
-                match toml::to_string_pretty(&config) {
+                let mut tree = config.to_tree();
+                mask_passwords(&mut tree);
+                match toml::to_string_pretty(&tree) {
                     Ok(text) => println!("{text}"),
-                    Err(e) => println!("{config:#?} ({e})"),
+                    Err(e) => println!("{tree:#} ({e})"),
                 }
                 ExitCode::SUCCESS
             }
             Err(e) => config_error(&source.path, &e),
         },
+        Some(Command::Config {
+            action: ConfigAction::Default { daemonset },
+        }) => {
+            let overrides: &[config::template::Override] = if daemonset {
+                &config::template::DAEMONSET
+            } else {
+                &[]
+            };
+            print!(
+                "{}",
+                config::template::render(&registry::sections(), overrides)
+            );
+            ExitCode::SUCCESS
+        }
         Some(Command::Ctl {
             socket,
             json,
@@ -138,13 +167,13 @@ fn main() -> ExitCode {
         }) => {
             let socket = socket
                 .or_else(|| loaded.as_ref().ok().map(|c| c.control.socket.clone()))
-                .unwrap_or_else(|| config::Config::default().control.socket);
+                .unwrap_or_else(|| config::ControlConfig::default().socket);
             run_ctl(&socket, json, action)
         }
         Some(Command::Events(args)) => {
             let server = args.server.unwrap_or_else(|| {
                 let listen = loaded.as_ref().ok().map(|c| c.http.listen.clone());
-                let listen = listen.unwrap_or_else(|| config::Config::default().http.listen);
+                let listen = listen.unwrap_or_else(|| config::HttpConfig::default().listen);
                 huatuo_bamai::events::cli::server_of_listen(&listen)
             });
             huatuo_bamai::events::cli::run(&server, args.action)
@@ -153,6 +182,19 @@ fn main() -> ExitCode {
             Ok(config) => run_agent(config, source),
             Err(e) => config_error(&source.path, &e),
         },
+    }
+}
+
+/// Replaces every non-empty `password` value with asterisks.
+fn mask_passwords(value: &mut serde_json::Value) {
+    if let serde_json::Value::Object(map) = value {
+        for (key, inner) in map.iter_mut() {
+            if key == "password" && inner.as_str().is_some_and(|p| !p.is_empty()) {
+                *inner = serde_json::Value::String("********".into());
+            } else {
+                mask_passwords(inner);
+            }
+        }
     }
 }
 
@@ -240,14 +282,16 @@ async fn agent(config: config::Config, source: config::ConfigSource) -> anyhow::
         None
     };
     let prometheus = telemetry::install_recorder(&config).map_err(anyhow::Error::msg)?;
-    let mut ctx = AgentContext::new(source, prometheus, &config);
-    ctx.started = started;
-    let ctx = Arc::new(ctx);
-    let (supervisor, handle) = Actor::spawn(
-        Some("supervisor".to_string()),
-        AgentSupervisor,
-        SupervisorArgs::new(config, ctx),
-    )
+    let ctx = Arc::new(AgentContext::started_at(
+        source, prometheus, &config, started,
+    ));
+    // The production tree is built here, where the program starts.
+    let args = SupervisorArgs {
+        config,
+        ctx,
+        parts: registry::parts(),
+    };
+    let (supervisor, handle) = Actor::spawn(Some("supervisor".to_string()), AgentSupervisor, args)
     .await
     .map_err(|e| anyhow::anyhow!("cannot start the supervisor: {e}"))?;
 

@@ -8,7 +8,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Registry};
 
-use crate::config::Config;
+use crate::config::{parse_log_filter, Config};
 
 static LOG_FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
 
@@ -116,11 +116,6 @@ fn describe_metrics() {
         "huatuo_bamai_event_es_connected",
         "1 when the last request to Elasticsearch was answered, 0 while it is unavailable."
     );
-}
-
-/// Checks a log filter expression without installing it.
-pub fn parse_log_filter(filter: &str) -> Result<EnvFilter, String> {
-    EnvFilter::try_new(filter).map_err(|e| format!("invalid log filter `{filter}`: {e}"))
 }
 
 /// Installs the log subscriber (stderr). `RUST_LOG` wins over the configured level.

@@ -9,8 +9,9 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::containers::{ContainerSet, Discovery};
-use crate::supervisor::{AgentContext, SupervisorMsg};
+use crate::containers::{ContainerSet, ContainersConfig, Discovery};
+use crate::core::part::{spawn_cell, PartArgs, PartEntry};
+use crate::core::AgentContext;
 
 pub enum DiscoveryMsg {
     Rescan,
@@ -29,12 +30,18 @@ pub struct DiscoveryState {
     ticker: Option<JoinHandle<()>>,
 }
 
-pub async fn spawn(
-    ctx: Arc<AgentContext>,
-    config: Config,
-    _supervisor: ActorRef<SupervisorMsg>,
-    parent: ActorCell,
-) -> Result<ActorCell, SpawnErr> {
+/// The registry entry of this service.
+pub fn part() -> PartEntry {
+    PartEntry::service("containers", |args| spawn_cell(spawn(args))).with_section::<ContainersConfig>()
+}
+
+async fn spawn(args: PartArgs) -> Result<ActorCell, SpawnErr> {
+    let PartArgs {
+        ctx,
+        config,
+        supervisor: _,
+        parent,
+    } = args;
     Actor::spawn_linked(
         None,
         ContainerDiscovery,
@@ -55,9 +62,9 @@ impl Actor for ContainerDiscovery {
         myself: ActorRef<Self::Msg>,
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let settings = &args.config.containers;
+        let settings = args.config.section::<ContainersConfig>();
         let (discovery, ticker) = if settings.enabled {
-            let discovery = Discovery::new(&args.config.agent.sysfs_root, settings);
+            let discovery = Discovery::new(&args.config.agent.sysfs_root, &settings);
             tracing::info!(layout = ?discovery.layout(), "container discovery started");
             let period = Duration::from_millis(settings.rescan_interval_ms);
             let ticker = myself.send_interval(period, || DiscoveryMsg::Rescan);

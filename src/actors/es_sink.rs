@@ -12,12 +12,15 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 
 use crate::actors::open_when_free::open_when_free;
 use crate::actors::server_task::ServerTask;
-use crate::config::Config;
 use crate::events::elasticsearch::spool::SpoolError;
-use crate::events::elasticsearch::{
-    status, BulkClient, BulkSink, ElasticsearchConfig, SinkStatus, Spool,
-};
-use crate::supervisor::{AgentContext, SupervisorMsg};
+use crate::core::status::PartDetail;
+use crate::events::elasticsearch::status::StatusReport;
+use crate::events::elasticsearch::{BulkClient, BulkSink, ElasticsearchConfig, SinkStatus, Spool};
+
+/// Service name: `ctl status` row and status board key.
+const NAME: &str = "elasticsearch";
+use crate::core::part::{spawn_cell, PartArgs, PartEntry};
+use crate::core::AgentContext;
 
 pub enum EsSinkMsg {
     /// The sink task stopped on an error: fail, so the supervisor restarts us.
@@ -36,14 +39,20 @@ pub struct EsSinkState {
     sink: Option<ServerTask>,
 }
 
-pub async fn spawn(
-    ctx: Arc<AgentContext>,
-    config: Config,
-    _supervisor: ActorRef<SupervisorMsg>,
-    parent: ActorCell,
-) -> Result<ActorCell, SpawnErr> {
+/// The registry entry of this service.
+pub fn part() -> PartEntry {
+    PartEntry::service(NAME, |args| spawn_cell(spawn(args))).with_section::<ElasticsearchConfig>()
+}
+
+async fn spawn(args: PartArgs) -> Result<ActorCell, SpawnErr> {
+    let PartArgs {
+        ctx,
+        config,
+        supervisor: _,
+        parent,
+    } = args;
     let args = EsSinkArgs {
-        config: config.events.elasticsearch,
+        config: (*config.section::<ElasticsearchConfig>()).clone(),
         ctx,
     };
     Actor::spawn_linked(None, ElasticsearchSink, args, parent)
@@ -76,7 +85,9 @@ impl Actor for ElasticsearchSink {
     ) -> Result<Self::State, ActorProcessingErr> {
         let config = args.config;
         if !config.enabled {
-            status::publish(&SinkStatus::default());
+            args.ctx
+                .status
+                .set_detail(NAME, PartDetail::Elasticsearch(SinkStatus::default()));
             return Ok(EsSinkState { sink: None });
         }
         // Subscribed first: documents published while the spool opens are kept.
@@ -90,7 +101,12 @@ impl Actor for ElasticsearchSink {
             spooled = spool.documents(),
             "elasticsearch sink started"
         );
-        let sink = BulkSink::new(config, client, spool);
+        let ctx = args.ctx.clone();
+        let report: StatusReport = Arc::new(move |status: &SinkStatus| {
+            ctx.status
+                .set_detail(NAME, PartDetail::Elasticsearch(status.clone()));
+        });
+        let sink = BulkSink::new(config, client, spool, report);
         let reporter = myself.clone();
         let task = ServerTask::spawn(|token| async move {
             if let Err(e) = sink.run(receiver, token).await {

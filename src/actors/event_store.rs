@@ -15,10 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::actors::open_when_free::open_when_free;
 use crate::actors::server_task::ServerTask;
-use crate::config::{Config, EventsConfig};
-use crate::events::store::{EventStore, Retention, StoreError};
+use crate::events::store::{EventStore, EventsConfig, Retention, StoreError};
 use crate::events::EventDocument;
-use crate::supervisor::{AgentContext, SupervisorMsg};
+use crate::core::part::{spawn_cell, PartArgs, PartEntry};
+use crate::core::AgentContext;
 
 /// How often documents past their age or the size cap are deleted.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
@@ -47,14 +47,20 @@ pub struct EventStoreState {
     purge_timer: JoinHandle<()>,
 }
 
-pub async fn spawn(
-    ctx: Arc<AgentContext>,
-    config: Config,
-    _supervisor: ActorRef<SupervisorMsg>,
-    parent: ActorCell,
-) -> Result<ActorCell, SpawnErr> {
+/// The registry entry of this service.
+pub fn part() -> PartEntry {
+    PartEntry::service("event_store", |args| spawn_cell(spawn(args))).with_section::<EventsConfig>()
+}
+
+async fn spawn(args: PartArgs) -> Result<ActorCell, SpawnErr> {
+    let PartArgs {
+        ctx,
+        config,
+        supervisor: _,
+        parent,
+    } = args;
     let args = EventStoreArgs {
-        config: config.events,
+        config: (*config.section::<EventsConfig>()).clone(),
         ctx,
     };
     Actor::spawn_linked(None, EventStoreSink, args, parent)
@@ -321,22 +327,21 @@ async fn write_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ConfigSource, FlagOverrides};
+    use crate::config::{Config, FlagOverrides};
     use crate::events::{EventQuery, BUS_CAPACITY};
 
     fn context(store_path: &std::path::Path) -> (Arc<AgentContext>, EventsConfig) {
-        let mut config = Config::default();
-        config.events.store_path = store_path.to_path_buf();
+        let events = EventsConfig {
+            store_path: store_path.to_path_buf(),
+            ..Default::default()
+        };
+        let config = Config::default().with_section(events).expect("valid section");
         let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
             .build_recorder()
             .handle();
-        let source = ConfigSource {
-            path: "unused.toml".into(),
-            explicit: false,
-            flags: FlagOverrides::default(),
-        };
+        let source = crate::config::source_from(None, FlagOverrides::default(), Default::default());
         let ctx = Arc::new(AgentContext::new(source, prometheus, &config));
-        (ctx, config.events)
+        (ctx, (*config.section::<EventsConfig>()).clone())
     }
 
     fn publish(ctx: &AgentContext, from: u64, to: u64) {

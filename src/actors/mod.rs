@@ -10,4 +10,3 @@ pub mod open_when_free;
 pub mod probe;
 pub mod sampler;
 pub mod server_task;
-pub mod services;

@@ -6,47 +6,43 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use serde::Serialize;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
 
-use crate::config::ProbeSettings;
+use crate::config::{Config, SectionSpec};
+use crate::core::part::{PartArgs, PartEntry, Spawned};
+use crate::core::probe::{Probe, ProbeContext, ProbeError, ProbeSettings};
+use crate::core::status::PartKind;
+use crate::core::{ProbeCost, ProbeMsg, ProbeReport, SupervisorMsg};
 use crate::ebpf::ProgramCost;
 use crate::exposition::{MetricSet, MetricStore};
-use crate::probes::{Probe, ProbeContext, ProbeError};
-use crate::supervisor::{ProbeReport, SupervisorMsg};
 
-/// Messages every probe actor understands.
-pub enum ProbeMsg {
-    /// Collect now and check kernel attachments (sent by the probe's own interval timer).
-    Tick,
-    Status(RpcReplyPort<ProbeStatus>),
-    /// What the probe has cost so far and how it is sampled (input of adaptive sampling).
-    Cost(RpcReplyPort<ProbeCost>),
-    /// Adaptive sampling: keep 1 event in N (1 = every event). Probes without a knob ignore it.
-    SetSampling(u32),
-    /// Next slot of a duty cycle (sampling beyond 1-in-1024): attach or detach the programs.
-    DutySlot,
-}
-
-/// Cumulative cost of one probe, read by the sampler every round.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ProbeCost {
-    /// Run count / run time of each BPF program since load (bpf_stats).
-    pub programs: Vec<ProgramCost>,
-    /// Time spent in this actor's ticks (collect, ring drain, link checks) since it started.
-    pub collect_time: std::time::Duration,
-    /// The sampling divisor in force; `None` when the probe cannot be throttled.
-    pub sampling_divisor: Option<u32>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ProbeStatus {
-    pub active: bool,
-    pub inactive_reason: Option<String>,
-    pub link_ids: Vec<u32>,
-    pub reattached_total: u64,
-    pub collect_errors_total: u64,
+/// The registry entry of a probe: `[probes.<NAME>]` is its section, `enabled` its switch.
+pub fn part<P: Probe>() -> PartEntry {
+    PartEntry {
+        name: P::NAME,
+        kind: PartKind::Probe,
+        essential: false,
+        section: Some(SectionSpec::of::<P::Settings>()),
+        enabled: |config: &Config| config.section::<P::Settings>().enabled(),
+        spawn: |args: PartArgs| {
+            let probe_args = ProbeArgs::<P> {
+                settings: (*args.config.section::<P::Settings>()).clone(),
+                ctx: args.ctx.probe_context(&args.config),
+                store: args.ctx.store.clone(),
+                supervisor: args.supervisor,
+            };
+            Box::pin(async move {
+                let (actor, _join) =
+                    Actor::spawn_linked(None, ProbeActor::<P>::default(), probe_args, args.parent)
+                        .await?;
+                Ok(Spawned {
+                    cell: actor.get_cell(),
+                    probe: Some(actor),
+                })
+            })
+        },
+    }
 }
 
 pub struct ProbeArgs<P: Probe> {
@@ -87,22 +83,6 @@ impl<P: Probe> ProbeRuntime<P> {
             actor: myself.get_id(),
             report,
         });
-    }
-
-    fn status(&mut self) -> ProbeStatus {
-        let link_ids = self
-            .probe
-            .as_mut()
-            .and_then(|p| p.programs())
-            .map(|set| set.link_ids())
-            .unwrap_or_default();
-        ProbeStatus {
-            active: self.probe.is_some(),
-            inactive_reason: self.inactive_reason.clone(),
-            link_ids,
-            reattached_total: self.reattached_total,
-            collect_errors_total: self.collect_errors_total,
-        }
     }
 
     fn cost(&mut self) -> ProbeCost {
@@ -233,9 +213,6 @@ impl<P: Probe> Actor for ProbeActor<P> {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ProbeMsg::Tick => on_tick(&myself, state)?,
-            ProbeMsg::Status(reply) => {
-                let _ = reply.send(state.status());
-            }
             ProbeMsg::Cost(reply) => {
                 let _ = reply.send(state.cost());
             }

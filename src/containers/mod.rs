@@ -4,6 +4,7 @@
 //! each new [`ContainerSet`] to every collector.
 
 pub mod cgroupfs;
+mod config;
 pub mod enrich;
 pub mod model;
 
@@ -13,9 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use cgroupfs::CgroupLayout;
+pub use config::ContainersConfig;
 pub use model::{Container, ContainerKind, ContainerSet, ContainerWatch, PodInfo, Qos, Runtime};
 
-use crate::config::ContainersConfig;
 use enrich::{BundleDirs, BundleMeta, KubeContainer, LabelAllowList};
 
 /// How long kubelet pod metadata is reused before asking again.

@@ -15,7 +15,9 @@ use redb::{
 use serde::Deserialize;
 
 use super::document::{parse_rfc3339, EventDocument};
-use crate::config::EventsConfig;
+
+mod config;
+pub use config::EventsConfig;
 
 /// `tracer_id` → the document as JSON.
 const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::containers::{cgroupfs, CgroupLayout, ContainerSet};
 use crate::exposition::{MetricSet, MetricStore};
-use crate::probes::{Probe, ProbeContext};
+use crate::core::probe::{Probe, ProbeContext};
 
 pub fn fixture_root(layout: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

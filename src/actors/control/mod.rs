@@ -1,5 +1,5 @@
 //! Control actor: serves the Unix control socket (mode 0600). Each request becomes a typed
-//! message to the supervisor; config edits are validated first, so a bad `set` leaves the running
+//! message to the supervisor, which validates and applies it, so a bad `set` leaves the running
 //! configuration untouched. Malformed requests get an error reply; the socket stays up.
 
 pub mod protocol;
@@ -17,8 +17,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
 
 use crate::actors::server_task::ServerTask;
-use crate::config::Config;
-use crate::supervisor::{AgentContext, SupervisorMsg};
+use crate::core::part::{spawn_cell, PartArgs, PartEntry};
+use crate::core::{AgentContext, ControlCommand, ControlError, SupervisorMsg};
 use protocol::{parse_request, Request, Response, MAX_LINE_BYTES};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -40,12 +40,18 @@ pub enum ControlMsg {
     AcceptFailed(String),
 }
 
-pub async fn spawn(
-    ctx: Arc<AgentContext>,
-    config: Config,
-    supervisor: ActorRef<SupervisorMsg>,
-    parent: ActorCell,
-) -> Result<ActorCell, SpawnErr> {
+/// The registry entry of this service.
+pub fn part() -> PartEntry {
+    PartEntry::service("control", |args| spawn_cell(spawn(args))).essential()
+}
+
+async fn spawn(args: PartArgs) -> Result<ActorCell, SpawnErr> {
+    let PartArgs {
+        ctx,
+        config,
+        supervisor,
+        parent,
+    } = args;
     let args = ControlArgs {
         socket: config.control.socket.clone(),
         ctx,
@@ -177,111 +183,38 @@ async fn serve_connection(
 async fn call<T: Send + 'static>(
     supervisor: &ActorRef<SupervisorMsg>,
     msg: impl FnOnce(ractor::RpcReplyPort<T>) -> SupervisorMsg,
-) -> Result<T, String> {
+) -> Result<T, ControlError> {
     match supervisor.call(msg, Some(CALL_TIMEOUT)).await {
         Ok(CallResult::Success(value)) => Ok(value),
-        Ok(CallResult::Timeout) => Err("supervisor did not answer in time".to_string()),
-        Ok(CallResult::SenderError) => Err("supervisor dropped the request".to_string()),
-        Err(e) => Err(format!("supervisor unavailable: {e}")),
+        Ok(CallResult::Timeout) => Err(ControlError::Timeout),
+        Ok(CallResult::SenderError) => Err(ControlError::Unavailable(
+            "supervisor dropped the request".into(),
+        )),
+        Err(e) => Err(ControlError::Unavailable(e.to_string())),
     }
 }
 
-async fn apply(supervisor: &ActorRef<SupervisorMsg>, config: Config) -> Response {
-    match call(supervisor, |reply| {
-        SupervisorMsg::ApplyConfig(Box::new(config), reply)
-    })
-    .await
-    {
-        Ok(Ok(actions)) => Response::ok(json!({ "applied": actions })),
-        Ok(Err(e)) | Err(e) => Response::error(e),
-    }
-}
-
-/// Adds `detail` to the rows of services that report what they are doing (the Elasticsearch
-/// sink: connected, spooling N documents, last error).
-fn with_sink_details(mut status: serde_json::Value) -> serde_json::Value {
-    let Some(sink) = crate::events::elasticsearch::status::current() else {
-        return status;
-    };
-    let rows = status.get_mut("actors").and_then(|a| a.as_array_mut());
-    for row in rows.into_iter().flatten() {
-        if row.get("name").and_then(|n| n.as_str()) == Some("elasticsearch") {
-            row["detail"] = json!(sink.summary());
-            row["elasticsearch"] = serde_json::to_value(&sink).unwrap_or_default();
-        }
-    }
-    status
-}
-
-/// Runs one request against the supervisor.
+/// Runs one request: status from the status board, everything else as one typed command to the
+/// supervisor (which validates, applies and answers).
 pub async fn execute(
     request: Request,
     ctx: &AgentContext,
     supervisor: &ActorRef<SupervisorMsg>,
 ) -> Response {
-    match request {
-        Request::Status => match call(supervisor, SupervisorMsg::Status).await {
-            Ok(status) => Response::ok(with_sink_details(
-                serde_json::to_value(status).unwrap_or_default(),
-            )),
-            Err(e) => Response::error(e),
-        },
-        Request::Enable { name } if is_service(&name) => {
-            match call(supervisor, |reply| SupervisorMsg::Retry(name, reply)).await {
-                Ok(Ok(action)) => Response::ok(json!({ "applied": [action] })),
-                Ok(Err(e)) | Err(e) => Response::error(e),
-            }
+    let command = match request {
+        Request::Status => {
+            return Response::ok(serde_json::to_value(ctx.status.status()).unwrap_or_default())
         }
-        Request::Enable { name } | Request::Disable { name } if !is_probe(&name) => {
-            Response::error(format!(
-                "unknown probe `{name}`; known: {}",
-                crate::probes::registry()
-                    .iter()
-                    .map(|p| p.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        }
-        Request::Enable { name } => {
-            set_key(supervisor, &format!("probes.{name}.enabled"), "true").await
-        }
-        Request::Disable { name } => {
-            set_key(supervisor, &format!("probes.{name}.enabled"), "false").await
-        }
-        Request::Set { key, value } => set_key(supervisor, &key, &value).await,
-        Request::Reload => match ctx.source.load() {
-            Ok(config) => apply(supervisor, config).await,
-            Err(e) => Response::error(format!(
-                "reload of {} failed, running configuration kept: {e}",
-                ctx.source.path.display()
-            )),
-        },
-        Request::Kill { name } => {
-            match call(supervisor, |reply| SupervisorMsg::Kill(name, reply)).await {
-                Ok(Ok(())) => Response::ok(json!({ "killed": true })),
-                Ok(Err(e)) | Err(e) => Response::error(e),
-            }
-        }
-    }
-}
-
-fn is_service(name: &str) -> bool {
-    crate::actors::services::registry()
-        .iter()
-        .any(|s| s.name == name)
-}
-
-fn is_probe(name: &str) -> bool {
-    crate::probes::registry().iter().any(|p| p.name == name)
-}
-
-async fn set_key(supervisor: &ActorRef<SupervisorMsg>, key: &str, value: &str) -> Response {
-    let current = match call(supervisor, SupervisorMsg::CurrentConfig).await {
-        Ok(config) => config,
-        Err(e) => return Response::error(e),
+        Request::Enable { name } => ControlCommand::Enable(name),
+        Request::Disable { name } => ControlCommand::Disable(name),
+        Request::Set { key, value } => ControlCommand::Set { key, value },
+        Request::Reload => ControlCommand::Reload,
+        Request::Kill { name } => ControlCommand::Kill(name),
     };
-    match current.with_key(key, value) {
-        Ok(config) => apply(supervisor, config).await,
-        Err(e) => Response::error(format!("{e}; running configuration kept")),
+    let killing = matches!(command, ControlCommand::Kill(_));
+    match call(supervisor, |reply| SupervisorMsg::Control(command, reply)).await {
+        Ok(Ok(_)) if killing => Response::ok(json!({ "killed": true })),
+        Ok(Ok(actions)) => Response::ok(json!({ "applied": actions })),
+        Ok(Err(e)) | Err(e) => Response::error(e.to_string()),
     }
 }

@@ -18,13 +18,11 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 use serde_json::json;
 
 use crate::actors::server_task::ServerTask;
-use crate::config::Config;
+use crate::core::part::{spawn_cell, PartArgs, PartEntry};
+use crate::core::AgentContext;
 use crate::events::EventQuery;
-use crate::supervisor::{AgentContext, AgentStatus, SupervisorMsg};
 
 pub use self_metrics::{render_self_metrics, ProcessStats};
-
-const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub enum HttpMsg {
     /// The server task ended on its own: fail so the supervisor restarts us.
@@ -37,7 +35,6 @@ pub struct HttpArgs {
     pub listen: String,
     pub labels: Vec<(String, String)>,
     pub ctx: Arc<AgentContext>,
-    pub supervisor: ActorRef<SupervisorMsg>,
 }
 
 pub struct HttpState {
@@ -47,21 +44,25 @@ pub struct HttpState {
 #[derive(Clone)]
 struct Shared {
     ctx: Arc<AgentContext>,
-    supervisor: ActorRef<SupervisorMsg>,
     labels: Arc<Vec<(String, String)>>,
 }
 
-pub async fn spawn(
-    ctx: Arc<AgentContext>,
-    config: Config,
-    supervisor: ActorRef<SupervisorMsg>,
-    parent: ActorCell,
-) -> Result<ActorCell, SpawnErr> {
+/// The registry entry of this service.
+pub fn part() -> PartEntry {
+    PartEntry::service("http", |args| spawn_cell(spawn(args))).essential()
+}
+
+async fn spawn(args: PartArgs) -> Result<ActorCell, SpawnErr> {
+    let PartArgs {
+        ctx,
+        config,
+        supervisor: _,
+        parent,
+    } = args;
     let args = HttpArgs {
         listen: config.http.listen.clone(),
         labels: crate::telemetry::global_labels(&config),
         ctx,
-        supervisor,
     };
     Actor::spawn_linked(None, HttpServer, args, parent)
         .await
@@ -84,7 +85,6 @@ impl Actor for HttpServer {
         tracing::info!(listen = %args.listen, "HTTP server listening");
         let shared = Shared {
             ctx: args.ctx,
-            supervisor: args.supervisor,
             labels: Arc::new(args.labels),
         };
         let app = router(shared);
@@ -148,33 +148,16 @@ fn error_response(code: StatusCode, message: impl Into<String>) -> Response {
     (code, Json(body)).into_response()
 }
 
-async fn status_of(shared: &Shared) -> Result<AgentStatus, Response> {
-    match shared
-        .supervisor
-        .call(SupervisorMsg::Status, Some(STATUS_TIMEOUT))
-        .await
-    {
-        Ok(ractor::rpc::CallResult::Success(status)) => Ok(status),
-        Ok(_) => Err(error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "supervisor did not answer in time",
-        )),
-        Err(e) => Err(error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("supervisor unavailable: {e}"),
-        )),
-    }
-}
-
 async fn metrics(State(shared): State<Shared>) -> Response {
     shared.ctx.prometheus.run_upkeep();
     let mut body = shared.ctx.prometheus.render();
     body.push_str(&shared.ctx.store.render());
     // Agent self metrics are rendered from live state so they never go stale or leak series.
-    let status = status_of(&shared).await.ok();
+    // The status board answers even while the supervisor is busy with a reload.
+    let status = shared.ctx.status.status();
     body.push_str(&render_self_metrics(
         &shared.labels,
-        status.as_ref(),
+        Some(&status),
         &ProcessStats::read_self(),
     ));
     (
@@ -192,22 +175,20 @@ async fn healthz() -> Response {
 }
 
 async fn readyz(State(shared): State<Shared>) -> Response {
-    match status_of(&shared).await {
-        Ok(status) if status.ready => Json(json!({"data": {"ready": true}})).into_response(),
-        Ok(status) => {
-            let waiting: Vec<String> = status
-                .actors
-                .iter()
-                .filter(|a| !matches!(a.state.as_str(), "running" | "inactive" | "disabled"))
-                .map(|a| format!("{} ({})", a.name, a.state.as_str()))
-                .collect();
-            error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("not ready: waiting for {}", waiting.join(", ")),
-            )
-        }
-        Err(response) => response,
+    let status = shared.ctx.status.status();
+    if status.ready {
+        return Json(json!({"data": {"ready": true}})).into_response();
     }
+    let waiting = status.not_ready();
+    let waiting = if waiting.is_empty() {
+        "the supervisor to start".to_string()
+    } else {
+        waiting.join(", ")
+    };
+    error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("not ready: waiting for {waiting}"),
+    )
 }
 
 async fn version() -> Response {
@@ -220,10 +201,7 @@ async fn version() -> Response {
 }
 
 async fn tracers(State(shared): State<Shared>) -> Response {
-    match status_of(&shared).await {
-        Ok(status) => Json(json!({"data": status.actors})).into_response(),
-        Err(response) => response,
-    }
+    Json(json!({"data": shared.ctx.status.status().actors})).into_response()
 }
 
 #[derive(serde::Deserialize)]

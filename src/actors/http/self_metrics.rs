@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use crate::supervisor::{AgentStatus, ChildState};
+use crate::core::status::{AgentStatus, ChildState};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProcessStats {

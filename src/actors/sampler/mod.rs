@@ -1,27 +1,30 @@
 //! The adaptive-sampling actor. Every `sampler.interval_ms` it measures the agent's overhead —
 //! its own CPU time (all threads) plus the run time of every BPF program its probes loaded
 //! (bpf_stats) — as a fraction of the host's CPU capacity, exports it, and asks the
-//! [`control::Controller`] which probes to throttle or relax. Decisions go to the probe actors as
+//! [`law::Controller`] which probes to throttle or relax. Decisions go to the probe actors as
 //! typed `ProbeMsg::SetSampling`; every probe built on the shared probe actor answers `Cost` and
 //! `SetSampling`, and a BPF probe is throttleable as soon as its object declares
 //! `HUATUO_SAMPLING_KNOB`. The config is re-read every round, so `ctl set sampler.*` is live.
 
-pub mod control;
+mod config;
+pub mod law;
 pub mod measure;
+
+pub use config::SamplerConfig;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
-use serde::Serialize;
 use tokio::task::JoinHandle;
 
-use crate::actors::probe::{ProbeCost, ProbeMsg};
-use crate::config::{Config, SamplerConfig};
+use crate::core::status::{DecisionRecord, OverheadStatus, ProbeOverhead};
+use crate::core::{ProbeCost, ProbeMsg};
 use crate::exposition::MetricSet;
-use crate::supervisor::{AgentContext, SupervisorMsg};
-use control::{ControlParams, Controller, Decision, ProbeLoad};
+use crate::core::part::{spawn_cell, PartArgs, PartEntry};
+use crate::core::{AgentContext, SupervisorMsg};
+use law::{ControlParams, Controller, ProbeLoad};
 
 /// Name of the sampler's metric set in the store.
 const METRICS: &str = "sampler";
@@ -32,42 +35,6 @@ const COST_TIMEOUT: Duration = Duration::from_secs(1);
 /// No decisions this soon after the agent started: loading BTF and BPF objects costs a burst of
 /// CPU that says nothing about the steady overhead.
 const WARMUP: Duration = Duration::from_secs(10);
-
-/// The sampler's view, shown by `ctl status` (and `GET /tracers` through the status).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct OverheadStatus {
-    pub budget_ratio: f64,
-    /// Agent CPU + BPF run time over the last round, as a fraction of host CPU.
-    pub overhead_ratio: f64,
-    /// Of which the agent process's own CPU time.
-    pub agent_cpu_ratio: f64,
-    /// Of which BPF program run time.
-    pub bpf_ratio: f64,
-    /// False when bpf_stats is off: BPF run time is then not seen.
-    pub bpf_stats: bool,
-    pub probes: Vec<ProbeOverhead>,
-    /// Latest decisions, newest last.
-    pub decisions: Vec<DecisionRecord>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ProbeOverhead {
-    pub probe: String,
-    pub overhead_ratio: f64,
-    /// Keep 1 event in N; `None` = the probe has no sampling knob.
-    pub sampling_divisor: Option<u32>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct DecisionRecord {
-    /// Unix seconds.
-    pub at: u64,
-    #[serde(flatten)]
-    pub decision: Decision,
-}
-
-/// Where the latest [`OverheadStatus`] is kept for status queries.
-pub type OverheadSlot = std::sync::RwLock<Option<OverheadStatus>>;
 
 pub enum SamplerMsg {
     Round,
@@ -93,18 +60,24 @@ pub struct SamplerState {
 
 pub struct SamplerActor;
 
-pub async fn spawn(
-    ctx: Arc<AgentContext>,
-    config: Config,
-    supervisor: ActorRef<SupervisorMsg>,
-    parent: ActorCell,
-) -> Result<ActorCell, SpawnErr> {
+/// The registry entry of this service.
+pub fn part() -> PartEntry {
+    PartEntry::service("sampler", |args| spawn_cell(spawn(args))).with_section::<SamplerConfig>()
+}
+
+async fn spawn(args: PartArgs) -> Result<ActorCell, SpawnErr> {
+    let PartArgs {
+        ctx,
+        config,
+        supervisor,
+        parent,
+    } = args;
     let state = SamplerState {
         ctx,
         supervisor,
         controller: None,
         previous: None,
-        interval_ms: config.sampler.interval_ms,
+        interval_ms: config.section::<SamplerConfig>().interval_ms,
         ticker: None,
         decisions: VecDeque::new(),
     };
@@ -162,9 +135,7 @@ impl Actor for SamplerActor {
             ticker.abort();
         }
         state.ctx.store.remove(METRICS);
-        if let Ok(mut slot) = state.ctx.overhead.write() {
-            *slot = None;
-        }
+        state.ctx.status.set_overhead(None);
         Ok(())
     }
 
@@ -189,8 +160,7 @@ async fn probe_costs(state: &SamplerState) -> Vec<(String, ActorRef<ProbeMsg>, P
         Err(_) => return Vec::new(),
     };
     let mut costs = Vec::with_capacity(probes.len());
-    for (name, cell) in probes {
-        let actor: ActorRef<ProbeMsg> = cell.into();
+    for (name, actor) in probes {
         if let Ok(ractor::rpc::CallResult::Success(cost)) =
             actor.call(ProbeMsg::Cost, Some(COST_TIMEOUT)).await
         {
@@ -204,7 +174,7 @@ async fn round(myself: &ActorRef<SamplerMsg>, state: &mut SamplerState) {
     let Ok(config) = ractor::call!(state.supervisor, SupervisorMsg::CurrentConfig) else {
         return;
     };
-    let settings = config.sampler.clone();
+    let settings = (*config.section::<SamplerConfig>()).clone();
     if settings.interval_ms != state.interval_ms {
         state.interval_ms = settings.interval_ms;
         if let Some(ticker) = state.ticker.take() {
@@ -224,9 +194,7 @@ async fn round(myself: &ActorRef<SamplerMsg>, state: &mut SamplerState) {
         state.controller = None;
         state.previous = None;
         state.ctx.store.remove(METRICS);
-        if let Ok(mut slot) = state.ctx.overhead.write() {
-            *slot = None;
-        }
+        state.ctx.status.set_overhead(None);
         return;
     }
     let started = Instant::now();
@@ -307,8 +275,8 @@ async fn round(myself: &ActorRef<SamplerMsg>, state: &mut SamplerState) {
             "huatuo_bamai_sampler_decisions_total",
             "probe" => decision.probe.clone(),
             "action" => match decision.action {
-                control::Action::Throttle => "throttle",
-                control::Action::Relax => "relax",
+                law::Action::Throttle => "throttle",
+                law::Action::Relax => "relax",
             }
         )
         .increment(1);
@@ -350,9 +318,7 @@ async fn round(myself: &ActorRef<SamplerMsg>, state: &mut SamplerState) {
         .ctx
         .store
         .publish(METRICS, metric_set(&status), started.elapsed());
-    if let Ok(mut slot) = state.ctx.overhead.write() {
-        *slot = Some(status);
-    }
+    state.ctx.status.set_overhead(Some(status));
 }
 
 fn metric_set(status: &OverheadStatus) -> MetricSet {

@@ -3,10 +3,18 @@
 
 use std::path::PathBuf;
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Deserializer, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+use crate::config::{Invalid, Live, Section};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// Index every event document into Elasticsearch/OpenSearch with _bulk, _id = tracer_id (a
+/// replayed document never becomes a second one). 429/5xx items are retried with backoff, other
+/// refused items go to dead_letter_file; while the cluster is unreachable documents wait in a
+/// bounded disk spool, replayed in order when it is back (also after an agent restart).
+/// Environment: HUATUO_EVENTS__ELASTICSEARCH__<KEY>.
 pub struct ElasticsearchConfig {
     /// Send every event document to Elasticsearch/OpenSearch with `_bulk`.
     pub enabled: bool,
@@ -16,8 +24,9 @@ pub struct ElasticsearchConfig {
     pub addresses: Vec<String>,
     /// Index the documents go to.
     pub index: String,
-    /// Basic authentication; empty `username` sends none.
+    /// Basic authentication; "" sends none.
     pub username: String,
+    /// Password of `username` (masked in `check-config`).
     pub password: String,
     /// PEM file of CA certificates trusted besides the system store; empty = system store only.
     pub ca_file: PathBuf,
@@ -65,12 +74,22 @@ impl Default for ElasticsearchConfig {
     }
 }
 
+impl Section for ElasticsearchConfig {
+    const PATH: &'static str = "events.elasticsearch";
+    const LIVE: Live = Live::RestartAgent;
+
+    fn validate(&self) -> Result<(), Invalid> {
+        self.check()
+            .map_err(|(field, reason)| Invalid::field(field, reason))
+    }
+}
+
 /// Most documents in one request: bulk bodies beyond this get slow and hit `http.max_content_length`.
 pub const MAX_BATCH_SIZE: usize = 10_000;
 
 impl ElasticsearchConfig {
     /// Checks the section; the error names the key (below `events.elasticsearch.`) and why.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
         if self.enabled && self.addresses.is_empty() {
             return Err((
                 "addresses",
@@ -189,7 +208,7 @@ mod tests {
     fn defaults_are_valid_and_disabled() {
         let config = ElasticsearchConfig::default();
         assert!(!config.enabled);
-        config.validate().unwrap();
+        config.check().unwrap();
     }
 
     #[test]
@@ -239,7 +258,7 @@ mod tests {
         let check = |edit: fn(&mut ElasticsearchConfig), key: &str| {
             let mut config = ElasticsearchConfig::default();
             edit(&mut config);
-            let (bad, reason) = config.validate().unwrap_err();
+            let (bad, reason) = config.check().unwrap_err();
             assert_eq!(bad, key, "{reason}");
         };
         check(|c| c.addresses = vec!["127.0.0.1:9200".into()], "addresses");

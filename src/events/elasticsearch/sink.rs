@@ -32,7 +32,7 @@ use super::bulk::{self, BulkDoc, ItemOutcome};
 use super::client::{BulkClient, BulkReply};
 use super::config::ElasticsearchConfig;
 use super::spool::{Peeked, Spool, SpoolError};
-use super::status::{self, SinkStatus};
+use super::status::{SinkStatus, StatusReport};
 use crate::events::EventDocument;
 
 /// The sink's name in `huatuo_bamai_event_sink_dropped_total{sink}`.
@@ -127,10 +127,16 @@ pub struct BulkSink {
     batch_limit: usize,
     dropped_in_burst: u64,
     status: SinkStatus,
+    report_status: StatusReport,
 }
 
 impl BulkSink {
-    pub fn new(config: ElasticsearchConfig, client: BulkClient, spool: Spool) -> Self {
+    pub fn new(
+        config: ElasticsearchConfig,
+        client: BulkClient,
+        spool: Spool,
+        report_status: StatusReport,
+    ) -> Self {
         let backoff = Backoff::new(
             Duration::from_millis(config.retry_backoff_initial_ms),
             Duration::from_millis(config.retry_backoff_max_ms),
@@ -156,6 +162,7 @@ impl BulkSink {
             retry_at: None,
             dropped_in_burst: 0,
             status,
+            report_status,
         };
         if sink.spool.recovered_corrupt > 0 {
             sink.count_dropped(sink.spool.recovered_corrupt, "torn spool line");
@@ -538,7 +545,7 @@ impl BulkSink {
         self.status.address = self.client.address();
         self.status.spooled_documents = self.spool.documents();
         self.status.spooled_bytes = self.spool.bytes();
-        status::publish(&self.status);
+        (self.report_status)(&self.status);
     }
 }
 

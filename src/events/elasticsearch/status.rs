@@ -1,8 +1,8 @@
 //! What the sink is doing, for `huatuo-bamai ctl status` (the DETAIL of the `elasticsearch`
-//! row): connected or not, what waits in the spool, the last error. One sink per process, so one
-//! process-wide slot, like the metrics recorder.
+//! row): connected or not, what waits in the spool, the last error. The sink hands each change
+//! to a [`StatusReport`] its owner gives it (the service puts it on the agent's status board).
 
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -22,16 +22,8 @@ pub struct SinkStatus {
     pub last_error: Option<String>,
 }
 
-static CURRENT: Mutex<Option<SinkStatus>> = Mutex::new(None);
-
-pub fn publish(status: &SinkStatus) {
-    let mut slot = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
-    *slot = Some(status.clone());
-}
-
-pub fn current() -> Option<SinkStatus> {
-    CURRENT.lock().unwrap_or_else(|e| e.into_inner()).clone()
-}
+/// Called with the sink's status after every change.
+pub type StatusReport = Arc<dyn Fn(&SinkStatus) + Send + Sync>;
 
 impl SinkStatus {
     /// One line: "connected to http://…: 120 sent", "spooling 42 documents (8 KiB): …".

@@ -4,20 +4,25 @@
 //! (its init pid) → `huatuo_bamai_arp_container_entries{<container labels>}`. Gauges, as upstream.
 //! Containers on the host network are skipped (see [`crate::probes::common::netns`]).
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::MetricSet;
 use crate::probes::common::file;
 use crate::probes::common::netns;
 use crate::probes::common::warn_once::WarnOnce;
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "arp";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// <procfs_root>/1/net/arp -> huatuo_bamai_arp_entries; <procfs_root>/net/stat/arp_cache ->
+/// huatuo_bamai_arp_total; a container's <procfs_root>/<init pid>/net/arp -> huatuo_bamai_arp_container_entries.
 pub struct ArpConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
+    /// Collection period in ms (at least 100).
     pub interval_ms: u64,
 }
 
@@ -30,7 +35,7 @@ impl Default for ArpConfig {
     }
 }
 
-crate::probe_settings!(ArpConfig);
+crate::probe_settings!(ArpConfig, "arp");
 
 /// Entries of a `/proc/<pid>/net/arp` table: its lines after the `IP address ...` header.
 pub fn parse_arp_entries(text: &str) -> Result<u64, String> {
@@ -70,9 +75,6 @@ impl Probe for ArpProbe {
     const NAME: &'static str = NAME;
     type Settings = ArpConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.arp
-    }
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         Ok(Self {

@@ -129,7 +129,7 @@ pub fn boot_ns_to_system_time(boot_ns: u64) -> SystemTime {
 /// An event document timestamped with the kernel's event time (`boot_ns`, CLOCK_BOOTTIME as
 /// recorded by the BPF program) rather than the moment the ring buffer was drained.
 pub fn document_at(
-    ctx: &crate::probes::ProbeContext,
+    ctx: &crate::core::probe::ProbeContext,
     tracer: &str,
     container: Option<&crate::containers::Container>,
     cgroup_id: u64,

@@ -3,7 +3,7 @@
 use std::io::ErrorKind;
 use std::path::Path;
 
-use crate::probes::ProbeError;
+use crate::core::probe::ProbeError;
 
 /// Reads a whole file; the error names the probe and the path.
 pub fn read(probe: &'static str, path: &Path) -> Result<String, ProbeError> {

@@ -2,7 +2,7 @@
 //! when the config is loaded. A list accepts one of two pattern syntaxes ([`Syntax`]); errors
 //! name the config key and the pattern.
 
-use crate::probes::ProbeError;
+use crate::core::probe::ProbeError;
 
 /// Which patterns a config list accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

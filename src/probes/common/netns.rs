@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::containers::Container;
-use crate::probes::ProbeContext;
+use crate::core::probe::ProbeContext;
 
 /// A container with a network namespace of its own.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fmt::Display;
 
-use crate::probes::ProbeError;
+use crate::core::probe::ProbeError;
 
 /// Distinct problems tracked per tick by default; further ones are not logged (bounds memory
 /// and log volume under container churn or a file full of malformed lines).

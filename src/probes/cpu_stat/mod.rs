@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::containers::Container;
@@ -13,7 +14,7 @@ use crate::probes::common::file;
 use crate::probes::common::keyed_file::{field, parse_flat_keyed};
 use crate::probes::common::warn_once::WarnOnce;
 use crate::probes::cpu_util::cpu_files;
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "cpu_stat";
 
@@ -38,10 +39,14 @@ const WAIT_SUM_PERCENT: (&str, &str) = (
     "Share of the container's runnable time spent waiting on a run queue over the last interval, percent: d(wait_sum) / (d(wait_sum) + d(cpu usage)) (needs kernel.sched_schedstats=1, cgroup v1).",
 );
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// Container CFS throttling and burst from cpu.stat, and the run-queue wait share where the
+/// kernel exposes wait_sum (cgroup v1 with kernel.sched_schedstats=1) (cpu_stat_container_*).
 pub struct CpuStatConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
+    /// Collection period, also the interval wait_sum_percent is computed over.
     pub interval_ms: u64,
 }
 
@@ -54,7 +59,7 @@ impl Default for CpuStatConfig {
     }
 }
 
-crate::probe_settings!(CpuStatConfig);
+crate::probe_settings!(CpuStatConfig, "cpu_stat");
 
 /// The fields of one container's `cpu.stat` this probe exports (absent ones stay `None`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -111,9 +116,6 @@ impl Probe for CpuStatProbe {
     const NAME: &'static str = NAME;
     type Settings = CpuStatConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.cpu_stat
-    }
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         Ok(Self::new(ctx.clone()))

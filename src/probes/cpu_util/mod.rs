@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::containers::Container;
@@ -16,7 +17,7 @@ use crate::exposition::{Labels, MetricSet};
 use crate::probes::common::file;
 use crate::probes::common::keyed_file::parse_flat_keyed;
 use crate::probes::common::warn_once::WarnOnce;
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use cpu_files::{CpuUsage, ReadOnce};
 
 const NAME: &str = "cpu_util";
@@ -54,10 +55,14 @@ const CONTAINER_FAMILIES: [(&str, &str); 3] = [
     ),
 ];
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// Host and container CPU utilisation in percent (cpu_util_*, cpu_util_container_*) and the
+/// container's usable cores (cpu_util_container_cores) from cpuacct / cpu.stat / cpu.max / cpuset.
 pub struct CpuUtilConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
+    /// Collection period, also the interval the utilisation is averaged over.
     pub interval_ms: u64,
 }
 
@@ -70,7 +75,7 @@ impl Default for CpuUtilConfig {
     }
 }
 
-crate::probe_settings!(CpuUtilConfig);
+crate::probe_settings!(CpuUtilConfig, "cpu_util");
 
 /// Where the host's counters came from: a delta is only taken between samples of one source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,9 +131,6 @@ impl Probe for CpuUtilProbe {
     const NAME: &'static str = NAME;
     type Settings = CpuUtilConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.cpu_util
-    }
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         Ok(Self::new(ctx.clone()))

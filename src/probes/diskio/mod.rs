@@ -3,23 +3,27 @@
 
 use std::path::PathBuf;
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::MetricSet;
 use crate::probes::common::file;
 use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
 use crate::probes::common::warn_once::WarnOnce;
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "diskio";
 
 /// `/proc/diskstats` counts sectors of 512 bytes whatever the device's block size.
 const SECTOR_BYTES: f64 = 512.0;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// /proc/diskstats per device (diskio_*{device}) and host iowait % from /proc/stat (diskio_disk_iowait_percent).
 pub struct DiskioConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
+    /// Collection period in ms (at least 100).
     pub interval_ms: u64,
     /// Devices not exported: exact names, or prefixes written `name*`.
     pub device_excluded: Vec<String>,
@@ -45,7 +49,7 @@ impl DiskioConfig {
     }
 }
 
-crate::probe_settings!(DiskioConfig, DiskioConfig::check);
+crate::probe_settings!(DiskioConfig, "diskio", DiskioConfig::check);
 
 /// One line of `/proc/diskstats` (fields 4–14; later fields are not used).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,9 +190,6 @@ impl Probe for DiskioProbe {
     const NAME: &'static str = NAME;
     type Settings = DiskioConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.diskio
-    }
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let filter = settings.filter().map_err(invalid_config(NAME))?;

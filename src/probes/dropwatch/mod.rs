@@ -15,12 +15,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{self, EventRing};
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "dropwatch";
 const EVENTS_MAP: &str = "DROPWATCH_EVENTS";
@@ -55,9 +56,13 @@ const ATTACHMENTS: [Attachment; 1] = [Attachment {
     hook: Hook::TpBtf("kfree_skb"),
 }];
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// Event: packets dropped with a reason (tp_btf skb/kfree_skb; CONSUMED and NOT_SPECIFIED skipped)
+/// -> `dropwatch` documents (reason, location, kernel stack, decoded L3/L4 header, netns, device,
+/// pid/comm) and huatuo_bamai_dropwatch_total{reason}, huatuo_bamai_dropwatch_suppressed_total.
 pub struct DropwatchConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
     /// How often the ring buffer is drained: a drop is published within one interval.
     pub interval_ms: u64,
@@ -85,7 +90,7 @@ impl Default for DropwatchConfig {
     }
 }
 
-crate::probe_settings!(DropwatchConfig, |c: &DropwatchConfig| {
+crate::probe_settings!(DropwatchConfig, "dropwatch", |c: &DropwatchConfig| {
     for name in &c.protocols {
         if protocol_number(name).is_none() {
             return Err(format!(
@@ -446,9 +451,6 @@ impl Probe for DropwatchProbe {
     const NAME: &'static str = NAME;
     type Settings = DropwatchConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.dropwatch
-    }
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let reason_names = FORMAT_PATHS

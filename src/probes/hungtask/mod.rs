@@ -20,13 +20,14 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::events::EventDocument;
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{self, EventRing};
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "hungtask";
 const EVENTS_MAP: &str = "HUNGTASK_EVENTS";
@@ -40,9 +41,14 @@ const ATTACHMENTS: [Attachment; 1] = [Attachment {
     hook: Hook::TpBtf("sched_process_hang"),
 }];
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// Event: tasks khungtaskd reports as hung (tp_btf sched/sched_process_hang) -> `hungtask`
+/// documents (pid, tid, comm, the task's kernel stack from /proc/<pid>/task/<tid>/stack, every
+/// D-state task with its stack, hung_task_timeout_secs) and huatuo_bamai_hungtask_total. Inactive
+/// on kernels without a hung task detector (no /proc/sys/kernel/hung_task_timeout_secs).
 pub struct HungtaskConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
     /// How often the ring buffer is drained: a report is published within one interval.
     pub interval_ms: u64,
@@ -71,7 +77,7 @@ impl Default for HungtaskConfig {
     }
 }
 
-crate::probe_settings!(HungtaskConfig, |c: &HungtaskConfig| {
+crate::probe_settings!(HungtaskConfig, "hungtask", |c: &HungtaskConfig| {
     if c.report_backoff_max_secs < c.report_backoff_secs {
         return Err(format!(
             "report_backoff_max_secs ({}) is below report_backoff_secs ({})",
@@ -309,9 +315,6 @@ impl Probe for HungtaskProbe {
     const NAME: &'static str = NAME;
     type Settings = HungtaskConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.hungtask
-    }
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let timeout_sysctl = ctx.procfs(TIMEOUT_SYSCTL);

@@ -7,13 +7,14 @@
 use std::collections::BTreeMap;
 
 use aya::maps::{MapData, PerCpuHashMap};
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::ebpf::histogram::{log2_us_buckets, LOG2_SLOTS};
 use crate::ebpf::{self, Attachment, BpfError, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
 use crate::probes::common::watched_cgroups::WatchedCgroups;
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "iolatency";
 const DISK_MAP: &str = "IO_DISK_LATENCY";
@@ -108,10 +109,14 @@ pub fn disk_label(dev: u32) -> String {
     format!("{}:{}", dev >> 20, dev & 0xf_ffff)
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// Block I/O latency per disk, Q2C and D2C (tp_btf block_rq_issue, block_rq_complete): upstream's
+/// zone counters (>= 20 ms) and Prometheus histograms of every read/write completion.
 pub struct IolatencyConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
+    /// Collection period in ms (at least 100).
     pub interval_ms: u64,
 }
 
@@ -124,7 +129,7 @@ impl Default for IolatencyConfig {
     }
 }
 
-crate::probe_settings!(IolatencyConfig);
+crate::probe_settings!(IolatencyConfig, "iolatency");
 
 pub struct IolatencyProbe {
     programs: BpfProgramSet,
@@ -136,9 +141,6 @@ impl Probe for IolatencyProbe {
     const NAME: &'static str = NAME;
     type Settings = IolatencyConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.iolatency
-    }
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let bpf = ebpf::load(NAME, crate::bpf_object!("iolatency"), &[])?;

@@ -6,20 +6,25 @@
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::containers::Container;
 use crate::exposition::MetricSet;
 use crate::probes::common::file;
 use crate::probes::common::warn_once::WarnOnce;
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "loadavg";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// <procfs_root>/loadavg -> huatuo_bamai_loadavg_load{1,5,15}; per container, the R and D
+/// processes of its cgroup.procs (<procfs_root>/<pid>/stat) -> loadavg_container_nr_*.
 pub struct LoadavgConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
+    /// Collection period; each tick reads one stat file per container process.
     pub interval_ms: u64,
 }
 
@@ -32,7 +37,7 @@ impl Default for LoadavgConfig {
     }
 }
 
-crate::probe_settings!(LoadavgConfig);
+crate::probe_settings!(LoadavgConfig, "loadavg");
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LoadAverage {
@@ -146,9 +151,6 @@ impl Probe for LoadavgProbe {
     const NAME: &'static str = NAME;
     type Settings = LoadavgConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.loadavg
-    }
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         Ok(Self {

@@ -3,18 +3,22 @@
 
 use std::path::PathBuf;
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::MetricSet;
 use crate::probes::common::file;
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "memory_buddyinfo";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// <procfs_root>/buddyinfo -> huatuo_bamai_memory_buddyinfo_blocks{node,zone,order}.
 pub struct MemoryBuddyinfoConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
+    /// Collection period in ms (at least 100).
     pub interval_ms: u64,
 }
 
@@ -27,7 +31,7 @@ impl Default for MemoryBuddyinfoConfig {
     }
 }
 
-crate::probe_settings!(MemoryBuddyinfoConfig);
+crate::probe_settings!(MemoryBuddyinfoConfig, "memory_buddyinfo");
 
 /// One line of `/proc/buddyinfo`: free block counts of one zone, indexed by order.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,9 +88,6 @@ impl Probe for MemoryBuddyinfoProbe {
     const NAME: &'static str = NAME;
     type Settings = MemoryBuddyinfoConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.memory_buddyinfo
-    }
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         Ok(Self {

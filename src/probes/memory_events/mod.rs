@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::{Labels, MetricSet};
@@ -13,15 +14,19 @@ use crate::probes::common::file;
 use crate::probes::common::keyed_file::{parse_flat_keyed, sanitize_key};
 use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
 use crate::probes::common::warn_once::WarnOnce;
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "memory_events";
 const PREFIX: &str = "huatuo_bamai_memory_events_container_";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// container memory.events -> huatuo_bamai_memory_events_container_<key> (v2: low, high, max, oom,
+/// oom_kill, oom_group_kill; v1: oom_kill, under_oom from memory.oom_control, failcnt from memory.failcnt).
 pub struct MemoryEventsConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
+    /// Collection period in ms (at least 100).
     pub interval_ms: u64,
     /// Event keys to export (exact, `prefix*`, `*suffix`, `*part*`); empty = all.
     pub included: Vec<String>,
@@ -52,7 +57,7 @@ impl MemoryEventsConfig {
     }
 }
 
-crate::probe_settings!(MemoryEventsConfig, MemoryEventsConfig::check);
+crate::probe_settings!(MemoryEventsConfig, "memory_events", MemoryEventsConfig::check);
 
 /// `memory.failcnt`: one integer.
 fn parse_failcnt(text: &str) -> Result<f64, String> {
@@ -184,9 +189,6 @@ impl Probe for MemoryEventsProbe {
     const NAME: &'static str = NAME;
     type Settings = MemoryEventsConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.memory_events
-    }
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let filter = settings.filter().map_err(invalid_config(NAME))?;

@@ -8,13 +8,14 @@
 //! or memcg (`mm_vmscan_memcg_reclaim_begin/end`), becomes a document naming it, attributed to
 //! its container. The kernel lets at most 100 events a second through and counts the rest.
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{self, EventRing};
 use crate::probes::common::watched_cgroups::{per_container_attribution, WatchedCgroups};
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "memory_reclaim";
 const STALL_MAP: &str = "STALL_NS";
@@ -57,10 +58,14 @@ const ATTACHMENTS: [Attachment; 6] = [
     },
 ];
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// Direct reclaim / direct compaction stall time (host) and memcg direct reclaims per container
+/// (tp_btf vmscan and compaction tracepoints).
 pub struct MemoryReclaimConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
+    /// Collection period in ms (at least 100).
     pub interval_ms: u64,
     /// A direct reclaim at least this long (ms) becomes a `memory_reclaim` event (0: every one,
     /// within the kernel's rate limit).
@@ -80,7 +85,7 @@ impl Default for MemoryReclaimConfig {
 /// The kernel side takes the threshold in µs as a u32 (at most ~71 minutes).
 const MAX_THRESHOLD_MS: u64 = u32::MAX as u64 / 1000;
 
-crate::probe_settings!(MemoryReclaimConfig, |c: &MemoryReclaimConfig| {
+crate::probe_settings!(MemoryReclaimConfig, "memory_reclaim", |c: &MemoryReclaimConfig| {
     if c.event_threshold_ms > MAX_THRESHOLD_MS {
         return Err(format!(
             "event_threshold_ms must be at most {MAX_THRESHOLD_MS}, got {}",
@@ -165,9 +170,6 @@ impl Probe for MemoryReclaimProbe {
     const NAME: &'static str = NAME;
     type Settings = MemoryReclaimConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.memory_reclaim
-    }
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let threshold_us = settings

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::MetricSet;
@@ -11,7 +12,7 @@ use crate::probes::common::file;
 use crate::probes::common::keyed_file::{parse_flat_keyed, sanitize_key};
 use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
 use crate::probes::common::warn_once::WarnOnce;
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "memory_vmstat";
 const HOST_PREFIX: &str = "huatuo_bamai_memory_vmstat_";
@@ -72,10 +73,15 @@ fn strings(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// <procfs_root>/vmstat -> huatuo_bamai_memory_vmstat_<key>; container memory.stat ->
+/// huatuo_bamai_memory_vmstat_container_<key>. Key patterns: exact key, "prefix*", "*suffix",
+/// "*part*", "*" or "re:<regex>"; an empty included list means every key; excluded wins.
 pub struct MemoryVmstatConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
+    /// Collection period in ms (at least 100).
     pub interval_ms: u64,
     /// `/proc/vmstat` keys to export (exact, `prefix*`, `*suffix`, `*part*`); empty = all.
     pub host_included: Vec<String>,
@@ -116,7 +122,7 @@ impl MemoryVmstatConfig {
     }
 }
 
-crate::probe_settings!(MemoryVmstatConfig, MemoryVmstatConfig::check);
+crate::probe_settings!(MemoryVmstatConfig, "memory_vmstat", MemoryVmstatConfig::check);
 
 pub struct MemoryVmstatProbe {
     ctx: ProbeContext,
@@ -202,9 +208,6 @@ impl Probe for MemoryVmstatProbe {
     const NAME: &'static str = NAME;
     type Settings = MemoryVmstatConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.memory_vmstat
-    }
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let (host_filter, container_filter) = settings.filters().map_err(invalid_config(NAME))?;

@@ -5,21 +5,25 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::MetricSet;
 use crate::probes::common::file;
 use crate::probes::common::warn_once::WarnOnce;
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "mountpoint";
 /// Distinct malformed lines logged per tick, at most.
 const MAX_WARNED_LINES: usize = 64;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// read-only mount points from /proc/self/mountinfo (mountpoint_perm_ro{mountpoint}: 1 ro, 0 rw)
 pub struct MountpointConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
+    /// Collection period in ms (at least 100).
     pub interval_ms: u64,
     /// Mount points exported (exact paths); those not mounted are not exported.
     pub mountpoints_included: Vec<String>,
@@ -48,7 +52,7 @@ impl MountpointConfig {
     }
 }
 
-crate::probe_settings!(MountpointConfig, MountpointConfig::check);
+crate::probe_settings!(MountpointConfig, "mountpoint", MountpointConfig::check);
 
 /// One `/proc/<pid>/mountinfo` line, reduced to what this probe needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,9 +147,6 @@ impl Probe for MountpointProbe {
     const NAME: &'static str = NAME;
     type Settings = MountpointConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.mountpoint
-    }
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         Ok(Self {

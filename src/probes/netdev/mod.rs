@@ -3,6 +3,7 @@
 //! (its init pid) → `huatuo_bamai_netdev_container_<stat>_total{<container labels>,device}`.
 //! Containers on the host network are skipped (see [`netns`]).
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::{Labels, MetricSet};
@@ -10,7 +11,7 @@ use crate::probes::common::file;
 use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
 use crate::probes::common::netns;
 use crate::probes::common::warn_once::WarnOnce;
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "netdev";
 
@@ -34,10 +35,15 @@ pub const STATS: [&str; 16] = [
     "transmit_compressed",
 ];
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// <procfs_root>/1/net/dev -> huatuo_bamai_netdev_<stat>_total{device}; a container's
+/// <procfs_root>/<init pid>/net/dev -> huatuo_bamai_netdev_container_<stat>_total (containers on the
+/// host network namespace are skipped). Device patterns: exact name, "prefix*" or "re:<regex>"; excluded wins.
 pub struct NetdevConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
+    /// Collection period in ms (at least 100).
     pub interval_ms: u64,
     /// Devices to export: exact names or prefixes ending in `*`; empty exports every device.
     pub device_included: Vec<String>,
@@ -68,7 +74,7 @@ impl NetdevConfig {
     }
 }
 
-crate::probe_settings!(NetdevConfig, NetdevConfig::check);
+crate::probe_settings!(NetdevConfig, "netdev", NetdevConfig::check);
 
 /// One line of `/proc/net/dev`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,9 +142,6 @@ impl Probe for NetdevProbe {
     const NAME: &'static str = NAME;
     type Settings = NetdevConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.netdev
-    }
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let filter = settings.filter().map_err(invalid_config(NAME))?;

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::{Labels, MetricSet};
@@ -13,16 +14,21 @@ use crate::probes::common::file;
 use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
 use crate::probes::common::netns;
 use crate::probes::common::warn_once::WarnOnce;
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "netstat";
 /// Read in this order (upstream merges snmp into netstat).
 const FILES: [&str; 2] = ["netstat", "snmp"];
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// <procfs_root>/1/net/{netstat,snmp} -> huatuo_bamai_netstat_<Proto>_<Field>; a container's
+/// <procfs_root>/<init pid>/net/{netstat,snmp} -> huatuo_bamai_netstat_container_<Proto>_<Field>.
+/// Key patterns on "<Proto>_<Field>": exact key, "prefix*" or "re:<regex>"; excluded wins.
 pub struct NetstatConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
+    /// Collection period in ms (at least 100).
     pub interval_ms: u64,
     /// `Proto_Field` keys to export: exact keys or prefixes ending in `*`; empty exports all.
     pub included: Vec<String>,
@@ -54,7 +60,7 @@ impl NetstatConfig {
     }
 }
 
-crate::probe_settings!(NetstatConfig, NetstatConfig::check);
+crate::probe_settings!(NetstatConfig, "netstat", NetstatConfig::check);
 
 /// Parses a `/proc/net/netstat` or `/proc/net/snmp` file: pairs of lines
 /// `Proto: Field1 Field2 ...` / `Proto: value1 value2 ...`. Returns `(Proto, Field, value)` in
@@ -161,9 +167,6 @@ impl Probe for NetstatProbe {
     const NAME: &'static str = NAME;
     type Settings = NetstatConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.netstat
-    }
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let filter = settings.filter().map_err(invalid_config(NAME))?;

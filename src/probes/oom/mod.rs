@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::containers::{CgroupLayout, Container, ContainerSet};
@@ -16,7 +17,7 @@ use crate::events::EventDocument;
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{self, EventRing};
 use crate::probes::common::keyed_file::parse_flat_keyed;
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "oom";
 const EVENTS_MAP: &str = "OOM_EVENTS";
@@ -51,9 +52,13 @@ const ATTACHMENTS: [Attachment; 1] = [Attachment {
     hook: Hook::TpBtf("mark_victim"),
 }];
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// Event: OOM kills (tp_btf oom/mark_victim) -> `oom` documents (victim and trigger pid/comm,
+/// their containers' memory cgroup: current, max, memory.stat, memory.events or the v1 files;
+/// host meminfo) and huatuo_bamai_oom_host_total, huatuo_bamai_oom_container_total.
 pub struct OomConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
     /// How often the ring buffer is drained: a kill is published (and its memory cgroup read)
     /// within one interval.
@@ -69,7 +74,7 @@ impl Default for OomConfig {
     }
 }
 
-crate::probe_settings!(OomConfig);
+crate::probe_settings!(OomConfig, "oom");
 
 /// One `struct oom_task` of oom.bpf.c.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -345,9 +350,6 @@ impl Probe for OomProbe {
     const NAME: &'static str = NAME;
     type Settings = OomConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.oom
-    }
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let bpf = ebpf::load(NAME, crate::bpf_object!("oom"), &[])?;

@@ -4,23 +4,28 @@
 
 use std::path::{Path, PathBuf};
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::containers::CgroupLayout;
 use crate::exposition::{Labels, MetricSet};
 use crate::probes::common::file;
 use crate::probes::common::warn_once::WarnOnce;
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "pressure";
 
 /// PSI resources, in export order.
 pub const RESOURCES: [&str; 3] = ["cpu", "memory", "io"];
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// PSI stall info: host /proc/pressure/{cpu,memory,io} and containers' cgroup v2 *.pressure (pressure_*);
+/// inactive on kernels without PSI.
 pub struct PressureConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
+    /// Collection period in ms (at least 100).
     pub interval_ms: u64,
 }
 
@@ -33,7 +38,7 @@ impl Default for PressureConfig {
     }
 }
 
-crate::probe_settings!(PressureConfig);
+crate::probe_settings!(PressureConfig, "pressure");
 
 /// Whether a PSI line counts time when some or all non-idle tasks stalled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,9 +184,6 @@ impl Probe for PressureProbe {
     const NAME: &'static str = NAME;
     type Settings = PressureConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.pressure
-    }
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let host_dir = ctx.procfs("pressure");

@@ -12,12 +12,13 @@
 
 mod netlink;
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::{Labels, MetricSet};
 use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
 use crate::probes::common::warn_once::WarnOnce;
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 pub use netlink::{Dump, DumpParser, Qdisc, QdiscStats};
 
@@ -26,10 +27,16 @@ const NAME: &str = "qdisc";
 /// What the errors of a failed dump name as their source.
 const SOURCE: &str = "rtnetlink RTM_GETQDISC dump";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// Root qdisc of each device (rtnetlink RTM_GETQDISC dump, what `tc -s qdisc` shows) ->
+/// huatuo_bamai_netdev_qdisc_{bytes,packets,drops,requeues,overlimits}_total and
+/// huatuo_bamai_netdev_qdisc_{current_queue_length,backlog} {device,kind}; noqueue roots are skipped.
+/// Off by default, as upstream (netdev_qdisc is in its default BlackList).
 pub struct QdiscConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
+    /// Collection period in ms (at least 100).
     pub interval_ms: u64,
     /// Devices to export: exact names or prefixes ending in `*`; empty exports every device.
     pub device_included: Vec<String>,
@@ -60,7 +67,7 @@ impl QdiscConfig {
     }
 }
 
-crate::probe_settings!(QdiscConfig, QdiscConfig::check);
+crate::probe_settings!(QdiscConfig, "qdisc", QdiscConfig::check);
 
 /// Where the qdiscs come from: the kernel, or captured replies in tests.
 pub trait QdiscSource: Send {
@@ -164,9 +171,6 @@ impl Probe for QdiscProbe {
     const NAME: &'static str = NAME;
     type Settings = QdiscConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.qdisc
-    }
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         if let Err(e) = netlink::open_socket() {

@@ -3,12 +3,13 @@
 //! `huatuo_bamai_runqlat_container_latency{<container labels>,zone}`; zones 0–10, 10–20, 20–50,
 //! ≥50 ms.
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
 use crate::probes::common::watched_cgroups::{per_container_attribution, WatchedCgroups};
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "runqlat";
 const HOST_MAP: &str = "RUNQ_HOST_LATENCY";
@@ -31,10 +32,13 @@ const ATTACHMENTS: [Attachment; 3] = [
     },
 ];
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// Run-queue latency (tp_btf sched_wakeup, sched_wakeup_new, sched_switch).
 pub struct RunqlatConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
+    /// Collection period in ms (at least 100).
     pub interval_ms: u64,
 }
 
@@ -47,7 +51,7 @@ impl Default for RunqlatConfig {
     }
 }
 
-crate::probe_settings!(RunqlatConfig);
+crate::probe_settings!(RunqlatConfig, "runqlat");
 
 /// Sums per-CPU zone counters into host totals.
 pub fn sum_zones(per_zone_per_cpu: &[Vec<u64>]) -> [u64; ZONES] {
@@ -70,9 +74,6 @@ impl Probe for RunqlatProbe {
     const NAME: &'static str = NAME;
     type Settings = RunqlatConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.runqlat
-    }
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let bpf = ebpf::load(NAME, crate::bpf_object!("runqlat"), &[])?;

@@ -7,22 +7,28 @@
 
 use std::path::Path;
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::exposition::{Labels, MetricSet};
 use crate::probes::common::file;
 use crate::probes::common::netns;
 use crate::probes::common::warn_once::WarnOnce;
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "sockstat";
 /// Keys exported per protocol, in upstream's order (`memory` is FRAG's, in bytes).
 const KEYS: [&str; 6] = ["inuse", "orphan", "tw", "alloc", "mem", "memory"];
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// <procfs_root>/1/net/sockstat -> huatuo_bamai_sockstat_* and, with <procfs_root>/sys/net/ipv4/tcp_mem,
+/// huatuo_bamai_tcp_memory_*; a container's <procfs_root>/<init pid>/net/sockstat ->
+/// huatuo_bamai_sockstat_container_* (without mem/mem_bytes).
 pub struct SockstatConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
+    /// Collection period in ms (at least 100).
     pub interval_ms: u64,
 }
 
@@ -35,7 +41,7 @@ impl Default for SockstatConfig {
     }
 }
 
-crate::probe_settings!(SockstatConfig);
+crate::probe_settings!(SockstatConfig, "sockstat");
 
 /// One protocol line: `TCP: inuse 1 orphan 0 tw 143 alloc 1 mem 157`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,9 +222,6 @@ impl Probe for SockstatProbe {
     const NAME: &'static str = NAME;
     type Settings = SockstatConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.sockstat
-    }
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         Ok(Self {

@@ -1,11 +1,12 @@
 //! softirq: raise→entry latency per CPU and vector, exported as upstream's
 //! `huatuo_bamai_softirq_latency{cpuid,type,zone}` (zones <10µs, <100µs, <1ms, ≥1ms).
 
+use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
-use crate::probes::{Probe, ProbeContext, ProbeError};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "softirq";
 const ZONES: u32 = 4;
@@ -28,10 +29,13 @@ const ATTACHMENTS: [Attachment; 2] = [
     },
 ];
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
+/// softirq raise -> entry latency (tp_btf irq/softirq_raise, irq/softirq_entry).
 pub struct SoftirqConfig {
+    /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
+    /// Map read period.
     pub interval_ms: u64,
     /// Vectors exported as `type`; upstream exports NET_RX and NET_TX only.
     pub vectors: Vec<String>,
@@ -47,7 +51,7 @@ impl Default for SoftirqConfig {
     }
 }
 
-crate::probe_settings!(SoftirqConfig, SoftirqConfig::check_vectors);
+crate::probe_settings!(SoftirqConfig, "softirq", SoftirqConfig::check_vectors);
 
 impl SoftirqConfig {
     fn check_vectors(&self) -> Result<(), String> {
@@ -86,9 +90,6 @@ impl Probe for SoftirqProbe {
     const NAME: &'static str = NAME;
     type Settings = SoftirqConfig;
 
-    fn settings(probes: &crate::config::ProbesConfig) -> &Self::Settings {
-        &probes.softirq
-    }
 
     fn start(settings: &Self::Settings, _ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let vectors = settings

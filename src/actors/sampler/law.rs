@@ -14,6 +14,8 @@
 
 use std::collections::BTreeMap;
 
+pub use crate::core::status::{Action, Decision};
+
 /// A probe costing less than this fraction of the budget is never throttled: the excess comes
 /// from elsewhere (e.g. scrapes) and sampling it would lose data for nothing.
 const MIN_SHARE_OF_BUDGET: f64 = 0.05;
@@ -58,23 +60,6 @@ pub struct ProbeLoad {
     pub ratio: f64,
     /// Divisor in force; `None` = the probe cannot be throttled.
     pub divisor: Option<u32>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Throttle,
-    Relax,
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Decision {
-    pub probe: String,
-    pub action: Action,
-    pub from: u32,
-    pub to: u32,
-    /// Total overhead that led to the decision.
-    pub overhead_ratio: f64,
 }
 
 #[derive(Debug, Default)]

@@ -1,0 +1,59 @@
+//! Every part of the production agent, in start order: services, then probes. Adding a part is
+//! its folder plus one line here; its config section, status row, `ctl enable` and docs follow
+//! from its entry.
+
+use std::sync::Arc;
+
+use crate::actors::probe::part as probe;
+use crate::actors::{container_discovery, control, es_sink, event_store, http, sampler};
+use crate::config::SectionSpec;
+use crate::core::PartEntry;
+use crate::probes::*;
+
+pub fn parts() -> Vec<PartEntry> {
+    vec![
+        // Services: always on.
+        http::part(),
+        container_discovery::part(),
+        event_store::part(),
+        es_sink::part(),
+        sampler::part(),
+        control::part(),
+        // Probes: `[probes.<name>]`, `enabled` switches them.
+        probe::<softirq::SoftirqProbe>(),
+        probe::<runqlat::RunqlatProbe>(),
+        probe::<iolatency::IolatencyProbe>(),
+        probe::<loadavg::LoadavgProbe>(),
+        probe::<memory_reclaim::MemoryReclaimProbe>(),
+        probe::<cpu_util::CpuUtilProbe>(),
+        probe::<cpu_stat::CpuStatProbe>(),
+        probe::<memory_vmstat::MemoryVmstatProbe>(),
+        probe::<memory_events::MemoryEventsProbe>(),
+        probe::<memory_buddyinfo::MemoryBuddyinfoProbe>(),
+        probe::<netdev::NetdevProbe>(),
+        probe::<netstat::NetstatProbe>(),
+        probe::<sockstat::SockstatProbe>(),
+        probe::<arp::ArpProbe>(),
+        probe::<diskio::DiskioProbe>(),
+        probe::<mountpoint::MountpointProbe>(),
+        probe::<pressure::PressureProbe>(),
+        probe::<qdisc::QdiscProbe>(),
+        probe::<hungtask::HungtaskProbe>(),
+        probe::<oom::OomProbe>(),
+        probe::<dropwatch::DropwatchProbe>(),
+    ]
+}
+
+/// The config sections the parts own, in registry order (the order of the generated file).
+pub fn sections() -> Arc<[SectionSpec]> {
+    parts().into_iter().filter_map(|p| p.section).collect()
+}
+
+/// Names of the registered probes.
+pub fn probe_names() -> Vec<&'static str> {
+    parts()
+        .iter()
+        .filter(|p| p.kind == crate::core::PartKind::Probe)
+        .map(|p| p.name)
+        .collect()
+}
