@@ -83,21 +83,9 @@ fn serves_upstream_paths_with_host_and_region_labels() {
 
 #[test]
 fn exposition_passes_promtool() {
-    // Every default probe when BPF can run here, so their families are linted too.
-    // Every probe when BPF can run here (the shipped default), else the procfs ones.
-    let names: Vec<&str> = huatuo_bamai::probes::registry()
-        .iter()
-        .map(|p| p.name)
-        .collect();
-    let bpf_probes = ["softirq", "runqlat", "iolatency", "memory_reclaim"];
-    let probes: Vec<&str> = if common::bpf_available("exposition_passes_promtool (BPF families)") {
-        names
-    } else {
-        names
-            .into_iter()
-            .filter(|n| !bpf_probes.contains(n))
-            .collect()
-    };
+    // Every registered probe; where BPF cannot run, BPF probes are inactive and export nothing.
+    let probes = huatuo_bamai::registry::probe_names();
+    let bpf = common::bpf_available("exposition_passes_promtool (BPF families)");
     let agent = Agent::start(&probes);
     // Two ticks of every probe, so rate-based families (cpu_util) are present too.
     std::thread::sleep(std::time::Duration::from_millis(1200));
@@ -109,7 +97,7 @@ fn exposition_passes_promtool() {
         "huatuo_bamai_memory_vmstat_nr_free_pages",
         "huatuo_bamai_netdev_receive_bytes_total",
     ];
-    if probes.contains(&"softirq") {
+    if bpf {
         families.extend([
             "huatuo_bamai_softirq_latency",
             "huatuo_bamai_runqlat_latency",

@@ -16,7 +16,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use huatuo_bamai::exposition::MetricSet;
-use huatuo_bamai::probes::{dropwatch, Probe};
+use huatuo_bamai::core::Probe;
+use huatuo_bamai::probes::{dropwatch};
 
 use common::{bpf_available, run};
 

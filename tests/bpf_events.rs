@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use huatuo_bamai::events::EventDocument;
 use huatuo_bamai::exposition::MetricSet;
-use huatuo_bamai::probes::{hungtask, memory_reclaim, oom, Probe};
+use huatuo_bamai::core::Probe;
+use huatuo_bamai::probes::{hungtask, memory_reclaim, oom};
 
 use common::{bpf_available, run, Agent, TestContainer};
 

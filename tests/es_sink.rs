@@ -28,10 +28,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use huatuo_bamai::actors::es_sink::{ElasticsearchSink, EsSinkArgs, EsSinkMsg};
-use huatuo_bamai::config::{Config, ConfigSource, FlagOverrides};
-use huatuo_bamai::events::elasticsearch::{status, ElasticsearchConfig, Spool};
+use huatuo_bamai::config::{source_from, Config, FlagOverrides};
+use huatuo_bamai::core::{AgentContext, PartDetail};
+use huatuo_bamai::events::elasticsearch::{ElasticsearchConfig, SinkStatus, Spool};
 use huatuo_bamai::events::EventDocument;
-use huatuo_bamai::supervisor::AgentContext;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use ractor::{Actor, ActorRef};
 use serde_json::{json, Value};
@@ -200,7 +200,7 @@ async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
         assert!(
             Instant::now() < deadline,
             "{what} not within {timeout:?}; sink: {:?}",
-            status::current()
+            current_status()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -221,13 +221,22 @@ fn sink_config(dir: &Path, address: &str) -> ElasticsearchConfig {
     }
 }
 
+/// The context of the test running now (tests hold SERIAL), whose status board the sink reports on.
+static CURRENT: Mutex<Option<Arc<AgentContext>>> = Mutex::new(None);
+
 fn context() -> Arc<AgentContext> {
-    let source = ConfigSource {
-        path: "unused.toml".into(),
-        explicit: false,
-        flags: FlagOverrides::default(),
-    };
-    Arc::new(AgentContext::new(source, recorder(), &Config::default()))
+    let source = source_from(None, FlagOverrides::default(), Default::default());
+    let ctx = Arc::new(AgentContext::new(source, recorder(), &Config::default()));
+    *CURRENT.lock().unwrap() = Some(ctx.clone());
+    ctx
+}
+
+/// What the sink last reported on the status board (the `elasticsearch` row of `ctl status`).
+fn current_status() -> Option<SinkStatus> {
+    let ctx = CURRENT.lock().unwrap().clone()?;
+    match ctx.status.detail("elasticsearch")? {
+        PartDetail::Elasticsearch(status) => Some(status),
+    }
 }
 
 type Sink = (ActorRef<EsSinkMsg>, tokio::task::JoinHandle<()>);
@@ -260,7 +269,7 @@ fn publish(ctx: &AgentContext, from: u64, n: u64) -> Vec<String> {
 }
 
 fn spooled() -> u64 {
-    status::current().map_or(0, |s| s.spooled_documents)
+    current_status().map_or(0, |s| s.spooled_documents)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,7 +295,7 @@ async fn every_document_reaches_opensearch_once_across_an_outage() {
     }
     let ids: BTreeSet<String> = found.iter().map(|h| h.id.clone()).collect();
     assert_eq!(ids, first.iter().cloned().collect());
-    assert!(status::current().is_some_and(|s| s.connected));
+    assert!(current_status().is_some_and(|s| s.connected));
 
     // Outage: the server goes away while documents keep coming.
     server.stop();
@@ -301,7 +310,7 @@ async fn every_document_reaches_opensearch_once_across_an_outage() {
         || spooled() == 100,
     )
     .await;
-    let sink_status = status::current().unwrap();
+    let sink_status = current_status().unwrap();
     assert!(!sink_status.connected, "{sink_status:?}");
     assert!(
         sink_status.summary().starts_with("spooling 100 documents"),
@@ -327,7 +336,7 @@ async fn every_document_reaches_opensearch_once_across_an_outage() {
     let resent: Vec<&Hit> = found.iter().filter(|h| h.version != 1).collect();
     assert!(resent.is_empty(), "documents sent twice: {resent:?}");
     wait_for("spool drained", Duration::from_secs(5), || spooled() == 0).await;
-    assert!(status::current().is_some_and(|s| s.connected && s.last_error.is_none()));
+    assert!(current_status().is_some_and(|s| s.connected && s.last_error.is_none()));
     assert_eq!(
         metric("huatuo_bamai_event_es_sent_total", &[]) - sent_before,
         150.0
@@ -593,7 +602,7 @@ async fn backpressure_is_retried_and_refused_items_are_dead_lettered() {
         "the batch, then the 2 items"
     );
     assert_eq!(delta(&before, "dropped"), 0.0);
-    let sink_status = status::current().unwrap();
+    let sink_status = current_status().unwrap();
     assert_eq!(
         (sink_status.sent, sink_status.dead_lettered),
         (4, 1),

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use common::loop_device::{wait_quiet, LoopDevice};
 use common::{bpf_available, Agent};
 use huatuo_bamai::exposition::MetricSet;
-use huatuo_bamai::probes::{iolatency, runqlat, Probe};
+use huatuo_bamai::core::Probe;
+use huatuo_bamai::probes::{iolatency, runqlat};
 
 const BUDGET: f64 = 0.03;
 
@@ -354,7 +355,7 @@ fn past_the_event_divisor_programs_are_detached_on_off_ticks() {
 struct NullSupervisor;
 
 impl ractor::Actor for NullSupervisor {
-    type Msg = huatuo_bamai::supervisor::SupervisorMsg;
+    type Msg = huatuo_bamai::core::SupervisorMsg;
     type State = ();
     type Arguments = ();
 
@@ -369,7 +370,8 @@ impl ractor::Actor for NullSupervisor {
 
 #[test]
 fn the_probe_actor_runs_the_duty_cycle_on_its_own_slots() {
-    use huatuo_bamai::actors::probe::{ProbeActor, ProbeArgs, ProbeMsg};
+    use huatuo_bamai::actors::probe::{ProbeActor, ProbeArgs};
+    use huatuo_bamai::core::ProbeMsg;
     if !bpf_available("the_probe_actor_runs_the_duty_cycle_on_its_own_slots") {
         return;
     }

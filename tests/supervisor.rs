@@ -6,14 +6,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use huatuo_bamai::config::{Config, ConfigSource, FlagOverrides, ProbesConfig};
+use huatuo_bamai::actors::probe::part;
+use huatuo_bamai::config::{Config, FlagOverrides};
 use huatuo_bamai::ebpf::BpfError;
 use huatuo_bamai::exposition::MetricSet;
 use huatuo_bamai::probes::loadavg::LoadavgConfig;
-use huatuo_bamai::probes::{entry, Probe, ProbeContext, ProbeError};
-use huatuo_bamai::supervisor::{
-    AgentContext, AgentStatus, AgentSupervisor, SupervisorArgs, SupervisorMsg,
-};
+use huatuo_bamai::core::status::{ActorStatus, AgentStatus};
+use huatuo_bamai::core::{AgentContext, Probe, ProbeContext, ProbeError, SupervisorMsg};
+use huatuo_bamai::supervisor::{AgentSupervisor, SupervisorArgs};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 
@@ -32,9 +32,6 @@ macro_rules! test_probe {
         impl Probe for $ty {
             const NAME: &'static str = $name;
             type Settings = LoadavgConfig;
-            fn settings(probes: &ProbesConfig) -> &LoadavgConfig {
-                &probes.loadavg
-            }
             fn start(_: &LoadavgConfig, _: &ProbeContext) -> Result<Self, ProbeError> {
                 let n = $starts.fetch_add(1, Ordering::SeqCst);
                 START_TIMES.lock().unwrap().push(($name, Instant::now()));
@@ -99,36 +96,36 @@ async fn status(supervisor: &ActorRef<SupervisorMsg>) -> AgentStatus {
     }
 }
 
-fn actor<'a>(status: &'a AgentStatus, name: &str) -> &'a huatuo_bamai::supervisor::ActorStatus {
+fn actor<'a>(status: &'a AgentStatus, name: &str) -> &'a ActorStatus {
     status.actors.iter().find(|a| a.name == name).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_alone_with_backoff_and_gives_up() {
-    let mut config = Config::default();
-    config.probes.loadavg.interval_ms = 100;
+    let mut config = Config::default()
+        .with_section(LoadavgConfig {
+            interval_ms: 100,
+            ..Default::default()
+        })
+        .unwrap();
     config.supervisor.restart_backoff_initial_ms = 100;
     config.supervisor.restart_backoff_max_ms = 400;
     config.supervisor.max_restarts = 3;
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
         .build_recorder()
         .handle();
-    let source = ConfigSource {
-        path: "unused.toml".into(),
-        explicit: false,
-        flags: FlagOverrides::default(),
-    };
+    let source =
+        huatuo_bamai::config::source_from(None, FlagOverrides::default(), Default::default());
     let ctx = Arc::new(AgentContext::new(source, prometheus, &config));
     let args = SupervisorArgs {
         config,
         ctx,
-        services: vec![],
-        probes: vec![
-            entry::<Steady>(),
-            entry::<FailsTwice>(),
-            entry::<AlwaysFails>(),
-            entry::<PanicsOnce>(),
-            entry::<NoKprobes>(),
+        parts: vec![
+            part::<Steady>(),
+            part::<FailsTwice>(),
+            part::<AlwaysFails>(),
+            part::<PanicsOnce>(),
+            part::<NoKprobes>(),
         ],
     };
     let (supervisor, _handle) = Actor::spawn(None, AgentSupervisor, args).await.unwrap();

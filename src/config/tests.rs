@@ -1,24 +1,128 @@
 #![allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error.
 
-use super::*;
-use figment::Jail;
+//! The loader with sections of its own (the real parts' sections are tested in tests/config.rs):
+//! layering, strictness, live edits and cold keys are properties of the loader, not of a part.
 
-fn source(path: &str, flags: FlagOverrides) -> ConfigSource {
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use documented::{Documented, DocumentedFieldsOpt};
+use figment::Jail;
+use serde::{Deserialize, Serialize};
+
+use super::*;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
+#[serde(deny_unknown_fields, default)]
+/// A probe-like section.
+struct Gauge {
+    /// On or off.
+    enabled: bool,
+    interval_ms: u64,
+    /// Names; "BOGUS" is refused.
+    names: Vec<String>,
+}
+
+impl Default for Gauge {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_ms: 1000,
+            names: vec!["a".into()],
+        }
+    }
+}
+
+impl Section for Gauge {
+    const PATH: &'static str = "probes.gauge";
+
+    fn validate(&self) -> Result<(), Invalid> {
+        check_interval_ms(self.interval_ms)?;
+        if self.names.iter().any(|n| n == "BOGUS") {
+            return Err(Invalid::field("names", "`BOGUS` is not a name"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
+#[serde(deny_unknown_fields, default)]
+/// A cold section with a child section owned by another part.
+struct Store {
+    days: u64,
+    #[serde(skip_serializing)]
+    remote: serde::de::IgnoredAny,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self {
+            days: 7,
+            remote: serde::de::IgnoredAny,
+        }
+    }
+}
+
+impl Section for Store {
+    const PATH: &'static str = "store";
+    const LIVE: Live = Live::RestartAgent;
+
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.days == 0 {
+            return Err(Invalid::field("days", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(
+    Debug, Clone, Default, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt,
+)]
+#[serde(deny_unknown_fields, default)]
+/// The child of `store`.
+struct Remote {
+    url: String,
+}
+
+impl Section for Remote {
+    const PATH: &'static str = "store.remote";
+    const LIVE: Live = Live::RestartAgent;
+}
+
+fn specs() -> Arc<[SectionSpec]> {
+    vec![
+        SectionSpec::of::<Gauge>(),
+        SectionSpec::of::<Store>(),
+        SectionSpec::of::<Remote>(),
+    ]
+    .into()
+}
+
+fn source(path: &str, explicit: bool, flags: FlagOverrides) -> ConfigSource {
     ConfigSource {
         path: PathBuf::from(path),
-        explicit: true,
+        explicit,
         flags,
+        sections: specs(),
     }
+}
+
+fn load(path: &str) -> Result<Config, ConfigError> {
+    source(path, true, FlagOverrides::default()).load()
+}
+
+fn defaults() -> Config {
+    Config::defaults(specs()).unwrap()
 }
 
 #[test]
 fn defaults_match_documented_values() {
-    let c = Config::default();
+    let c = defaults();
     assert_eq!(c.http.listen, "0.0.0.0:19704");
     assert_eq!(c.control.socket, PathBuf::from("/run/huatuo/control.sock"));
-    assert!(c.probes.softirq.enabled && c.probes.runqlat.enabled && c.probes.loadavg.enabled);
     assert_eq!(c.supervisor.restart_backoff_initial_ms, 1000);
-    c.validate().unwrap();
+    assert_eq!(*c.section::<Gauge>(), Gauge::default());
+    assert_eq!(c.section::<Store>().days, 7);
 }
 
 #[test]
@@ -29,13 +133,14 @@ fn layers_file_then_env_then_flags() {
             r#"
             [agent]
             region = "file-region"
-            [probes.softirq]
+            [probes.gauge]
             interval_ms = 5000
-            [probes.runqlat]
             enabled = false
+            [store.remote]
+            url = "http://x"
             "#,
         )?;
-        jail.set_env("HUATUO_PROBES__SOFTIRQ__INTERVAL_MS", "3000");
+        jail.set_env("HUATUO_PROBES__GAUGE__INTERVAL_MS", "3000");
         jail.set_env("HUATUO_AGENT__REGION", "env-region");
         // Not a config key: must be ignored, not rejected.
         jail.set_env("HUATUO_REQUIRE_BPF", "1");
@@ -43,13 +148,14 @@ fn layers_file_then_env_then_flags() {
             region: Some("flag-region".into()),
             ..Default::default()
         };
-        let c = source("agent.toml", flags)
+        let c = source("agent.toml", true, flags)
             .load()
             .map_err(|e| e.to_string())?;
-        assert_eq!(c.probes.softirq.interval_ms, 3000, "env beats file");
+        assert_eq!(c.section::<Gauge>().interval_ms, 3000, "env beats file");
         assert_eq!(c.agent.region, "flag-region", "flags beat env");
-        assert!(!c.probes.runqlat.enabled, "file beats defaults");
-        assert!(c.probes.loadavg.enabled, "defaults fill the rest");
+        assert!(!c.section::<Gauge>().enabled, "file beats defaults");
+        assert_eq!(c.section::<Gauge>().names, vec!["a"], "defaults fill the rest");
+        assert_eq!(c.section::<Remote>().url, "http://x", "a child section");
         Ok(())
     });
 }
@@ -57,14 +163,30 @@ fn layers_file_then_env_then_flags() {
 #[test]
 fn unknown_key_names_key_and_file() {
     Jail::expect_with(|jail| {
-        jail.create_file("bad.toml", "[probes.softirq]\nenabeld = true\n")?;
-        let err = source("bad.toml", FlagOverrides::default())
-            .load()
-            .unwrap_err()
-            .to_string();
+        jail.create_file("bad.toml", "[probes.gauge]\nenabeld = true\n")?;
+        let err = load("bad.toml").unwrap_err().to_string();
         assert!(err.contains("enabeld"), "{err}");
-        assert!(err.contains("probes.softirq"), "{err}");
+        assert!(err.contains("probes.gauge"), "{err}");
         assert!(err.contains("bad.toml"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_section_or_probe_names_it_and_the_file() {
+    Jail::expect_with(|jail| {
+        jail.create_file("probe.toml", "[probes.gaueg]\nenabled = true\n")?;
+        let err = load("probe.toml").unwrap_err().to_string();
+        assert!(err.contains("unknown probe `gaueg`"), "{err}");
+        assert!(err.contains("known: gauge"), "{err}");
+        assert!(err.contains("probe.toml"), "{err}");
+        jail.create_file("section.toml", "[smapler]\nenabled = true\n")?;
+        let err = load("section.toml").unwrap_err().to_string();
+        assert!(err.contains("unknown section `smapler`"), "{err}");
+        assert!(err.contains("section.toml"), "{err}");
+        jail.create_file("child.toml", "[store.remote]\nurl = 5\n")?;
+        let err = load("child.toml").unwrap_err().to_string();
+        assert!(err.contains("store.remote.url"), "{err}");
         Ok(())
     });
 }
@@ -72,12 +194,9 @@ fn unknown_key_names_key_and_file() {
 #[test]
 fn wrong_type_names_key_and_file() {
     Jail::expect_with(|jail| {
-        jail.create_file("bad.toml", "[probes.runqlat]\ninterval_ms = \"fast\"\n")?;
-        let err = source("bad.toml", FlagOverrides::default())
-            .load()
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("interval_ms"), "{err}");
+        jail.create_file("bad.toml", "[probes.gauge]\ninterval_ms = \"fast\"\n")?;
+        let err = load("bad.toml").unwrap_err().to_string();
+        assert!(err.contains("probes.gauge.interval_ms"), "{err}");
         assert!(err.contains("bad.toml"), "{err}");
         Ok(())
     });
@@ -86,19 +205,14 @@ fn wrong_type_names_key_and_file() {
 #[test]
 fn wrong_type_from_env_names_variable() {
     Jail::expect_with(|jail| {
-        jail.set_env("HUATUO_PROBES__LOADAVG__ENABLED", "maybe");
-        let err = ConfigSource {
-            path: "absent.toml".into(),
-            explicit: false,
-            flags: Default::default(),
-        }
-        .load()
-        .unwrap_err()
-        .to_string();
+        jail.set_env("HUATUO_PROBES__GAUGE__ENABLED", "maybe");
+        let err = source("absent.toml", false, FlagOverrides::default())
+            .load()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("enabled"), "{err}");
         assert!(
-            err.to_uppercase()
-                .contains("HUATUO_PROBES__LOADAVG__ENABLED"),
+            err.to_uppercase().contains("HUATUO_PROBES__GAUGE__ENABLED"),
             "{err}"
         );
         Ok(())
@@ -107,9 +221,7 @@ fn wrong_type_from_env_names_variable() {
 
 #[test]
 fn missing_explicit_file_is_an_error() {
-    let err = source("/nonexistent/huatuo.toml", FlagOverrides::default())
-        .load()
-        .unwrap_err();
+    let err = load("/nonexistent/huatuo.toml").unwrap_err();
     assert!(matches!(err, ConfigError::FileMissing { .. }));
 }
 
@@ -117,11 +229,11 @@ fn missing_explicit_file_is_an_error() {
 fn semantic_validation_names_key() {
     Jail::expect_with(|jail| {
         jail.create_file("bad.toml", "[http]\nlisten = \"not-an-address\"\n")?;
-        let err = source("bad.toml", FlagOverrides::default())
-            .load()
-            .unwrap_err()
-            .to_string();
+        let err = load("bad.toml").unwrap_err().to_string();
         assert!(err.contains("http.listen"), "{err}");
+        jail.create_file("days.toml", "[store]\ndays = 0\n")?;
+        let err = load("days.toml").unwrap_err().to_string();
+        assert!(err.contains("store.days"), "{err}");
         Ok(())
     });
 }
@@ -132,145 +244,97 @@ fn disable_flag_rejects_unknown_probe() {
         disable: vec!["nosuch".into()],
         ..Default::default()
     };
-    let err = ConfigSource {
-        path: "absent.toml".into(),
-        explicit: false,
-        flags,
-    }
-    .load()
-    .unwrap_err()
-    .to_string();
+    let err = source("absent.toml", false, flags)
+        .load()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unknown probe `nosuch`"), "{err}");
+    let flags = FlagOverrides {
+        disable: vec!["gauge".into()],
+        ..Default::default()
+    };
+    let c = source("absent.toml", false, flags).load().unwrap();
+    assert!(!c.section::<Gauge>().enabled);
 }
 
 #[test]
 fn with_key_sets_typed_values() {
-    let c = Config::default();
-    let c2 = c.with_key("probes.softirq.enabled", "false").unwrap();
-    assert!(!c2.probes.softirq.enabled);
-    let c3 = c2.with_key("probes.softirq.interval_ms", "2500").unwrap();
-    assert_eq!(c3.probes.softirq.interval_ms, 2500);
+    let c = defaults();
+    let c2 = c.with_key("probes.gauge.enabled", "false").unwrap();
+    assert!(!c2.section::<Gauge>().enabled);
+    let c3 = c2.with_key("probes.gauge.interval_ms", "2500").unwrap();
+    assert_eq!(c3.section::<Gauge>().interval_ms, 2500);
     let c4 = c3
-        .with_key("probes.softirq.vectors", r#"["NET_RX","TIMER"]"#)
+        .with_key("probes.gauge.names", r#"["x","y"]"#)
         .unwrap();
-    assert_eq!(c4.probes.softirq.vectors, vec!["NET_RX", "TIMER"]);
+    assert_eq!(c4.section::<Gauge>().names, vec!["x", "y"]);
     let c5 = c4.with_key("agent.log_level", "debug").unwrap();
     assert_eq!(c5.agent.log_level, "debug");
+    assert!(!c5.section::<Gauge>().enabled, "earlier edits kept");
 }
 
 #[test]
 fn with_key_bad_value_leaves_config_and_names_key() {
-    let c = Config::default();
+    let c = defaults();
     for (key, value, expect) in [
-        ("probes.softirq.interval_ms", "soon", "interval_ms"),
-        ("probes.softirq.interval_ms", "5", "at least 100"),
-        ("probes.softirq.nosuch", "1", "nosuch"),
+        ("probes.gauge.interval_ms", "soon", "interval_ms"),
+        ("probes.gauge.interval_ms", "5", "at least 100"),
+        ("probes.gauge.nosuch", "1", "nosuch"),
         ("probes.nosuch.enabled", "true", "nosuch"),
-        ("probes.softirq.vectors", r#"["BOGUS"]"#, "BOGUS"),
+        ("probes.gauge.names", r#"["BOGUS"]"#, "BOGUS"),
         ("", "1", "dotted key"),
     ] {
         let err = c.with_key(key, value).unwrap_err().to_string();
         assert!(err.contains(expect), "{key}={value}: {err}");
     }
-    assert_eq!(c, Config::default());
+    assert_eq!(c, defaults());
 }
 
 #[test]
 fn cold_keys_are_refused_live() {
-    let err = Config::default()
-        .with_key("http.listen", "127.0.0.1:1")
-        .unwrap_err();
-    assert!(matches!(err, ConfigError::Cold { .. }), "{err}");
-    let mut other = Config::default();
-    other.agent.region = "x".into();
-    assert_eq!(Config::default().cold_changes(&other), vec!["agent.region"]);
-}
-
-#[test]
-fn shipped_config_file_is_valid_and_complete() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/huatuo-bamai.toml");
-    let text = std::fs::read_to_string(path).unwrap();
-    let shipped: Config = toml::from_str(&text).unwrap();
-    shipped.validate().unwrap();
-    // Every key is written out, so the file documents every default.
-    let written: toml::Table = toml::from_str(&text).unwrap();
-    let defaults: toml::Table =
-        toml::from_str(&toml::to_string(&Config::default()).unwrap()).unwrap();
-    fn keys(t: &toml::Table, prefix: &str, out: &mut Vec<String>) {
-        for (k, v) in t {
-            let key = format!("{prefix}{k}");
-            match v {
-                toml::Value::Table(inner) => keys(inner, &format!("{key}."), out),
-                _ => out.push(key),
-            }
-        }
+    let c = defaults();
+    for key in ["http.listen", "agent.region", "store.days", "store.remote.url"] {
+        let err = c.with_key(key, "1").unwrap_err();
+        assert!(matches!(err, ConfigError::Cold { .. }), "{key}: {err}");
     }
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    keys(&written, "", &mut a);
-    keys(&defaults, "", &mut b);
-    a.sort();
-    b.sort();
-    assert_eq!(a, b, "config/huatuo-bamai.toml must list every key");
-
-    // The DaemonSet's ConfigMap carries the same file (paths adapted): same keys, valid.
-    let manifest = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/kubernetes/daemonset.yaml"
-    );
-    let manifest = std::fs::read_to_string(manifest).unwrap();
-    let embedded: String = manifest
-        .lines()
-        .skip_while(|l| !l.contains("huatuo-bamai.toml: |"))
-        .skip(1)
-        .take_while(|l| l.is_empty() || l.starts_with("    "))
-        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
-        .collect();
-    let in_cluster: Config = toml::from_str(&embedded).expect("ConfigMap config parses");
-    in_cluster.validate().unwrap();
-    let mut c = Vec::new();
-    keys(&toml::from_str(&embedded).unwrap(), "", &mut c);
-    c.sort();
-    assert_eq!(
-        c, b,
-        "the ConfigMap in deploy/kubernetes/daemonset.yaml must list every key"
-    );
-}
-
-#[test]
-fn events_keys_are_cold_and_validated() {
-    let err = Config::default()
-        .with_key("events.retention_days", "3")
-        .unwrap_err();
-    assert!(matches!(err, ConfigError::Cold { .. }), "{err}");
-    let mut other = Config::default();
-    other.events.max_store_mib = 64;
-    assert_eq!(Config::default().cold_changes(&other), vec!["events"]);
-    other.events.retention_days = 0;
-    let err = other.validate().unwrap_err().to_string();
-    assert!(err.contains("events.retention_days"), "{err}");
+    let mut other = defaults();
+    other.agent.region = "x".into();
+    assert_eq!(c.cold_changes(&other), vec!["agent.region"]);
+    let other = defaults().with_section(Store { days: 3, ..Default::default() }).unwrap();
+    assert_eq!(c.cold_changes(&other), vec!["store"]);
+    let err = defaults()
+        .with_section(Store { days: 0, ..Default::default() })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("store.days"), "{err}");
 }
 
 #[test]
 fn every_section_takes_environment_overrides() {
-    // A section missing from TOP_LEVEL_SECTIONS would silently ignore its HUATUO_* variables.
-    let value = serde_json::to_value(Config::default()).unwrap();
-    let mut sections: Vec<&str> = value
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    sections.sort_unstable();
-    let mut listed = super::TOP_LEVEL_SECTIONS.to_vec();
-    listed.sort_unstable();
-    assert_eq!(sections, listed);
+    // A top-level section whose HUATUO_* variables were filtered out would silently ignore them.
     Jail::expect_with(|jail| {
-        jail.create_file("agent.toml", "[sampler]\nenabled = true\n")?;
-        jail.set_env("HUATUO_SAMPLER__BUDGET_RATIO", "0.005");
-        let c = source("agent.toml", FlagOverrides::default())
+        jail.set_env("HUATUO_STORE__DAYS", "9");
+        jail.set_env("HUATUO_METRICS__MAX_SERIES_PER_FAMILY", "5");
+        let c = source("absent.toml", false, FlagOverrides::default())
             .load()
             .map_err(|e| e.to_string())?;
-        assert_eq!(c.sampler.budget_ratio, 0.005);
+        assert_eq!(c.section::<Store>().days, 9);
+        assert_eq!(c.metrics.max_series_per_family, 5);
         Ok(())
     });
+    let tree = defaults().to_tree();
+    let mut top: Vec<&str> = tree.as_object().unwrap().keys().map(String::as_str).collect();
+    top.sort_unstable();
+    assert_eq!(top, load::top_level_names(&specs()));
+}
+
+#[test]
+fn template_lists_every_key_with_its_doc_and_parses_back() {
+    let text = template::render(&specs(), &[]);
+    assert!(text.contains("[probes.gauge]\n# A probe-like section.\n# On or off.\nenabled = true\n"));
+    assert!(text.contains("[store]\n# A cold section with a child section owned by another part. [restart for every key of this section]\ndays = 7\n"));
+    assert!(text.contains("[store.remote]"));
+    let parsed: toml::Table = toml::from_str(&text).unwrap();
+    let back: toml::Table = toml::from_str(&toml::to_string(&defaults()).unwrap()).unwrap();
+    assert_eq!(parsed, back, "the template is the defaults");
 }

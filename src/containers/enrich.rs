@@ -999,7 +999,7 @@ mod tests {
 
     /// A cgroup v2 tree (systemd driver) with a containerd pod container, a CRI-O container, a
     /// Docker container and a containerd container without bundle, plus their bundles.
-    fn discovery_tree(root: &Path) -> (crate::config::ContainersConfig, Vec<PathBuf>) {
+    fn discovery_tree(root: &Path) -> (crate::containers::ContainersConfig, Vec<PathBuf>) {
         let cgroup = root.join("sys/fs/cgroup");
         write(
             &cgroup.join("cgroup.controllers"),
@@ -1019,7 +1019,7 @@ mod tests {
             write(&scope.join("cgroup.procs"), &format!("{}\n", 4343 + i));
         }
         let dirs = bundle_tree(root);
-        let config = crate::config::ContainersConfig {
+        let config = crate::containers::ContainersConfig {
             kubelet_url: String::new(),
             docker_socket: PathBuf::new(),
             containerd_state_dir: dirs.containerd_state_dir,
@@ -1121,7 +1121,7 @@ mod tests {
         assert_eq!(set.by_id(CRIO_ID).unwrap().name, "api");
 
         // Disabled: no bundle is read, containers keep their short ids.
-        let disabled = crate::config::ContainersConfig {
+        let disabled = crate::containers::ContainersConfig {
             containerd_state_dir: PathBuf::new(),
             crio_storage_dir: PathBuf::new(),
             ..config

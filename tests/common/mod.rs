@@ -85,8 +85,7 @@ pub fn config_text(port: u16, socket: &Path, enabled: &[&str], extra: &str) -> S
             "[supervisor]\nrestart_backoff_initial_ms = 500\nrestart_backoff_max_ms = 2000\n",
         );
     }
-    for entry in huatuo_bamai::probes::registry() {
-        let probe = entry.name;
+    for probe in huatuo_bamai::registry::probe_names() {
         let enabled = enabled.contains(&probe);
         let interval = if probe == "loadavg" { 200 } else { 250 };
         text.push_str(&format!(
@@ -483,13 +482,13 @@ impl Drop for TestContainer {
 
 /// A probe context over the real host (`/proc`, `/sys`) with the containers that exist now, for
 /// tests that run an event probe in-process and read its documents from the bus.
-pub fn host_probe_context() -> huatuo_bamai::probes::ProbeContext {
+pub fn host_probe_context() -> huatuo_bamai::core::ProbeContext {
     use huatuo_bamai::containers::{cgroupfs, CgroupLayout, ContainerSet};
     let sysfs_root = PathBuf::from("/sys");
     let cgroup = CgroupLayout::detect(&sysfs_root);
     let containers = ContainerSet::new(cgroupfs::scan(&cgroup));
     let (_tx, containers) = tokio::sync::watch::channel(std::sync::Arc::new(containers));
-    huatuo_bamai::probes::ProbeContext {
+    huatuo_bamai::core::ProbeContext {
         procfs_root: PathBuf::from("/proc"),
         sysfs_root,
         cgroup,
@@ -502,9 +501,9 @@ pub fn host_probe_context() -> huatuo_bamai::probes::ProbeContext {
 
 /// Collects `probe` every 100 ms until `done` holds for the documents published so far, or
 /// `timeout`; returns them and the last collected set.
-pub fn collect_until<P: huatuo_bamai::probes::Probe>(
+pub fn collect_until<P: huatuo_bamai::core::Probe>(
     probe: &mut P,
-    ctx: &huatuo_bamai::probes::ProbeContext,
+    ctx: &huatuo_bamai::core::ProbeContext,
     timeout: Duration,
     done: impl Fn(&[huatuo_bamai::events::EventDocument]) -> bool,
 ) -> (

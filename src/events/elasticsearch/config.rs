@@ -224,7 +224,7 @@ mod tests {
     #[test]
     #[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error.
     fn environment_overrides_reach_the_nested_section() {
-        use crate::config::{ConfigSource, FlagOverrides};
+        use crate::config::{ConfigSource, FlagOverrides, SectionSpec};
         figment::Jail::expect_with(|jail| {
             jail.create_file(
                 "agent.toml",
@@ -240,8 +240,13 @@ mod tests {
                 path: "agent.toml".into(),
                 explicit: true,
                 flags: FlagOverrides::default(),
+                sections: vec![
+                    SectionSpec::of::<crate::events::store::EventsConfig>(),
+                    SectionSpec::of::<ElasticsearchConfig>(),
+                ]
+                .into(),
             };
-            let config = source.load().unwrap().events.elasticsearch;
+            let config = source.load().unwrap().section::<ElasticsearchConfig>();
             assert!(config.enabled);
             assert_eq!(config.addresses, ["http://a:9200", "https://b:9200"]);
             assert_eq!(config.batch_size, 50);

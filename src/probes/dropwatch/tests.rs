@@ -1,3 +1,4 @@
+use crate::config::Section;
 use super::*;
 
 const FORMAT: &str = r#"print fmt: "skbaddr=%p rx_sk=%p protocol=%u location=%pS reason: %s", REC->skbaddr, REC->rx_sk, REC->protocol, REC->location, __print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, { 3, "NO_SOCKET" }, { 12, "NETFILTER_DROP" }, { 0x10000, "SUBSYS" })
@@ -164,13 +165,12 @@ fn filters_match_protocol_port_and_reason() {
 
 #[test]
 fn unknown_protocols_are_rejected_by_validation() {
-    use crate::config::ProbeSettings;
     assert!(DropwatchConfig::default().validate().is_ok());
     let bad = DropwatchConfig {
         protocols: vec!["quic".to_string()],
         ..Default::default()
     };
-    assert!(bad.validate().unwrap_err().contains("quic"));
+    assert!(bad.validate().unwrap_err().reason.contains("quic"));
 }
 
 #[test]

@@ -118,11 +118,12 @@ fn parses_lines_with_optional_fields() {
     );
     assert_eq!(unescape("/a\\134b\\011c"), "/a\\b\tc");
     assert_eq!(unescape("/trailing\\04"), "/trailing\\04");
-    assert!(crate::config::ProbeSettings::validate(&MountpointConfig {
+    assert!(crate::config::Section::validate(&MountpointConfig {
         mountpoints_included: vec!["home".into()],
         ..MountpointConfig::default()
     })
     .unwrap_err()
+    .reason
     .contains("mountpoints_included"));
 }
 

@@ -1,5 +1,5 @@
+use crate::config::Section;
 use super::*;
-use crate::config::ProbeSettings;
 
 #[test]
 fn vector_names_match_kernel_numbers() {
@@ -24,10 +24,10 @@ fn config_rejects_unknown_vector_and_tiny_interval() {
     let mut cfg = SoftirqConfig::default();
     assert!(cfg.validate().is_ok());
     cfg.vectors.push("BOGUS".into());
-    assert!(cfg.validate().unwrap_err().contains("BOGUS"));
+    assert!(cfg.validate().unwrap_err().reason.contains("BOGUS"));
     let cfg = SoftirqConfig {
         interval_ms: 10,
         ..SoftirqConfig::default()
     };
-    assert!(cfg.validate().unwrap_err().contains("interval_ms"));
+    assert!(cfg.validate().unwrap_err().reason.contains("interval_ms"));
 }
