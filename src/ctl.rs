@@ -5,7 +5,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::actors::control::protocol::{Request, Response};
+use crate::core::control_protocol::{Request, Response};
 
 /// Sends one request and returns the reply.
 pub fn send(socket: &Path, request: &Request) -> Result<Response, String> {

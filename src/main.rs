@@ -8,7 +8,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use ractor::Actor;
 
-use huatuo_bamai::actors::control::protocol::Request;
+use huatuo_bamai::core::control_protocol::Request;
 use huatuo_bamai::config::{self, FlagOverrides};
 use huatuo_bamai::events::cli::EventsArgs;
 use huatuo_bamai::core::AgentContext;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::actors::probe::part as probe;
-use crate::actors::{container_discovery, control, es_sink, event_store, http, sampler};
+use crate::actors::{containers, control, elasticsearch, event_store, http, sampler};
 use crate::config::SectionSpec;
 use crate::core::PartEntry;
 use crate::probes::*;
@@ -14,9 +14,9 @@ pub fn parts() -> Vec<PartEntry> {
     vec![
         // Services: always on.
         http::part(),
-        container_discovery::part(),
+        containers::part(),
         event_store::part(),
-        es_sink::part(),
+        elasticsearch::part(),
         sampler::part(),
         control::part(),
         // Probes: `[probes.<name>]`, `enabled` switches them.

@@ -27,7 +27,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use huatuo_bamai::actors::es_sink::{ElasticsearchSink, EsSinkArgs, EsSinkMsg};
+use huatuo_bamai::actors::elasticsearch::{ElasticsearchSink, EsSinkArgs, EsSinkMsg};
 use huatuo_bamai::config::{source_from, Config, FlagOverrides};
 use huatuo_bamai::core::{AgentContext, PartDetail};
 use huatuo_bamai::events::elasticsearch::{ElasticsearchConfig, SinkStatus, Spool};

@@ -1,9 +1,9 @@
 //! Actors of the agent besides the root supervisor: the shared probe actor, the HTTP exporter,
 //! container discovery, the event store sink, the adaptive sampler and the control socket. See docs/architecture.md for the tree.
 
-pub mod container_discovery;
+pub mod containers;
 pub mod control;
-pub mod es_sink;
+pub mod elasticsearch;
 pub mod event_store;
 pub mod http;
 pub mod open_when_free;

@@ -4,6 +4,7 @@
 //! them (only on the libraries below: config, ebpf, exposition, events, containers, telemetry).
 
 pub mod context;
+pub mod control_protocol;
 pub mod errors;
 pub mod messages;
 pub mod part;

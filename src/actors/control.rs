@@ -2,8 +2,6 @@
 //! message to the supervisor, which validates and applies it, so a bad `set` leaves the running
 //! configuration untouched. Malformed requests get an error reply; the socket stays up.
 
-pub mod protocol;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +17,7 @@ use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
 use crate::actors::server_task::ServerTask;
 use crate::core::part::{spawn_cell, PartArgs, PartEntry};
 use crate::core::{AgentContext, ControlCommand, ControlError, SupervisorMsg};
-use protocol::{parse_request, Request, Response, MAX_LINE_BYTES};
+use crate::core::control_protocol::{parse_request, Request, Response, MAX_LINE_BYTES};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
