@@ -1,0 +1,188 @@
+//! Tests of the HTTP fetches and of discovery rounds that combine the sources.
+
+use std::path::{Path, PathBuf};
+
+use super::fixtures::*;
+use super::*;
+use crate::containers::model::Qos;
+
+#[test]
+fn dechunks_bodies() {
+    assert_eq!(
+        dechunk(b"4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n").unwrap(),
+        b"abcdef"
+    );
+    assert!(dechunk(b"zz\r\n").is_err());
+}
+
+#[tokio::test]
+async fn fetches_over_tcp_and_unix_sockets() {
+    use tokio::io::AsyncWriteExt;
+    async fn serve_once<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+        mut s: S,
+        body: &'static str,
+    ) {
+        let mut buf = [0u8; 1024];
+        let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(reply.as_bytes()).await.unwrap();
+    }
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (s, _) = tcp.accept().await.unwrap();
+        serve_once(s, "{\"items\":[]}").await;
+    });
+    assert_eq!(
+        get_tcp(&format!("http://{addr}"), "/pods").await.unwrap(),
+        b"{\"items\":[]}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("docker.sock");
+    let unix = tokio::net::UnixListener::bind(&path).unwrap();
+    tokio::spawn(async move {
+        let (s, _) = unix.accept().await.unwrap();
+        serve_once(s, "{}").await;
+    });
+    assert_eq!(get_unix(&path, "/containers/x/json").await.unwrap(), b"{}");
+    assert!(get_tcp("http://127.0.0.1:1", "/pods").await.is_err());
+}
+
+/// A cgroup v2 tree (systemd driver) with a containerd pod container, a CRI-O container, a
+/// Docker container and a containerd container without bundle, plus their bundles.
+fn discovery_tree(root: &Path) -> (crate::config::ContainersConfig, Vec<PathBuf>) {
+    let cgroup = root.join("sys/fs/cgroup");
+    write(
+        &cgroup.join("cgroup.controllers"),
+        "cpuset cpu io memory pids\n",
+    );
+    let pod = cgroup.join("kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod11111111_2222_3333_4444_555555555555.slice");
+    let no_bundle = "ab".repeat(32);
+    let scopes = vec![
+        pod.join(format!("cri-containerd-{CTR_ID}.scope")),
+        cgroup.join(format!(
+            "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod66666666_7777_8888_9999_000000000000.slice/crio-{CRIO_ID}.scope"
+        )),
+        cgroup.join(format!("system.slice/docker-{MOBY_ID}.scope")),
+        pod.join(format!("cri-containerd-{no_bundle}.scope")),
+    ];
+    for (i, scope) in scopes.iter().enumerate() {
+        write(&scope.join("cgroup.procs"), &format!("{}\n", 4343 + i));
+    }
+    let dirs = bundle_tree(root);
+    let config = crate::config::ContainersConfig {
+        kubelet_url: String::new(),
+        docker_socket: PathBuf::new(),
+        containerd_state_dir: dirs.containerd_state_dir,
+        crio_storage_dir: dirs.crio_storage_dir,
+        ..Default::default()
+    };
+    (config, scopes)
+}
+
+fn names(set: &super::super::ContainerSet) -> Vec<(String, String, String, &'static str)> {
+    set.iter()
+        .map(|c| {
+            (
+                c.id[..6].to_string(),
+                c.name.clone(),
+                c.namespace.clone(),
+                c.runtime.as_str(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn discovery_names_containers_from_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, scopes) = discovery_tree(dir.path());
+    let mut discovery = super::super::Discovery::new(&dir.path().join("sys"), &config);
+    let set = discovery.discover().await;
+    assert_eq!(
+        names(&set),
+        vec![
+            (
+                "ababab".into(),
+                "abababababab".into(),
+                "".into(),
+                "containerd"
+            ),
+            ("c0ffee".into(), "web".into(), "shop".into(), "containerd"),
+            ("c210cc".into(), "api".into(), "prod".into(), "crio"),
+            ("d0cce7".into(), "d0cce7012345".into(), "".into(), "docker"),
+        ]
+    );
+    let web = set.by_id(CTR_ID).unwrap();
+    assert_eq!(web.hostname, "web-0");
+    assert_eq!(web.image, "docker.io/library/nginx:1.25.3");
+    assert_eq!(web.qos, Qos::Besteffort);
+    assert_eq!(web.pod.as_ref().unwrap().uid, POD_UID);
+    assert_eq!(discovery.bundles.len(), 4);
+    assert_eq!(discovery.bundles[&"ab".repeat(32)], None);
+
+    // Cached: a bundle changed on disk is not re-read while the container lives ...
+    let bundle = config
+        .containerd_state_dir
+        .join("k8s.io")
+        .join(CTR_ID)
+        .join("config.json");
+    std::fs::write(
+        &bundle,
+        containerd_cri_config().replace("\"web\"", "\"renamed\""),
+    )
+    .unwrap();
+    assert_eq!(
+        discovery.discover().await.by_id(CTR_ID).unwrap().name,
+        "web"
+    );
+    // ... and forgotten when it is gone.
+    std::fs::remove_file(scopes[0].join("cgroup.procs")).unwrap();
+    std::fs::remove_dir(&scopes[0]).unwrap();
+    let set = discovery.discover().await;
+    assert!(set.by_id(CTR_ID).is_none());
+    assert!(!discovery.bundles.contains_key(CTR_ID));
+    assert_eq!(discovery.bundles.len(), 3);
+}
+
+#[tokio::test]
+async fn kubelet_metadata_wins_over_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = discovery_tree(dir.path());
+    let mut discovery = super::super::Discovery::new(&dir.path().join("sys"), &config);
+    let pods = PODS.replace("containerd://aaaa", &format!("containerd://{CTR_ID}"));
+    discovery.kube = parse_kubelet_pods(pods.as_bytes(), &LabelAllowList::default()).unwrap();
+    let set = discovery.discover().await;
+    let web = set.by_id(CTR_ID).unwrap();
+    assert_eq!(
+        (
+            web.name.as_str(),
+            web.hostname.as_str(),
+            web.namespace.as_str()
+        ),
+        ("web", "web-0", "shop")
+    );
+    assert_eq!(
+        web.image, "nginx:1",
+        "the kubelet's image, not the bundle's"
+    );
+    assert_eq!(web.qos, Qos::Burstable, "the kubelet's QoS class");
+    // The bundle of a container the kubelet describes is not even read.
+    assert!(!discovery.bundles.contains_key(CTR_ID));
+    assert_eq!(set.by_id(CRIO_ID).unwrap().name, "api");
+
+    // Disabled: no bundle is read, containers keep their short ids.
+    let disabled = crate::config::ContainersConfig {
+        containerd_state_dir: PathBuf::new(),
+        crio_storage_dir: PathBuf::new(),
+        ..config
+    };
+    let mut discovery = super::super::Discovery::new(&dir.path().join("sys"), &disabled);
+    let set = discovery.discover().await;
+    assert_eq!(set.by_id(CRIO_ID).unwrap().name, "c210cc012345");
+    assert!(discovery.bundles.is_empty());
+}
