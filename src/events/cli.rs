@@ -297,11 +297,33 @@ fn http_get(server: &str, path: &str) -> Result<(u16, Vec<u8>), String> {
         .ok_or_else(|| format!("malformed HTTP status line from {server}"))?;
     let body = &raw[split + 4..];
     let body = if head.contains("transfer-encoding: chunked") {
-        crate::containers::enrich::dechunk(body)?
+        dechunk(body)?
     } else {
         body.to_vec()
     };
     Ok((status, body))
+}
+
+fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = body
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or("malformed chunked body")?;
+        let size_text = String::from_utf8_lossy(&body[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| format!("bad chunk size `{size_text}`"))?;
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if body.len() < size {
+            return Err("truncated chunk".to_string());
+        }
+        out.extend_from_slice(&body[..size]);
+        body = body.get(size + 2..).unwrap_or_default();
+    }
 }
 
 fn text(document: &Value, key: &str) -> String {

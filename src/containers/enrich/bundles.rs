@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::oci::BundleMeta;
+use super::oci::{BundleError, BundleMeta};
 use super::{containerd, crio};
 
 /// Where containerd and CRI-O keep the OCI bundles of running containers; an empty path
@@ -23,21 +23,22 @@ impl BundleDirs {
     }
 
     /// Looks up the bundles of `ids` (64-hex container ids from cgroupfs, so safe in paths):
-    /// per id, `Ok(None)` when no runtime has it, or the error of a bundle that cannot be read.
+    /// per id, `Ok(None)` when no runtime has it, or the error of a bundle that cannot be read
+    /// (as text: the discovery loop logs it once and compares it with the last one).
     pub fn lookup(&self, ids: &[String]) -> Vec<(String, Result<Option<BundleMeta>, String>)> {
         let namespaces = containerd::namespaces(&self.containerd_state_dir);
         ids.iter()
             .map(|id| {
-                let found = namespaces
-                    .as_ref()
-                    .map_err(Clone::clone)
-                    .and_then(|namespaces| self.find(namespaces, id));
+                let found = match &namespaces {
+                    Ok(namespaces) => self.find(namespaces, id).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
                 (id.clone(), found)
             })
             .collect()
     }
 
-    fn find(&self, namespaces: &[PathBuf], id: &str) -> Result<Option<BundleMeta>, String> {
+    fn find(&self, namespaces: &[PathBuf], id: &str) -> Result<Option<BundleMeta>, BundleError> {
         if let Some(meta) = containerd::find(namespaces, id)? {
             return Ok(Some(meta));
         }

@@ -3,19 +3,24 @@
 
 use std::path::{Path, PathBuf};
 
-use super::oci::{read_bundle, BundleMeta};
+use super::oci::{read_bundle, BundleError, BundleMeta};
 use crate::containers::model::Runtime;
 
 /// containerd's namespaces: the subdirectories of its state dir, sorted; none when the
 /// directory is not configured or does not exist (no containerd here).
-pub(super) fn namespaces(state_dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub(super) fn namespaces(state_dir: &Path) -> Result<Vec<PathBuf>, BundleError> {
     if state_dir.as_os_str().is_empty() {
         return Ok(Vec::new());
     }
     let entries = match std::fs::read_dir(state_dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("{}: {e}", state_dir.display())),
+        Err(source) => {
+            return Err(BundleError::Read {
+                path: state_dir.to_path_buf(),
+                source,
+            })
+        }
     };
     let mut namespaces: Vec<PathBuf> = entries
         .flatten()
@@ -27,7 +32,7 @@ pub(super) fn namespaces(state_dir: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 /// The bundle of container `id` in the first of `namespaces` that has one.
-pub(super) fn find(namespaces: &[PathBuf], id: &str) -> Result<Option<BundleMeta>, String> {
+pub(super) fn find(namespaces: &[PathBuf], id: &str) -> Result<Option<BundleMeta>, BundleError> {
     for namespace in namespaces {
         let path = namespace.join(id).join("config.json");
         if let Some(mut meta) = read_bundle(&path)? {

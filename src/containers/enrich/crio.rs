@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
-use super::oci::{read_bundle, BundleMeta};
+use super::oci::{read_bundle, BundleError, BundleMeta};
 use crate::containers::model::Runtime;
 
 /// The bundle of container `id`; none when CRI-O is not configured or does not know it.
-pub(super) fn find(storage_dir: &Path, id: &str) -> Result<Option<BundleMeta>, String> {
+pub(super) fn find(storage_dir: &Path, id: &str) -> Result<Option<BundleMeta>, BundleError> {
     if storage_dir.as_os_str().is_empty() {
         return Ok(None);
     }

@@ -2,10 +2,107 @@
 //! and image each container has, and the pod labels/annotations an allow-list lets through.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use serde::Deserialize;
 
+use super::{error_chain, HTTP_TIMEOUT, MAX_BODY};
 use crate::containers::model::{Container, ContainerKind, PodInfo, Qos, Runtime};
+
+/// Why the kubelet's pods could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeletError {
+    #[error("only http:// URLs are supported, got `{url}`")]
+    UnsupportedUrl { url: String },
+    #[error("cannot set up an HTTP client: {}", error_chain(.0))]
+    Client(#[source] reqwest::Error),
+    #[error("GET {url}: {}", describe(.source))]
+    Request {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("GET {url}: HTTP status {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    #[error("GET {url}: reply larger than {MAX_BODY} bytes")]
+    TooLarge { url: String },
+    #[error("malformed kubelet /pods reply: {0}")]
+    Malformed(#[source] serde_json::Error),
+}
+
+/// What failed, for people: reqwest's own message repeats the URL and hides the cause.
+fn describe(error: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    if error.is_timeout() {
+        format!("timed out after {HTTP_TIMEOUT:?}")
+    } else if error.is_connect() {
+        format!("cannot connect: {cause}")
+    } else {
+        cause.to_string()
+    }
+}
+
+/// One client for every poll. Without a connection pool: a connection belongs to the runtime
+/// that opened it, and a poll every 10 s gains nothing from keeping one.
+fn client() -> Result<&'static reqwest::Client, KubeletError> {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    if let Some(client) = CLIENT.get() {
+        return Ok(client);
+    }
+    let client = reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .pool_max_idle_per_host(0)
+        // The kubelet is on this node: never through an HTTP(S)_PROXY of the environment.
+        .no_proxy()
+        .tls_built_in_root_certs(false)
+        .build()
+        .map_err(KubeletError::Client)?;
+    Ok(CLIENT.get_or_init(|| client))
+}
+
+/// GET `path` from the kubelet at `base_url` (`http://host:port`): the body of a 200 reply.
+pub async fn get(base_url: &str, path: &str) -> Result<Vec<u8>, KubeletError> {
+    let Some(authority) = base_url.strip_prefix("http://") else {
+        return Err(KubeletError::UnsupportedUrl {
+            url: base_url.to_string(),
+        });
+    };
+    let url = format!("http://{}{path}", authority.trim_end_matches('/'));
+    let request_failed = |source| KubeletError::Request {
+        url: url.clone(),
+        source,
+    };
+    let mut response = client()?
+        .get(&url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(request_failed)?;
+    if response.status() != reqwest::StatusCode::OK {
+        return Err(KubeletError::Status {
+            url,
+            status: response.status(),
+        });
+    }
+    let too_large = || KubeletError::TooLarge { url: url.clone() };
+    if response.content_length().unwrap_or(0) > MAX_BODY as u64 {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(request_failed)? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(default)]
@@ -81,12 +178,11 @@ pub struct LabelAllowList {
 }
 
 /// Parses a kubelet `/pods` reply into container id → pod metadata.
-pub fn parse_kubelet_pods(
+pub fn parse_pods(
     body: &[u8],
     allow: &LabelAllowList,
-) -> Result<HashMap<String, KubeContainer>, String> {
-    let pods: PodList =
-        serde_json::from_slice(body).map_err(|e| format!("malformed kubelet /pods reply: {e}"))?;
+) -> Result<HashMap<String, KubeContainer>, KubeletError> {
+    let pods: PodList = serde_json::from_slice(body).map_err(KubeletError::Malformed)?;
     let mut out = HashMap::new();
     for pod in pods.items {
         let mut labels: Vec<(String, String)> = allow
@@ -190,7 +286,7 @@ mod tests {
             labels: vec!["app".into()],
             annotations: vec!["team".into()],
         };
-        let map = parse_kubelet_pods(PODS.as_bytes(), &allow).unwrap();
+        let map = parse_pods(PODS.as_bytes(), &allow).unwrap();
         let web = &map["aaaa"];
         assert_eq!((web.name.as_str(), web.hostname.as_str()), ("web", "web-0"));
         assert_eq!(
@@ -212,7 +308,9 @@ mod tests {
 
     #[test]
     fn malformed_kubelet_reply_is_an_error() {
-        let err = parse_kubelet_pods(b"{not json", &LabelAllowList::default()).unwrap_err();
+        let err = parse_pods(b"{not json", &LabelAllowList::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("malformed kubelet /pods reply"), "{err}");
     }
 }

@@ -2,7 +2,7 @@
 //! container, and what its hostname and annotations say about the container.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -10,6 +10,30 @@ use crate::containers::model::{Container, ContainerKind, PodInfo, Runtime};
 
 /// Largest bundle `config.json` read (real ones are a few KiB to a few hundred KiB).
 const MAX_BUNDLE_CONFIG: u64 = 16 * 1024 * 1024;
+
+/// A `config.json` that is not an OCI runtime configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed OCI config.json: {0}")]
+pub struct OciConfigError(#[from] serde_json::Error);
+
+/// Why a container's bundle could not be read; each names the file or directory.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("{}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: larger than {MAX_BUNDLE_CONFIG} bytes", .path.display())]
+    TooLarge { path: PathBuf },
+    #[error("{}: {source}", .path.display())]
+    Malformed {
+        path: PathBuf,
+        #[source]
+        source: OciConfigError,
+    },
+}
 
 /// The parts of an OCI runtime `config.json` that name a container.
 #[derive(Debug, Deserialize, Default)]
@@ -43,9 +67,8 @@ fn annotation(annotations: &HashMap<String, String>, keys: &[&str]) -> String {
 /// Parses an OCI runtime `config.json`: `hostname` and the annotations containerd's CRI plugin
 /// (`io.kubernetes.cri.*`), CRI-O (`io.kubernetes.{container,pod}.*`, `io.kubernetes.cri-o.*`)
 /// and nerdctl (`nerdctl/name`) write.
-pub fn parse_oci_config(body: &[u8]) -> Result<BundleMeta, String> {
-    let config: OciConfig =
-        serde_json::from_slice(body).map_err(|e| format!("malformed OCI config.json: {e}"))?;
+pub fn parse_oci_config(body: &[u8]) -> Result<BundleMeta, OciConfigError> {
+    let config: OciConfig = serde_json::from_slice(body)?;
     let a = &config.annotations;
     Ok(BundleMeta {
         name: annotation(
@@ -84,26 +107,32 @@ pub fn parse_oci_config(body: &[u8]) -> Result<BundleMeta, String> {
 }
 
 /// Reads and parses one bundle `config.json`; `Ok(None)` when it does not exist.
-pub(super) fn read_bundle(path: &Path) -> Result<Option<BundleMeta>, String> {
+pub(super) fn read_bundle(path: &Path) -> Result<Option<BundleMeta>, BundleError> {
     use std::io::Read;
+    let read_failed = |source| BundleError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(e) => return Err(read_failed(e)),
     };
     let mut body = Vec::new();
     file.take(MAX_BUNDLE_CONFIG + 1)
         .read_to_end(&mut body)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(read_failed)?;
     if body.len() as u64 > MAX_BUNDLE_CONFIG {
-        return Err(format!(
-            "{}: larger than {MAX_BUNDLE_CONFIG} bytes",
-            path.display()
-        ));
+        return Err(BundleError::TooLarge {
+            path: path.to_path_buf(),
+        });
     }
     parse_oci_config(&body)
         .map(Some)
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|source| BundleError::Malformed {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Applies bundle metadata to a container found in cgroupfs (for containers the kubelet does not
@@ -186,7 +215,9 @@ mod tests {
         // A bundle without hostname or annotations parses to nothing known.
         let meta = parse_oci_config(br#"{"ociVersion":"1.0.2","root":{"path":"rootfs"}}"#).unwrap();
         assert!(meta.name.is_empty() && meta.hostname.is_empty() && meta.image.is_empty());
-        let err = parse_oci_config(b"{\"ociVersion\": \"1.1.0\", \"hostname\": ").unwrap_err();
+        let err = parse_oci_config(b"{\"ociVersion\": \"1.1.0\", \"hostname\": ")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("malformed OCI config.json"), "{err}");
         assert!(parse_oci_config(br#"{"annotations": ["not", "a", "map"]}"#).is_err());
     }

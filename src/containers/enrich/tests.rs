@@ -6,13 +6,133 @@ use super::fixtures::*;
 use super::*;
 use crate::containers::model::Qos;
 
-#[test]
-fn dechunks_bodies() {
+/// Answers the first request on a new TCP listener with `reply` (raw HTTP, `None`: holds the
+/// connection without a word); the listener's base URL.
+async fn kubelet_replying(reply: Option<String>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        answer(stream, reply).await;
+    });
+    url
+}
+
+/// The same on a new Unix socket `dir/name`; the socket's path.
+async fn docker_replying(dir: &Path, name: &str, reply: Option<String>) -> PathBuf {
+    let path = dir.join(name);
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        answer(stream, reply).await;
+    });
+    path
+}
+
+async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    reply: Option<String>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = [0u8; 1024];
+    let _ = stream.read(&mut buf).await;
+    match reply {
+        Some(reply) => stream.write_all(reply.as_bytes()).await.unwrap(),
+        None => tokio::time::sleep(std::time::Duration::from_secs(5)).await,
+    }
+}
+
+fn chunked(body: &str) -> Option<String> {
+    Some(format!(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{body}"
+    ))
+}
+
+#[tokio::test]
+async fn dechunks_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = kubelet_replying(chunked("4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n")).await;
+    assert_eq!(get_tcp(&url, "/pods").await.unwrap(), b"abcdef");
+    let socket = docker_replying(
+        dir.path(),
+        "a.sock",
+        chunked("4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n"),
+    )
+    .await;
     assert_eq!(
-        dechunk(b"4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n").unwrap(),
+        get_unix(&socket, "/containers/x/json").await.unwrap(),
         b"abcdef"
     );
-    assert!(dechunk(b"zz\r\n").is_err());
+    let url = kubelet_replying(chunked("zz\r\n")).await;
+    assert!(get_tcp(&url, "/pods").await.is_err());
+    let socket = docker_replying(dir.path(), "b.sock", chunked("zz\r\n")).await;
+    assert!(get_unix(&socket, "/containers/x/json").await.is_err());
+}
+
+#[tokio::test]
+async fn errors_name_the_url_or_socket_and_what_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = get_tcp("http://127.0.0.1:1", "/pods").await.unwrap_err();
+    assert!(
+        err.starts_with("GET http://127.0.0.1:1/pods: cannot connect: ") && err.contains("refused"),
+        "{err}"
+    );
+    let err = get_tcp("https://127.0.0.1:10250", "/pods")
+        .await
+        .unwrap_err();
+    assert!(err.contains("only http://"), "{err}");
+    let missing = dir.path().join("none.sock");
+    let err = get_unix(&missing, "/containers/x/json").await.unwrap_err();
+    assert!(
+        err.starts_with(&format!("connect {}: ", missing.display())),
+        "{err}"
+    );
+
+    let not_found = Some("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string());
+    let url = kubelet_replying(not_found.clone()).await;
+    let err = get_tcp(&url, "/pods").await.unwrap_err();
+    assert_eq!(err, format!("GET {url}/pods: HTTP status 404 Not Found"));
+    let socket = docker_replying(dir.path(), "404.sock", not_found).await;
+    let err = get_unix(&socket, "/containers/x/json").await.unwrap_err();
+    assert_eq!(
+        err,
+        format!(
+            "GET /containers/x/json on {}: HTTP status 404 Not Found",
+            socket.display()
+        )
+    );
+
+    let huge = Some(format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{{",
+        MAX_BODY + 1
+    ));
+    let url = kubelet_replying(huge.clone()).await;
+    let err = get_tcp(&url, "/pods").await.unwrap_err();
+    assert!(err.ends_with("reply larger than 67108864 bytes"), "{err}");
+    let socket = docker_replying(dir.path(), "huge.sock", huge).await;
+    let err = get_unix(&socket, "/containers/x/json").await.unwrap_err();
+    assert!(err.ends_with("reply larger than 67108864 bytes"), "{err}");
+
+    // Agents that accept and never answer: both give up after HTTP_TIMEOUT.
+    let url = kubelet_replying(None).await;
+    let socket = docker_replying(dir.path(), "mute.sock", None).await;
+    let started = std::time::Instant::now();
+    let (tcp, unix) = tokio::join!(
+        get_tcp(&url, "/pods"),
+        get_unix(&socket, "/containers/x/json")
+    );
+    assert!(started.elapsed() < HTTP_TIMEOUT * 2);
+    assert_eq!(
+        tcp.unwrap_err(),
+        format!("GET {url}/pods: timed out after 2s")
+    );
+    assert_eq!(
+        unix.unwrap_err(),
+        format!(
+            "GET /containers/x/json on {}: timed out after 2s",
+            socket.display()
+        )
+    );
 }
 
 #[tokio::test]
