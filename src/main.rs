@@ -9,8 +9,8 @@ use clap::{Parser, Subcommand};
 use ractor::Actor;
 
 use huatuo_bamai::actors::control::protocol::Request;
+use huatuo_bamai::cli::events::EventsArgs;
 use huatuo_bamai::config::{self, FlagOverrides};
-use huatuo_bamai::events::cli::EventsArgs;
 use huatuo_bamai::supervisor::{AgentContext, AgentSupervisor, SupervisorArgs};
 use huatuo_bamai::{ctl, ebpf, telemetry};
 
@@ -145,9 +145,9 @@ fn main() -> ExitCode {
             let server = args.server.unwrap_or_else(|| {
                 let listen = loaded.as_ref().ok().map(|c| c.http.listen.clone());
                 let listen = listen.unwrap_or_else(|| config::Config::default().http.listen);
-                huatuo_bamai::events::cli::server_of_listen(&listen)
+                huatuo_bamai::cli::events::server_of_listen(&listen)
             });
-            huatuo_bamai::events::cli::run(&server, args.action)
+            huatuo_bamai::cli::events::run(&server, args.action)
         }
         None => match loaded {
             Ok(config) => run_agent(config, source),

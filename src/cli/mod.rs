@@ -1,0 +1,3 @@
+//! Command-line clients of a running agent.
+
+pub mod events;
