@@ -9,11 +9,22 @@ mod time_arg;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use serde_json::Value;
+use client::{fetch, ClientError};
+use render::{render_document, render_table, tail_line};
+use time_arg::{list_path, ListArgError};
 
-use client::fetch;
-use render::{container_cell, render_document, render_table, short_time, text};
-use time_arg::list_path;
+/// Why an `events` command failed; printed after `huatuo-bamai events: `.
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error(transparent)]
+    Agent(#[from] ClientError),
+    #[error(transparent)]
+    Argument(#[from] ListArgError),
+    #[error("`{0}` is not a tracer_id (see the ID column of `events list`)")]
+    NotATracerId(String),
+    #[error("cannot print the reply as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
 
 #[derive(clap::Args)]
 pub struct EventsArgs {
@@ -99,53 +110,20 @@ pub fn run(server: &str, action: EventsAction) -> ExitCode {
 }
 
 /// Streams events until the agent closes the stream; prints as they arrive.
-fn tail(server: &str, tracer: Option<&str>, json: bool) -> Result<String, String> {
-    use std::io::{BufRead, BufReader, Write};
+fn tail(server: &str, tracer: Option<&str>, json: bool) -> Result<String, EventsError> {
+    use std::io::Write;
     let filters = match tracer {
         Some(regex) => serde_json::json!({ "filters": { "tracer_name": regex } }),
         None => serde_json::json!({ "filters": {} }),
     };
-    let body = filters.to_string();
-    let mut stream = std::net::TcpStream::connect(server)
-        .map_err(|e| format!("cannot connect to {server}: {e}"))?;
-    write!(
-        stream,
-        "POST /v1/events/watch HTTP/1.1\r\nHost: {server}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(|e| format!("cannot send the watch request: {e}"))?;
-    let mut reader = BufReader::new(stream);
-    let mut status = String::new();
-    reader
-        .read_line(&mut status)
-        .map_err(|e| format!("no reply from {server}: {e}"))?;
-    if !status.contains(" 200 ") {
-        return Err(format!("the agent refused the stream: {}", status.trim()));
-    }
     let stdout = std::io::stdout();
-    for line in reader.lines() {
-        let line = line.map_err(|e| format!("stream interrupted: {e}"))?;
-        // Chunked framing lines and SSE ids/pings are skipped; `data:` lines carry events.
-        let Some(data) = line
-            .strip_prefix("data: ")
-            .or_else(|| line.strip_prefix("data:"))
-        else {
-            continue;
-        };
+    for event in client::watch(server, &filters)? {
+        let event = event?;
         let mut out = stdout.lock();
         let printed = if json {
-            writeln!(out, "{data}")
+            writeln!(out, "{event}")
         } else {
-            let event: Value = serde_json::from_str(data).unwrap_or_default();
-            let document = &event["data"];
-            writeln!(
-                out,
-                "{}  {}  {}  {}",
-                short_time(&text(document, "time")),
-                text(document, "tracer_name"),
-                container_cell(document),
-                text(document, "tracer_id")
-            )
+            writeln!(out, "{}", tail_line(&event))
         };
         if printed.and_then(|_| out.flush()).is_err() {
             break;
@@ -154,25 +132,23 @@ fn tail(server: &str, tracer: Option<&str>, json: bool) -> Result<String, String
     Ok("stream closed by the agent".to_string())
 }
 
-fn list(server: &str, args: &ListArgs) -> Result<String, String> {
+fn list(server: &str, args: &ListArgs) -> Result<String, EventsError> {
     let path = list_path(args, SystemTime::now())?;
     let data = fetch(server, &path)?;
     let documents = data.as_array().cloned().unwrap_or_default();
     if args.json {
-        return serde_json::to_string_pretty(&documents).map_err(|e| e.to_string());
+        return Ok(serde_json::to_string_pretty(&documents)?);
     }
     Ok(render_table(&documents))
 }
 
-fn show(server: &str, id: &str, json: bool) -> Result<String, String> {
+fn show(server: &str, id: &str, json: bool) -> Result<String, EventsError> {
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return Err(format!(
-            "`{id}` is not a tracer_id (see the ID column of `events list`)"
-        ));
+        return Err(EventsError::NotATracerId(id.to_string()));
     }
     let document = fetch(server, &format!("/v1/events/{id}"))?;
     if json {
-        return serde_json::to_string_pretty(&document).map_err(|e| e.to_string());
+        return Ok(serde_json::to_string_pretty(&document)?);
     }
     Ok(render_document(&document))
 }

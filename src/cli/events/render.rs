@@ -5,7 +5,7 @@ use serde_json::Value;
 /// Longest summary of `tracer_data` in a table row, in characters.
 const SUMMARY_CHARS: usize = 72;
 
-pub(super) fn text(document: &Value, key: &str) -> String {
+fn text(document: &Value, key: &str) -> String {
     match document.get(key) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => String::new(),
@@ -14,7 +14,7 @@ pub(super) fn text(document: &Value, key: &str) -> String {
 }
 
 /// `2026-11-23T01:02:03.123456789Z` → `2026-11-23T01:02:03.123Z`.
-pub(super) fn short_time(time: &str) -> String {
+fn short_time(time: &str) -> String {
     match (time.find('.'), time.strip_suffix('Z')) {
         (Some(dot), Some(_)) if time.len() > dot + 4 => format!("{}Z", &time[..dot + 4]),
         _ => time.to_string(),
@@ -22,7 +22,7 @@ pub(super) fn short_time(time: &str) -> String {
 }
 
 /// The container column: hostname, else the short id, else `-` (the host).
-pub(super) fn container_cell(document: &Value) -> String {
+fn container_cell(document: &Value) -> String {
     let hostname = text(document, "container_hostname");
     if !hostname.is_empty() {
         return hostname;
@@ -33,6 +33,20 @@ pub(super) fn container_cell(document: &Value) -> String {
         None if id.is_empty() => "-".to_string(),
         None => id,
     }
+}
+
+/// One line of `events tail` for the CloudEvents envelope `event` (JSON text): time, tracer,
+/// container and id of its `data` document.
+pub fn tail_line(event: &str) -> String {
+    let event: Value = serde_json::from_str(event).unwrap_or_default();
+    let document = &event["data"];
+    format!(
+        "{}  {}  {}  {}",
+        short_time(&text(document, "time")),
+        text(document, "tracer_name"),
+        container_cell(document),
+        text(document, "tracer_id")
+    )
 }
 
 /// A one-line summary of `tracer_data`: its short scalar fields (one level of nesting as

@@ -6,15 +6,35 @@ use super::ListArgs;
 use crate::events::document::rfc3339;
 use crate::events::store::parse_instant;
 
+/// A `--since`/`--until` value that is no time.
+#[derive(Debug, thiserror::Error)]
+pub enum TimeArgError {
+    #[error("`{0}` reaches back before 1970")]
+    BeforeEpoch(String),
+    /// `parse_instant`'s reason, which quotes the text.
+    #[error("{0}; or give a time back from now such as 30s, 15m, 1h, 7d")]
+    NotATime(String),
+}
+
+/// An argument of `events list` that cannot be sent, with the flag it came with.
+#[derive(Debug, thiserror::Error)]
+#[error("{flag}: {source}")]
+pub struct ListArgError {
+    flag: &'static str,
+    #[source]
+    source: TimeArgError,
+}
+
 /// The query path of `events list`; relative times are resolved against `now`.
-pub fn list_path(args: &ListArgs, now: SystemTime) -> Result<String, String> {
+pub fn list_path(args: &ListArgs, now: SystemTime) -> Result<String, ListArgError> {
     let mut params = Vec::new();
     for (name, flag, value) in [
         ("since", "--since", &args.since),
         ("until", "--until", &args.until),
     ] {
         if let Some(value) = value {
-            let time = parse_time_arg(value, now).map_err(|e| format!("{flag}: {e}"))?;
+            let time =
+                parse_time_arg(value, now).map_err(|source| ListArgError { flag, source })?;
             params.push((name, rfc3339(time)));
         }
     }
@@ -39,7 +59,7 @@ pub fn list_path(args: &ListArgs, now: SystemTime) -> Result<String, String> {
 }
 
 /// `30s`, `15m`, `1h`, `7d` back from `now`, else an RFC 3339 time or Unix seconds.
-pub fn parse_time_arg(text: &str, now: SystemTime) -> Result<SystemTime, String> {
+pub fn parse_time_arg(text: &str, now: SystemTime) -> Result<SystemTime, TimeArgError> {
     let text = text.trim();
     let unit = text
         .char_indices()
@@ -62,9 +82,8 @@ pub fn parse_time_arg(text: &str, now: SystemTime) -> Result<SystemTime, String>
     match unit {
         Some(seconds) => now
             .checked_sub(Duration::from_secs(seconds))
-            .ok_or_else(|| format!("`{text}` reaches back before 1970")),
-        None => parse_instant(text)
-            .map_err(|e| format!("{e}; or give a time back from now such as 30s, 15m, 1h, 7d")),
+            .ok_or_else(|| TimeArgError::BeforeEpoch(text.to_string())),
+        None => parse_instant(text).map_err(TimeArgError::NotATime),
     }
 }
 
@@ -106,7 +125,7 @@ mod tests {
             since: Some("an hour".into()),
             ..Default::default()
         };
-        let err = list_path(&bad, now).unwrap_err();
+        let err = list_path(&bad, now).unwrap_err().to_string();
         assert!(err.starts_with("--since: "), "{err}");
     }
 
