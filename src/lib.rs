@@ -3,10 +3,10 @@
 //! controlled live through a Unix socket. See docs/architecture.md.
 
 pub mod actors;
+pub mod cli;
 pub mod config;
 pub mod containers;
 pub mod core;
-pub mod ctl;
 pub mod ebpf;
 pub mod events;
 pub mod exposition;

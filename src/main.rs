@@ -8,12 +8,12 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use ractor::Actor;
 
-use huatuo_bamai::core::control_protocol::Request;
+use huatuo_bamai::cli::events::EventsArgs;
 use huatuo_bamai::config::{self, FlagOverrides};
-use huatuo_bamai::events::cli::EventsArgs;
+use huatuo_bamai::core::control_protocol::Request;
 use huatuo_bamai::core::AgentContext;
 use huatuo_bamai::supervisor::{AgentSupervisor, SupervisorArgs};
-use huatuo_bamai::{ctl, ebpf, registry, telemetry};
+use huatuo_bamai::{cli::ctl, ebpf, registry, telemetry};
 
 /// Exit code for configuration errors (unknown keys, wrong types, bad values).
 const EXIT_CONFIG: u8 = 2;
@@ -174,9 +174,9 @@ fn main() -> ExitCode {
             let server = args.server.unwrap_or_else(|| {
                 let listen = loaded.as_ref().ok().map(|c| c.http.listen.clone());
                 let listen = listen.unwrap_or_else(|| config::HttpConfig::default().listen);
-                huatuo_bamai::events::cli::server_of_listen(&listen)
+                huatuo_bamai::cli::events::server_of_listen(&listen)
             });
-            huatuo_bamai::events::cli::run(&server, args.action)
+            huatuo_bamai::cli::events::run(&server, args.action)
         }
         None => match loaded {
             Ok(config) => run_agent(config, source),
@@ -292,8 +292,8 @@ async fn agent(config: config::Config, source: config::ConfigSource) -> anyhow::
         parts: registry::parts(),
     };
     let (supervisor, handle) = Actor::spawn(Some("supervisor".to_string()), AgentSupervisor, args)
-    .await
-    .map_err(|e| anyhow::anyhow!("cannot start the supervisor: {e}"))?;
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the supervisor: {e}"))?;
 
     // Start-up (BTF parsing, BPF loads) leaves ~10 MiB of freed heap that glibc keeps; hand it
     // back once probes are up, and again now and then after reconfigurations.

@@ -15,9 +15,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use huatuo_bamai::exposition::MetricSet;
 use huatuo_bamai::core::Probe;
-use huatuo_bamai::probes::{dropwatch};
+use huatuo_bamai::exposition::MetricSet;
+use huatuo_bamai::probes::dropwatch;
 
 use common::{bpf_available, run};
 

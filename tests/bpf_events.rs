@@ -13,9 +13,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use huatuo_bamai::core::Probe;
 use huatuo_bamai::events::EventDocument;
 use huatuo_bamai::exposition::MetricSet;
-use huatuo_bamai::core::Probe;
 use huatuo_bamai::probes::{hungtask, memory_reclaim, oom};
 
 use common::{bpf_available, run, Agent, TestContainer};

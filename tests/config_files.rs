@@ -28,7 +28,10 @@ fn shipped_config_is_the_generated_one_and_loads() {
     let path = root("config/huatuo-bamai.toml");
     let shipped = std::fs::read_to_string(&path).unwrap();
     let generated = template::render(&registry::sections(), &[]);
-    assert!(shipped == generated, "config/huatuo-bamai.toml has drifted from the code; {FIX}");
+    assert!(
+        shipped == generated,
+        "config/huatuo-bamai.toml has drifted from the code; {FIX}"
+    );
     let defaults = Config::defaults(registry::sections()).unwrap();
     assert_eq!(load(&path), defaults, "the shipped file holds the defaults");
 }

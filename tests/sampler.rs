@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use common::loop_device::{wait_quiet, LoopDevice};
 use common::{bpf_available, Agent};
-use huatuo_bamai::exposition::MetricSet;
 use huatuo_bamai::core::Probe;
+use huatuo_bamai::exposition::MetricSet;
 use huatuo_bamai::probes::{iolatency, runqlat};
 
 const BUDGET: f64 = 0.03;

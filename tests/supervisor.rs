@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use huatuo_bamai::actors::probe::part;
 use huatuo_bamai::config::{Config, FlagOverrides};
+use huatuo_bamai::core::status::{ActorStatus, AgentStatus};
+use huatuo_bamai::core::{AgentContext, Probe, ProbeContext, ProbeError, SupervisorMsg};
 use huatuo_bamai::ebpf::BpfError;
 use huatuo_bamai::exposition::MetricSet;
 use huatuo_bamai::probes::loadavg::LoadavgConfig;
-use huatuo_bamai::core::status::{ActorStatus, AgentStatus};
-use huatuo_bamai::core::{AgentContext, Probe, ProbeContext, ProbeError, SupervisorMsg};
 use huatuo_bamai::supervisor::{AgentSupervisor, SupervisorArgs};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};

@@ -32,7 +32,8 @@ pub struct DiscoveryState {
 
 /// The registry entry of this service.
 pub fn part() -> PartEntry {
-    PartEntry::service("containers", |args| spawn_cell(spawn(args))).with_section::<ContainersConfig>()
+    PartEntry::service("containers", |args| spawn_cell(spawn(args)))
+        .with_section::<ContainersConfig>()
 }
 
 async fn spawn(args: PartArgs) -> Result<ActorCell, SpawnErr> {

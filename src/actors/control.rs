@@ -15,9 +15,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
 
 use crate::actors::server_task::ServerTask;
+use crate::core::control_protocol::{parse_request, Request, Response, MAX_LINE_BYTES};
 use crate::core::part::{spawn_cell, PartArgs, PartEntry};
 use crate::core::{AgentContext, ControlCommand, ControlError, SupervisorMsg};
-use crate::core::control_protocol::{parse_request, Request, Response, MAX_LINE_BYTES};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 

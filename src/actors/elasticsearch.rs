@@ -12,8 +12,8 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 
 use crate::actors::open_when_free::open_when_free;
 use crate::actors::server_task::ServerTask;
-use crate::events::elasticsearch::spool::SpoolError;
 use crate::core::status::PartDetail;
+use crate::events::elasticsearch::spool::SpoolError;
 use crate::events::elasticsearch::status::StatusReport;
 use crate::events::elasticsearch::{BulkClient, BulkSink, ElasticsearchConfig, SinkStatus, Spool};
 

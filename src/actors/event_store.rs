@@ -15,10 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::actors::open_when_free::open_when_free;
 use crate::actors::server_task::ServerTask;
-use crate::events::store::{EventStore, EventsConfig, Retention, StoreError};
-use crate::events::EventDocument;
 use crate::core::part::{spawn_cell, PartArgs, PartEntry};
 use crate::core::AgentContext;
+use crate::events::store::{EventStore, EventsConfig, Retention, StoreError};
+use crate::events::EventDocument;
 
 /// How often documents past their age or the size cap are deleted.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
@@ -335,7 +335,9 @@ mod tests {
             store_path: store_path.to_path_buf(),
             ..Default::default()
         };
-        let config = Config::default().with_section(events).expect("valid section");
+        let config = Config::default()
+            .with_section(events)
+            .expect("valid section");
         let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
             .build_recorder()
             .handle();

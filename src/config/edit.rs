@@ -53,9 +53,15 @@ impl Config {
     pub fn cold_changes(&self, other: &Config) -> Vec<&'static str> {
         let mut changed = Vec::new();
         let agent = [
-            (self.agent.bpf_stats != other.agent.bpf_stats, "agent.bpf_stats"),
+            (
+                self.agent.bpf_stats != other.agent.bpf_stats,
+                "agent.bpf_stats",
+            ),
             (self.agent.region != other.agent.region, "agent.region"),
-            (self.agent.hostname != other.agent.hostname, "agent.hostname"),
+            (
+                self.agent.hostname != other.agent.hostname,
+                "agent.hostname",
+            ),
             (
                 self.agent.procfs_root != other.agent.procfs_root,
                 "agent.procfs_root",

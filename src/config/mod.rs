@@ -110,8 +110,7 @@ impl Config {
     /// Replaces a part section (tests and programmatic set-up); validated like a loaded one.
     pub fn with_section<S: Section>(mut self, section: S) -> Result<Config, ConfigError> {
         section::check(&section)?;
-        self.sections
-            .insert(S::PATH, LoadedSection::new(section));
+        self.sections.insert(S::PATH, LoadedSection::new(section));
         Ok(self)
     }
 
@@ -131,15 +130,25 @@ impl Config {
     /// The whole configuration as one tree, sections at their paths.
     pub fn to_tree(&self) -> serde_json::Value {
         let mut tree = serde_json::Map::new();
-        let mut put = |path: &str, value: serde_json::Value| load::insert_json(&mut tree, path, value);
-        put("agent", serde_json::to_value(&self.agent).unwrap_or_default());
+        let mut put =
+            |path: &str, value: serde_json::Value| load::insert_json(&mut tree, path, value);
+        put(
+            "agent",
+            serde_json::to_value(&self.agent).unwrap_or_default(),
+        );
         put("http", serde_json::to_value(&self.http).unwrap_or_default());
-        put("control", serde_json::to_value(&self.control).unwrap_or_default());
+        put(
+            "control",
+            serde_json::to_value(&self.control).unwrap_or_default(),
+        );
         put(
             "supervisor",
             serde_json::to_value(&self.supervisor).unwrap_or_default(),
         );
-        put("metrics", serde_json::to_value(&self.metrics).unwrap_or_default());
+        put(
+            "metrics",
+            serde_json::to_value(&self.metrics).unwrap_or_default(),
+        );
         for (path, section) in &self.sections {
             put(path, section.json.clone());
         }

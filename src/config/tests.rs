@@ -154,7 +154,11 @@ fn layers_file_then_env_then_flags() {
         assert_eq!(c.section::<Gauge>().interval_ms, 3000, "env beats file");
         assert_eq!(c.agent.region, "flag-region", "flags beat env");
         assert!(!c.section::<Gauge>().enabled, "file beats defaults");
-        assert_eq!(c.section::<Gauge>().names, vec!["a"], "defaults fill the rest");
+        assert_eq!(
+            c.section::<Gauge>().names,
+            vec!["a"],
+            "defaults fill the rest"
+        );
         assert_eq!(c.section::<Remote>().url, "http://x", "a child section");
         Ok(())
     });
@@ -264,9 +268,7 @@ fn with_key_sets_typed_values() {
     assert!(!c2.section::<Gauge>().enabled);
     let c3 = c2.with_key("probes.gauge.interval_ms", "2500").unwrap();
     assert_eq!(c3.section::<Gauge>().interval_ms, 2500);
-    let c4 = c3
-        .with_key("probes.gauge.names", r#"["x","y"]"#)
-        .unwrap();
+    let c4 = c3.with_key("probes.gauge.names", r#"["x","y"]"#).unwrap();
     assert_eq!(c4.section::<Gauge>().names, vec!["x", "y"]);
     let c5 = c4.with_key("agent.log_level", "debug").unwrap();
     assert_eq!(c5.agent.log_level, "debug");
@@ -293,17 +295,30 @@ fn with_key_bad_value_leaves_config_and_names_key() {
 #[test]
 fn cold_keys_are_refused_live() {
     let c = defaults();
-    for key in ["http.listen", "agent.region", "store.days", "store.remote.url"] {
+    for key in [
+        "http.listen",
+        "agent.region",
+        "store.days",
+        "store.remote.url",
+    ] {
         let err = c.with_key(key, "1").unwrap_err();
         assert!(matches!(err, ConfigError::Cold { .. }), "{key}: {err}");
     }
     let mut other = defaults();
     other.agent.region = "x".into();
     assert_eq!(c.cold_changes(&other), vec!["agent.region"]);
-    let other = defaults().with_section(Store { days: 3, ..Default::default() }).unwrap();
+    let other = defaults()
+        .with_section(Store {
+            days: 3,
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(c.cold_changes(&other), vec!["store"]);
     let err = defaults()
-        .with_section(Store { days: 0, ..Default::default() })
+        .with_section(Store {
+            days: 0,
+            ..Default::default()
+        })
         .unwrap_err()
         .to_string();
     assert!(err.contains("store.days"), "{err}");
@@ -323,7 +338,12 @@ fn every_section_takes_environment_overrides() {
         Ok(())
     });
     let tree = defaults().to_tree();
-    let mut top: Vec<&str> = tree.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut top: Vec<&str> = tree
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     top.sort_unstable();
     assert_eq!(top, load::top_level_names(&specs()));
 }
@@ -331,7 +351,9 @@ fn every_section_takes_environment_overrides() {
 #[test]
 fn template_lists_every_key_with_its_doc_and_parses_back() {
     let text = template::render(&specs(), &[]);
-    assert!(text.contains("[probes.gauge]\n# A probe-like section.\n# On or off.\nenabled = true\n"));
+    assert!(
+        text.contains("[probes.gauge]\n# A probe-like section.\n# On or off.\nenabled = true\n")
+    );
     assert!(text.contains("[store]\n# A cold section with a child section owned by another part. [restart for every key of this section]\ndays = 7\n"));
     assert!(text.contains("[store.remote]"));
     let parsed: toml::Table = toml::from_str(&text).unwrap();

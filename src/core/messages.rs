@@ -65,7 +65,10 @@ pub enum SupervisorMsg {
         report: ProbeReport,
     },
     /// A backoff timer expired; `generation` guards against stale timers.
-    RestartDue { name: String, generation: u64 },
+    RestartDue {
+        name: String,
+        generation: u64,
+    },
     /// The status now (also on the status board, which needs no round trip).
     Status(RpcReplyPort<AgentStatus>),
     /// Probe actors that are running now (the sampler asks for their costs).

@@ -74,7 +74,5 @@ pub fn spawn_cell<F>(future: F) -> SpawnFuture
 where
     F: Future<Output = Result<ActorCell, SpawnErr>> + Send + 'static,
 {
-    Box::pin(async move {
-        future.await.map(|cell| Spawned { cell, probe: None })
-    })
+    Box::pin(async move { future.await.map(|cell| Spawned { cell, probe: None }) })
 }

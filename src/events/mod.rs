@@ -1,9 +1,8 @@
 //! Kernel events: the document every event and autotracing capture becomes (upstream's
 //! envelope), the bounded bus that carries documents from probes to sinks (embedded store,
-//! Elasticsearch, live stream), the embedded store and the `events` CLI. A slow sink lags and
-//! counts what it missed; it never blocks a probe.
+//! Elasticsearch, live stream) and the embedded store. A slow sink lags and counts what it
+//! missed; it never blocks a probe. The `events` CLI that reads them back is `crate::cli::events`.
 
-pub mod cli;
 pub mod document;
 pub mod elasticsearch;
 pub mod store;

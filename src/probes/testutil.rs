@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::containers::{cgroupfs, CgroupLayout, ContainerSet};
-use crate::exposition::{MetricSet, MetricStore};
 use crate::core::probe::{Probe, ProbeContext};
+use crate::exposition::{MetricSet, MetricStore};
 
 pub fn fixture_root(layout: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -19,10 +19,14 @@ pub(super) async fn run(
             apply(myself, state, config).await
         }
         ControlCommand::Reload => {
-            let config = state.ctx.source.load().map_err(|source| ControlError::Reload {
-                path: state.ctx.source.path.display().to_string(),
-                source,
-            })?;
+            let config = state
+                .ctx
+                .source
+                .load()
+                .map_err(|source| ControlError::Reload {
+                    path: state.ctx.source.path.display().to_string(),
+                    source,
+                })?;
             apply(myself, state, config).await
         }
         ControlCommand::Apply(config) => apply(myself, state, *config).await,
@@ -150,9 +154,7 @@ async fn apply(
         match (was, now) {
             (true, false) => {
                 stop_child(state, name).await;
-                state
-                    .children
-                    .set_state(name, ChildState::Disabled, None);
+                state.children.set_state(name, ChildState::Disabled, None);
                 actions.push(format!("stopped {name}"));
             }
             (false, true) => {

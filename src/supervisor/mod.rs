@@ -128,11 +128,12 @@ fn schedule_restart(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorStat
         delay_ms = delay.as_millis() as u64,
         "restarting actor after backoff"
     );
-    state
-        .children
-        .set_state(name, ChildState::Restarting, None);
+    state.children.set_state(name, ChildState::Restarting, None);
     let name = name.to_string();
-    myself.send_after(delay, move || SupervisorMsg::RestartDue { name, generation });
+    myself.send_after(delay, move || SupervisorMsg::RestartDue {
+        name,
+        generation,
+    });
 }
 
 /// Stops a child on purpose (disable or reconfigure); its termination event is then ignored.

@@ -54,13 +54,11 @@ impl Section for SamplerConfig {
         if !(self.budget_ratio > 0.0 && self.budget_ratio <= 1.0) {
             return Err(Invalid::field(
                 "budget_ratio",
-                "must be in (0, 1], e.g. 0.01 for 1 % of host CPU"
+                "must be in (0, 1], e.g. 0.01 for 1 % of host CPU",
             ));
         }
         if self.interval_ms < 500 {
-            return Err(Invalid::field(
-                "interval_ms",
-                "must be at least 500"));
+            return Err(Invalid::field("interval_ms", "must be at least 500"));
         }
         if !(self.relax_below_fraction > 0.0
             && self.relax_below_fraction < self.target_fraction
@@ -68,33 +66,30 @@ impl Section for SamplerConfig {
         {
             return Err(Invalid::field(
                 "target_fraction",
-                "need 0 < relax_below_fraction < target_fraction <= 1 (the gap is the hysteresis)"
-                    
+                "need 0 < relax_below_fraction < target_fraction <= 1 (the gap is the hysteresis)",
             ));
         }
         if self.relax_after_rounds == 0 {
-            return Err(Invalid::field(
-                "relax_after_rounds",
-                "must be at least 1"));
+            return Err(Invalid::field("relax_after_rounds", "must be at least 1"));
         }
         if self.throttle_after_rounds == 0 {
             return Err(Invalid::field(
                 "throttle_after_rounds",
-                "must be at least 1"));
+                "must be at least 1",
+            ));
         }
         if !self.max_divisor.is_power_of_two() {
             return Err(Invalid::field(
                 "max_divisor",
-                "must be a power of two (1 = never throttle, 65536 default)"
+                "must be a power of two (1 = never throttle, 65536 default)",
             ));
         }
         if self.max_divisor == 0 {
             return Err(Invalid::field(
                 "max_divisor",
-                "must be at least 1 (1 = never throttle)"
+                "must be at least 1 (1 = never throttle)",
             ));
         }
         Ok(())
     }
 }
-

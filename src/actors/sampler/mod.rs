@@ -19,11 +19,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 use tokio::task::JoinHandle;
 
+use crate::core::part::{spawn_cell, PartArgs, PartEntry};
 use crate::core::status::{DecisionRecord, OverheadStatus, ProbeOverhead};
+use crate::core::{AgentContext, SupervisorMsg};
 use crate::core::{ProbeCost, ProbeMsg};
 use crate::exposition::MetricSet;
-use crate::core::part::{spawn_cell, PartArgs, PartEntry};
-use crate::core::{AgentContext, SupervisorMsg};
 use law::{ControlParams, Controller, ProbeLoad};
 
 /// Name of the sampler's metric set in the store.

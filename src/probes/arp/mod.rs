@@ -7,11 +7,11 @@
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::exposition::MetricSet;
 use crate::probes::common::file;
 use crate::probes::common::netns;
 use crate::probes::common::warn_once::WarnOnce;
-use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "arp";
 
@@ -74,7 +74,6 @@ pub struct ArpProbe {
 impl Probe for ArpProbe {
     const NAME: &'static str = NAME;
     type Settings = ArpConfig;
-
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         Ok(Self {

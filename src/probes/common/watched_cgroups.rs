@@ -63,7 +63,10 @@ impl WatchedCgroups {
 
 /// Whether `probe` can attribute kernel events to containers by the task's cgroup id; logs why
 /// not (cgroup v1 without a v2 mount: every task's default-hierarchy cgroup is the root).
-pub fn per_container_attribution(ctx: &crate::core::probe::ProbeContext, probe: &'static str) -> bool {
+pub fn per_container_attribution(
+    ctx: &crate::core::probe::ProbeContext,
+    probe: &'static str,
+) -> bool {
     let possible = ctx.cgroup.has_unified();
     if !possible {
         tracing::warn!(

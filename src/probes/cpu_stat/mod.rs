@@ -9,12 +9,12 @@ use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::containers::Container;
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::exposition::MetricSet;
 use crate::probes::common::file;
 use crate::probes::common::keyed_file::{field, parse_flat_keyed};
 use crate::probes::common::warn_once::WarnOnce;
 use crate::probes::cpu_util::cpu_files;
-use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "cpu_stat";
 
@@ -115,7 +115,6 @@ pub struct CpuStatProbe {
 impl Probe for CpuStatProbe {
     const NAME: &'static str = NAME;
     type Settings = CpuStatConfig;
-
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         Ok(Self::new(ctx.clone()))

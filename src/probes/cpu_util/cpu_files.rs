@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use crate::probes::common::keyed_file::{field, parse_flat_keyed, require};
 use crate::core::probe::ProbeError;
+use crate::probes::common::keyed_file::{field, parse_flat_keyed, require};
 
 /// A duration in ns from `ns_key` (cgroup v1), else `usec_key` × 1000 (cgroup v2).
 pub fn duration_ns(pairs: &[(&str, u64)], ns_key: &str, usec_key: &str) -> Option<u64> {

@@ -13,11 +13,11 @@ use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::containers::Container;
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::exposition::{Labels, MetricSet};
 use crate::probes::common::file;
 use crate::probes::common::keyed_file::parse_flat_keyed;
 use crate::probes::common::warn_once::WarnOnce;
-use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use cpu_files::{CpuUsage, ReadOnce};
 
 const NAME: &str = "cpu_util";
@@ -130,7 +130,6 @@ pub struct CpuUtilProbe {
 impl Probe for CpuUtilProbe {
     const NAME: &'static str = NAME;
     type Settings = CpuUtilConfig;
-
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         Ok(Self::new(ctx.clone()))

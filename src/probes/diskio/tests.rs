@@ -93,10 +93,14 @@ fn config_rejects_unusable_patterns() {
             device_excluded: vec![bad.into()],
             ..DiskioConfig::default()
         };
-        let err = crate::config::Section::validate(&config).map_err(|e| e.reason).unwrap_err();
+        let err = crate::config::Section::validate(&config)
+            .map_err(|e| e.reason)
+            .unwrap_err();
         assert!(err.contains("device_excluded"), "{err}");
     }
-    crate::config::Section::validate(&DiskioConfig::default()).map_err(|e| e.reason).unwrap();
+    crate::config::Section::validate(&DiskioConfig::default())
+        .map_err(|e| e.reason)
+        .unwrap();
 }
 
 #[test]

@@ -18,10 +18,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{self, EventRing};
-use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "dropwatch";
 const EVENTS_MAP: &str = "DROPWATCH_EVENTS";
@@ -450,7 +450,6 @@ pub struct DropwatchProbe {
 impl Probe for DropwatchProbe {
     const NAME: &'static str = NAME;
     type Settings = DropwatchConfig;
-
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let reason_names = FORMAT_PATHS

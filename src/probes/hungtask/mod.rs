@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::events::EventDocument;
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{self, EventRing};
-use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "hungtask";
 const EVENTS_MAP: &str = "HUNGTASK_EVENTS";
@@ -314,7 +314,6 @@ pub struct HungtaskProbe {
 impl Probe for HungtaskProbe {
     const NAME: &'static str = NAME;
     type Settings = HungtaskConfig;
-
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let timeout_sysctl = ctx.procfs(TIMEOUT_SYSCTL);

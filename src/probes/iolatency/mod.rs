@@ -10,11 +10,11 @@ use aya::maps::{MapData, PerCpuHashMap};
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::ebpf::histogram::{log2_us_buckets, LOG2_SLOTS};
 use crate::ebpf::{self, Attachment, BpfError, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
 use crate::probes::common::watched_cgroups::WatchedCgroups;
-use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "iolatency";
 const DISK_MAP: &str = "IO_DISK_LATENCY";
@@ -140,7 +140,6 @@ pub struct IolatencyProbe {
 impl Probe for IolatencyProbe {
     const NAME: &'static str = NAME;
     type Settings = IolatencyConfig;
-
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let bpf = ebpf::load(NAME, crate::bpf_object!("iolatency"), &[])?;

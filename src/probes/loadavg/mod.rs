@@ -10,10 +10,10 @@ use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::containers::Container;
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::exposition::MetricSet;
 use crate::probes::common::file;
 use crate::probes::common::warn_once::WarnOnce;
-use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "loadavg";
 
@@ -150,7 +150,6 @@ pub struct LoadavgProbe {
 impl Probe for LoadavgProbe {
     const NAME: &'static str = NAME;
     type Settings = LoadavgConfig;
-
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         Ok(Self {

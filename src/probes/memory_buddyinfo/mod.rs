@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::exposition::MetricSet;
 use crate::probes::common::file;
-use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "memory_buddyinfo";
 
@@ -87,7 +87,6 @@ pub struct MemoryBuddyinfoProbe {
 impl Probe for MemoryBuddyinfoProbe {
     const NAME: &'static str = NAME;
     type Settings = MemoryBuddyinfoConfig;
-
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         Ok(Self {

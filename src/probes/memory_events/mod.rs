@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::exposition::{Labels, MetricSet};
 use crate::probes::common::file;
 use crate::probes::common::keyed_file::{parse_flat_keyed, sanitize_key};
 use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
 use crate::probes::common::warn_once::WarnOnce;
-use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "memory_events";
 const PREFIX: &str = "huatuo_bamai_memory_events_container_";
@@ -57,7 +57,11 @@ impl MemoryEventsConfig {
     }
 }
 
-crate::probe_settings!(MemoryEventsConfig, "memory_events", MemoryEventsConfig::check);
+crate::probe_settings!(
+    MemoryEventsConfig,
+    "memory_events",
+    MemoryEventsConfig::check
+);
 
 /// `memory.failcnt`: one integer.
 fn parse_failcnt(text: &str) -> Result<f64, String> {
@@ -188,7 +192,6 @@ impl MemoryEventsProbe {
 impl Probe for MemoryEventsProbe {
     const NAME: &'static str = NAME;
     type Settings = MemoryEventsConfig;
-
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let filter = settings.filter().map_err(invalid_config(NAME))?;

@@ -78,7 +78,9 @@ fn config_check_names_the_bad_key() {
         included: vec!["watermark_inc|watermark_dec".into()],
         ..Default::default()
     };
-    let err = crate::config::Section::validate(&config).map_err(|e| e.reason).unwrap_err();
+    let err = crate::config::Section::validate(&config)
+        .map_err(|e| e.reason)
+        .unwrap_err();
     assert!(err.starts_with("included: "), "{err}");
     assert!(MemoryEventsProbe::start(&config, &context("cgroup-v2")).is_err());
 }

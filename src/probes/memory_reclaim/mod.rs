@@ -11,11 +11,11 @@
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{self, EventRing};
 use crate::probes::common::watched_cgroups::{per_container_attribution, WatchedCgroups};
-use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "memory_reclaim";
 const STALL_MAP: &str = "STALL_NS";
@@ -85,15 +85,19 @@ impl Default for MemoryReclaimConfig {
 /// The kernel side takes the threshold in µs as a u32 (at most ~71 minutes).
 const MAX_THRESHOLD_MS: u64 = u32::MAX as u64 / 1000;
 
-crate::probe_settings!(MemoryReclaimConfig, "memory_reclaim", |c: &MemoryReclaimConfig| {
-    if c.event_threshold_ms > MAX_THRESHOLD_MS {
-        return Err(format!(
-            "event_threshold_ms must be at most {MAX_THRESHOLD_MS}, got {}",
-            c.event_threshold_ms
-        ));
+crate::probe_settings!(
+    MemoryReclaimConfig,
+    "memory_reclaim",
+    |c: &MemoryReclaimConfig| {
+        if c.event_threshold_ms > MAX_THRESHOLD_MS {
+            return Err(format!(
+                "event_threshold_ms must be at most {MAX_THRESHOLD_MS}, got {}",
+                c.event_threshold_ms
+            ));
+        }
+        Ok(())
     }
-    Ok(())
-});
+);
 
 /// Kind of direct reclaim of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -169,7 +173,6 @@ pub struct MemoryReclaimProbe {
 impl Probe for MemoryReclaimProbe {
     const NAME: &'static str = NAME;
     type Settings = MemoryReclaimConfig;
-
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let threshold_us = settings

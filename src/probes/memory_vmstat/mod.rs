@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::exposition::MetricSet;
 use crate::probes::common::file;
 use crate::probes::common::keyed_file::{parse_flat_keyed, sanitize_key};
 use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
 use crate::probes::common::warn_once::WarnOnce;
-use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "memory_vmstat";
 const HOST_PREFIX: &str = "huatuo_bamai_memory_vmstat_";
@@ -122,7 +122,11 @@ impl MemoryVmstatConfig {
     }
 }
 
-crate::probe_settings!(MemoryVmstatConfig, "memory_vmstat", MemoryVmstatConfig::check);
+crate::probe_settings!(
+    MemoryVmstatConfig,
+    "memory_vmstat",
+    MemoryVmstatConfig::check
+);
 
 pub struct MemoryVmstatProbe {
     ctx: ProbeContext,
@@ -207,7 +211,6 @@ impl MemoryVmstatProbe {
 impl Probe for MemoryVmstatProbe {
     const NAME: &'static str = NAME;
     type Settings = MemoryVmstatConfig;
-
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let (host_filter, container_filter) = settings.filters().map_err(invalid_config(NAME))?;

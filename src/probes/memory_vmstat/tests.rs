@@ -29,9 +29,14 @@ fn series_names(text: &str) -> Vec<String> {
 #[test]
 fn config_check_names_the_bad_key() {
     let mut config = MemoryVmstatConfig::default();
-    assert_eq!(crate::config::Section::validate(&config).map_err(|e| e.reason), Ok(()));
+    assert_eq!(
+        crate::config::Section::validate(&config).map_err(|e| e.reason),
+        Ok(())
+    );
     config.container_excluded = vec!["total|hierarchical".into()];
-    let err = crate::config::Section::validate(&config).map_err(|e| e.reason).unwrap_err();
+    let err = crate::config::Section::validate(&config)
+        .map_err(|e| e.reason)
+        .unwrap_err();
     assert!(err.starts_with("container_excluded: "), "{err}");
     assert!(err.contains("re:<regex>"), "{err}");
 }

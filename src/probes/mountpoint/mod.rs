@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::exposition::MetricSet;
 use crate::probes::common::file;
 use crate::probes::common::warn_once::WarnOnce;
-use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "mountpoint";
 /// Distinct malformed lines logged per tick, at most.
@@ -146,7 +146,6 @@ pub struct MountpointProbe {
 impl Probe for MountpointProbe {
     const NAME: &'static str = NAME;
     type Settings = MountpointConfig;
-
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         Ok(Self {

@@ -125,13 +125,17 @@ fn bad_patterns_are_rejected_naming_the_key() {
         device_excluded: vec!["et*h".into()],
         ..NetdevConfig::default()
     };
-    let err = crate::config::Section::validate(&config).map_err(|e| e.reason).unwrap_err();
+    let err = crate::config::Section::validate(&config)
+        .map_err(|e| e.reason)
+        .unwrap_err();
     assert!(err.starts_with("device_excluded: pattern `et*h`"), "{err}");
     let config = NetdevConfig {
         device_included: vec![String::new()],
         ..NetdevConfig::default()
     };
-    let err = crate::config::Section::validate(&config).map_err(|e| e.reason).unwrap_err();
+    let err = crate::config::Section::validate(&config)
+        .map_err(|e| e.reason)
+        .unwrap_err();
     assert_eq!(err, "device_included: empty pattern");
 }
 

@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::exposition::{Labels, MetricSet};
 use crate::probes::common::file;
 use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
 use crate::probes::common::netns;
 use crate::probes::common::warn_once::WarnOnce;
-use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "netstat";
 /// Read in this order (upstream merges snmp into netstat).
@@ -166,7 +166,6 @@ pub struct NetstatProbe {
 impl Probe for NetstatProbe {
     const NAME: &'static str = NAME;
     type Settings = NetstatConfig;
-
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let filter = settings.filter().map_err(invalid_config(NAME))?;

@@ -114,7 +114,9 @@ fn bad_patterns_are_rejected_naming_the_key() {
         included: vec!["*Tcp".into()],
         ..NetstatConfig::default()
     };
-    let err = crate::config::Section::validate(&config).map_err(|e| e.reason).unwrap_err();
+    let err = crate::config::Section::validate(&config)
+        .map_err(|e| e.reason)
+        .unwrap_err();
     assert!(err.starts_with("included: pattern `*Tcp`"), "{err}");
 }
 

@@ -12,12 +12,12 @@ use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::containers::{CgroupLayout, Container, ContainerSet};
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::events::EventDocument;
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{self, EventRing};
 use crate::probes::common::keyed_file::parse_flat_keyed;
-use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "oom";
 const EVENTS_MAP: &str = "OOM_EVENTS";
@@ -349,7 +349,6 @@ pub struct OomProbe {
 impl Probe for OomProbe {
     const NAME: &'static str = NAME;
     type Settings = OomConfig;
-
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let bpf = ebpf::load(NAME, crate::bpf_object!("oom"), &[])?;

@@ -1,5 +1,5 @@
-use crate::config::Section;
 use super::*;
+use crate::config::Section;
 use crate::probes::testutil::{assert_lines, context_at, copy_fixture, render};
 
 const V1_DOCKER: &str = "/docker/d0cce7aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";

@@ -8,10 +8,10 @@ use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
 use crate::containers::CgroupLayout;
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::exposition::{Labels, MetricSet};
 use crate::probes::common::file;
 use crate::probes::common::warn_once::WarnOnce;
-use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "pressure";
 
@@ -183,7 +183,6 @@ impl PressureProbe {
 impl Probe for PressureProbe {
     const NAME: &'static str = NAME;
     type Settings = PressureConfig;
-
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let host_dir = ctx.procfs("pressure");

@@ -15,10 +15,10 @@ mod netlink;
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::exposition::{Labels, MetricSet};
 use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
 use crate::probes::common::warn_once::WarnOnce;
-use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 pub use netlink::{Dump, DumpParser, Qdisc, QdiscStats};
 
@@ -170,7 +170,6 @@ fn warn_if_not_host_netns(ctx: &ProbeContext) {
 impl Probe for QdiscProbe {
     const NAME: &'static str = NAME;
     type Settings = QdiscConfig;
-
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         if let Err(e) = netlink::open_socket() {

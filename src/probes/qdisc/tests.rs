@@ -301,7 +301,9 @@ fn device_lists_filter_devices() {
         device_excluded: vec!["*eth".into()],
         ..QdiscConfig::default()
     };
-    let err = crate::config::Section::validate(&bad).map_err(|e| e.reason).unwrap_err();
+    let err = crate::config::Section::validate(&bad)
+        .map_err(|e| e.reason)
+        .unwrap_err();
     assert!(err.starts_with("device_excluded: pattern `*eth`"), "{err}");
     let err = QdiscProbe::with_source(
         &bad,
@@ -353,7 +355,10 @@ fn default_config_is_off_with_upstreams_device_lists() {
     assert_eq!(config.interval_ms, 5000);
     assert!(config.device_included.is_empty());
     assert_eq!(config.device_excluded, ["lo", "docker*", "veth*"]);
-    assert_eq!(crate::config::Section::validate(&config).map_err(|e| e.reason), Ok(()));
+    assert_eq!(
+        crate::config::Section::validate(&config).map_err(|e| e.reason),
+        Ok(())
+    );
 }
 
 // ---- building and corrupting messages ----

@@ -6,10 +6,10 @@
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
 use crate::probes::common::watched_cgroups::{per_container_attribution, WatchedCgroups};
-use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "runqlat";
 const HOST_MAP: &str = "RUNQ_HOST_LATENCY";
@@ -73,7 +73,6 @@ pub struct RunqlatProbe {
 impl Probe for RunqlatProbe {
     const NAME: &'static str = NAME;
     type Settings = RunqlatConfig;
-
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let bpf = ebpf::load(NAME, crate::bpf_object!("runqlat"), &[])?;

@@ -1,5 +1,5 @@
-use crate::config::Section;
 use super::*;
+use crate::config::Section;
 
 #[test]
 fn sums_each_zone_across_cpus() {

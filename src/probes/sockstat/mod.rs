@@ -10,11 +10,11 @@ use std::path::Path;
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::exposition::{Labels, MetricSet};
 use crate::probes::common::file;
 use crate::probes::common::netns;
 use crate::probes::common::warn_once::WarnOnce;
-use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "sockstat";
 /// Keys exported per protocol, in upstream's order (`memory` is FRAG's, in bytes).
@@ -221,7 +221,6 @@ fn push_sockstat(out: &mut MetricSet, stat: &Sockstat, container: Option<&Labels
 impl Probe for SockstatProbe {
     const NAME: &'static str = NAME;
     type Settings = SockstatConfig;
-
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         Ok(Self {

@@ -4,9 +4,9 @@
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
-use crate::core::probe::{Probe, ProbeContext, ProbeError};
 
 const NAME: &str = "softirq";
 const ZONES: u32 = 4;
@@ -89,7 +89,6 @@ pub struct SoftirqProbe {
 impl Probe for SoftirqProbe {
     const NAME: &'static str = NAME;
     type Settings = SoftirqConfig;
-
 
     fn start(settings: &Self::Settings, _ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let vectors = settings

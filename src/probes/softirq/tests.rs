@@ -1,5 +1,5 @@
-use crate::config::Section;
 use super::*;
+use crate::config::Section;
 
 #[test]
 fn vector_names_match_kernel_numbers() {

@@ -1,0 +1,4 @@
+//! Command-line clients of a running agent.
+
+pub mod ctl;
+pub mod events;
