@@ -2,7 +2,11 @@
 CONFIG ?= config/huatuo-bamai.toml
 CARGO ?= cargo
 
-.PHONY: all deps deps-test build run test lint bench clean
+.PHONY: all deps deps-test build run test lint fmt config bench clean
+
+# Probe modules are included from a generated list (build.rs), which `cargo fmt` does not follow:
+# rustfmt is given every tracked source file as well.
+RUST_SOURCES = $(shell git ls-files '*.rs')
 
 all: build
 
@@ -26,7 +30,16 @@ test: deps-test
 
 lint:
 	$(CARGO) fmt --check
+	rustfmt --edition 2021 --check $(RUST_SOURCES)
 	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt
+	rustfmt --edition 2021 $(RUST_SOURCES)
+
+# Regenerates config/huatuo-bamai.toml and the DaemonSet ConfigMap from the code.
+config:
+	scripts/gen-config.sh
 
 bench: build deps-test
 	benches/overhead.sh

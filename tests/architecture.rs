@@ -17,16 +17,39 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The shared vocabulary.
     (
         "core",
-        &["config", "containers", "ebpf", "events", "exposition", "telemetry"],
+        &[
+            "config",
+            "containers",
+            "ebpf",
+            "events",
+            "exposition",
+            "telemetry",
+        ],
     ),
     // Parts: through core only, never each other, never the supervisor.
     (
         "probes",
-        &["core", "config", "containers", "ebpf", "events", "exposition", "telemetry"],
+        &[
+            "core",
+            "config",
+            "containers",
+            "ebpf",
+            "events",
+            "exposition",
+            "telemetry",
+        ],
     ),
     (
         "actors",
-        &["core", "config", "containers", "ebpf", "events", "exposition", "telemetry"],
+        &[
+            "core",
+            "config",
+            "containers",
+            "ebpf",
+            "events",
+            "exposition",
+            "telemetry",
+        ],
     ),
     // The supervisor knows parts only through their registry entries.
     ("supervisor", &["core", "config", "telemetry", "exposition"]),
@@ -115,8 +138,17 @@ fn module_graph() -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
     rust_files(&src, &mut files);
     let mut graph: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
     for file in files {
-        let rel = file.strip_prefix(&src).unwrap().to_string_lossy().to_string();
-        let top = rel.split('/').next().unwrap().trim_end_matches(".rs").to_string();
+        let rel = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        let top = rel
+            .split('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".rs")
+            .to_string();
         if top == "lib" || top == "main" {
             continue; // the program's entry points may use anything
         }
@@ -185,10 +217,9 @@ fn layering_has_no_cycle() {
 
 #[test]
 fn architecture_doc_lists_every_registered_part() {
-    let doc = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md"),
-    )
-    .unwrap();
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md"))
+            .unwrap();
     // The tree is the fenced block after "## Actor tree": one part per line, `├─ name (kind)`.
     let tree: String = doc
         .split("## Actor tree")

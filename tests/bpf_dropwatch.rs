@@ -9,17 +9,15 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use huatuo_bamai::core::Probe;
 use huatuo_bamai::exposition::MetricSet;
 use huatuo_bamai::probes::dropwatch;
 
-use common::{bpf_available, run};
+use common::bpf_available;
+use common::netns::Netns;
 
 /// Both tests count drops host-wide: one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -128,69 +126,31 @@ fn assert_plausible_stack(data: &serde_json::Value, expected: &[&str]) {
     );
 }
 
-/// A network namespace with `lo` up and an iptables rule dropping UDP to one port; deleted on
-/// drop (also when the test fails).
-struct DroppingNetns {
-    name: String,
-}
+/// A network namespace with an iptables rule dropping UDP to one port.
+struct DroppingNetns(Netns);
 
 impl DroppingNetns {
     fn create(port: u16) -> Self {
-        let name = format!("huatuo-dw-{}", std::process::id());
-        // A namespace left by a killed earlier run of this pid.
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        run("ip", &["netns", "add", &name]);
-        let netns = Self { name };
-        run("ip", &["-n", &netns.name, "link", "set", "lo", "up"]);
+        let netns = Netns::create("dw");
         let port = port.to_string();
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &netns.name,
-                "iptables",
-                "-A",
-                "INPUT",
-                "-p",
-                "udp",
-                "--dport",
-                &port,
-                "-j",
-                "DROP",
-            ],
+        netns.run(
+            "iptables",
+            &["-A", "INPUT", "-p", "udp", "--dport", &port, "-j", "DROP"],
         );
-        netns
+        Self(netns)
     }
 
     fn path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.name)
+        self.0.path()
     }
 
-    /// The namespace's inode, what the kernel's `net->ns.inum` holds.
     fn inode(&self) -> u64 {
-        std::fs::metadata(self.path()).expect("stat netns").ino()
+        self.0.inode()
     }
 
-    /// Sends `n` datagrams to 127.0.0.1:`port` from a thread moved into the namespace.
+    /// Sends `n` datagrams to 127.0.0.1:`port` from inside the namespace.
     fn send_datagrams(&self, port: u16, n: usize) {
-        let file = std::fs::File::open(self.path()).expect("open netns");
-        std::thread::spawn(move || {
-            // setns changes only this thread's namespace; the thread ends with it.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            send_datagrams(port, n);
-        })
-        .join()
-        .expect("sender thread");
-    }
-}
-
-impl Drop for DroppingNetns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
+        self.0.in_thread(move || send_datagrams(port, n));
     }
 }
 

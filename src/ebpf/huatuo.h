@@ -101,4 +101,28 @@ static __always_inline __u32 huatuo_log2_slot(__u64 value)
 	return r < HUATUO_LOG2_SLOTS - 1 ? r : HUATUO_LOG2_SLOTS - 1;
 }
 
+/* An in-kernel rate limit for event records: at most `max_per_sec` a second (0 = no limit),
+ * counted in a one-second window the caller keeps in an array map. Racy across CPUs at the
+ * window edge: a few records more at worst. */
+struct huatuo_rate_window {
+	__u64 second;
+	__u64 used;
+};
+
+static __always_inline int huatuo_take_token(struct huatuo_rate_window *window, __u32 max_per_sec)
+{
+	__u64 second;
+
+	if (max_per_sec == 0)
+		return 1;
+	if (!window)
+		return 0;
+	second = bpf_ktime_get_ns() / 1000000000ULL;
+	if (window->second != second) {
+		window->second = second;
+		window->used = 0;
+	}
+	return __sync_fetch_and_add(&window->used, 1) < max_per_sec;
+}
+
 #endif

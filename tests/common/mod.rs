@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod loop_device;
+pub mod netns;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
