@@ -41,6 +41,7 @@ pub fn parts() -> Vec<PartEntry> {
         probe::<hungtask::HungtaskProbe>(),
         probe::<oom::OomProbe>(),
         probe::<dropwatch::DropwatchProbe>(),
+        probe::<tcp_retransmit::TcpRetransmitProbe>(),
     ]
 }
 

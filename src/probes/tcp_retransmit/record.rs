@@ -1,0 +1,226 @@
+//! The kernel's record of one retransmission (`struct retransmit_event` of tcp_retransmit.bpf.c)
+//! and what it becomes in a document: upstream's `tcp_*` fields, the reason class and phase.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::Serialize;
+
+use crate::probes::common::event_ring::{comm_at, u32_at, u64_at};
+
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+/// `TCP_CA_Recovery` / `TCP_CA_Loss` of `enum tcp_ca_state`.
+const TCP_CA_RECOVERY: u8 = 3;
+const TCP_CA_LOSS: u8 = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// tcp:tcp_retransmit_skb: a data (or SYN/FIN) segment sent again.
+    Skb,
+    /// tcp:tcp_retransmit_synack: a listener's SYN-ACK sent again.
+    Synack,
+}
+
+/// One `struct retransmit_event`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetransmitRecord {
+    pub boot_ns: u64,
+    pub cgroup_id: u64,
+    pub skb_addr: u64,
+    pub pid: u32,
+    pub netns: u32,
+    pub seq: u32,
+    pub end_seq: u32,
+    pub ack_seq: u32,
+    pub reord_seen: u32,
+    pub dsack_dups: u32,
+    pub err: i32,
+    pub family: u16,
+    pub sport: u16,
+    pub dport: u16,
+    pub tcp_flags: u16,
+    pub state: u8,
+    pub ca_state: u8,
+    pub icsk_pending: u8,
+    pub icsk_retransmits: u8,
+    pub kind: Kind,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub comm: String,
+}
+
+impl RetransmitRecord {
+    pub const SIZE: usize = 120;
+
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() < Self::SIZE {
+            return None;
+        }
+        let u16_at = |o: usize| Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?));
+        let addr = |o: usize| -> Option<[u8; 16]> { b.get(o..o + 16)?.try_into().ok() };
+        Some(Self {
+            boot_ns: u64_at(b, 0)?,
+            cgroup_id: u64_at(b, 8)?,
+            skb_addr: u64_at(b, 16)?,
+            pid: u32_at(b, 24)?,
+            netns: u32_at(b, 28)?,
+            seq: u32_at(b, 32)?,
+            end_seq: u32_at(b, 36)?,
+            ack_seq: u32_at(b, 40)?,
+            reord_seen: u32_at(b, 44)?,
+            dsack_dups: u32_at(b, 48)?,
+            err: u32_at(b, 52)? as i32,
+            family: u16_at(56)?,
+            sport: u16_at(58)?,
+            dport: u16_at(60)?,
+            tcp_flags: u16_at(62)?,
+            state: *b.get(64)?,
+            ca_state: *b.get(65)?,
+            icsk_pending: *b.get(66)?,
+            icsk_retransmits: *b.get(67)?,
+            kind: match b.get(68)? {
+                0 => Kind::Skb,
+                1 => Kind::Synack,
+                _ => return None,
+            },
+            saddr: addr(72)?,
+            daddr: addr(88)?,
+            comm: comm_at(b, 104)?,
+        })
+    }
+
+    fn address(&self, raw: &[u8; 16]) -> Option<IpAddr> {
+        match self.family {
+            AF_INET => Some(IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))),
+            AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(*raw))),
+            _ => None,
+        }
+    }
+
+    /// Upstream's `tcp_reason`: a retransmit in loss state is the RTO timer's, one in recovery
+    /// is a fast retransmit (reorder-prone once the connection has seen reordering).
+    pub fn reason(&self) -> &'static str {
+        match (self.kind, self.ca_state) {
+            (Kind::Synack, _) => "RTO",
+            (Kind::Skb, TCP_CA_LOSS) => "RTO",
+            (Kind::Skb, TCP_CA_RECOVERY) if self.reord_seen > 0 => "reorder_prone_fast",
+            (Kind::Skb, TCP_CA_RECOVERY) => "fast_retransmit",
+            _ => "unknown",
+        }
+    }
+
+    /// Upstream's `phase`: connection set-up, data transfer or teardown.
+    pub fn phase(&self) -> &'static str {
+        match self.state {
+            2 | 3 | 12 => "connect", // SYN_SENT, SYN_RECV, NEW_SYN_RECV
+            1 => "data",             // ESTABLISHED
+            _ => "close",
+        }
+    }
+
+    pub fn data(&self) -> RetransmitData {
+        let text = |a: Option<IpAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+        RetransmitData {
+            tcp_reason: self.reason(),
+            event_type: self.kind,
+            phase: self.phase(),
+            comm: self.comm.clone(),
+            pid: self.pid,
+            net_namespace_inum: self.netns,
+            tcp_state: tcp_state_name(self.state),
+            tcp_saddr: text(self.address(&self.saddr)),
+            tcp_daddr: text(self.address(&self.daddr)),
+            tcp_sport: self.sport,
+            tcp_dport: self.dport,
+            tcp_seq: self.seq,
+            tcp_end_seq: self.end_seq,
+            tcp_ack_seq: self.ack_seq,
+            tcp_flags: tcp_flag_names(self.tcp_flags),
+            ca_state: ca_state_name(self.ca_state),
+            icsk_retransmits: self.icsk_retransmits,
+            icsk_pending: self.icsk_pending,
+            reord_seen: self.reord_seen,
+            dsack_dups: self.dsack_dups,
+            skb_addr: format!("{:#x}", self.skb_addr),
+            retransmit_error: self.err,
+        }
+    }
+}
+
+/// `tracer_data` of a `tcp_retransmit` document (upstream's field names).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetransmitData {
+    pub tcp_reason: &'static str,
+    pub event_type: Kind,
+    pub phase: &'static str,
+    pub comm: String,
+    pub pid: u32,
+    pub net_namespace_inum: u32,
+    pub tcp_state: &'static str,
+    pub tcp_saddr: String,
+    pub tcp_daddr: String,
+    pub tcp_sport: u16,
+    pub tcp_dport: u16,
+    pub tcp_seq: u32,
+    pub tcp_end_seq: u32,
+    pub tcp_ack_seq: u32,
+    pub tcp_flags: String,
+    pub ca_state: &'static str,
+    pub icsk_retransmits: u8,
+    pub icsk_pending: u8,
+    pub reord_seen: u32,
+    pub dsack_dups: u32,
+    pub skb_addr: String,
+    /// What the kernel's retransmit returned (0: sent; negative errno: not sent). Ours.
+    pub retransmit_error: i32,
+}
+
+fn tcp_state_name(state: u8) -> &'static str {
+    const NAMES: [&str; 13] = [
+        "UNKNOWN",
+        "ESTABLISHED",
+        "SYN_SENT",
+        "SYN_RECV",
+        "FIN_WAIT1",
+        "FIN_WAIT2",
+        "TIME_WAIT",
+        "CLOSE",
+        "CLOSE_WAIT",
+        "LAST_ACK",
+        "LISTEN",
+        "CLOSING",
+        "NEW_SYN_RECV",
+    ];
+    NAMES.get(usize::from(state)).copied().unwrap_or("UNKNOWN")
+}
+
+fn ca_state_name(state: u8) -> &'static str {
+    match state {
+        0 => "open",
+        1 => "disorder",
+        2 => "cwr",
+        3 => "recovery",
+        4 => "loss",
+        _ => "unknown",
+    }
+}
+
+/// `SYN|ACK` from the TCPHDR_* bits of `tcp_skb_cb.tcp_flags`.
+fn tcp_flag_names(flags: u16) -> String {
+    const BITS: [(u16, &str); 8] = [
+        (0x01, "FIN"),
+        (0x02, "SYN"),
+        (0x04, "RST"),
+        (0x08, "PSH"),
+        (0x10, "ACK"),
+        (0x20, "URG"),
+        (0x40, "ECE"),
+        (0x80, "CWR"),
+    ];
+    BITS.iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|(_, name)| *name)
+        .collect::<Vec<_>>()
+        .join("|")
+}
