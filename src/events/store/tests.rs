@@ -1,5 +1,9 @@
-use super::*;
+use std::time::{Duration, UNIX_EPOCH};
+
 use serde_json::json;
+
+use super::schema::time_key;
+use super::*;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
