@@ -1,5 +1,5 @@
-use crate::config::Section;
 use super::*;
+use crate::config::Section;
 
 const FORMAT: &str = r#"print fmt: "skbaddr=%p rx_sk=%p protocol=%u location=%pS reason: %s", REC->skbaddr, REC->rx_sk, REC->protocol, REC->location, __print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, { 3, "NO_SOCKET" }, { 12, "NETFILTER_DROP" }, { 0x10000, "SUBSYS" })
 "#;
