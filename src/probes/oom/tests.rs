@@ -1,5 +1,6 @@
-use crate::config::Section;
+use super::snapshot::parse_limit;
 use super::*;
+use crate::config::Section;
 use crate::probes::testutil::{assert_lines, context_at, copy_fixture, render};
 
 const V1_DOCKER: &str = "/docker/d0cce7aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
