@@ -1,5 +1,5 @@
-use crate::config::Section;
 use super::*;
+use crate::config::Section;
 
 /// A record laid out as `struct hungtask_event` of hungtask.bpf.c.
 fn record_bytes(tid: u32, pid: u32, comm: &[u8]) -> Vec<u8> {
