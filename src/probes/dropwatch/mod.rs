@@ -306,11 +306,7 @@ impl DropwatchProbe {
     }
 
     fn total(&self, map: &'static str, index: u32) -> Result<u64, ProbeError> {
-        Ok(self
-            .programs
-            .per_cpu_u64(map, index)?
-            .iter()
-            .fold(0u64, |a, v| a.wrapping_add(*v)))
+        Ok(event_ring::per_cpu_total(&self.programs, map, index)?)
     }
 
     fn export(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {

@@ -205,7 +205,11 @@ impl Probe for HungtaskProbe {
                 self.ctx.events.publish(document);
             }
         }
-        self.account_losses()?;
+        // Reports the kernel could not queue (ring buffer full) or that did not decode are
+        // logged, and still count as hung-task reports.
+        self.reports_total += self
+            .ring
+            .account_losses(NAME, &self.programs, LOST_MAP, 0)?;
         out.counter(
             "huatuo_bamai_hungtask_total",
             "Hung task reports of khungtaskd (sched_process_hang), one per hung task and check period; cumulative.",
@@ -249,19 +253,6 @@ impl HungtaskProbe {
             serde_json::to_value(&data).unwrap_or_default(),
             record.boot_ns,
         )
-    }
-
-    /// Reports the kernel could not queue (ring buffer full) or that did not decode still
-    /// count; they are logged.
-    fn account_losses(&mut self) -> Result<(), ProbeError> {
-        let lost = self
-            .programs
-            .per_cpu_u64(LOST_MAP, 0)?
-            .iter()
-            .fold(0u64, |a, v| a.wrapping_add(*v));
-        // Lost and undecodable reports still count as hung-task reports.
-        self.reports_total += self.ring.account(NAME, lost);
-        Ok(())
     }
 }
 

@@ -223,7 +223,9 @@ impl Probe for OomProbe {
                 self.ctx.events.publish(document);
             }
         }
-        self.account_losses()?;
+        // Kills the kernel could not queue (ring buffer full) or that did not decode are logged.
+        self.ring
+            .account_losses(NAME, &self.programs, LOST_MAP, 0)?;
         self.counters.export(&containers, out);
         Ok(())
     }
@@ -308,17 +310,6 @@ impl OomProbe {
             serde_json::to_value(&data).unwrap_or_default(),
             record.boot_ns,
         )
-    }
-
-    /// Kills the kernel could not queue (ring buffer full) or that did not decode are logged.
-    fn account_losses(&mut self) -> Result<(), ProbeError> {
-        let lost = self
-            .programs
-            .per_cpu_u64(LOST_MAP, 0)?
-            .iter()
-            .fold(0u64, |a, v| a.wrapping_add(*v));
-        self.ring.account(NAME, lost);
-        Ok(())
     }
 }
 
