@@ -140,10 +140,6 @@ impl DroppingNetns {
         Self(netns)
     }
 
-    fn path(&self) -> PathBuf {
-        self.0.path()
-    }
-
     fn inode(&self) -> u64 {
         self.0.inode()
     }

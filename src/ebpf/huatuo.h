@@ -125,4 +125,22 @@ static __always_inline int huatuo_take_token(struct huatuo_rate_window *window, 
 	return __sync_fetch_and_add(&window->used, 1) < max_per_sec;
 }
 
+/* The task's memory cgroup id (0 without a memory controller): names the container on cgroup v1
+ * hosts without a v2 mount, where every task's default-hierarchy cgroup is the root. */
+static __always_inline __u64 huatuo_memcg_id(struct task_struct *task)
+{
+	struct cgroup_subsys_state *css;
+	int memory;
+
+	if (!bpf_core_enum_value_exists(enum cgroup_subsys_id, memory_cgrp_id))
+		return 0;
+	memory = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+	if (memory < 0 || memory >= CGROUP_SUBSYS_COUNT)
+		return 0;
+	css = BPF_CORE_READ(task, cgroups, subsys[memory]);
+	if (!css)
+		return 0;
+	return BPF_CORE_READ(css, cgroup, kn, id);
+}
+
 #endif

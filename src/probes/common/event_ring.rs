@@ -79,6 +79,33 @@ impl EventRing {
         }
         lost + undecodable
     }
+
+    /// [`EventRing::account`] with `lost_total` read from slot `index` of the per-CPU array
+    /// `lost_map`, where the BPF side counts the records it found no room for. Returns how many
+    /// records are newly lost.
+    pub fn account_losses(
+        &mut self,
+        probe: &'static str,
+        programs: &BpfProgramSet,
+        lost_map: &'static str,
+        index: u32,
+    ) -> Result<u64, BpfError> {
+        let lost_total = per_cpu_total(programs, lost_map, index)?;
+        Ok(self.account(probe, lost_total))
+    }
+}
+
+/// Slot `index` of the per-CPU `u64` array `map` summed over CPUs (BPF counters are per-CPU so
+/// the hot path needs no atomics).
+pub fn per_cpu_total(
+    programs: &BpfProgramSet,
+    map: &'static str,
+    index: u32,
+) -> Result<u64, BpfError> {
+    Ok(programs
+        .per_cpu_u64(map, index)?
+        .iter()
+        .fold(0u64, |a, v| a.wrapping_add(*v)))
 }
 
 /// Little-endian `u32` at `offset` (BPF records are native-endian; this agent is x86_64 only).

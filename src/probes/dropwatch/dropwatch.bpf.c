@@ -32,7 +32,7 @@ const volatile __u32 filter_protocols = 0;
 const volatile __u32 filter_ports = 0;
 const volatile __u32 filter_reasons = 0;
 
-/* Layout shared with src/probes/dropwatch/mod.rs (DropRecord::decode). */
+/* Layout shared with src/probes/dropwatch/record.rs (DropRecord::decode). */
 struct drop_event {
 	__u64 boot_ns;   /* 0 */
 	__u64 location;  /* 8: instruction pointer of the kfree_skb caller */

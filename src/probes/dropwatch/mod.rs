@@ -12,8 +12,12 @@
 //! second and counts the rest in `huatuo_bamai_dropwatch_suppressed_total`. Every drop counts
 //! in `huatuo_bamai_dropwatch_total{reason}`, before the filters and the rate limit.
 
+mod filter;
+mod reasons;
+mod record;
+mod symbols;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
@@ -22,6 +26,15 @@ use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{self, EventRing};
+
+use filter::{protocol_name, protocol_number};
+use reasons::reason_slots;
+use record::{ETH_P_IP, ETH_P_IPV6};
+
+pub use filter::DropFilter;
+pub use reasons::parse_reason_names;
+pub use record::DropRecord;
+pub use symbols::{format_stack, nearest_symbols, Symbolizer};
 
 const NAME: &str = "dropwatch";
 const EVENTS_MAP: &str = "DROPWATCH_EVENTS";
@@ -40,16 +53,6 @@ const MAX_DROPS_PER_TICK: usize = 8192;
 const FORMAT_PATHS: [&str; 2] = [
     "kernel/tracing/events/skb/kfree_skb/format",
     "kernel/debug/tracing/events/skb/kfree_skb/format",
-];
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
-/// Protocol names of the `protocols` filter and of `tracer_data.protocol`.
-const PROTOCOLS: [(&str, u8); 5] = [
-    ("icmp", 1),
-    ("tcp", 6),
-    ("udp", 17),
-    ("icmpv6", 58),
-    ("sctp", 132),
 ];
 const ATTACHMENTS: [Attachment; 1] = [Attachment {
     program: "on_kfree_skb",
@@ -107,135 +110,6 @@ crate::probe_settings!(DropwatchConfig, "dropwatch", |c: &DropwatchConfig| {
     Ok(())
 });
 
-fn protocol_number(name: &str) -> Option<u8> {
-    PROTOCOLS
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| *v)
-}
-
-fn protocol_name(number: u8) -> String {
-    PROTOCOLS
-        .iter()
-        .find(|(_, v)| *v == number)
-        .map(|(n, _)| n.to_string())
-        .unwrap_or_else(|| number.to_string())
-}
-
-/// A reason name as the filter compares it: upper case without `SKB_DROP_REASON_`.
-fn normalize_reason(name: &str) -> String {
-    let upper = name.trim().to_ascii_uppercase();
-    upper
-        .strip_prefix("SKB_DROP_REASON_")
-        .unwrap_or(&upper)
-        .to_string()
-}
-
-/// Reason names from the `__print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, ...)` of the
-/// tracepoint's format file.
-pub fn parse_reason_names(format: &str) -> HashMap<u32, String> {
-    let mut names = HashMap::new();
-    let Some(start) = format.find("__print_symbolic(") else {
-        return names;
-    };
-    for entry in format[start..].split('{').skip(1) {
-        let Some((body, _)) = entry.split_once('}') else {
-            continue;
-        };
-        let Some((value, name)) = body.split_once(',') else {
-            continue;
-        };
-        let value = value.trim();
-        let value = match value.strip_prefix("0x") {
-            Some(hex) => u32::from_str_radix(hex, 16).ok(),
-            None => value.parse().ok(),
-        };
-        let name = name.trim().trim_matches('"');
-        if let (Some(value), false) = (value, name.is_empty()) {
-            names.insert(value, name.to_string());
-        }
-    }
-    names
-}
-
-/// One `struct drop_event` of dropwatch.bpf.c.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DropRecord {
-    pub boot_ns: u64,
-    pub location: u64,
-    pub cgroup_id: u64,
-    pub reason: u32,
-    pub pid: u32,
-    pub tid: u32,
-    pub netns: u32,
-    pub ifindex: u32,
-    /// `skb->protocol` (ethertype).
-    pub l3proto: u16,
-    pub l4proto: u8,
-    pub sport: u16,
-    pub dport: u16,
-    pub saddr: [u8; 16],
-    pub daddr: [u8; 16],
-    pub comm: String,
-    pub device: String,
-    /// Kernel stack of the drop: return addresses, innermost first (the tracing glue included).
-    pub stack: Vec<u64>,
-}
-
-impl DropRecord {
-    /// The fixed part; the stack's frames follow it (`stack_bytes` of them).
-    pub const SIZE: usize = 128;
-    const STACK_OFFSET: usize = 128;
-
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() < Self::SIZE {
-            return None;
-        }
-        let u16_at = |o: usize| Some(u16::from_le_bytes(bytes.get(o..o + 2)?.try_into().ok()?));
-        Some(Self {
-            boot_ns: event_ring::u64_at(bytes, 0)?,
-            location: event_ring::u64_at(bytes, 8)?,
-            cgroup_id: event_ring::u64_at(bytes, 16)?,
-            reason: event_ring::u32_at(bytes, 24)?,
-            pid: event_ring::u32_at(bytes, 28)?,
-            tid: event_ring::u32_at(bytes, 32)?,
-            netns: event_ring::u32_at(bytes, 36)?,
-            ifindex: event_ring::u32_at(bytes, 40)?,
-            l3proto: u16_at(44)?,
-            l4proto: bytes[46],
-            sport: u16_at(48)?,
-            dport: u16_at(50)?,
-            saddr: bytes[56..72].try_into().ok()?,
-            daddr: bytes[72..88].try_into().ok()?,
-            comm: event_ring::comm_at(bytes, 88)?,
-            device: event_ring::comm_at(bytes, 104)?,
-            stack: {
-                let stack_bytes = event_ring::u32_at(bytes, 120)? as usize;
-                let end = bytes.len().min(Self::STACK_OFFSET + stack_bytes);
-                bytes
-                    .get(Self::STACK_OFFSET..end)
-                    .unwrap_or_default()
-                    .chunks_exact(8)
-                    .filter_map(|frame| frame.try_into().ok().map(u64::from_le_bytes))
-                    .filter(|addr| *addr != 0)
-                    .collect()
-            },
-        })
-    }
-
-    fn address(&self, raw: &[u8; 16]) -> Option<IpAddr> {
-        match self.l3proto {
-            ETH_P_IP => Some(IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))),
-            ETH_P_IPV6 => Some(IpAddr::V6(Ipv6Addr::from(*raw))),
-            _ => None,
-        }
-    }
-
-    fn decoded(&self) -> bool {
-        matches!(self.l3proto, ETH_P_IP | ETH_P_IPV6) && self.l4proto != 0
-    }
-}
-
 /// `tracer_data` of a dropwatch document.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DropwatchData {
@@ -268,153 +142,6 @@ pub struct DropwatchData {
     /// Kernel stack of the drop, innermost frame first, one `function+0xoff` a line (as
     /// upstream: frames joined by newlines), from the function that freed the packet outwards.
     pub stack: String,
-}
-
-/// The configured filters (applied in the kernel; [`DropFilter::accepts`] is the same test in
-/// user space).
-#[derive(Debug, Default)]
-pub struct DropFilter {
-    protocols: HashSet<u8>,
-    ports: HashSet<u16>,
-    reasons: HashSet<String>,
-}
-
-impl DropFilter {
-    pub fn new(config: &DropwatchConfig) -> Self {
-        Self {
-            protocols: config
-                .protocols
-                .iter()
-                .filter_map(|p| protocol_number(p))
-                .collect(),
-            ports: config.ports.iter().copied().collect(),
-            reasons: config.reasons.iter().map(|r| normalize_reason(r)).collect(),
-        }
-    }
-
-    pub fn accepts(&self, record: &DropRecord, reason: &str) -> bool {
-        (self.protocols.is_empty() || self.protocols.contains(&record.l4proto))
-            && (self.ports.is_empty()
-                || self.ports.contains(&record.sport)
-                || self.ports.contains(&record.dport))
-            && (self.reasons.is_empty() || self.reasons.contains(&normalize_reason(reason)))
-    }
-}
-
-/// Kernel text addresses → `function+0xoff`, resolved from kallsyms and cached (drop locations
-/// are a small set).
-#[derive(Debug, Default)]
-pub struct Symbolizer {
-    cache: HashMap<u64, String>,
-}
-
-impl Symbolizer {
-    /// Resolves every address of `addrs` not cached yet with one pass over `kallsyms`.
-    pub fn resolve(&mut self, kallsyms: &std::path::Path, addrs: &[u64]) {
-        let missing: Vec<u64> = addrs
-            .iter()
-            .copied()
-            .filter(|a| !self.cache.contains_key(a))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        if missing.is_empty() {
-            return;
-        }
-        let text = std::fs::read_to_string(kallsyms).unwrap_or_default();
-        for (addr, name) in missing.iter().zip(nearest_symbols(&text, &missing)) {
-            let resolved = match name {
-                Some((start, name)) => format!("{name}+{:#x}", addr - start),
-                None => format!("{addr:#x}"),
-            };
-            self.cache.insert(*addr, resolved);
-        }
-    }
-
-    pub fn get(&self, addr: u64) -> String {
-        self.cache
-            .get(&addr)
-            .cloned()
-            .unwrap_or_else(|| format!("{addr:#x}"))
-    }
-
-    /// A kernel stack as upstream's `stack`: one resolved frame a line, innermost first, without
-    /// the frames of the tracepoint machinery and of this program above the drop.
-    pub fn stack(&self, frames: &[u64]) -> String {
-        let frames: Vec<String> = frames.iter().map(|a| self.get(*a)).collect();
-        format_stack(&frames)
-    }
-}
-
-/// Frames of the tracing machinery `bpf_get_stack` sees above the tracepoint's caller: the BPF
-/// program itself, `bpf_trace_run<N>`, `__bpf_trace_<tp>` and `__traceiter_<tp>`.
-fn is_tracing_frame(frame: &str) -> bool {
-    [
-        "bpf_prog_",
-        "bpf_trace_run",
-        "__bpf_trace_",
-        "__traceiter_",
-        "bpf_trampoline_",
-    ]
-    .iter()
-    .any(|prefix| frame.starts_with(prefix))
-}
-
-/// Joins resolved frames (innermost first) with newlines, leaving out the leading tracing
-/// frames; a stack of nothing but tracing frames is kept whole rather than emptied.
-pub fn format_stack(frames: &[String]) -> String {
-    let first = frames
-        .iter()
-        .position(|f| !is_tracing_frame(f))
-        .unwrap_or(0);
-    frames[first..].join("\n")
-}
-
-/// For each of `addrs`, the text symbol (start, name) at or below it in a kallsyms text.
-pub fn nearest_symbols(kallsyms: &str, addrs: &[u64]) -> Vec<Option<(u64, String)>> {
-    // Sorted once, then one binary search per address: a stack brings dozens of addresses.
-    let mut symbols: Vec<(u64, &str)> = kallsyms
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let (addr, kind, name) = (fields.next()?, fields.next()?, fields.next()?);
-            if !matches!(kind, "t" | "T" | "w" | "W") {
-                return None;
-            }
-            let start = u64::from_str_radix(addr, 16).ok()?;
-            (start != 0).then_some((start, name))
-        })
-        .collect();
-    // Among symbols at one address the first listed wins, as a linear scan would pick.
-    symbols.sort_by_key(|(start, _)| *start);
-    addrs
-        .iter()
-        .map(|target| {
-            let below = symbols.partition_point(|(start, _)| start <= target);
-            let (start, _) = *symbols.get(below.checked_sub(1)?)?;
-            let first = symbols.partition_point(|(s, _)| *s < start);
-            symbols.get(first).map(|(s, n)| (*s, n.to_string()))
-        })
-        .collect()
-}
-
-/// DROPWATCH_REASONS slots of the configured reason names; names the running kernel does not
-/// have are logged and match nothing.
-fn reason_slots(names: &HashMap<u32, String>, wanted: &[String]) -> Vec<u32> {
-    let mut slots = Vec::new();
-    for name in wanted {
-        let name = normalize_reason(name);
-        let found: Vec<u32> = names
-            .iter()
-            .filter(|(_, n)| normalize_reason(n) == name)
-            .map(|(code, _)| (*code).min(REASON_SLOTS - 1))
-            .collect();
-        if found.is_empty() {
-            tracing::warn!(probe = NAME, reason = %name, "drop reason unknown to this kernel");
-        }
-        slots.extend(found);
-    }
-    slots
 }
 
 fn fill_ports(programs: &mut BpfProgramSet, ports: &HashSet<u16>) -> Result<(), ProbeError> {
@@ -579,11 +306,7 @@ impl DropwatchProbe {
     }
 
     fn total(&self, map: &'static str, index: u32) -> Result<u64, ProbeError> {
-        Ok(self
-            .programs
-            .per_cpu_u64(map, index)?
-            .iter()
-            .fold(0u64, |a, v| a.wrapping_add(*v)))
+        Ok(event_ring::per_cpu_total(&self.programs, map, index)?)
     }
 
     fn export(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {

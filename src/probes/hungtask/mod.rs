@@ -17,7 +17,10 @@
 //! rate limit or `kernel.printk` drops lines; procfs gives each task's stack apart, costs one
 //! `stat` read per task plus one stack read per blocked task, and leaves the kernel log alone.
 
-use std::path::{Path, PathBuf};
+mod backoff;
+mod procfs;
+
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use documented::{Documented, DocumentedFieldsOpt};
@@ -28,6 +31,11 @@ use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::events::EventDocument;
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{self, EventRing};
+
+pub use backoff::SaveBackoff;
+pub use procfs::{
+    blocked_tasks, parse_stack, parse_stat, read_stack, read_timeout_secs, BlockedTask,
+};
 
 const NAME: &str = "hungtask";
 const EVENTS_MAP: &str = "HUNGTASK_EVENTS";
@@ -128,161 +136,6 @@ impl HungtaskRecord {
     }
 }
 
-/// Upstream's backoff of saved documents (cloudflare/backoff without jitter, with decay): a
-/// report is saved when the previous period has run out; each save makes the next period twice
-/// the last, up to `max`; a save more than the last period plus `decay` after the previous one
-/// starts over at `initial`.
-#[derive(Debug)]
-pub struct SaveBackoff {
-    initial: Duration,
-    max: Duration,
-    decay: Duration,
-    /// Saves since the last start-over.
-    saves: u32,
-    last_save: Option<Instant>,
-    next_allowed: Option<Instant>,
-}
-
-impl SaveBackoff {
-    pub fn new(initial: Duration, max: Duration, decay: Duration) -> Self {
-        Self {
-            initial,
-            max,
-            decay,
-            saves: 0,
-            last_save: None,
-            next_allowed: None,
-        }
-    }
-
-    /// The period after the `n`th save (0-based) since the last start-over.
-    fn period(&self, n: u32) -> Duration {
-        let doubled = 2u32
-            .checked_pow(n)
-            .and_then(|factor| self.initial.checked_mul(factor))
-            .unwrap_or(Duration::MAX);
-        doubled.min(self.max)
-    }
-
-    /// True when a report at `now` gets a document (and starts the next period).
-    pub fn allow(&mut self, now: Instant) -> bool {
-        if self.next_allowed.is_some_and(|next| now < next) {
-            return false;
-        }
-        if let Some(last) = self.last_save {
-            let last_period = self.period(self.saves.saturating_sub(1));
-            let quiet = now.saturating_duration_since(last);
-            if !self.decay.is_zero() && quiet > last_period.saturating_add(self.decay) {
-                self.saves = 0;
-            }
-        }
-        let period = self.period(self.saves);
-        self.saves = self.saves.saturating_add(1);
-        self.last_save = Some(now);
-        self.next_allowed = now.checked_add(period);
-        true
-    }
-}
-
-/// A kernel stack from `/proc/<pid>/task/<tid>/stack`, one `function+off/len` frame per line
-/// (the `[<address>] ` column is dropped: it reads 0 unless kptr_restrict allows addresses).
-pub fn parse_stack(text: &str) -> String {
-    text.lines()
-        .map(|line| {
-            let line = line.trim();
-            match line.split_once("] ") {
-                Some((address, frame)) if address.starts_with("[<") => frame,
-                _ => line,
-            }
-        })
-        .filter(|frame| !frame.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// The hung thread's kernel stack, read at event time (needs root; the task is still hung).
-pub fn read_stack(procfs_root: &Path, pid: u32, tid: u32) -> Result<String, String> {
-    let path = procfs_root.join(format!("{pid}/task/{tid}/stack"));
-    std::fs::read_to_string(&path)
-        .map(|text| parse_stack(&text))
-        .map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// A task in D state and its kernel stack.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BlockedTask {
-    pub pid: u32,
-    pub tid: u32,
-    pub comm: String,
-    /// Innermost frame first, `function+off/len` a line.
-    pub stack: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stack_error: Option<String>,
-}
-
-/// `comm` and the one-letter state of a `/proc/<pid>/task/<tid>/stat` (the comm is everything
-/// between the first `(` and the last `)`: it may hold spaces and parentheses).
-pub fn parse_stat(text: &str) -> Option<(String, char)> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let comm = text.get(open + 1..close)?.to_string();
-    let state = text.get(close + 1..)?.trim_start().chars().next()?;
-    Some((comm, state))
-}
-
-fn numeric_entries(dir: &Path) -> Vec<u32> {
-    let mut ids: Vec<u32> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    ids.sort_unstable();
-    ids
-}
-
-/// Every task in D state (uninterruptible sleep; `I`, the idle kernel threads khungtaskd skips,
-/// is a different letter) with its kernel stack, by pid and tid; at most `limit` of them are
-/// listed, the second value counts them all. Tasks that exit during the scan are left out.
-pub fn blocked_tasks(procfs_root: &Path, limit: usize) -> (Vec<BlockedTask>, usize) {
-    let mut listed = Vec::new();
-    let mut total = 0;
-    for pid in numeric_entries(procfs_root) {
-        for tid in numeric_entries(&procfs_root.join(format!("{pid}/task"))) {
-            let stat = procfs_root.join(format!("{pid}/task/{tid}/stat"));
-            let Some((comm, 'D')) = std::fs::read_to_string(stat)
-                .ok()
-                .and_then(|text| parse_stat(&text))
-            else {
-                continue;
-            };
-            total += 1;
-            if listed.len() >= limit {
-                continue;
-            }
-            let (stack, stack_error) = match read_stack(procfs_root, pid, tid) {
-                Ok(stack) => (stack, None),
-                Err(e) => (String::new(), Some(e)),
-            };
-            listed.push(BlockedTask {
-                pid,
-                tid,
-                comm,
-                stack,
-                stack_error,
-            });
-        }
-    }
-    (listed, total)
-}
-
-/// `hung_task_timeout_secs` (0 when the administrator turned detection off).
-pub fn read_timeout_secs(path: &Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
 /// `tracer_data` of a hungtask document (upstream's `tid`, `comm`, `hung_task_timeout_secs`;
 /// the process id and this task's own stack; `blocked_tasks` in place of upstream's sysrq-w
 /// text `blocked_processes_stack`; no `cpus_stack`).
@@ -352,7 +205,11 @@ impl Probe for HungtaskProbe {
                 self.ctx.events.publish(document);
             }
         }
-        self.account_losses()?;
+        // Reports the kernel could not queue (ring buffer full) or that did not decode are
+        // logged, and still count as hung-task reports.
+        self.reports_total += self
+            .ring
+            .account_losses(NAME, &self.programs, LOST_MAP, 0)?;
         out.counter(
             "huatuo_bamai_hungtask_total",
             "Hung task reports of khungtaskd (sched_process_hang), one per hung task and check period; cumulative.",
@@ -396,19 +253,6 @@ impl HungtaskProbe {
             serde_json::to_value(&data).unwrap_or_default(),
             record.boot_ns,
         )
-    }
-
-    /// Reports the kernel could not queue (ring buffer full) or that did not decode still
-    /// count; they are logged.
-    fn account_losses(&mut self) -> Result<(), ProbeError> {
-        let lost = self
-            .programs
-            .per_cpu_u64(LOST_MAP, 0)?
-            .iter()
-            .fold(0u64, |a, v| a.wrapping_add(*v));
-        // Lost and undecodable reports still count as hung-task reports.
-        self.reports_total += self.ring.account(NAME, lost);
-        Ok(())
     }
 }
 

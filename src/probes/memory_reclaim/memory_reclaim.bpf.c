@@ -153,23 +153,6 @@ static __always_inline int rate_allows(void)
 	return __sync_fetch_and_add(&window->count, 1) < EVENT_RATE_LIMIT;
 }
 
-/* The task's memory cgroup id (as oom.bpf.c). */
-static __always_inline __u64 memcg_id(struct task_struct *task)
-{
-	struct cgroup_subsys_state *css;
-	int memory;
-
-	if (!bpf_core_enum_value_exists(enum cgroup_subsys_id, memory_cgrp_id))
-		return 0;
-	memory = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
-	if (memory < 0 || memory >= CGROUP_SUBSYS_COUNT)
-		return 0;
-	css = BPF_CORE_READ(task, cgroups, subsys[memory]);
-	if (!css)
-		return 0;
-	return BPF_CORE_READ(css, cgroup, kn, id);
-}
-
 static __always_inline void emit_event(__u64 duration_ns, __u32 kind)
 {
 	struct task_struct *task;
@@ -191,7 +174,7 @@ static __always_inline void emit_event(__u64 duration_ns, __u32 kind)
 	pid_tgid = bpf_get_current_pid_tgid();
 	event->boot_ns = bpf_ktime_get_boot_ns();
 	event->cgroup_id = bpf_get_current_cgroup_id();
-	event->memcg_id = memcg_id(task);
+	event->memcg_id = huatuo_memcg_id(task);
 	event->duration_ns = duration_ns;
 	event->pid = (__u32)pid_tgid;
 	event->tgid = pid_tgid >> 32;

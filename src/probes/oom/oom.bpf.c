@@ -38,28 +38,10 @@ struct {
 	__type(value, __u64);
 } OOM_LOST SEC(".maps");
 
-/* The task's memory cgroup id: names the container on cgroup v1 hosts without a v2 mount, where
- * every task's default-hierarchy cgroup is the root. */
-static __always_inline __u64 memcg_id(struct task_struct *task)
-{
-	struct cgroup_subsys_state *css;
-	int memory;
-
-	if (!bpf_core_enum_value_exists(enum cgroup_subsys_id, memory_cgrp_id))
-		return 0;
-	memory = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
-	if (memory < 0 || memory >= CGROUP_SUBSYS_COUNT)
-		return 0;
-	css = BPF_CORE_READ(task, cgroups, subsys[memory]);
-	if (!css)
-		return 0;
-	return BPF_CORE_READ(css, cgroup, kn, id);
-}
-
 static __always_inline void fill_task(struct oom_task *out, struct task_struct *task)
 {
 	out->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
-	out->memcg_id = memcg_id(task);
+	out->memcg_id = huatuo_memcg_id(task);
 	out->pid = BPF_CORE_READ(task, pid);
 	out->tgid = BPF_CORE_READ(task, tgid);
 	BPF_CORE_READ_STR_INTO(&out->comm, task, comm);

@@ -1,3 +1,4 @@
+use super::snapshot::parse_limit;
 use super::*;
 use crate::config::Section;
 use crate::probes::testutil::{assert_lines, context_at, copy_fixture, render};

@@ -10,6 +10,8 @@
 //! and are skipped, as upstream does. The dump runs in the agent's network namespace, which is the
 //! host's when the agent runs with host networking (required, as for upstream).
 
+mod dump;
+mod message;
 mod netlink;
 
 use documented::{Documented, DocumentedFieldsOpt};
@@ -20,7 +22,8 @@ use crate::exposition::{Labels, MetricSet};
 use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
 use crate::probes::common::warn_once::WarnOnce;
 
-pub use netlink::{Dump, DumpParser, Qdisc, QdiscStats};
+pub use dump::{Dump, DumpParser};
+pub use message::{Qdisc, QdiscStats};
 
 const NAME: &str = "qdisc";
 

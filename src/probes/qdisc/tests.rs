@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 
-use super::netlink::{dump_request, parse_qdisc, TC_H_ROOT};
+use super::dump::dump_request;
+use super::message::{parse_qdisc, TC_H_ROOT};
 use super::*;
 use crate::probes::testutil::{
     assert_same_series, collect_text, expected, fixture_root, real_proc_context, render,

@@ -1,0 +1,63 @@
+//! The `protocols`, `ports` and `reasons` filters as user space sees them (the kernel applies
+//! the same test from its filter maps).
+
+use std::collections::HashSet;
+
+use super::reasons::normalize_reason;
+use super::record::DropRecord;
+use super::DropwatchConfig;
+
+/// Protocol names of the `protocols` filter and of `tracer_data.protocol`.
+const PROTOCOLS: [(&str, u8); 5] = [
+    ("icmp", 1),
+    ("tcp", 6),
+    ("udp", 17),
+    ("icmpv6", 58),
+    ("sctp", 132),
+];
+
+pub(super) fn protocol_number(name: &str) -> Option<u8> {
+    PROTOCOLS
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| *v)
+}
+
+pub(super) fn protocol_name(number: u8) -> String {
+    PROTOCOLS
+        .iter()
+        .find(|(_, v)| *v == number)
+        .map(|(n, _)| n.to_string())
+        .unwrap_or_else(|| number.to_string())
+}
+
+/// The configured filters (applied in the kernel; [`DropFilter::accepts`] is the same test in
+/// user space).
+#[derive(Debug, Default)]
+pub struct DropFilter {
+    pub(super) protocols: HashSet<u8>,
+    pub(super) ports: HashSet<u16>,
+    reasons: HashSet<String>,
+}
+
+impl DropFilter {
+    pub fn new(config: &DropwatchConfig) -> Self {
+        Self {
+            protocols: config
+                .protocols
+                .iter()
+                .filter_map(|p| protocol_number(p))
+                .collect(),
+            ports: config.ports.iter().copied().collect(),
+            reasons: config.reasons.iter().map(|r| normalize_reason(r)).collect(),
+        }
+    }
+
+    pub fn accepts(&self, record: &DropRecord, reason: &str) -> bool {
+        (self.protocols.is_empty() || self.protocols.contains(&record.l4proto))
+            && (self.ports.is_empty()
+                || self.ports.contains(&record.sport)
+                || self.ports.contains(&record.dport))
+            && (self.reasons.is_empty() || self.reasons.contains(&normalize_reason(reason)))
+    }
+}
