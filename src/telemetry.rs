@@ -53,6 +53,10 @@ fn describe_metrics() {
         "Series dropped by the per-family cap (metrics.max_series_per_family)."
     );
     describe_counter!(
+        "huatuo_bamai_sampler_decisions_total",
+        "Adaptive sampling decisions per probe: action=throttle (divisor raised) or relax (lowered)."
+    );
+    describe_counter!(
         "huatuo_bamai_collect_errors_total",
         "Collection ticks of a probe that failed (bad input file, map read error)."
     );

@@ -63,8 +63,6 @@ pub struct ProbeRuntime<P: Probe> {
     ticker: Option<JoinHandle<()>>,
     /// Drives the duty cycle while one is in force.
     duty_timer: Option<JoinHandle<()>>,
-    reattached_total: u64,
-    collect_errors_total: u64,
     last_error_log: Option<Instant>,
     collect_time: std::time::Duration,
 }
@@ -155,8 +153,6 @@ impl<P: Probe> Actor for ProbeActor<P> {
             supervisor: args.supervisor,
             ticker: None,
             duty_timer: None,
-            reattached_total: 0,
-            collect_errors_total: 0,
             last_error_log: None,
             collect_time: std::time::Duration::ZERO,
         })
@@ -273,7 +269,6 @@ fn tick<P: Probe>(
         let reattached = programs.reattach_lost_links()?;
         if !reattached.is_empty() {
             tracing::warn!(probe = P::NAME, programs = ?reattached, "BPF link was detached from outside; re-attached");
-            state.reattached_total += reattached.len() as u64;
             metrics::counter!("huatuo_bamai_bpf_link_reattached_total", "probe" => P::NAME)
                 .increment(reattached.len() as u64);
             let programs = reattached.iter().map(|p| p.to_string()).collect();
@@ -296,7 +291,6 @@ fn tick<P: Probe>(
     }
     if let Err(e) = result {
         // Bad input (a malformed file) costs this tick only; the probe keeps its state.
-        state.collect_errors_total += 1;
         metrics::counter!("huatuo_bamai_collect_errors_total", "probe" => P::NAME).increment(1);
         let quiet = state
             .last_error_log
