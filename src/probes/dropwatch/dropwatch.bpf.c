@@ -58,11 +58,6 @@ struct drop_event {
 				   * stack_bytes of them are sent */
 };
 
-struct rate_window {
-	__u64 second;
-	__u64 used;
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
@@ -81,7 +76,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct rate_window);
+	__type(value, struct huatuo_rate_window);
 } DROPWATCH_RATE SEC(".maps");
 
 /* Index 0: drops over the rate limit; index 1: drops the ring buffer had no room for. */
@@ -161,22 +156,9 @@ static __always_inline void bump(void *map, __u32 index, __u32 weight)
 /* 1 when a record may be queued this second. */
 static __always_inline int take_token(void)
 {
-	struct rate_window *window;
 	__u32 zero = 0;
-	__u64 second;
 
-	if (max_per_sec == 0)
-		return 1;
-	window = bpf_map_lookup_elem(&DROPWATCH_RATE, &zero);
-	if (!window)
-		return 0;
-	second = bpf_ktime_get_ns() / 1000000000ULL;
-	if (window->second != second) {
-		/* Racy across CPUs at the window edge: a few records more at worst. */
-		window->second = second;
-		window->used = 0;
-	}
-	return __sync_fetch_and_add(&window->used, 1) < max_per_sec;
+	return huatuo_take_token(bpf_map_lookup_elem(&DROPWATCH_RATE, &zero), max_per_sec);
 }
 
 static __always_inline void decode_headers(struct drop_event *e, struct sk_buff *skb)
