@@ -27,14 +27,20 @@ impl From<figment::Error> for ConfigError {
 /// `section` is the dotted path an `extract_inner` started from, put in front of the error's
 /// own path when figment left it out.
 pub(crate) fn describe_error(error: &figment::Error, section: Option<&str>) -> String {
-    let mut path: Vec<String> = section
+    // figment reports the path below the focused section, and has been seen to append the
+    // section's own segments too: strip them wherever they stand, then put them in front.
+    let section: Vec<String> = section
         .map(|s| s.split('.').map(str::to_string).collect())
         .unwrap_or_default();
-    if !error.path.starts_with(&path) {
-        path.extend(error.path.iter().cloned());
-    } else {
-        path = error.path.clone();
+    let mut below = error.path.clone();
+    if !section.is_empty() {
+        if below.starts_with(&section) {
+            below.drain(..section.len());
+        } else if below.ends_with(&section) {
+            below.truncate(below.len() - section.len());
+        }
     }
+    let path: Vec<String> = section.into_iter().chain(below).collect();
     let key = if path.is_empty() {
         "(top level)".to_string()
     } else {
@@ -49,7 +55,8 @@ pub(crate) fn describe_error(error: &figment::Error, section: Option<&str>) -> S
         }
         Some(md) => match &md.source {
             Some(figment::Source::File(file)) => format!("file {}", file.display()),
-            _ => md.name.to_string(),
+            // Defaults and live edits come from serialized values, named by their Rust type.
+            _ => "the defaults or a live edit".to_string(),
         },
         None => "defaults".to_string(),
     };
