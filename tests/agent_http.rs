@@ -198,12 +198,20 @@ fn series_cap_bounds_a_family_and_counts_drops() {
     }
     // softirq exports cpus x 2 vectors x 4 zones series; cap it at 3.
     let agent = Agent::start_with(&["softirq"], "[metrics]\nmax_series_per_family = 3\n");
-    std::thread::sleep(std::time::Duration::from_millis(600));
-    let metrics = agent.metrics();
-    let kept = metrics
-        .lines()
-        .filter(|l| l.starts_with("huatuo_bamai_softirq_latency{"))
-        .count();
+    // Until the probe's first collection is published (slow when other agents load BTF too).
+    let count = |metrics: &str| {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("huatuo_bamai_softirq_latency{"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut metrics = agent.metrics();
+    while count(&metrics) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        metrics = agent.metrics();
+    }
+    let kept = count(&metrics);
     assert_eq!(kept, 3, "{metrics}");
     let dropped = sample(
         &metrics,

@@ -285,3 +285,6 @@ impl MemoryReclaimProbe {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
