@@ -697,13 +697,25 @@ async fn the_agent_ships_dropwatch_documents_through_an_outage() {
     let agent = wait_blocking(agent, |a| status_line(a).contains("spooling")).await;
     let server = Osmem::start(&bin, &addr);
     send_datagrams(port, 5);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let expected: BTreeSet<String> = store_ids(&agent)
-        .into_iter()
-        .filter(|id| !before_outage.contains(id))
-        .collect();
+    // The probe drains its ring once a second: wait for the store, not for a fixed time.
+    let new_ids = move |a: &common::Agent| {
+        store_ids(a)
+            .into_iter()
+            .filter(|id| !before_outage.contains(id))
+            .collect::<BTreeSet<String>>()
+    };
+    let counted = new_ids.clone();
+    let agent = wait_blocking(agent, move |a| counted(a).len() >= 25).await;
+    let expected = new_ids(&agent);
     assert!(expected.len() >= 25, "{} documents", expected.len());
-    let found = wait_for_hits(&server.url, expected.len(), Duration::from_secs(20)).await;
+    // Other drops of the host may be indexed too: wait until every expected id is there.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut found = wait_for_hits(&server.url, expected.len(), Duration::from_secs(20)).await;
+    while !expected.iter().all(|id| found.iter().any(|h| &h.id == id)) && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        found = wait_for_hits(&server.url, found.len() + 1, Duration::from_millis(500)).await;
+    }
     let in_es: Vec<String> = found.iter().map(|h| h.id.clone()).collect();
     let unique: BTreeSet<String> = in_es.iter().cloned().collect();
     assert_eq!(unique.len(), in_es.len(), "ids unique");
