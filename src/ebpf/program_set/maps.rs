@@ -4,19 +4,44 @@
 use super::BpfProgramSet;
 use crate::ebpf::{histogram, BpfError};
 
+/// The error of a failed read or write of `map`.
+fn map_error(
+    probe: &'static str,
+    map: &'static str,
+) -> impl Fn(aya::maps::MapError) -> BpfError + Copy {
+    move |e| BpfError::MapRead {
+        probe,
+        map,
+        reason: e.to_string(),
+    }
+}
+
 impl BpfProgramSet {
+    fn map_data(&self, map: &'static str) -> Result<&aya::maps::Map, BpfError> {
+        let probe = self.probe;
+        self.bpf.map(map).ok_or(BpfError::MissingMap { probe, map })
+    }
+
+    fn map_data_mut(&mut self, map: &'static str) -> Result<&mut aya::maps::Map, BpfError> {
+        let probe = self.probe;
+        self.bpf
+            .map_mut(map)
+            .ok_or(BpfError::MissingMap { probe, map })
+    }
+
+    /// Slot `index` of the per-CPU `u64` array `map` summed over CPUs (BPF counters are per-CPU
+    /// so the hot path needs no atomics).
+    pub fn per_cpu_sum(&self, map: &'static str, index: u32) -> Result<u64, BpfError> {
+        Ok(self
+            .per_cpu_u64(map, index)?
+            .iter()
+            .fold(0u64, |a, v| a.wrapping_add(*v)))
+    }
+
     /// Per-CPU values of `index` in the `u64` per-CPU array `map` (one entry per possible CPU).
     pub fn per_cpu_u64(&self, map: &'static str, index: u32) -> Result<Vec<u64>, BpfError> {
-        let probe = self.probe;
-        let data = self
-            .bpf
-            .map(map)
-            .ok_or(BpfError::MissingMap { probe, map })?;
-        let read_err = |e: aya::maps::MapError| BpfError::MapRead {
-            probe,
-            map,
-            reason: e.to_string(),
-        };
+        let read_err = map_error(self.probe, map);
+        let data = self.map_data(map)?;
         let array =
             aya::maps::PerCpuArray::<&aya::maps::MapData, u64>::try_from(data).map_err(read_err)?;
         let values = array.get(&index, 0).map_err(read_err)?;
@@ -30,12 +55,7 @@ impl BpfProgramSet {
         map: &'static str,
         base: u32,
     ) -> Result<histogram::Log2Histogram, BpfError> {
-        let total = |index: u32| -> Result<u64, BpfError> {
-            Ok(self
-                .per_cpu_u64(map, index)?
-                .iter()
-                .fold(0u64, |a, v| a.wrapping_add(*v)))
-        };
+        let total = |index: u32| self.per_cpu_sum(map, index);
         let mut slots = Vec::with_capacity(histogram::LOG2_SLOTS);
         for slot in 0..histogram::LOG2_SLOTS as u32 {
             slots.push(total(base + slot)?);
@@ -46,16 +66,8 @@ impl BpfProgramSet {
 
     /// Writes `value` at `index` of the `u32` array `map` (a switch or knob the programs read).
     pub fn set_u32(&mut self, map: &'static str, index: u32, value: u32) -> Result<(), BpfError> {
-        let probe = self.probe;
-        let data = self
-            .bpf
-            .map_mut(map)
-            .ok_or(BpfError::MissingMap { probe, map })?;
-        let err = |e: aya::maps::MapError| BpfError::MapRead {
-            probe,
-            map,
-            reason: e.to_string(),
-        };
+        let err = map_error(self.probe, map);
+        let data = self.map_data_mut(map)?;
         let mut array =
             aya::maps::Array::<&mut aya::maps::MapData, u32>::try_from(data).map_err(err)?;
         array.set(index, value, 0).map_err(err)
@@ -68,16 +80,8 @@ impl BpfProgramSet {
         map: &'static str,
         wanted: &std::collections::HashSet<u64>,
     ) -> Result<(), BpfError> {
-        let probe = self.probe;
-        let err = |e: aya::maps::MapError| BpfError::MapRead {
-            probe,
-            map,
-            reason: e.to_string(),
-        };
-        let data = self
-            .bpf
-            .map_mut(map)
-            .ok_or(BpfError::MissingMap { probe, map })?;
+        let err = map_error(self.probe, map);
+        let data = self.map_data_mut(map)?;
         let mut set =
             aya::maps::HashMap::<&mut aya::maps::MapData, u64, u8>::try_from(data).map_err(err)?;
         let present: std::collections::HashSet<u64> = set.keys().filter_map(Result::ok).collect();
@@ -97,16 +101,8 @@ impl BpfProgramSet {
         map: &'static str,
         keep: &std::collections::HashSet<u64>,
     ) -> Result<std::collections::HashMap<u64, [u64; N]>, BpfError> {
-        let probe = self.probe;
-        let err = |e: aya::maps::MapError| BpfError::MapRead {
-            probe,
-            map,
-            reason: e.to_string(),
-        };
-        let data = self
-            .bpf
-            .map_mut(map)
-            .ok_or(BpfError::MissingMap { probe, map })?;
+        let err = map_error(self.probe, map);
+        let data = self.map_data_mut(map)?;
         let mut hash =
             aya::maps::PerCpuHashMap::<&mut aya::maps::MapData, u64, [u64; N]>::try_from(data)
                 .map_err(err)?;

@@ -90,22 +90,16 @@ impl EventRing {
         lost_map: &'static str,
         index: u32,
     ) -> Result<u64, BpfError> {
-        let lost_total = per_cpu_total(programs, lost_map, index)?;
+        let lost_total = programs.per_cpu_sum(lost_map, index)?;
         Ok(self.account(probe, lost_total))
     }
 }
 
-/// Slot `index` of the per-CPU `u64` array `map` summed over CPUs (BPF counters are per-CPU so
-/// the hot path needs no atomics).
-pub fn per_cpu_total(
-    programs: &BpfProgramSet,
-    map: &'static str,
-    index: u32,
-) -> Result<u64, BpfError> {
-    Ok(programs
-        .per_cpu_u64(map, index)?
-        .iter()
-        .fold(0u64, |a, v| a.wrapping_add(*v)))
+/// Little-endian `u16` at `offset`.
+pub fn u16_at(bytes: &[u8], offset: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(
+        bytes.get(offset..offset + 2)?.try_into().ok()?,
+    ))
 }
 
 /// Little-endian `u32` at `offset` (BPF records are native-endian; this agent is x86_64 only).

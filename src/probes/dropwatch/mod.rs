@@ -306,7 +306,7 @@ impl DropwatchProbe {
     }
 
     fn total(&self, map: &'static str, index: u32) -> Result<u64, ProbeError> {
-        Ok(event_ring::per_cpu_total(&self.programs, map, index)?)
+        Ok(self.programs.per_cpu_sum(map, index)?)
     }
 
     fn export(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {

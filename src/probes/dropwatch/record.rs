@@ -41,7 +41,6 @@ impl DropRecord {
         if bytes.len() < Self::SIZE {
             return None;
         }
-        let u16_at = |o: usize| Some(u16::from_le_bytes(bytes.get(o..o + 2)?.try_into().ok()?));
         Some(Self {
             boot_ns: event_ring::u64_at(bytes, 0)?,
             location: event_ring::u64_at(bytes, 8)?,
@@ -51,10 +50,10 @@ impl DropRecord {
             tid: event_ring::u32_at(bytes, 32)?,
             netns: event_ring::u32_at(bytes, 36)?,
             ifindex: event_ring::u32_at(bytes, 40)?,
-            l3proto: u16_at(44)?,
+            l3proto: event_ring::u16_at(bytes, 44)?,
             l4proto: bytes[46],
-            sport: u16_at(48)?,
-            dport: u16_at(50)?,
+            sport: event_ring::u16_at(bytes, 48)?,
+            dport: event_ring::u16_at(bytes, 50)?,
             saddr: bytes[56..72].try_into().ok()?,
             daddr: bytes[72..88].try_into().ok()?,
             comm: event_ring::comm_at(bytes, 88)?,

@@ -199,8 +199,7 @@ impl Probe for MemoryReclaimProbe {
     fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
         self.publish_events(out)?;
         let stall = |programs: &BpfProgramSet, kind| -> Result<f64, ProbeError> {
-            let per_cpu = programs.per_cpu_u64(STALL_MAP, kind)?;
-            Ok(per_cpu.iter().fold(0u64, |a, v| a.wrapping_add(*v)) as f64)
+            Ok(programs.per_cpu_sum(STALL_MAP, kind)? as f64)
         };
         out.gauge(
             "huatuo_bamai_memory_free_allocpages_stall",
@@ -264,12 +263,8 @@ impl MemoryReclaimProbe {
                 self.ctx.events.publish(document);
             }
         }
-        let drops = |programs: &BpfProgramSet, index| -> Result<u64, ProbeError> {
-            let per_cpu = programs.per_cpu_u64(DROPS_MAP, index)?;
-            Ok(per_cpu.iter().fold(0u64, |a, v| a.wrapping_add(*v)))
-        };
-        let suppressed = drops(&self.programs, DROPS_SUPPRESSED)?;
-        let lost = drops(&self.programs, DROPS_LOST)?;
+        let suppressed = self.programs.per_cpu_sum(DROPS_MAP, DROPS_SUPPRESSED)?;
+        let lost = self.programs.per_cpu_sum(DROPS_MAP, DROPS_LOST)?;
         self.ring.account(NAME, lost);
         out.counter(
             "huatuo_bamai_memory_reclaim_events_total",

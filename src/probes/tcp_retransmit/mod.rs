@@ -100,18 +100,17 @@ impl Probe for TcpRetransmitProbe {
             );
             self.ctx.events.publish(document);
         }
-        let sum = |values: Vec<u64>| values.iter().fold(0u64, |a, v| a.wrapping_add(*v));
-        let lost = sum(self.programs.per_cpu_u64(SUPPRESSED_MAP, 1)?);
-        self.ring.account(NAME, lost);
+        self.ring
+            .account_losses(NAME, &self.programs, SUPPRESSED_MAP, 1)?;
         let family = out.counter(
             "huatuo_bamai_tcp_retransmit_total",
             "TCP retransmissions seen by tcp:tcp_retransmit_skb (kind=skb) and tcp:tcp_retransmit_synack (kind=synack); cumulative.",
         );
         for (index, kind) in [(0, "skb"), (1, "synack")] {
-            let count = sum(self.programs.per_cpu_u64(COUNT_MAP, index)?);
+            let count = self.programs.per_cpu_sum(COUNT_MAP, index)?;
             family.push(vec![("kind", kind.to_string())], count as f64);
         }
-        let suppressed = sum(self.programs.per_cpu_u64(SUPPRESSED_MAP, 0)?);
+        let suppressed = self.programs.per_cpu_sum(SUPPRESSED_MAP, 0)?;
         out.counter(
             "huatuo_bamai_tcp_retransmit_suppressed_total",
             "Retransmissions counted but not stored: over tcp_retransmit.max_events_per_second.",

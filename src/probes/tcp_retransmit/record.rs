@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
-use crate::probes::common::event_ring::{comm_at, u32_at, u64_at};
+use crate::probes::common::event_ring::{comm_at, u16_at, u32_at, u64_at};
 
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
@@ -57,7 +57,6 @@ impl RetransmitRecord {
         if b.len() < Self::SIZE {
             return None;
         }
-        let u16_at = |o: usize| Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?));
         let addr = |o: usize| -> Option<[u8; 16]> { b.get(o..o + 16)?.try_into().ok() };
         Some(Self {
             boot_ns: u64_at(b, 0)?,
@@ -71,10 +70,10 @@ impl RetransmitRecord {
             reord_seen: u32_at(b, 44)?,
             dsack_dups: u32_at(b, 48)?,
             err: u32_at(b, 52)? as i32,
-            family: u16_at(56)?,
-            sport: u16_at(58)?,
-            dport: u16_at(60)?,
-            tcp_flags: u16_at(62)?,
+            family: u16_at(b, 56)?,
+            sport: u16_at(b, 58)?,
+            dport: u16_at(b, 60)?,
+            tcp_flags: u16_at(b, 62)?,
             state: *b.get(64)?,
             ca_state: *b.get(65)?,
             icsk_pending: *b.get(66)?,
