@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::containers::{ContainerSet, ContainersConfig, Discovery};
-use crate::core::part::{spawn_cell, PartArgs, PartEntry};
+use crate::core::part::{spawn_linked, PartEntry};
 use crate::core::AgentContext;
 
 pub enum DiscoveryMsg {
@@ -32,25 +32,14 @@ pub struct DiscoveryState {
 
 /// The registry entry of this service.
 pub fn part() -> PartEntry {
-    PartEntry::service("containers", |args| spawn_cell(spawn(args)))
-        .with_section::<ContainersConfig>()
-}
-
-async fn spawn(args: PartArgs) -> Result<ActorCell, SpawnErr> {
-    let PartArgs {
-        ctx,
-        config,
-        supervisor: _,
-        parent,
-    } = args;
-    Actor::spawn_linked(
-        None,
-        ContainerDiscovery,
-        DiscoveryArgs { config, ctx },
-        parent,
-    )
-    .await
-    .map(|(actor, _)| actor.get_cell())
+    PartEntry::service("containers", |part| {
+        let args = DiscoveryArgs {
+            config: part.config,
+            ctx: part.ctx,
+        };
+        spawn_linked(part.parent, ContainerDiscovery, args)
+    })
+    .with_section::<ContainersConfig>()
 }
 
 impl Actor for ContainerDiscovery {

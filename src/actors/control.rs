@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use ractor::rpc::CallResult;
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
 
 use crate::actors::server_task::ServerTask;
 use crate::core::control_protocol::{parse_request, Request, Response, MAX_LINE_BYTES};
-use crate::core::part::{spawn_cell, PartArgs, PartEntry};
+use crate::core::part::{spawn_linked, PartEntry};
 use crate::core::{AgentContext, ControlCommand, ControlError, SupervisorMsg};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -40,24 +40,15 @@ pub enum ControlMsg {
 
 /// The registry entry of this service.
 pub fn part() -> PartEntry {
-    PartEntry::service("control", |args| spawn_cell(spawn(args))).essential()
-}
-
-async fn spawn(args: PartArgs) -> Result<ActorCell, SpawnErr> {
-    let PartArgs {
-        ctx,
-        config,
-        supervisor,
-        parent,
-    } = args;
-    let args = ControlArgs {
-        socket: config.control.socket.clone(),
-        ctx,
-        supervisor,
-    };
-    Actor::spawn_linked(None, ControlServer, args, parent)
-        .await
-        .map(|(actor, _)| actor.get_cell())
+    PartEntry::service("control", |part| {
+        let args = ControlArgs {
+            socket: part.config.control.socket.clone(),
+            ctx: part.ctx,
+            supervisor: part.supervisor,
+        };
+        spawn_linked(part.parent, ControlServer, args)
+    })
+    .essential()
 }
 
 fn bind_socket(path: &Path) -> Result<UnixListener, String> {

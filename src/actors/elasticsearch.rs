@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::actors::open_when_free::open_when_free;
 use crate::actors::server_task::ServerTask;
@@ -19,7 +19,7 @@ use crate::events::elasticsearch::{BulkClient, BulkSink, ElasticsearchConfig, Si
 
 /// Service name: `ctl status` row and status board key.
 const NAME: &str = "elasticsearch";
-use crate::core::part::{spawn_cell, PartArgs, PartEntry};
+use crate::core::part::{spawn_linked, PartEntry};
 use crate::core::AgentContext;
 
 pub enum EsSinkMsg {
@@ -41,23 +41,14 @@ pub struct EsSinkState {
 
 /// The registry entry of this service.
 pub fn part() -> PartEntry {
-    PartEntry::service(NAME, |args| spawn_cell(spawn(args))).with_section::<ElasticsearchConfig>()
-}
-
-async fn spawn(args: PartArgs) -> Result<ActorCell, SpawnErr> {
-    let PartArgs {
-        ctx,
-        config,
-        supervisor: _,
-        parent,
-    } = args;
-    let args = EsSinkArgs {
-        config: (*config.section::<ElasticsearchConfig>()).clone(),
-        ctx,
-    };
-    Actor::spawn_linked(None, ElasticsearchSink, args, parent)
-        .await
-        .map(|(actor, _)| actor.get_cell())
+    PartEntry::service(NAME, |part| {
+        let args = EsSinkArgs {
+            config: (*part.config.section::<ElasticsearchConfig>()).clone(),
+            ctx: part.ctx,
+        };
+        spawn_linked(part.parent, ElasticsearchSink, args)
+    })
+    .with_section::<ElasticsearchConfig>()
 }
 
 /// Opens the spool, waiting briefly while a killed predecessor's task (aborted, not yet

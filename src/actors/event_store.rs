@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::broadcast::Receiver;
 use tokio::task::JoinHandle;
@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::actors::open_when_free::open_when_free;
 use crate::actors::server_task::ServerTask;
-use crate::core::part::{spawn_cell, PartArgs, PartEntry};
+use crate::core::part::{spawn_linked, PartEntry};
 use crate::core::AgentContext;
 use crate::events::store::{EventStore, EventsConfig, Retention, StoreError};
 use crate::events::EventDocument;
@@ -49,23 +49,14 @@ pub struct EventStoreState {
 
 /// The registry entry of this service.
 pub fn part() -> PartEntry {
-    PartEntry::service("event_store", |args| spawn_cell(spawn(args))).with_section::<EventsConfig>()
-}
-
-async fn spawn(args: PartArgs) -> Result<ActorCell, SpawnErr> {
-    let PartArgs {
-        ctx,
-        config,
-        supervisor: _,
-        parent,
-    } = args;
-    let args = EventStoreArgs {
-        config: (*config.section::<EventsConfig>()).clone(),
-        ctx,
-    };
-    Actor::spawn_linked(None, EventStoreSink, args, parent)
-        .await
-        .map(|(actor, _)| actor.get_cell())
+    PartEntry::service("event_store", |part| {
+        let args = EventStoreArgs {
+            config: (*part.config.section::<EventsConfig>()).clone(),
+            ctx: part.ctx,
+        };
+        spawn_linked(part.parent, EventStoreSink, args)
+    })
+    .with_section::<EventsConfig>()
 }
 
 /// Opens the store, waiting briefly while another handle in this process (a killed

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use ractor::{ActorCell, ActorRef, SpawnErr};
+use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
 
 use super::context::AgentContext;
 use super::messages::{ProbeMsg, SupervisorMsg};
@@ -69,10 +69,14 @@ impl PartEntry {
     }
 }
 
-/// Boxes a part's async constructor that returns its actor cell.
-pub fn spawn_cell<F>(future: F) -> SpawnFuture
-where
-    F: Future<Output = Result<ActorCell, SpawnErr>> + Send + 'static,
-{
-    Box::pin(async move { future.await.map(|cell| Spawned { cell, probe: None }) })
+/// Spawns a service's actor linked to the supervisor (`PartArgs::parent`): the whole of most
+/// services' constructors once they have built their actor's arguments.
+pub fn spawn_linked<A: Actor>(parent: ActorCell, actor: A, arguments: A::Arguments) -> SpawnFuture {
+    Box::pin(async move {
+        let (actor, _) = Actor::spawn_linked(None, actor, arguments, parent).await?;
+        Ok(Spawned {
+            cell: actor.get_cell(),
+            probe: None,
+        })
+    })
 }

@@ -14,11 +14,11 @@ use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
 
 use crate::actors::server_task::ServerTask;
-use crate::core::part::{spawn_cell, PartArgs, PartEntry};
+use crate::core::part::{spawn_linked, PartEntry};
 use crate::core::AgentContext;
 use crate::events::EventQuery;
 
@@ -49,24 +49,15 @@ struct Shared {
 
 /// The registry entry of this service.
 pub fn part() -> PartEntry {
-    PartEntry::service("http", |args| spawn_cell(spawn(args))).essential()
-}
-
-async fn spawn(args: PartArgs) -> Result<ActorCell, SpawnErr> {
-    let PartArgs {
-        ctx,
-        config,
-        supervisor: _,
-        parent,
-    } = args;
-    let args = HttpArgs {
-        listen: config.http.listen.clone(),
-        labels: crate::telemetry::global_labels(&config),
-        ctx,
-    };
-    Actor::spawn_linked(None, HttpServer, args, parent)
-        .await
-        .map(|(actor, _)| actor.get_cell())
+    PartEntry::service("http", |part| {
+        let args = HttpArgs {
+            listen: part.config.http.listen.clone(),
+            labels: crate::telemetry::global_labels(&part.config),
+            ctx: part.ctx,
+        };
+        spawn_linked(part.parent, HttpServer, args)
+    })
+    .essential()
 }
 
 impl Actor for HttpServer {

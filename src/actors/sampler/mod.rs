@@ -16,10 +16,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
 
-use crate::core::part::{spawn_cell, PartArgs, PartEntry};
+use crate::core::part::{spawn_linked, PartEntry};
 use crate::core::status::{DecisionRecord, OverheadStatus, ProbeOverhead};
 use crate::core::{AgentContext, SupervisorMsg};
 use crate::core::{ProbeCost, ProbeMsg};
@@ -62,28 +62,19 @@ pub struct SamplerActor;
 
 /// The registry entry of this service.
 pub fn part() -> PartEntry {
-    PartEntry::service("sampler", |args| spawn_cell(spawn(args))).with_section::<SamplerConfig>()
-}
-
-async fn spawn(args: PartArgs) -> Result<ActorCell, SpawnErr> {
-    let PartArgs {
-        ctx,
-        config,
-        supervisor,
-        parent,
-    } = args;
-    let state = SamplerState {
-        ctx,
-        supervisor,
-        controller: None,
-        previous: None,
-        interval_ms: config.section::<SamplerConfig>().interval_ms,
-        ticker: None,
-        decisions: VecDeque::new(),
-    };
-    Actor::spawn_linked(Some("sampler".into()), SamplerActor, state, parent)
-        .await
-        .map(|(actor, _)| actor.get_cell())
+    PartEntry::service("sampler", |part| {
+        let state = SamplerState {
+            ctx: part.ctx,
+            supervisor: part.supervisor,
+            controller: None,
+            previous: None,
+            interval_ms: part.config.section::<SamplerConfig>().interval_ms,
+            ticker: None,
+            decisions: VecDeque::new(),
+        };
+        spawn_linked(part.parent, SamplerActor, state)
+    })
+    .with_section::<SamplerConfig>()
 }
 
 fn params(config: &SamplerConfig) -> ControlParams {
