@@ -24,23 +24,14 @@ impl From<figment::Error> for ConfigError {
 }
 
 /// "`probes.softirq`: unknown field `x`, expected … (in file /etc/huatuo/huatuo-bamai.toml)".
-/// `section` is the dotted path an `extract_inner` started from, put in front of the error's
-/// own path when figment left it out.
+/// `section` is the dotted path of the focused section the error's own path is relative to.
 pub(crate) fn describe_error(error: &figment::Error, section: Option<&str>) -> String {
-    // figment reports the path below the focused section, and has been seen to append the
-    // section's own segments too: strip them wherever they stand, then put them in front.
-    let section: Vec<String> = section
-        .map(|s| s.split('.').map(str::to_string).collect())
-        .unwrap_or_default();
-    let mut below = error.path.clone();
-    if !section.is_empty() {
-        if below.starts_with(&section) {
-            below.drain(..section.len());
-        } else if below.ends_with(&section) {
-            below.truncate(below.len() - section.len());
-        }
-    }
-    let path: Vec<String> = section.into_iter().chain(below).collect();
+    let path: Vec<String> = section
+        .into_iter()
+        .flat_map(|s| s.split('.'))
+        .map(str::to_string)
+        .chain(error.path.iter().cloned())
+        .collect();
     let key = if path.is_empty() {
         "(top level)".to_string()
     } else {

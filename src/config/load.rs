@@ -120,7 +120,6 @@ pub(crate) fn top_level_names(specs: &[SectionSpec]) -> Vec<&'static str> {
         .chain(specs.iter())
         .map(|s| s.path.split('.').next().unwrap_or(s.path))
         .collect();
-    names.dedup();
     names.sort_unstable();
     names.dedup();
     names

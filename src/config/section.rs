@@ -161,7 +161,8 @@ impl LoadedSection {
 }
 
 fn load_section<S: Section>(figment: &Figment) -> Result<LoadedSection, ConfigError> {
-    let section: S = figment.extract_inner(S::PATH).map_err(|e| {
+    // Focused on the section, errors carry paths below it (and keep their metadata).
+    let section: S = figment.focus(S::PATH).extract().map_err(|e| {
         let messages: Vec<String> = e
             .into_iter()
             .map(|e| describe_error(&e, Some(S::PATH)))

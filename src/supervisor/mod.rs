@@ -241,7 +241,7 @@ impl Actor for AgentSupervisor {
                 }
             }
             SupervisorMsg::Status(reply) => {
-                state.publish();
+                // The board is republished after every message, so it is current here.
                 let _ = reply.send(state.ctx.status.status());
             }
             SupervisorMsg::RunningProbes(reply) => {
