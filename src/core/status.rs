@@ -78,7 +78,8 @@ impl PartDetail {
     }
 }
 
-/// One row of `ctl status` and `/tracers`.
+/// One row of `ctl status` and `/tracers`. The supervisor publishes the rows it knows
+/// (name … `started_at`); the board fills uptime, sampling and the part's detail when read.
 #[derive(Debug, Clone, Serialize)]
 pub struct ActorStatus {
     pub name: String,
@@ -88,7 +89,11 @@ pub struct ActorStatus {
     pub reason: Option<String>,
     pub restarts: u64,
     pub last_error: Option<String>,
+    /// Filled from `started_at` when the status is read.
     pub uptime_secs: Option<u64>,
+    /// When the part's actor last started (the supervisor's record).
+    #[serde(skip)]
+    pub started_at: Option<Instant>,
     /// Adaptive sampling of a throttleable probe: 1 event in N is kept.
     pub sampling_divisor: Option<u32>,
     /// The part's own one-line account of its work (e.g. the Elasticsearch sink's connection).
@@ -120,23 +125,11 @@ impl AgentStatus {
     }
 }
 
-/// A part's row as the supervisor last published it.
-#[derive(Debug, Clone)]
-pub struct ChildRow {
-    pub name: String,
-    pub kind: PartKind,
-    pub state: ChildState,
-    pub reason: Option<String>,
-    pub restarts: u64,
-    pub last_error: Option<String>,
-    pub started_at: Option<Instant>,
-}
-
 /// Where the supervisor publishes its children's rows and parts publish their details; read by
 /// `/readyz`, `/tracers`, `/metrics` and `ctl status` without a round trip to the supervisor.
 pub struct StatusBoard {
     started: Instant,
-    rows: RwLock<Vec<ChildRow>>,
+    rows: RwLock<Vec<ActorStatus>>,
     details: RwLock<BTreeMap<String, PartDetail>>,
     /// The sampler's latest overhead view; empty until its second round.
     overhead: RwLock<Option<OverheadStatus>>,
@@ -157,7 +150,7 @@ impl StatusBoard {
     }
 
     /// Replaces the rows (the supervisor, after each change).
-    pub fn publish_rows(&self, rows: Vec<ChildRow>) {
+    pub fn publish_rows(&self, rows: Vec<ActorStatus>) {
         *self.rows.write().unwrap_or_else(|e| e.into_inner()) = rows;
     }
 
@@ -205,12 +198,6 @@ impl StatusBoard {
             .map(|row| {
                 let report = details.get(&row.name).cloned();
                 ActorStatus {
-                    name: row.name.clone(),
-                    kind: row.kind,
-                    state: row.state.clone(),
-                    reason: row.reason.clone(),
-                    restarts: row.restarts,
-                    last_error: row.last_error.clone(),
                     uptime_secs: match row.state {
                         ChildState::Running | ChildState::Inactive => {
                             row.started_at.map(|t| t.elapsed().as_secs())
@@ -220,6 +207,7 @@ impl StatusBoard {
                     sampling_divisor: divisor_of(&row.name),
                     detail: report.as_ref().map(PartDetail::summary),
                     report,
+                    ..row.clone()
                 }
             })
             .collect();

@@ -9,7 +9,7 @@ use ractor::{ActorCell, ActorId, ActorRef};
 use super::backoff::RestartBudget;
 use crate::config::{Config, SupervisorConfig};
 use crate::core::part::PartEntry;
-use crate::core::status::{ChildRow, ChildState, PartKind};
+use crate::core::status::{ActorStatus, ChildState, PartKind};
 use crate::core::ProbeMsg;
 
 pub struct Child {
@@ -136,18 +136,23 @@ impl Children {
             .collect()
     }
 
-    /// Status rows, alphabetical as `ctl status` has always listed them.
-    pub fn rows(&self) -> Vec<ChildRow> {
+    /// Status rows, alphabetical as `ctl status` has always listed them; the status board fills
+    /// what is read-time (uptime, sampling, details).
+    pub fn rows(&self) -> Vec<ActorStatus> {
         self.by_name
             .iter()
-            .map(|(name, c)| ChildRow {
+            .map(|(name, c)| ActorStatus {
                 name: name.to_string(),
                 kind: c.kind(),
                 state: c.state.clone(),
                 reason: c.reason.clone(),
                 restarts: c.restarts,
                 last_error: c.last_error.clone(),
+                uptime_secs: None,
                 started_at: c.started_at,
+                sampling_divisor: None,
+                detail: None,
+                report: None,
             })
             .collect()
     }
