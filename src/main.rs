@@ -150,7 +150,7 @@ fn main() -> ExitCode {
             action: ConfigAction::Default { daemonset },
         }) => {
             let overrides: &[config::template::Override] = if daemonset {
-                &config::template::DAEMONSET
+                &huatuo_bamai::containers::DAEMONSET_PATHS
             } else {
                 &[]
             };

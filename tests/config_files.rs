@@ -2,8 +2,9 @@
 //! scripts/gen-config.sh): this fails when a part's defaults or docs changed and the files were
 //! not regenerated, and checks that what we ship loads.
 
-use huatuo_bamai::config::template::{self, DAEMONSET};
+use huatuo_bamai::config::template;
 use huatuo_bamai::config::{Config, ConfigSource, FlagOverrides};
+use huatuo_bamai::containers::DAEMONSET_PATHS;
 use huatuo_bamai::registry;
 
 const FIX: &str = "run scripts/gen-config.sh to regenerate it";
@@ -46,7 +47,7 @@ fn configmap_is_the_generated_daemonset_variant_and_loads() {
         .take_while(|l| l.is_empty() || l.starts_with("    "))
         .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
         .collect();
-    let generated = template::render(&registry::sections(), &DAEMONSET);
+    let generated = template::render(&registry::sections(), &DAEMONSET_PATHS);
     assert!(
         embedded == generated,
         "the ConfigMap in deploy/kubernetes/daemonset.yaml has drifted from the code; {FIX}"

@@ -21,25 +21,6 @@ pub struct Override {
     pub comment: &'static str,
 }
 
-/// In the DaemonSet the host's /var/run is mounted at /host/var/run.
-pub const DAEMONSET: [Override; 3] = [
-    Override {
-        key: "containers.docker_socket",
-        value: "/host/var/run/docker.sock",
-        comment: "In the DaemonSet the host's /var/run is mounted at /host/var/run.",
-    },
-    Override {
-        key: "containers.containerd_state_dir",
-        value: "/host/var/run/containerd/io.containerd.runtime.v2.task",
-        comment: "Through the same /host/var/run mount.",
-    },
-    Override {
-        key: "containers.crio_storage_dir",
-        value: "/host/var/run/containers/storage/overlay-containers",
-        comment: "Through the same /host/var/run mount.",
-    },
-];
-
 /// The whole file: agent-wide sections, then the part sections in registry order.
 pub fn render(specs: &[SectionSpec], overrides: &[Override]) -> String {
     let mut out = String::from(HEADER);

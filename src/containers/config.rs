@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::config::template::Override;
 use crate::config::{Invalid, Live, Section};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
@@ -64,3 +65,23 @@ impl Section for ContainersConfig {
         Ok(())
     }
 }
+
+/// Where deploy/kubernetes/daemonset.yaml mounts the host's /var/run (at /host/var/run): the
+/// values of the ConfigMap's `[containers]` paths (`huatuo-bamai config default --daemonset`).
+pub const DAEMONSET_PATHS: [Override; 3] = [
+    Override {
+        key: "containers.docker_socket",
+        value: "/host/var/run/docker.sock",
+        comment: "In the DaemonSet the host's /var/run is mounted at /host/var/run.",
+    },
+    Override {
+        key: "containers.containerd_state_dir",
+        value: "/host/var/run/containerd/io.containerd.runtime.v2.task",
+        comment: "Through the same /host/var/run mount.",
+    },
+    Override {
+        key: "containers.crio_storage_dir",
+        value: "/host/var/run/containers/storage/overlay-containers",
+        comment: "Through the same /host/var/run mount.",
+    },
+];

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use cgroupfs::CgroupLayout;
-pub use config::ContainersConfig;
+pub use config::{ContainersConfig, DAEMONSET_PATHS};
 pub use model::{Container, ContainerKind, ContainerSet, ContainerWatch, PodInfo, Qos, Runtime};
 
 use enrich::{BundleDirs, BundleMeta, KubeContainer, LabelAllowList};
