@@ -362,7 +362,7 @@ for i in range(n):
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             c.request("GET", "/readyz")
             r = c.getresponse(); r.read(); c.close()
-            if r.status == 200:
+            if r.status == 204:
                 ready = time.monotonic_ns()
                 break
         except OSError:
@@ -386,11 +386,11 @@ EOF
     read -r q_med q_min q_max < <(awk '{print $2}' "$TMP/startup" | stats %.1f)
     progs=$(awk '{print $3}' "$TMP/startup" | sort -u | tr '\n' ' ')
     rcs=$(awk '{print $4}' "$TMP/startup" | sort -u | tr '\n' ' ')
-    echo "### Start-up to /readyz (200), $N runs, poll every 10 ms"
+    echo "### Start-up to /readyz (204), $N runs, poll every 10 ms"
     echo
     echo "| measure | median | min | max |"
     echo "|---|---|---|---|"
-    echo "| exec → first 200 on /readyz | $s_med ms | $s_min ms | $s_max ms |"
+    echo "| exec → first 204 on /readyz | $s_med ms | $s_min ms | $s_max ms |"
     echo "| SIGTERM → exit | $q_med ms | $q_min ms | $q_max ms |"
     echo
     echo "runs (ms): $(awk '{print $1}' "$TMP/startup" | tr '\n' ' '); BPF programs held at ready: ${progs}; exit codes: ${rcs}; host busy before: $quiet %; load before: $load_before, after: $(loadavg)"

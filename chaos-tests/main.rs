@@ -134,7 +134,7 @@ fn killed_http_actor_rebinds_its_port() {
         // The killed actor skipped its clean-up; its listener must still be released.
         let start = Instant::now();
         loop {
-            let http_ok = matches!(http_get(agent.port, "/readyz"), Ok((200, _)));
+            let http_ok = matches!(http_get(agent.port, "/readyz"), Ok((204, _)));
             if http_ok && agent.ctl(&["status"]).status.success() {
                 break;
             }

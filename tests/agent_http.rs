@@ -50,35 +50,118 @@ fn serves_upstream_paths_with_host_and_region_labels() {
         Some(1.0)
     );
 
-    let (status, body) = agent.get("/healthz").unwrap();
-    assert_eq!((status, body.contains("ok")), (200, true), "{body}");
-    let (status, body) = agent.get("/readyz").unwrap();
-    assert_eq!(status, 200, "{body}");
+    // Upstream's shapes: 204 without a body for health, `{"data": …}` with maps and string codes.
+    assert_eq!(agent.get("/healthz").unwrap(), (204, String::new()));
+    assert_eq!(agent.get("/readyz").unwrap(), (204, String::new()));
     let (status, body) = agent.get("/version").unwrap();
     let version: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         (status, version["data"]["version"].as_str()),
         (200, Some(env!("CARGO_PKG_VERSION")))
     );
-    let (status, body) = agent.get("/tracers").unwrap();
-    let tracers: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(status, 200);
-    let names: Vec<&str> = tracers["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let tracers = tracers(&agent);
     for name in ["control", "http", "loadavg", "runqlat", "softirq"] {
-        assert!(names.contains(&name), "{name} not in {names:?}");
+        let tracer = &tracers[name];
+        assert_eq!(tracer["name"], name, "{tracers:#}");
     }
+    assert_eq!(
+        (&tracers["loadavg"]["running"], &tracers["loadavg"]["flag"]),
+        (&serde_json::json!(true), &serde_json::json!(1))
+    );
+    assert_eq!(tracers["loadavg"]["hit"], 1, "{tracers:#}");
+    assert_eq!(tracers["loadavg"]["restart_interval"], 1, "{tracers:#}");
+    assert_eq!(tracers["softirq"]["running"], false, "{tracers:#}");
+    assert_eq!(tracers["http"]["flag"], 0, "{tracers:#}");
     let (status, body) = agent.get("/nope").unwrap();
     let error: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
-        (status, error["error"]["code"].as_u64()),
-        (404, Some(404)),
+        (status, error["error"]["code"].as_str()),
+        (404, Some("not_found")),
         "{body}"
     );
+}
+
+fn tracers(agent: &Agent) -> serde_json::Value {
+    let (status, body) = agent.get("/tracers").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let tracers: serde_json::Value = serde_json::from_str(&body).unwrap();
+    tracers["data"].clone()
+}
+
+fn error_code(reply: &(u16, String)) -> (u16, String) {
+    let body: serde_json::Value =
+        serde_json::from_str(&reply.1).unwrap_or_else(|e| panic!("not JSON ({e}): {}", reply.1));
+    let code = body["error"]["code"].as_str().unwrap_or_default();
+    (reply.0, code.to_string())
+}
+
+#[test]
+fn tracers_start_stop_and_put_config_as_upstream() {
+    let agent = Agent::start(&["loadavg"]);
+    // Start a stopped probe, stop it again; the second stop is a conflict, as upstream's.
+    assert_eq!(agent.put("/tracers/sockstat/start", "").unwrap().0, 204);
+    agent.wait_state("sockstat", "running", std::time::Duration::from_secs(10));
+    assert_eq!(tracers(&agent)["sockstat"]["running"], true);
+    let again = agent.put("/tracers/sockstat/start", "").unwrap();
+    assert_eq!(error_code(&again), (409, "conflict".into()), "{again:?}");
+    assert_eq!(agent.put("/tracers/sockstat/stop", "").unwrap().0, 204);
+    assert_eq!(agent.actor_state("sockstat"), "disabled");
+    let again = agent.put("/tracers/sockstat/stop", "").unwrap();
+    assert_eq!(error_code(&again), (409, "conflict".into()), "{again:?}");
+    let unknown = agent.put("/tracers/nosuch/start", "").unwrap();
+    assert_eq!(
+        error_code(&unknown),
+        (404, "not_found".into()),
+        "{unknown:?}"
+    );
+    assert!(
+        unknown.1.contains("loadavg"),
+        "names the known tracers: {unknown:?}"
+    );
+    let service = agent.put("/tracers/http/stop", "").unwrap();
+    assert_eq!(
+        error_code(&service),
+        (409, "conflict".into()),
+        "{service:?}"
+    );
+
+    // PUT /config: several keys at once, validated like `ctl set`, all or nothing.
+    let ok = agent
+        .put(
+            "/config",
+            r#"{"config": {"probes.loadavg.interval_ms": 250, "probes.arp.enabled": true}}"#,
+        )
+        .unwrap();
+    assert_eq!(ok, (204, String::new()));
+    agent.wait_state("arp", "running", std::time::Duration::from_secs(10));
+    let bad = agent
+        .put(
+            "/config",
+            r#"{"config": {"probes.arp.enabled": false, "probes.loadavg.interval_ms": "often"}}"#,
+        )
+        .unwrap();
+    assert_eq!(error_code(&bad), (400, "invalid_request".into()), "{bad:?}");
+    assert!(bad.1.contains("probes.loadavg.interval_ms"), "{bad:?}");
+    assert_eq!(agent.actor_state("arp"), "running", "nothing applied");
+    for body in ["not json", r#"{"config": {}}"#, r#"{"cfg": {"a": 1}}"#] {
+        let reply = agent.put("/config", body).unwrap();
+        assert_eq!(
+            error_code(&reply),
+            (400, "invalid_request".into()),
+            "{body}: {reply:?}"
+        );
+    }
+    let typo = agent
+        .put("/config", r#"{"config": {"probes.nosuch.enabled": true}}"#)
+        .unwrap();
+    assert_eq!(
+        error_code(&typo),
+        (400, "invalid_request".into()),
+        "{typo:?}"
+    );
+    assert!(typo.1.contains("nosuch"), "{typo:?}");
+    // The agent kept serving.
+    assert!(agent.metrics().contains("huatuo_bamai_loadavg_load1"));
 }
 
 #[test]

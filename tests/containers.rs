@@ -55,15 +55,33 @@ fn real_cgroup_is_discovered_attributed_and_expires() {
         "{found}"
     );
 
-    // One container by id, and a clear 404 for an unknown one.
+    // Upstream's fields of `internal/pod/container.go` beside ours.
+    use std::os::unix::fs::MetadataExt;
+    let netns = std::fs::metadata(format!("/proc/{pid}/ns/net"))
+        .unwrap()
+        .ino();
+    assert_eq!(found["net_namespace_inum"], netns, "{found}");
+    assert_eq!(found["type"], found["kind"], "{found}");
+    assert!(found["labels"]["HostNamespace"].is_string(), "{found}");
+    assert!(found["cgroup_css"].is_object(), "{found}");
+
+    // One container by id; an unknown id is an empty list (as upstream), a malformed one a 400.
     let (status, body) = agent
         .get(&format!("/containers/json?container_id={id}"))
         .unwrap();
-    assert_eq!(status, 200, "{body}");
-    let (status, _) = agent
+    let one: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (status, one["data"][0]["id"].as_str()),
+        (200, Some(id.as_str())),
+        "{body}"
+    );
+    let (status, body) = agent
         .get(&format!("/containers/json?container_id={}", "0".repeat(64)))
         .unwrap();
-    assert_eq!(status, 404);
+    assert_eq!((status, body.as_str()), (200, r#"{"data":[]}"#));
+    let (status, body) = agent.get("/containers/json?container_id=abc").unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("64"), "{body}");
 
     container.remove();
     let gone = wait_for(Duration::from_secs(5), || {

@@ -72,14 +72,14 @@ impl CrashAgent {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// `/readyz` answers 200 once every service, the event store included, runs.
+    /// `/readyz` answers 204 once every service, the event store included, runs.
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("agent exited early ({status}):\n{}", self.log());
             }
-            if let Ok((200, _)) = http_get(self.port, "/readyz") {
+            if let Ok((204, _)) = http_get(self.port, "/readyz") {
                 return;
             }
             assert!(

@@ -129,7 +129,10 @@ fn http_api_serves_the_store_with_filters() {
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["data"], serde_json::to_value(&docs[7]).unwrap());
     let (status, reply) = get_json(&agent, "/v1/events/0000000000000000ffffffffffffffff");
-    assert_eq!((status, reply["error"]["code"].as_u64()), (404, Some(404)));
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
 
     for (query, name) in [
         ("limit=lots", "`limit`"),

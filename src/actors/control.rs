@@ -169,7 +169,7 @@ async fn serve_connection(
     }
 }
 
-async fn call<T: Send + 'static>(
+pub(crate) async fn call<T: Send + 'static>(
     supervisor: &ActorRef<SupervisorMsg>,
     msg: impl FnOnce(ractor::RpcReplyPort<T>) -> SupervisorMsg,
 ) -> Result<T, ControlError> {

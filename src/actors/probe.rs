@@ -22,6 +22,7 @@ pub fn part<P: Probe>() -> PartEntry {
     PartEntry {
         name: P::NAME,
         kind: PartKind::Probe,
+        roles: P::ROLES,
         essential: false,
         section: Some(SectionSpec::of::<P::Settings>()),
         enabled: |config: &Config| config.section::<P::Settings>().enabled(),

@@ -47,6 +47,8 @@ pub enum ProbeReport {
 pub enum ControlCommand {
     /// Set one dotted key (validated; on error the running configuration stays).
     Set { key: String, value: String },
+    /// Set several dotted keys at once (`PUT /config`): all are applied or none.
+    SetMany(Vec<(String, String)>),
     /// Re-read the configuration source and apply what changed.
     Reload,
     /// Start a probe (its `enabled` key) or retry a failed service.

@@ -10,6 +10,7 @@ use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
 
 use super::context::AgentContext;
 use super::messages::{ProbeMsg, SupervisorMsg};
+use super::probe::Roles;
 use super::status::PartKind;
 use crate::config::{Config, Section, SectionSpec};
 
@@ -33,6 +34,8 @@ pub type SpawnFuture = Pin<Box<dyn Future<Output = Result<Spawned, SpawnErr>> + 
 pub struct PartEntry {
     pub name: &'static str,
     pub kind: PartKind,
+    /// Upstream's tracer `flag`: none for services.
+    pub roles: Roles,
     /// An essential part (listener) that cannot start at start-up stops the agent with a clear
     /// error; the others are retried with backoff while metrics keep flowing.
     pub essential: bool,
@@ -49,6 +52,7 @@ impl PartEntry {
         Self {
             name,
             kind: PartKind::Service,
+            roles: Roles::NONE,
             essential: false,
             section: None,
             enabled: |_| true,

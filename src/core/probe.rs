@@ -63,10 +63,25 @@ impl ProbeContext {
     }
 }
 
+/// Upstream's tracer roles bit set (`FlagMetric` = 1, `FlagTracing` = 2), shown as `flag`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(transparent)]
+pub struct Roles(pub u32);
+
+impl Roles {
+    pub const NONE: Roles = Roles(0);
+    pub const METRICS: Roles = Roles(1);
+    /// Metrics (its counters) and event documents.
+    pub const EVENTS: Roles = Roles(1 | 2);
+}
+
 /// What a probe is: how to start it from its settings and how to collect from it.
 pub trait Probe: Sized + Send + 'static {
     /// Actor name, `tracer` name in status; its section is `[probes.<NAME>]`.
     const NAME: &'static str;
+    /// What the probe produces, as upstream's tracer `flag` (`/tracers`): metrics, and for
+    /// event probes also documents.
+    const ROLES: Roles = Roles::METRICS;
     type Settings: ProbeSettings;
 
     /// Loads and attaches (runs on a blocking thread). `Err` that `is_unsupported()` makes the

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::probe::Roles;
 use crate::events::elasticsearch::status::SinkStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -84,6 +85,8 @@ impl PartDetail {
 pub struct ActorStatus {
     pub name: String,
     pub kind: PartKind,
+    /// Upstream's tracer `flag` (1 metrics, 2 events).
+    pub flag: Roles,
     pub state: ChildState,
     /// Why the actor is inactive or failed.
     pub reason: Option<String>,

@@ -144,6 +144,7 @@ impl Children {
             .map(|(name, c)| ActorStatus {
                 name: name.to_string(),
                 kind: c.kind(),
+                flag: c.entry.roles,
                 state: c.state.clone(),
                 reason: c.reason.clone(),
                 restarts: c.restarts,

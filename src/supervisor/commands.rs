@@ -18,6 +18,13 @@ pub(super) async fn run(
             let config = state.config.with_key(&key, &value)?;
             apply(myself, state, config).await
         }
+        ControlCommand::SetMany(edits) => {
+            let mut config = state.config.clone();
+            for (key, value) in &edits {
+                config = config.with_key(key, value)?;
+            }
+            apply(myself, state, config).await
+        }
         ControlCommand::Reload => {
             let config = state
                 .ctx

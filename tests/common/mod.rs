@@ -145,7 +145,7 @@ impl Agent {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("agent exited early ({status}):\n{}", self.log());
             }
-            if let Ok((200, _)) = self.get("/readyz") {
+            if let Ok((204, _)) = self.get("/readyz") {
                 return;
             }
             if Instant::now() > deadline {
@@ -158,6 +158,11 @@ impl Agent {
     /// Plain HTTP/1.1 GET; returns (status, body).
     pub fn get(&self, path: &str) -> std::io::Result<(u16, String)> {
         http_get(self.port, path)
+    }
+
+    /// Plain HTTP/1.1 PUT with a JSON body; returns (status, body).
+    pub fn put(&self, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+        http_request(self.port, "PUT", path, body)
     }
 
     pub fn metrics(&self) -> String {
@@ -245,11 +250,23 @@ impl Drop for Agent {
 }
 
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    http_request(port, "GET", path, "")
+}
+
+/// Plain HTTP/1.1 request with a JSON body (may be empty); returns (status, body).
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )?;
     let mut raw = String::new();
     stream.read_to_string(&mut raw)?;

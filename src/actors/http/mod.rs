@@ -1,8 +1,13 @@
 //! HTTP exporter actor on :19704 with upstream's paths: `/metrics` (Prometheus text), `/healthz`,
-//! `/readyz`, `/version`, `/tracers`, `/containers/json`, and the event store's `/v1/events`.
-//! JSON bodies use upstream's envelope `{"data": …}` / `{"error": {"code", "message"}}`.
+//! `/readyz`, `/version`, `/tracers` (+ `PUT /tracers/<name>/start|stop`), `PUT /config`,
+//! `/containers/json`, and the event store's `/v1/events`. JSON bodies use upstream's envelope
+//! `{"data": …}` / `{"error": {"code", "message"}}`; commands answer 204.
 
+mod config;
+mod containers;
+mod envelope;
 mod self_metrics;
+mod tracers;
 pub mod watch;
 
 use std::sync::Arc;
@@ -12,14 +17,16 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::routing::{get, put};
+use axum::Router;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
 
+use envelope::{data, error_response, no_content};
+
 use crate::actors::server_task::ServerTask;
 use crate::core::part::{spawn_linked, PartEntry};
-use crate::core::AgentContext;
+use crate::core::{AgentContext, ControlCommand, ControlError, SupervisorMsg};
 use crate::events::EventQuery;
 
 pub use self_metrics::{render_self_metrics, ProcessStats};
@@ -35,6 +42,10 @@ pub struct HttpArgs {
     pub listen: String,
     pub labels: Vec<(String, String)>,
     pub ctx: Arc<AgentContext>,
+    pub supervisor: ActorRef<SupervisorMsg>,
+    pub procfs_root: std::path::PathBuf,
+    /// Shown as upstream's `restart_interval` in `/tracers`.
+    pub restart_interval_secs: u64,
 }
 
 pub struct HttpState {
@@ -45,6 +56,20 @@ pub struct HttpState {
 struct Shared {
     ctx: Arc<AgentContext>,
     labels: Arc<Vec<(String, String)>>,
+    supervisor: ActorRef<SupervisorMsg>,
+    procfs_root: Arc<std::path::PathBuf>,
+    restart_interval_secs: u64,
+}
+
+impl Shared {
+    /// One command to the supervisor, as the control socket sends it.
+    async fn control(&self, command: ControlCommand) -> Result<Vec<String>, ControlError> {
+        let reply = crate::actors::control::call(&self.supervisor, |reply| {
+            SupervisorMsg::Control(command, reply)
+        })
+        .await;
+        reply.and_then(|result| result)
+    }
 }
 
 /// The registry entry of this service.
@@ -54,6 +79,13 @@ pub fn part() -> PartEntry {
             listen: part.config.http.listen.clone(),
             labels: crate::telemetry::global_labels(&part.config),
             ctx: part.ctx,
+            supervisor: part.supervisor,
+            procfs_root: part.config.agent.procfs_root.clone(),
+            restart_interval_secs: part
+                .config
+                .supervisor
+                .restart_backoff_initial_ms
+                .div_ceil(1000),
         };
         spawn_linked(part.parent, HttpServer, args)
     })
@@ -77,6 +109,9 @@ impl Actor for HttpServer {
         let shared = Shared {
             ctx: args.ctx,
             labels: Arc::new(args.labels),
+            supervisor: args.supervisor,
+            procfs_root: Arc::new(args.procfs_root),
+            restart_interval_secs: args.restart_interval_secs,
         };
         let app = router(shared);
         let server = ServerTask::spawn(|token| async move {
@@ -125,18 +160,16 @@ fn router(shared: Shared) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/version", get(version))
-        .route("/tracers", get(tracers))
-        .route("/containers/json", get(containers))
+        .route("/tracers", get(tracers::list))
+        .route("/tracers/{name}/start", put(tracers::start))
+        .route("/tracers/{name}/stop", put(tracers::stop))
+        .route("/config", put(config::put))
+        .route("/containers/json", get(containers::list))
         .route("/v1/events/watch", axum::routing::post(watch_events))
         .route("/v1/events", get(events))
         .route("/v1/events/{tracer_id}", get(event))
         .fallback(not_found)
         .with_state(shared)
-}
-
-fn error_response(code: StatusCode, message: impl Into<String>) -> Response {
-    let body = json!({"error": {"code": code.as_u16(), "message": message.into()}});
-    (code, Json(body)).into_response()
 }
 
 async fn metrics(State(shared): State<Shared>) -> Response {
@@ -161,14 +194,15 @@ async fn metrics(State(shared): State<Shared>) -> Response {
         .into_response()
 }
 
+/// Upstream answers 204 with no body.
 async fn healthz() -> Response {
-    Json(json!({"data": {"status": "ok"}})).into_response()
+    no_content()
 }
 
 async fn readyz(State(shared): State<Shared>) -> Response {
     let status = shared.ctx.status.status();
     if status.ready {
-        return Json(json!({"data": {"ready": true}})).into_response();
+        return no_content();
     }
     let waiting = status.not_ready();
     let waiting = if waiting.is_empty() {
@@ -182,39 +216,15 @@ async fn readyz(State(shared): State<Shared>) -> Response {
     )
 }
 
+/// Upstream's `version.Info` fields we know, plus the running kernel.
 async fn version() -> Response {
-    Json(json!({"data": {
+    data(json!({
         "name": "huatuo-bamai",
         "version": env!("CARGO_PKG_VERSION"),
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
         "kernel": sysinfo::System::kernel_version().ok(),
-    }}))
-    .into_response()
-}
-
-async fn tracers(State(shared): State<Shared>) -> Response {
-    Json(json!({"data": shared.ctx.status.status().actors})).into_response()
-}
-
-#[derive(serde::Deserialize)]
-struct ContainerQuery {
-    container_id: Option<String>,
-}
-
-/// Known containers (upstream path), optionally one by `?container_id=`.
-async fn containers(
-    State(shared): State<Shared>,
-    axum::extract::Query(query): axum::extract::Query<ContainerQuery>,
-) -> Response {
-    let set = shared.ctx.containers_tx.borrow().clone();
-    let list: Vec<_> = set
-        .iter()
-        .filter(|c| query.container_id.as_deref().is_none_or(|id| c.id == id))
-        .cloned()
-        .collect();
-    if let (Some(id), true) = (&query.container_id, list.is_empty()) {
-        return error_response(StatusCode::NOT_FOUND, format!("no container with id {id}"));
-    }
-    Json(json!({ "data": list })).into_response()
+    }))
 }
 
 /// While the event store actor restarts, the store is not open.
@@ -270,7 +280,7 @@ async fn events(
         return store_unavailable();
     };
     match read_store(move || store.query(&query)).await {
-        Ok(documents) => Json(json!({ "data": documents })).into_response(),
+        Ok(documents) => data(documents),
         Err(response) => response,
     }
 }
@@ -282,7 +292,7 @@ async fn event(State(shared): State<Shared>, Path(tracer_id): Path<String>) -> R
     };
     let id = tracer_id.clone();
     match read_store(move || store.get(&id)).await {
-        Ok(Some(document)) => Json(json!({ "data": document })).into_response(),
+        Ok(Some(document)) => data(document),
         Ok(None) => error_response(
             StatusCode::NOT_FOUND,
             format!("no event with tracer_id {tracer_id}"),

@@ -110,8 +110,7 @@ impl Drop for ClientSlot {
 }
 
 fn error(code: StatusCode, message: String) -> Response {
-    let body = serde_json::json!({"error": {"code": code.as_u16(), "message": message}});
-    (code, axum::Json(body)).into_response()
+    super::envelope::error_response(code, message)
 }
 
 /// Handles a watch request (`body` may be empty: no filters).

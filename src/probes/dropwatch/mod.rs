@@ -176,6 +176,7 @@ pub struct DropwatchProbe {
 
 impl Probe for DropwatchProbe {
     const NAME: &'static str = NAME;
+    const ROLES: crate::core::probe::Roles = crate::core::probe::Roles::EVENTS;
     type Settings = DropwatchConfig;
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {

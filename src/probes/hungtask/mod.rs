@@ -166,6 +166,7 @@ pub struct HungtaskProbe {
 
 impl Probe for HungtaskProbe {
     const NAME: &'static str = NAME;
+    const ROLES: crate::core::probe::Roles = crate::core::probe::Roles::EVENTS;
     type Settings = HungtaskConfig;
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {

@@ -172,6 +172,7 @@ pub struct MemoryReclaimProbe {
 
 impl Probe for MemoryReclaimProbe {
     const NAME: &'static str = NAME;
+    const ROLES: crate::core::probe::Roles = crate::core::probe::Roles::EVENTS;
     type Settings = MemoryReclaimConfig;
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {

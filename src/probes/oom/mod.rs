@@ -197,6 +197,7 @@ pub struct OomProbe {
 
 impl Probe for OomProbe {
     const NAME: &'static str = NAME;
+    const ROLES: crate::core::probe::Roles = crate::core::probe::Roles::EVENTS;
     type Settings = OomConfig;
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {

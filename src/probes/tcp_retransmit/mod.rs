@@ -69,6 +69,7 @@ pub struct TcpRetransmitProbe {
 
 impl Probe for TcpRetransmitProbe {
     const NAME: &'static str = NAME;
+    const ROLES: crate::core::probe::Roles = crate::core::probe::Roles::EVENTS;
     type Settings = TcpRetransmitConfig;
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
