@@ -50,6 +50,36 @@ fn serves_upstream_paths_with_host_and_region_labels() {
         Some(1.0)
     );
 
+    // Upstream's self families: the fd limit as /proc says it, tracer runs and the running count.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", agent.pid())).unwrap();
+    let max_open: f64 = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert_eq!(
+        sample(&metrics, "huatuo_bamai_process_max_fds", &[]),
+        Some(max_open)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "huatuo_bamai_tracing_status_hitcount",
+            &[("tracing", "loadavg")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "huatuo_bamai_tracing_status_hitcount",
+            &[("tracing", "softirq")]
+        ),
+        Some(0.0)
+    );
+    let running = sample(&metrics, "huatuo_bamai_tracing_status_running", &[]).unwrap();
+
     // Upstream's shapes: 204 without a body for health, `{"data": …}` with maps and string codes.
     assert_eq!(agent.get("/healthz").unwrap(), (204, String::new()));
     assert_eq!(agent.get("/readyz").unwrap(), (204, String::new()));
@@ -72,6 +102,13 @@ fn serves_upstream_paths_with_host_and_region_labels() {
     assert_eq!(tracers["loadavg"]["restart_interval"], 1, "{tracers:#}");
     assert_eq!(tracers["softirq"]["running"], false, "{tracers:#}");
     assert_eq!(tracers["http"]["flag"], 0, "{tracers:#}");
+    let running_now = tracers
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|t| t["running"] == true)
+        .count();
+    assert_eq!(running, running_now as f64, "{tracers:#}");
     let (status, body) = agent.get("/nope").unwrap();
     let error: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(

@@ -107,6 +107,15 @@ pub struct ActorStatus {
     pub report: Option<PartDetail>,
 }
 
+impl ActorStatus {
+    /// Upstream's tracer `hit`: how many times the part has run, the first start plus every
+    /// restart (0 for a part never started).
+    pub fn runs(&self) -> u64 {
+        let started = self.started_at.is_some() || self.state != ChildState::Disabled;
+        self.restarts + u64::from(started)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AgentStatus {
     pub version: &'static str,

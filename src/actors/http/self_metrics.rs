@@ -13,6 +13,8 @@ pub struct ProcessStats {
     pub resident_bytes: u64,
     pub virtual_bytes: u64,
     pub open_fds: u64,
+    /// The soft `RLIMIT_NOFILE`.
+    pub max_fds: u64,
     pub threads: u64,
     pub start_time_seconds: f64,
 }
@@ -31,7 +33,21 @@ impl ProcessStats {
         let mut stats =
             parse_stat(&stat, ticks_per_second(), page_size(), boot_time).unwrap_or_default();
         stats.open_fds = open_fds;
+        stats.max_fds = max_fds();
         stats
+    }
+}
+
+fn max_fds() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only into `limit`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur
+    } else {
+        0
     }
 }
 
@@ -79,6 +95,7 @@ pub fn parse_stat(text: &str, ticks: u64, page: u64, boot_time: u64) -> Option<P
         resident_bytes: rss_pages * page,
         virtual_bytes: vsize,
         open_fds: 0,
+        max_fds: 0,
         threads,
         start_time_seconds: boot_time as f64 + start_ticks as f64 / ticks as f64,
     })
@@ -113,7 +130,7 @@ pub fn render_self_metrics(
 ) -> String {
     let mut out = String::new();
     let base = label_set(labels, &[]);
-    let gauges: [(&str, &str, &str, f64); 5] = [
+    let gauges: [(&str, &str, &str, f64); 6] = [
         (
             "huatuo_bamai_process_cpu_seconds_total",
             "counter",
@@ -137,6 +154,12 @@ pub fn render_self_metrics(
             "gauge",
             "Number of open file descriptors.",
             process.open_fds as f64,
+        ),
+        (
+            "huatuo_bamai_process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+            process.max_fds as f64,
         ),
         (
             "huatuo_bamai_process_start_time_seconds",
@@ -196,6 +219,33 @@ pub fn render_self_metrics(
             actor.restarts
         );
     }
+    // Upstream's tracer lifecycle families (`tracing_status_*`).
+    family(
+        &mut out,
+        "huatuo_bamai_tracing_status_hitcount",
+        "gauge",
+        "Runs of a tracer: its first start plus every restart.",
+    );
+    for actor in &status.actors {
+        let set = label_set(labels, &[("tracing", &actor.name)]);
+        let _ = writeln!(
+            out,
+            "huatuo_bamai_tracing_status_hitcount{set} {}",
+            actor.runs()
+        );
+    }
+    family(
+        &mut out,
+        "huatuo_bamai_tracing_status_running",
+        "gauge",
+        "Number of tracers running now.",
+    );
+    let running = status
+        .actors
+        .iter()
+        .filter(|a| a.state == ChildState::Running)
+        .count();
+    let _ = writeln!(out, "huatuo_bamai_tracing_status_running{base} {running}");
     out
 }
 

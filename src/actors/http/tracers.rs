@@ -32,7 +32,7 @@ pub async fn list(State(shared): State<Shared>) -> Response {
         .map(|actor| {
             let snapshot = TracerSnapshot {
                 running: actor.state == ChildState::Running,
-                hit: actor.restarts + u64::from(started_once(actor)),
+                hit: actor.runs(),
                 restart_interval: shared.restart_interval_secs,
                 status: actor,
             };
@@ -91,9 +91,4 @@ async fn switch(shared: &Shared, name: String, on: bool) -> Response {
         Ok(_) => no_content(),
         Err(e) => control_error(&e),
     }
-}
-
-/// Whether the part's actor has been started at least once (not only configured off).
-fn started_once(actor: &ActorStatus) -> bool {
-    actor.started_at.is_some() || actor.state != ChildState::Disabled
 }
