@@ -31,6 +31,7 @@ pub fn parts() -> Vec<PartEntry> {
         probe::<memory_events::MemoryEventsProbe>(),
         probe::<memory_buddyinfo::MemoryBuddyinfoProbe>(),
         probe::<netdev::NetdevProbe>(),
+        probe::<netdev_hw::NetdevHwProbe>(),
         probe::<netstat::NetstatProbe>(),
         probe::<sockstat::SockstatProbe>(),
         probe::<arp::ArpProbe>(),

@@ -361,3 +361,46 @@ fn series_cap_bounds_a_family_and_counts_drops() {
         .count();
     assert_eq!(kept, cpus * 2 * 4);
 }
+
+#[test]
+fn netdev_hw_exports_each_physical_nic_as_sysfs_says() {
+    let agent = Agent::start(&["netdev_hw"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let metrics = agent.metrics();
+    let mut physical = 0;
+    for entry in std::fs::read_dir("/sys/class/net").unwrap() {
+        let dir = entry.unwrap().path();
+        let device = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let missed = dir.join("statistics/rx_missed_errors");
+        let series = sample(
+            &metrics,
+            "huatuo_bamai_netdev_hw_rx_dropped_total",
+            &[("device", &device)],
+        );
+        if !dir.join("device").exists() || !missed.exists() {
+            assert_eq!(series, None, "virtual device {device} exported");
+            continue;
+        }
+        physical += 1;
+        let value: f64 = std::fs::read_to_string(&missed)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(series, Some(value), "{device}:\n{metrics}");
+        let driver = std::fs::read_link(dir.join("device/driver")).unwrap();
+        let driver = driver.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            sample(
+                &metrics,
+                "huatuo_bamai_netdev_hw_rx_dropped_total",
+                &[("device", &device), ("driver", &driver)],
+            )
+            .is_some(),
+            "{device} lacks driver {driver}"
+        );
+    }
+    if physical == 0 {
+        eprintln!("SKIP netdev_hw values: this host has no physical NIC with rx_missed_errors");
+    }
+}
