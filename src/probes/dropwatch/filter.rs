@@ -7,7 +7,7 @@ use super::reasons::normalize_reason;
 use super::record::DropRecord;
 use super::DropwatchConfig;
 
-/// Protocol names of the `protocols` filter and of `tracer_data.protocol`.
+/// Protocol names of the `protocols` filter.
 const PROTOCOLS: [(&str, u8); 5] = [
     ("icmp", 1),
     ("tcp", 6),
@@ -21,14 +21,6 @@ pub(super) fn protocol_number(name: &str) -> Option<u8> {
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| *v)
-}
-
-pub(super) fn protocol_name(number: u8) -> String {
-    PROTOCOLS
-        .iter()
-        .find(|(_, v)| *v == number)
-        .map(|(n, _)| n.to_string())
-        .unwrap_or_else(|| number.to_string())
 }
 
 /// The configured filters (applied in the kernel; [`DropFilter::accepts`] is the same test in
