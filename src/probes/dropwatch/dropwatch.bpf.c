@@ -133,6 +133,15 @@ struct {
 	__type(value, __u32);
 } DROPWATCH_FILTER_REASONS SEC(".maps");
 
+/* Ignored reasons (index: reason slot, value 1): drops that are housekeeping, not lost packets
+ * (QUEUE_PURGE: a closing socket's queues). Counted, never recorded. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, REASON_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} DROPWATCH_IGNORE_REASONS SEC(".maps");
+
 static __always_inline int listed(void *map, __u32 index)
 {
 	__u32 *on = bpf_map_lookup_elem(map, &index);
@@ -143,6 +152,8 @@ static __always_inline int listed(void *map, __u32 index)
 /* 1 when the drop passes the configured filters. */
 static __always_inline int wanted(struct drop_event *e, __u32 slot)
 {
+	if (listed(&DROPWATCH_IGNORE_REASONS, slot))
+		return 0;
 	if (filter_reasons && !listed(&DROPWATCH_FILTER_REASONS, slot))
 		return 0;
 	if (filter_protocols && !listed(&DROPWATCH_FILTER_PROTOCOLS, e->l4proto))

@@ -30,6 +30,7 @@ pub struct DropFilter {
     pub(super) protocols: HashSet<u8>,
     pub(super) ports: HashSet<u16>,
     reasons: HashSet<String>,
+    ignored_reasons: HashSet<String>,
 }
 
 impl DropFilter {
@@ -42,14 +43,21 @@ impl DropFilter {
                 .collect(),
             ports: config.ports.iter().copied().collect(),
             reasons: config.reasons.iter().map(|r| normalize_reason(r)).collect(),
+            ignored_reasons: config
+                .ignored_reasons
+                .iter()
+                .map(|r| normalize_reason(r))
+                .collect(),
         }
     }
 
     pub fn accepts(&self, record: &DropRecord, reason: &str) -> bool {
-        (self.protocols.is_empty() || self.protocols.contains(&record.l4proto))
+        let reason = normalize_reason(reason);
+        !self.ignored_reasons.contains(&reason)
+            && (self.protocols.is_empty() || self.protocols.contains(&record.l4proto))
             && (self.ports.is_empty()
                 || self.ports.contains(&record.sport)
                 || self.ports.contains(&record.dport))
-            && (self.reasons.is_empty() || self.reasons.contains(&normalize_reason(reason)))
+            && (self.reasons.is_empty() || self.reasons.contains(&reason))
     }
 }

@@ -9,7 +9,7 @@
 //! ([`DropwatchData`]). Frees that are not drops (`SKB_CONSUMED`) and drops without a reason
 //! (`NOT_SPECIFIED`) are skipped in the kernel.
 //!
-//! The `protocols`, `ports` and `reasons` filters are applied in the kernel (maps filled at
+//! The `protocols`, `ports`, `reasons` and `ignored_reasons` filters are applied in the kernel (maps filled at
 //! start); of the drops that pass, the kernel queues at most `max_events_per_second` records a
 //! second and counts the rest in `huatuo_bamai_dropwatch_suppressed_total`. Every drop counts
 //! in `huatuo_bamai_dropwatch_total{reason}`, before the filters and the rate limit.
@@ -45,6 +45,7 @@ const REASONS_MAP: &str = "DROPWATCH_REASONS";
 const FILTER_PROTOCOLS_MAP: &str = "DROPWATCH_FILTER_PROTOCOLS";
 const FILTER_PORTS_MAP: &str = "DROPWATCH_FILTER_PORTS";
 const FILTER_REASONS_MAP: &str = "DROPWATCH_FILTER_REASONS";
+const IGNORE_REASONS_MAP: &str = "DROPWATCH_IGNORE_REASONS";
 /// Entries of DROPWATCH_FILTER_PORTS.
 const MAX_PORTS: usize = 1024;
 /// Slots of DROPWATCH_REASONS; the last one holds every reason at or above it.
@@ -82,6 +83,10 @@ pub struct DropwatchConfig {
     /// Only drops with these reasons (`NO_SOCKET`, `NETFILTER_DROP`, ...; the
     /// `SKB_DROP_REASON_` prefix is optional); empty = all.
     pub reasons: Vec<String>,
+    /// Drops with these reasons are counted but never documented. Default `QUEUE_PURGE`: a
+    /// closing socket freeing its queues (every HTTP client closing, a Prometheus scrape
+    /// included), not a packet lost.
+    pub ignored_reasons: Vec<String>,
 }
 
 impl Default for DropwatchConfig {
@@ -93,6 +98,7 @@ impl Default for DropwatchConfig {
             protocols: vec!["tcp".to_string()],
             ports: Vec::new(),
             reasons: Vec::new(),
+            ignored_reasons: vec!["QUEUE_PURGE".to_string()],
         }
     }
 }
@@ -298,6 +304,7 @@ impl Probe for DropwatchProbe {
             );
         }
         let filter = DropFilter::new(settings);
+        let ignored_slots = reason_slots(&reason_names, &settings.ignored_reasons);
         let reason_slots = reason_slots(&reason_names, &settings.reasons);
         let flag = |on: bool| u32::from(on);
         let bpf = ebpf::load(
@@ -317,6 +324,9 @@ impl Probe for DropwatchProbe {
         }
         for slot in reason_slots {
             programs.set_u32(FILTER_REASONS_MAP, slot, 1)?;
+        }
+        for slot in ignored_slots {
+            programs.set_u32(IGNORE_REASONS_MAP, slot, 1)?;
         }
         fill_ports(&mut programs, &filter.ports)?;
         let ring = EventRing::take(NAME, &mut programs, EVENTS_MAP)?;

@@ -218,6 +218,9 @@ fn filters_match_protocol_port_and_reason() {
     let reasons = DropFilter::new(&config(&[], &[], &["skb_drop_reason_no_socket"]));
     assert!(reasons.accepts(&r, "NO_SOCKET"));
     assert!(!reasons.accepts(&r, "NETFILTER_DROP"));
+    // Ignored by default: a closing socket's queue purge.
+    assert!(!all.accepts(&r, "QUEUE_PURGE"));
+    assert!(!all.accepts(&r, "SKB_DROP_REASON_QUEUE_PURGE"));
 }
 
 #[test]
