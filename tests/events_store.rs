@@ -39,7 +39,7 @@ fn document(
     let nanos = at.duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
     doc.tracer_id = format!("{nanos:016x}{seq:016x}");
     doc.set_event_time(at);
-    if seq % 5 == 0 {
+    if seq.is_multiple_of(5) {
         // As an earlier version stored it: RFC 3339 `time`, no `tracer_time`.
         doc.time = rfc3339(at);
         doc.tracer_time.clear();

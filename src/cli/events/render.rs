@@ -122,11 +122,12 @@ pub fn render_table(documents: &[Value]) -> String {
 /// One document for people: the envelope as `key: value` lines, then `tracer_data` with
 /// multi-line texts (stacks) printed as they are.
 pub fn render_document(document: &Value) -> String {
-    const ENVELOPE: [&str; 14] = [
+    const ENVELOPE: [&str; 15] = [
         "tracer_id",
         "tracer_name",
         "tracer_type",
         "time",
+        "tracer_time",
         "uploaded_time",
         "hostname",
         "region",
