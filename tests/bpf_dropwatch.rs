@@ -46,12 +46,19 @@ fn sample(set: &MetricSet, name: &str, label: Option<(&str, &str)>) -> f64 {
         .sum()
 }
 
+/// Only drops to or from `port`, any protocol (the default is TCP only).
 fn config(port: u16, max_events_per_second: u32) -> dropwatch::DropwatchConfig {
     dropwatch::DropwatchConfig {
         max_events_per_second,
         ports: vec![port],
+        protocols: Vec::new(),
         ..Default::default()
     }
+}
+
+/// The decoded layer `layer` (`ipv4`, `udp`, ...) of a document's `tracer_data.layers`.
+fn layer<'a>(data: &'a serde_json::Value, layer: &str) -> &'a serde_json::Value {
+    &data["layers"][layer]
 }
 
 #[test]
@@ -76,17 +83,54 @@ fn udp_to_a_closed_port_is_one_no_socket_document_per_datagram() {
     for document in &documents {
         let data = &document.tracer_data;
         assert_eq!(document.tracer_name, "dropwatch");
-        assert_eq!(data["reason"], "NO_SOCKET", "{data:#}");
-        assert_eq!(data["daddr"], "127.0.0.1", "{data:#}");
-        assert_eq!(data["saddr"], "127.0.0.1", "{data:#}");
-        assert_eq!(data["dport"].as_u64(), Some(u64::from(port)), "{data:#}");
-        assert_eq!(data["protocol"], "udp", "{data:#}");
-        assert_eq!(data["family"], "ipv4", "{data:#}");
-        assert_eq!(data["device"], "lo", "{data:#}");
-        assert!(data["netns"].as_u64().unwrap() > 0, "{data:#}");
+        common::upstream::assert_upstream_shape(document);
+        assert_eq!(data["drop_reason"], "NO_SOCKET", "{data:#}");
+        assert_eq!(data["drop_source"], "software", "{data:#}");
+        assert_eq!(data["source"], "events", "{data:#}");
+        assert_eq!(layer(data, "ipv4")["daddr"], "127.0.0.1", "{data:#}");
+        assert_eq!(layer(data, "ipv4")["saddr"], "127.0.0.1", "{data:#}");
+        assert_eq!(layer(data, "ipv4")["protocol"], "UDP", "{data:#}");
+        assert_eq!(layer(data, "ipv4")["ttl"], 64, "{data:#}");
+        assert_eq!(
+            layer(data, "udp")["dport"].as_u64(),
+            Some(u64::from(port)),
+            "{data:#}"
+        );
+        // Received on lo: the copy starts at its (all-zero) Ethernet header.
+        assert_eq!(layer(data, "ether")["type"], "IPv4", "{data:#}");
+        assert_eq!(data["layers"]["label"], "IPv4/UDP", "{data:#}");
+        assert_eq!(data["packet_eth_proto"], "0x800", "{data:#}");
+        // 8 bytes of UDP header + 9 of payload, the IP header already pulled.
+        assert_eq!(data["packet_len_bytes"], 17, "{data:#}");
+        assert_eq!(data["netdev_name"], "lo", "{data:#}");
+        assert_eq!(data["netdev_ifindex"], 1, "{data:#}");
+        assert_eq!(
+            data["netdev_linkstatus"],
+            serde_json::json!(["linkstatus_adminup", "linkstatus_carrierup"]),
+            "{data:#}"
+        );
+        assert!(data["net_namespace_inum"].as_u64().unwrap() > 0, "{data:#}");
         assert!(
-            data["location"].as_str().unwrap().contains('+'),
+            data["net_namespace_cookie"].as_u64().unwrap() > 0,
+            "{data:#}"
+        );
+        assert!(
+            data["drop_location"]
+                .as_str()
+                .unwrap()
+                .starts_with("0xffff"),
+            "upstream's address form: {data:#}"
+        );
+        assert!(
+            data["drop_location_symbol"].as_str().unwrap().contains('+'),
             "symbolised location: {data:#}"
+        );
+        assert!(
+            data["packet_skb_addr"]
+                .as_str()
+                .unwrap()
+                .starts_with("0xffff"),
+            "{data:#}"
         );
         assert_eq!(data["pid"].as_u64(), Some(u64::from(std::process::id())));
         assert_plausible_stack(data, &["udp", "kfree_skb", "ip_"]);
@@ -166,8 +210,8 @@ fn an_iptables_drop_in_a_netns_is_a_netfilter_drop_document_with_that_netns() {
         dropwatch::DropwatchProbe::start(&config(port, 100), &ctx).expect("start dropwatch");
     netns.send_datagrams(port, N);
     let mine = |d: &huatuo_bamai::events::EventDocument| {
-        d.tracer_data["netns"].as_u64() == Some(inode)
-            && d.tracer_data["dport"].as_u64() == Some(u64::from(port))
+        d.tracer_data["net_namespace_inum"].as_u64() == Some(inode)
+            && layer(&d.tracer_data, "udp")["dport"].as_u64() == Some(u64::from(port))
     };
     let (mut documents, _) =
         common::collect_until(&mut probe, &ctx, Duration::from_secs(5), |docs| {
@@ -180,19 +224,20 @@ fn an_iptables_drop_in_a_netns_is_a_netfilter_drop_document_with_that_netns() {
     assert_eq!(documents.len(), N, "{documents:#?}");
     for document in &documents {
         let data = &document.tracer_data;
-        assert_eq!(data["reason"], "NETFILTER_DROP", "{data:#}");
-        assert_eq!(data["saddr"], "127.0.0.1", "{data:#}");
-        assert_eq!(data["daddr"], "127.0.0.1", "{data:#}");
-        assert_eq!(data["protocol"], "udp", "{data:#}");
-        assert_eq!(data["device"], "lo", "{data:#}");
-        assert!(data["sport"].as_u64() > Some(0), "{data:#}");
+        common::upstream::assert_upstream_shape(document);
+        assert_eq!(data["drop_reason"], "NETFILTER_DROP", "{data:#}");
+        assert_eq!(layer(data, "ipv4")["saddr"], "127.0.0.1", "{data:#}");
+        assert_eq!(layer(data, "ipv4")["daddr"], "127.0.0.1", "{data:#}");
+        assert_eq!(data["layers"]["label"], "IPv4/UDP", "{data:#}");
+        assert_eq!(data["netdev_name"], "lo", "{data:#}");
+        assert!(layer(data, "udp")["sport"].as_u64() > Some(0), "{data:#}");
         assert_eq!(data["pid"].as_u64(), Some(u64::from(std::process::id())));
         // Dropped on the netfilter hook (freed by nf_tables or by nf_hook_slow itself,
         // depending on the iptables backend) below ip_local_deliver.
         assert_plausible_stack(data, &["nf_hook_slow"]);
         assert_plausible_stack(data, &["ip_local_deliver"]);
         // The location is the stack's frame that called the free.
-        let location = data["location"].as_str().unwrap_or_default();
+        let location = data["drop_location_symbol"].as_str().unwrap_or_default();
         assert!(
             data["stack"]
                 .as_str()
@@ -262,9 +307,9 @@ fn drops_over_the_rate_limit_are_counted_as_suppressed() {
         "dropwatch_total{{NO_SOCKET}} = {no_socket}"
     );
     for document in &documents {
-        assert_eq!(document.tracer_data["reason"], "NO_SOCKET");
+        assert_eq!(document.tracer_data["drop_reason"], "NO_SOCKET");
         assert_eq!(
-            document.tracer_data["dport"].as_u64(),
+            layer(&document.tracer_data, "udp")["dport"].as_u64(),
             Some(u64::from(port))
         );
     }
@@ -302,4 +347,62 @@ fn a_reason_filter_that_does_not_match_lets_nothing_through() {
         no_socket >= 10.0,
         "dropwatch_total{{NO_SOCKET}} = {no_socket}"
     );
+}
+
+#[test]
+fn by_default_a_scrape_of_the_agent_is_no_document_but_a_dropped_syn_is() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available("by_default_a_scrape_of_the_agent_is_no_document_but_a_dropped_syn_is") {
+        return;
+    }
+    let agent = common::Agent::start(&[]);
+    let ctx = common::host_probe_context();
+    let defaults = dropwatch::DropwatchConfig::default();
+    assert_eq!(defaults.protocols, ["tcp"], "upstream's default filter");
+    let mut probe = dropwatch::DropwatchProbe::start(&defaults, &ctx).expect("start dropwatch");
+    for _ in 0..5 {
+        assert!(agent.metrics().contains("huatuo_bamai_"));
+    }
+    let on_agent_port = |d: &huatuo_bamai::events::EventDocument| {
+        let tcp = layer(&d.tracer_data, "tcp");
+        [tcp["sport"].as_u64(), tcp["dport"].as_u64()].contains(&Some(u64::from(agent.port)))
+    };
+    let (documents, _) =
+        common::collect_until(&mut probe, &ctx, Duration::from_millis(1500), |_| false);
+    let noise: Vec<_> = documents.iter().filter(|d| on_agent_port(d)).collect();
+    assert!(noise.is_empty(), "scrapes made documents: {noise:#?}");
+
+    // A SYN an iptables rule drops still is one.
+    let port = closed_port();
+    let netns = Netns::create("dwtcp");
+    let port_text = port.to_string();
+    netns.run(
+        "iptables",
+        &[
+            "-A", "INPUT", "-p", "tcp", "--dport", &port_text, "-j", "DROP",
+        ],
+    );
+    let inode = netns.inode();
+    netns.in_thread(move || {
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        // The SYN (and its retransmits) are dropped: the connect times out.
+        let _ = std::net::TcpStream::connect_timeout(&address, Duration::from_millis(1200));
+    });
+    let syn = |d: &huatuo_bamai::events::EventDocument| {
+        d.tracer_data["net_namespace_inum"].as_u64() == Some(inode)
+            && layer(&d.tracer_data, "tcp")["dport"].as_u64() == Some(u64::from(port))
+    };
+    let (documents, _) = common::collect_until(&mut probe, &ctx, Duration::from_secs(3), |docs| {
+        docs.iter().any(syn)
+    });
+    let document = documents
+        .iter()
+        .find(|d| syn(d))
+        .expect("a document of the dropped SYN");
+    common::upstream::assert_upstream_shape(document);
+    let data = &document.tracer_data;
+    assert_eq!(data["drop_reason"], "NETFILTER_DROP", "{data:#}");
+    assert_eq!(data["layers"]["label"], "IPv4/TCP", "{data:#}");
+    assert_eq!(layer(data, "tcp")["flags"], "SYN", "{data:#}");
+    assert_eq!(layer(data, "ipv4")["flags"], "DF", "{data:#}");
 }

@@ -108,6 +108,22 @@ fn an_oom_kill_in_a_container_is_one_document_naming_the_victim() {
     let document = mine[0];
     let data = &document.tracer_data;
     assert_eq!(document.tracer_name, "oom");
+    common::upstream::assert_upstream_shape(document);
+    assert_eq!(document.time, document.tracer_time);
+    for side in ["victim", "trigger"] {
+        let css = data[side]["memory_cgroup_css_addr"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            css.starts_with("0xffff") && css.len() == 18,
+            "{side}'s memcg css address: {data:#}"
+        );
+    }
+    // Victim and trigger are one task in one memcg.
+    assert_eq!(
+        data["victim"]["memory_cgroup_css_addr"],
+        data["trigger"]["memory_cgroup_css_addr"]
+    );
     assert_eq!(document.container_id, container.id, "{document:#?}");
     assert_eq!(document.cgroup_id, container.expected_cgroup_id());
     assert_eq!(data["victim"]["comm"], "python3", "{data:#}");
@@ -151,6 +167,19 @@ fn an_oom_kill_in_a_container_is_one_document_naming_the_victim() {
         v > before
     });
     assert_eq!(after, before + 1.0);
+    // Labelled with the latest victim's comm, as upstream.
+    let victim_labels = [
+        ("container_name", name.as_str()),
+        ("latest_victim_comm", "python3"),
+    ];
+    assert_eq!(
+        common::sample(
+            &agent.metrics(),
+            "huatuo_bamai_oom_container_total",
+            &victim_labels
+        ),
+        Some(after)
+    );
     let host_after = common::sample(&agent.metrics(), "huatuo_bamai_oom_host_total", &[]);
     assert_eq!(host_after, Some(host_before));
     container.remove();
@@ -298,7 +327,19 @@ fn a_task_hung_in_d_state_is_one_document_with_its_stack() {
     let document = all[0];
     let data = &document.tracer_data;
     assert_eq!(document.tracer_name, "hungtask");
+    common::upstream::assert_upstream_shape(document);
     assert_eq!(data["tid"], data["pid"], "{data:#}");
+    // Upstream's sysrq-w text, built from the same per-task stacks.
+    let text = data["blocked_processes_stack"].as_str().unwrap_or_default();
+    for writer in &writers {
+        assert!(
+            text.contains(&format!(
+                "state:D pid:{writer} tgid:{writer}\nCall Trace:\n "
+            )),
+            "writer {writer} in blocked_processes_stack: {data:#}"
+        );
+    }
+    assert_eq!(data["cpus_stack"], "", "no sysrq-l dump: {data:#}");
     assert_eq!(data["comm"], "sh", "{data:#}");
     assert_eq!(data["hung_task_timeout_secs"], 2, "{data:#}");
     let stack = data["stack"].as_str().unwrap_or_default();
@@ -397,9 +438,10 @@ fn memcg_reclaim_in_a_container_is_a_memory_reclaim_document_naming_the_task() {
         )
     });
     let data = &document.tracer_data;
+    common::upstream::assert_upstream_shape(document);
     assert_eq!(document.cgroup_id, container.expected_cgroup_id());
     assert_eq!(data["kind"], "memcg", "{data:#}");
-    assert!(data["duration_ns"].as_u64() > Some(0), "{data:#}");
+    assert!(data["reclaim_duration_ns"].as_u64() > Some(0), "{data:#}");
     assert!(data["pid"].as_u64() > Some(0), "{data:#}");
     assert!(data["tid"].as_u64() > Some(0), "{data:#}");
     assert!(

@@ -141,11 +141,13 @@ fn dropped_segments_in_a_netns_are_retransmit_documents_matching_retrans_segs() 
     );
     for document in &documents {
         let data = &document.tracer_data;
+        common::upstream::assert_upstream_shape(document);
         assert_eq!(data["tcp_saddr"], "127.0.0.1", "{data:#}");
         assert_eq!(data["tcp_daddr"], "127.0.0.1", "{data:#}");
         assert_eq!(data["tcp_sport"], client_port, "{data:#}");
         assert_eq!(data["tcp_dport"], PORT, "{data:#}");
-        assert_eq!(data["event_type"], "skb");
+        assert_eq!(data["event_type"], "tcp_retransmit_skb");
+        assert!(data["ca_state"].is_u64(), "a number, as upstream: {data:#}");
         let reason = data["tcp_reason"].as_str().unwrap();
         assert!(
             ["RTO", "fast_retransmit", "reorder_prone_fast", "unknown"].contains(&reason),
@@ -166,7 +168,7 @@ fn dropped_segments_in_a_netns_are_retransmit_documents_matching_retrans_segs() 
             end > seq || seq > end + (1 << 31),
             "a data segment: {data:#}"
         );
-        assert!(!document.time.is_empty());
+        assert!(document.event_time().is_ok(), "{document:#?}");
     }
     // Loss recovery (fast retransmit) or the retransmission timer took most of them.
     let classified = documents

@@ -44,7 +44,9 @@ impl CrashAgent {
         assert!(text.contains(header), "{text}");
         let text = text.replacen(
             header,
-            &format!("{header}ports = [{drop_port}]\nmax_events_per_second = 0\n"),
+            &format!(
+                "{header}ports = [{drop_port}]\nprotocols = [\"udp\"]\nmax_events_per_second = 0\n"
+            ),
             1,
         );
         let config = dir.path().join("huatuo-bamai.toml");
@@ -110,7 +112,9 @@ impl CrashAgent {
             .unwrap_or_else(|| panic!("no data: {reply}"));
         assert!(all.len() < 10_000, "more documents than one answer holds");
         all.iter()
-            .filter(|d| d["tracer_data"]["dport"].as_u64() == Some(u64::from(drop_port)))
+            .filter(|d| {
+                d["tracer_data"]["layers"]["udp"]["dport"].as_u64() == Some(u64::from(drop_port))
+            })
             .cloned()
             .collect()
     }
@@ -271,7 +275,10 @@ fn documents_the_agent_served_survive_sigkill_in_the_middle_of_a_burst() {
     let (status, one) = restarted.get_json(&format!("/v1/events/{first}"));
     assert_eq!(status, 200, "{one}");
     assert_eq!(one["data"]["tracer_id"], first.as_str(), "{one}");
-    assert_eq!(one["data"]["tracer_data"]["reason"], "NO_SOCKET", "{one}");
+    assert_eq!(
+        one["data"]["tracer_data"]["drop_reason"], "NO_SOCKET",
+        "{one}"
+    );
 
     // The restarted agent keeps storing: a few new drops are served too.
     let before = stored.len();

@@ -38,7 +38,12 @@ fn document(
     let mut doc = EventDocument::new("test-host", "test", tracer, None, 0, data);
     let nanos = at.duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
     doc.tracer_id = format!("{nanos:016x}{seq:016x}");
-    doc.time = rfc3339(at);
+    doc.set_event_time(at);
+    if seq.is_multiple_of(5) {
+        // As an earlier version stored it: RFC 3339 `time`, no `tracer_time`.
+        doc.time = rfc3339(at);
+        doc.tracer_time.clear();
+    }
     if let Some((id, hostname)) = container {
         doc.container_id = id.to_string();
         doc.container_hostname = hostname.to_string();

@@ -1,6 +1,10 @@
-//! Upstream HUATUO's document envelope (`hostname, region, uploaded_time, time, container_*,
-//! tracer_name, tracer_id, tracer_type, tracer_data`) plus the kernel `cgroup_id`. Grafana
-//! dashboards and ES queries depend on these field names.
+//! Upstream HUATUO's document envelope (`hostname, region, uploaded_time, time, tracer_time,
+//! container_*, tracer_name, tracer_id, tracer_type, tracer_data`) plus the kernel `cgroup_id`.
+//! Grafana dashboards and ES queries depend on these field names and on their JSON types: `time`
+//! and `tracer_time` are upstream's Go layout `2006-01-02 15:04:05.000 -0700` (ES maps that as
+//! text, not as a date: an RFC 3339 `time` in a shared index would conflict), `uploaded_time` is
+//! RFC 3339. Upstream's `record_id` is not emitted: upstream adds it only to its SQLite index
+//! columns (`DocumentStoreMapper.Fields`), never to the JSON it sends to Elasticsearch.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,10 +21,15 @@ pub enum TracerType {
 pub struct EventDocument {
     pub hostname: String,
     pub region: String,
-    /// When the agent stored/uploaded the document (RFC 3339).
+    /// When the agent made the document (RFC 3339, UTC).
     pub uploaded_time: String,
-    /// When the kernel event happened (RFC 3339).
+    /// When the kernel event happened, upstream's layout (see [`go_time`]). Documents stored by
+    /// earlier versions hold RFC 3339 here; [`parse_document_time`] reads both.
     pub time: String,
+    /// Same instant as `time` (upstream writes both from one value). Absent from documents
+    /// stored by earlier versions (and left out when served again).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tracer_time: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub container_id: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -67,6 +76,37 @@ pub fn rfc3339(time: std::time::SystemTime) -> String {
         rem % 60,
         since.subsec_nanos()
     )
+}
+
+/// Upstream's document time layout (Go `2006-01-02 15:04:05.000 -0700`), in UTC:
+/// `2026-12-03 13:21:23.123 +0000`. Milliseconds are truncated, as Go's formatting does.
+pub fn go_time(time: std::time::SystemTime) -> String {
+    let text = rfc3339(time);
+    // `YYYY-MM-DDTHH:MM:SS.mmm` of the RFC 3339 text, with a space for the `T`.
+    format!("{} {} +0000", &text[..10], &text[11..23])
+}
+
+/// Reads a document's `time` / `tracer_time`: upstream's layout (`2026-12-03 13:21:23.123
+/// +0000`, any offset, fraction optional) or RFC 3339 (what earlier versions stored).
+pub fn parse_document_time(text: &str) -> Result<std::time::SystemTime, String> {
+    let s = text.trim();
+    // Go layout: the offset is ` +hhmm` after the seconds; rewrite it as RFC 3339's `+hh:mm`.
+    if let Some((clock, offset)) = s.rsplit_once(' ') {
+        let bytes = offset.as_bytes();
+        if clock.len() >= 19
+            && bytes.len() == 5
+            && matches!(bytes[0], b'+' | b'-')
+            && bytes[1..].iter().all(u8::is_ascii_digit)
+        {
+            let rfc = format!("{clock}{}:{}", &offset[..3], &offset[3..]);
+            return parse_rfc3339(&rfc).map_err(|e| {
+                format!("bad time `{s}`: {e} (expected e.g. 2026-12-03 13:21:23.123 +0000)")
+            });
+        }
+    }
+    parse_rfc3339(s).map_err(|e| {
+        format!("bad time `{s}`: {e} (expected e.g. 2026-12-03 13:21:23.123 +0000 or RFC 3339)")
+    })
 }
 
 /// Days from 1970-01-01 to a civil date (Howard Hinnant's algorithm, the inverse of the above).
@@ -181,7 +221,8 @@ impl EventDocument {
             hostname: hostname.to_string(),
             region: region.to_string(),
             uploaded_time: rfc3339(now),
-            time: rfc3339(now),
+            time: go_time(now),
+            tracer_time: go_time(now),
             container_id: String::new(),
             container_hostname: String::new(),
             container_host_namespace: String::new(),
@@ -202,6 +243,178 @@ impl EventDocument {
         }
         document
     }
+
+    /// Sets `time` and `tracer_time` to when the kernel event happened.
+    pub fn set_event_time(&mut self, time: std::time::SystemTime) {
+        self.time = go_time(time);
+        self.tracer_time = self.time.clone();
+    }
+
+    /// When the event happened: `tracer_time`, else `time` (documents of earlier versions),
+    /// in either layout.
+    pub fn event_time(&self) -> Result<std::time::SystemTime, String> {
+        let text = if self.tracer_time.is_empty() {
+            &self.time
+        } else {
+            &self.tracer_time
+        };
+        parse_document_time(text)
+    }
+}
+
+/// Field paths upstream leaves out of a `tracer_name` document when they are empty or zero (its
+/// `omitempty` JSON tags, `core/events/*.go`, `pkg/types/*.go`, `internal/packet/types.go`):
+/// the `optional` of [`shape_mismatches`] when comparing with an upstream fixture.
+pub fn upstream_omitempty(tracer_name: &str) -> Vec<&'static str> {
+    let mut paths = vec![
+        "container_id",
+        "container_hostname",
+        "container_host_namespace",
+        "container_type",
+        "container_qos",
+    ];
+    paths.extend_from_slice(match tracer_name {
+        "dropwatch" => &[
+            "tracer_data.type",
+            "tracer_data.drop_reason_group",
+            "tracer_data.drop_location",
+            "tracer_data.source",
+            "tracer_data.container_id",
+            "tracer_data.packet_skb_addr",
+            "tracer_data.layers",
+            "tracer_data.layers.ether",
+            "tracer_data.layers.ipv4",
+            "tracer_data.layers.ipv4.flags",
+            "tracer_data.layers.ipv4.frag_offset",
+            "tracer_data.layers.ipv6",
+            "tracer_data.layers.tcp",
+            "tracer_data.layers.tcp.urgent",
+            "tracer_data.layers.tcp.sk_state",
+            "tracer_data.layers.udp",
+            "tracer_data.layers.icmp",
+            "tracer_data.layers.icmp.id",
+            "tracer_data.layers.icmp.seq",
+            "tracer_data.layers.arp",
+        ][..],
+        "oom" => &[
+            "tracer_data.trigger.container_id",
+            "tracer_data.trigger.container_hostname",
+            "tracer_data.trigger.cgroup",
+            "tracer_data.trigger.cgroup.path",
+            "tracer_data.trigger.cgroup.current",
+            "tracer_data.trigger.cgroup.max",
+            "tracer_data.trigger.cgroup.stat",
+            "tracer_data.trigger.cgroup.stat.*",
+            "tracer_data.trigger.cgroup.events",
+            "tracer_data.trigger.cgroup.events.*",
+            "tracer_data.victim.container_id",
+            "tracer_data.victim.container_hostname",
+            "tracer_data.victim.cgroup",
+            "tracer_data.victim.cgroup.path",
+            "tracer_data.victim.cgroup.current",
+            "tracer_data.victim.cgroup.max",
+            "tracer_data.victim.cgroup.stat",
+            "tracer_data.victim.cgroup.stat.*",
+            "tracer_data.victim.cgroup.events",
+            "tracer_data.victim.cgroup.events.*",
+            "tracer_data.memory_snapshot",
+            "tracer_data.memory_snapshot.host_meminfo",
+        ][..],
+        "tcp_retransmit" => &[
+            "tracer_data.source",
+            "tracer_data.container_id",
+            "tracer_data.memory_cgroup_css_addr",
+            "tracer_data.net_namespace_cookie",
+            "tracer_data.net_namespace_inum",
+            "tracer_data.tcp_end_seq",
+            "tracer_data.tcp_flags",
+            "tracer_data.reord_seen",
+            "tracer_data.dsack_dups",
+            "tracer_data.skb_addr",
+            "tracer_data.drop_location",
+        ][..],
+        _ => &[][..],
+    });
+    paths
+}
+
+/// Where `ours` differs in shape from `upstream` (an upstream document, e.g. a fixture of
+/// tests/fixtures/upstream/documents/): every field path of `upstream` must exist in `ours` with
+/// the same JSON type (a null in `upstream` matches anything; each element of an array of `ours`
+/// is checked against the first element of upstream's). Paths listed in `optional` (`a.b.c`)
+/// may be missing: upstream omits them too when empty. An object listed as `a.b.*` is a map
+/// whose keys are data (memory.stat keys differ by kernel): each of its values in `ours` is
+/// checked against upstream's first value instead. Empty when the shapes agree.
+pub fn shape_mismatches(
+    upstream: &serde_json::Value,
+    ours: &serde_json::Value,
+    optional: &[&str],
+) -> Vec<String> {
+    fn kind(value: &serde_json::Value) -> &'static str {
+        match value {
+            serde_json::Value::Null => "null",
+            serde_json::Value::Bool(_) => "bool",
+            serde_json::Value::Number(_) => "number",
+            serde_json::Value::String(_) => "string",
+            serde_json::Value::Array(_) => "array",
+            serde_json::Value::Object(_) => "object",
+        }
+    }
+    fn walk(
+        upstream: &serde_json::Value,
+        ours: &serde_json::Value,
+        path: &str,
+        optional: &[&str],
+        out: &mut Vec<String>,
+    ) {
+        if upstream.is_null() {
+            return;
+        }
+        if kind(upstream) != kind(ours) {
+            out.push(format!(
+                "{path}: upstream has a {}, ours a {}",
+                kind(upstream),
+                kind(ours)
+            ));
+            return;
+        }
+        match (upstream, ours) {
+            (serde_json::Value::Object(up), serde_json::Value::Object(our))
+                if optional.contains(&format!("{path}.*").as_str()) =>
+            {
+                if let Some(first) = up.values().next() {
+                    for (key, mine) in our {
+                        walk(first, mine, &format!("{path}.{key}"), optional, out);
+                    }
+                }
+            }
+            (serde_json::Value::Object(up), serde_json::Value::Object(our)) => {
+                for (key, value) in up {
+                    let child = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    match our.get(key) {
+                        Some(mine) => walk(value, mine, &child, optional, out),
+                        None if optional.contains(&child.as_str()) => {}
+                        None => out.push(format!("{child}: missing")),
+                    }
+                }
+            }
+            (serde_json::Value::Array(up), serde_json::Value::Array(our)) => {
+                if let Some(first) = up.first() {
+                    for (i, mine) in our.iter().enumerate() {
+                        walk(first, mine, &format!("{path}[{i}]"), optional, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(upstream, ours, "", optional, &mut out);
+    out
 }
 
 /// 32 hex characters: time-ordered (ns since epoch) then a per-process sequence, so ids sort by
@@ -238,6 +451,7 @@ mod tests {
             "region",
             "uploaded_time",
             "time",
+            "tracer_time",
             "tracer_name",
             "tracer_id",
             "tracer_type",
@@ -246,9 +460,44 @@ mod tests {
             assert!(value.get(key).is_some(), "{key} missing: {value}");
         }
         assert_eq!(value["tracer_type"], "event");
+        assert_eq!(value["time"], value["tracer_time"]);
+        assert!(
+            value.get("record_id").is_none(),
+            "upstream's ES documents have none"
+        );
         assert!(
             value.get("container_id").is_none(),
             "empty container fields are omitted"
+        );
+    }
+
+    #[test]
+    fn shapes_compare_paths_and_types() {
+        let upstream = serde_json::json!({
+            "a": 1, "b": "x", "c": {"d": [{"e": true}], "f": null}, "g": {"h": 1}
+        });
+        let same = serde_json::json!({
+            "a": 2, "b": "y", "c": {"d": [{"e": false}, {"e": true, "z": 1}], "f": 3}, "g": {"h": 2},
+            "extra": []
+        });
+        assert!(shape_mismatches(&upstream, &same, &[]).is_empty());
+        // A map: its keys are data, its values must have upstream's type.
+        let map = serde_json::json!({"g": {"other": 1, "more": 2}});
+        let upstream_g = serde_json::json!({"g": {"h": 1}});
+        assert!(shape_mismatches(&upstream_g, &map, &["g.*"]).is_empty());
+        assert_eq!(
+            shape_mismatches(&upstream_g, &serde_json::json!({"g": {"x": "1"}}), &["g.*"]),
+            vec!["g.x: upstream has a number, ours a string"]
+        );
+        let other = serde_json::json!({"a": "1", "c": {"d": [{"e": 1}]}});
+        assert_eq!(
+            shape_mismatches(&upstream, &other, &["g"]),
+            vec![
+                "a: upstream has a number, ours a string",
+                "b: missing",
+                "c.d[0].e: upstream has a bool, ours a number",
+                "c.f: missing",
+            ]
         );
     }
 
@@ -283,6 +532,53 @@ mod tests {
             parse_rfc3339("2024-02-29T00:00:00Z").unwrap(),
             UNIX_EPOCH + Duration::from_secs(1_709_164_800)
         );
+    }
+
+    #[test]
+    fn go_time_is_upstreams_layout_and_reads_back() {
+        let t = UNIX_EPOCH + Duration::new(1_796_304_083, 123_999_999);
+        assert_eq!(go_time(t), "2026-12-03 13:21:23.123 +0000");
+        assert_eq!(
+            parse_document_time(&go_time(t)).unwrap(),
+            t - Duration::from_nanos(999_999)
+        );
+        let utc = UNIX_EPOCH + Duration::from_secs(1_796_304_083);
+        for same in [
+            "2026-12-03 13:21:23.000 +0000",
+            "2026-12-03 21:21:23 +0800",
+            "2026-12-03 12:21:23.000 -0100",
+            "2026-12-03T13:21:23Z",
+            "2026-12-03T13:21:23.000000000Z",
+        ] {
+            assert_eq!(parse_document_time(same).unwrap(), utc, "{same}");
+        }
+        for bad in [
+            "",
+            "2026-12-03 13:21:23.123",
+            "2026-12-03 13:21:23.123 +08",
+            "2026-12-03 25:21:23.123 +0000",
+            "2026-12-03 13:21:23.123 UTC",
+        ] {
+            let error = parse_document_time(bad).unwrap_err();
+            assert!(error.contains("expected e.g."), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn event_time_reads_new_and_old_documents() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_796_304_083_123);
+        let mut doc = EventDocument::new("h", "r", "oom", None, 0, serde_json::Value::Null);
+        doc.set_event_time(t);
+        assert_eq!(doc.time, "2026-12-03 13:21:23.123 +0000");
+        assert_eq!(doc.event_time().unwrap(), t);
+        // A document of an earlier version: RFC 3339 `time`, no `tracer_time`.
+        let mut old = serde_json::to_value(&doc).unwrap();
+        let map = old.as_object_mut().unwrap();
+        map.remove("tracer_time");
+        map.insert("time".into(), "2026-12-03T13:21:23.123000000Z".into());
+        let old: EventDocument = serde_json::from_value(old).unwrap();
+        assert_eq!(old.tracer_time, "");
+        assert_eq!(old.event_time().unwrap(), t);
     }
 
     #[test]

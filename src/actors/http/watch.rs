@@ -94,7 +94,8 @@ pub fn cloud_event(document: &EventDocument) -> serde_json::Value {
         "type": "tech.huatuo.kernel.event",
         "source": format!("/huatuo/{}/{}", document.hostname, document.tracer_name),
         "id": document.tracer_id,
-        "time": document.time,
+        // CloudEvents wants RFC 3339; upstream puts the upload time here too.
+        "time": document.uploaded_time,
         "datacontenttype": "application/json",
         "data": data,
     })

@@ -13,12 +13,13 @@ fn text(document: &Value, key: &str) -> String {
     }
 }
 
-/// `2026-11-23T01:02:03.123456789Z` → `2026-11-23T01:02:03.123Z`.
+/// A document's `time` in upstream's layout at millisecond precision, whichever layout it was
+/// stored in (`2026-11-23T01:02:03.123456789Z` of earlier versions → `2026-11-23 01:02:03.123
+/// +0000`); a time that does not parse is shown as it is.
 fn short_time(time: &str) -> String {
-    match (time.find('.'), time.strip_suffix('Z')) {
-        (Some(dot), Some(_)) if time.len() > dot + 4 => format!("{}Z", &time[..dot + 4]),
-        _ => time.to_string(),
-    }
+    crate::events::document::parse_document_time(time)
+        .map(crate::events::document::go_time)
+        .unwrap_or_else(|_| time.to_string())
 }
 
 /// The container column: hostname, else the short id, else `-` (the host).
@@ -121,11 +122,12 @@ pub fn render_table(documents: &[Value]) -> String {
 /// One document for people: the envelope as `key: value` lines, then `tracer_data` with
 /// multi-line texts (stacks) printed as they are.
 pub fn render_document(document: &Value) -> String {
-    const ENVELOPE: [&str; 14] = [
+    const ENVELOPE: [&str; 15] = [
         "tracer_id",
         "tracer_name",
         "tracer_type",
         "time",
+        "tracer_time",
         "uploaded_time",
         "hostname",
         "region",
@@ -202,11 +204,18 @@ mod tests {
         let mut host = oom_document();
         host["container_id"] = json!("");
         host["container_hostname"] = json!("");
+        // Upstream's layout (this version's documents) at another offset.
+        host["time"] = json!("2026-11-23 09:02:04.5 +0800");
         let table = render_table(&[oom_document(), host]);
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("TIME"), "{table}");
+        // The RFC 3339 `time` of an earlier version's document, shown in the same layout.
         assert!(
-            lines[1].starts_with("2026-11-23T01:02:03.123Z  oom"),
+            lines[1].starts_with("2026-11-23 01:02:03.123 +0000  oom"),
+            "{table}"
+        );
+        assert!(
+            lines[2].starts_with("2026-11-23 01:02:04.500 +0000  oom"),
             "{table}"
         );
         assert!(lines[1].contains("web-1"), "{table}");

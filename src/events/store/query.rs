@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::schema::{decode, time_key, DOCUMENTS};
 use super::{db_error, EventStore, StoreError};
-use crate::events::document::{parse_rfc3339, EventDocument};
+use crate::events::document::{parse_document_time, parse_rfc3339, EventDocument};
 
 /// Documents a query returns when it names no limit.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -122,8 +122,9 @@ impl EventQuery {
     }
 }
 
-/// Parses a time of a query: RFC 3339 (`2026-11-23T01:02:03Z`, any offset) or Unix seconds
-/// (`1795395723`, `1795395723.5`).
+/// Parses a time of a query: RFC 3339 (`2026-11-23T01:02:03Z`, any offset), a document's own
+/// `time` layout (`2026-11-23 01:02:03.000 +0000`, so a value can be pasted from a document) or
+/// Unix seconds (`1795395723`, `1795395723.5`).
 pub fn parse_instant(text: &str) -> Result<SystemTime, String> {
     let text = text.trim();
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
@@ -136,6 +137,12 @@ pub fn parse_instant(text: &str) -> Result<SystemTime, String> {
         return UNIX_EPOCH
             .checked_add(Duration::new(secs, nanos))
             .ok_or_else(|| format!("`{text}` is out of range"));
+    }
+    // A Go-layout time has a space before its offset; RFC 3339 errors read better otherwise.
+    if text.contains(' ') {
+        if let Ok(time) = parse_document_time(text) {
+            return Ok(time);
+        }
     }
     parse_rfc3339(text).map_err(|e| format!("`{text}` is neither RFC 3339 nor Unix seconds ({e})"))
 }

@@ -20,7 +20,7 @@ fn doc_at(secs: u64, seq: u64, tracer: &str, container: Option<(&str, &str)>) ->
     let mut doc = EventDocument::new("h", "r", tracer, None, 0, json!({"seq": seq}));
     let nanos = secs * 1_000_000_000 + seq;
     doc.tracer_id = format!("{nanos:016x}{seq:016x}");
-    doc.time = super::super::document::rfc3339(UNIX_EPOCH + Duration::from_nanos(nanos));
+    doc.set_event_time(UNIX_EPOCH + Duration::from_nanos(nanos));
     if let Some((id, hostname)) = container {
         doc.container_id = id.to_string();
         doc.container_hostname = hostname.to_string();
@@ -288,11 +288,25 @@ fn tracer_id_times_and_query_times() {
         parse_instant("1795395723.25").unwrap(),
         UNIX_EPOCH + Duration::from_millis(1_795_395_723_250)
     );
-    assert_eq!(
-        parse_instant("2026-11-23T01:02:03Z").unwrap(),
-        UNIX_EPOCH + Duration::from_secs(1_795_395_723)
-    );
-    for bad in ["", "12.", "-5", "1h", "2026-11-23"] {
+    for same in [
+        "2026-11-23T01:02:03Z",
+        // A document's `time`, pasted as it is.
+        "2026-11-23 01:02:03.000 +0000",
+    ] {
+        assert_eq!(
+            parse_instant(same).unwrap(),
+            UNIX_EPOCH + Duration::from_secs(1_795_395_723),
+            "{same}"
+        );
+    }
+    for bad in [
+        "",
+        "12.",
+        "-5",
+        "1h",
+        "2026-11-23",
+        "2026-11-23 01:02:03 UTC",
+    ] {
         assert!(parse_instant(bad).is_err(), "{bad} accepted");
     }
 }

@@ -165,7 +165,7 @@ pub fn document_at(
         cgroup_id,
         data,
     );
-    document.time = crate::events::document::rfc3339(boot_ns_to_system_time(boot_ns));
+    document.set_event_time(boot_ns_to_system_time(boot_ns));
     document
 }
 

@@ -19,6 +19,7 @@ HUATUO_SAMPLING_KNOB
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
+#define ETH_P_ARP 0x0806
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
 #define REASON_SLOTS 256
@@ -32,29 +33,42 @@ const volatile __u32 filter_protocols = 0;
 const volatile __u32 filter_ports = 0;
 const volatile __u32 filter_reasons = 0;
 
+/* Bytes of the packet copied from its first header (upstream's PKT_RAW_LEN): enough for Ethernet,
+ * IPv6 and a TCP header with options. */
+#define RAW_LEN 120
+
 /* Layout shared with src/probes/dropwatch/record.rs (DropRecord::decode). */
 struct drop_event {
 	__u64 boot_ns;   /* 0 */
 	__u64 location;  /* 8: instruction pointer of the kfree_skb caller */
 	__u64 cgroup_id; /* 16: current task's cgroup v2 id */
-	__u32 reason;    /* 24 */
-	__u32 pid;       /* 28: current tgid */
-	__u32 tid;       /* 32 */
-	__u32 netns;     /* 36: netns inode (device's, else socket's) */
-	__u32 ifindex;   /* 40 */
-	__u16 l3proto;   /* 44: skb->protocol, host order */
-	__u8 l4proto;    /* 46: IPPROTO_* (0 unknown) */
-	__u8 pad;
-	__u16 sport;     /* 48: host order */
-	__u16 dport;     /* 50 */
-	__u32 pad2;      /* 52 */
-	__u8 saddr[16];  /* 56: IPv4 in the first 4 bytes */
-	__u8 daddr[16];  /* 72 */
-	char comm[16];   /* 88 */
-	char dev[16];    /* 104 */
-	__u32 stack_bytes; /* 120: bytes of `stack` filled (frames * 8) */
-	__u32 pad3;      /* 124 */
-	__u64 stack[STACK_DEPTH]; /* 128: return addresses, innermost first; only
+	__u64 skb_addr;  /* 24 */
+	__u64 memcg_css; /* 32: skb->sk->sk_memcg (&memcg->css), 0 when none */
+	__u64 netns_cookie; /* 40: net_cookie of the device's (else socket's) netns */
+	__u32 reason;    /* 48 */
+	__u32 pid;       /* 52: current tgid */
+	__u32 tid;       /* 56 */
+	__u32 netns;     /* 60: netns inode (device's, else socket's) */
+	__u32 ifindex;   /* 64 */
+	__u32 dev_flags; /* 68: dev->flags */
+	__u32 queue_mapping; /* 72: skb->queue_mapping */
+	__u32 len;       /* 76: skb->len */
+	__u16 l3proto;   /* 80: skb->protocol, host order */
+	__u8 l4proto;    /* 82: IPPROTO_* (0 unknown) */
+	__u8 sk_state;   /* 83: skb->sk's TCP state (0 without a TCP socket) */
+	__u16 sport;     /* 84: host order */
+	__u16 dport;     /* 86 */
+	__u8 saddr[16];  /* 88: IPv4 in the first 4 bytes */
+	__u8 daddr[16];  /* 104 */
+	char comm[16];   /* 120 */
+	char dev[16];    /* 136 */
+	__u32 dev_state; /* 152: low bits of dev->state (__LINK_STATE_*) */
+	__u32 stack_bytes; /* 156: bytes of `stack` filled (frames * 8) */
+	__u16 raw_len;   /* 160: bytes of `raw` filled */
+	__u8 raw_is_mac; /* 162: 1 when `raw` starts at the Ethernet header, 0 at the IP header */
+	__u8 pad[5];     /* 163 */
+	__u8 raw[RAW_LEN]; /* 168 */
+	__u64 stack[STACK_DEPTH]; /* 288: return addresses, innermost first; only
 				   * stack_bytes of them are sent */
 };
 
@@ -119,6 +133,15 @@ struct {
 	__type(value, __u32);
 } DROPWATCH_FILTER_REASONS SEC(".maps");
 
+/* Ignored reasons (index: reason slot, value 1): drops that are housekeeping, not lost packets
+ * (QUEUE_PURGE: a closing socket's queues). Counted, never recorded. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, REASON_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} DROPWATCH_IGNORE_REASONS SEC(".maps");
+
 static __always_inline int listed(void *map, __u32 index)
 {
 	__u32 *on = bpf_map_lookup_elem(map, &index);
@@ -129,6 +152,8 @@ static __always_inline int listed(void *map, __u32 index)
 /* 1 when the drop passes the configured filters. */
 static __always_inline int wanted(struct drop_event *e, __u32 slot)
 {
+	if (listed(&DROPWATCH_IGNORE_REASONS, slot))
+		return 0;
 	if (filter_reasons && !listed(&DROPWATCH_FILTER_REASONS, slot))
 		return 0;
 	if (filter_protocols && !listed(&DROPWATCH_FILTER_PROTOCOLS, e->l4proto))
@@ -205,11 +230,50 @@ static __always_inline void decode_headers(struct drop_event *e, struct sk_buff 
 	e->dport = bpf_ntohs(ports[1]);
 }
 
+/* The packet's first RAW_LEN bytes for user space's decoder (upstream's `layers`): from the
+ * Ethernet header when the skb has one (received packets), else from the IP header. */
+static __always_inline void copy_raw(struct drop_event *e, struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 network = BPF_CORE_READ(skb, network_header);
+	__u16 mac = BPF_CORE_READ(skb, mac_header);
+	__u16 start = network;
+
+	if (!head || (e->l3proto != ETH_P_IP && e->l3proto != ETH_P_IPV6 && e->l3proto != ETH_P_ARP))
+		return;
+	if (BPF_CORE_READ(skb, mac_len) > 0 && mac != (__u16)~0U) {
+		start = mac;
+		e->raw_is_mac = 1;
+	} else if (network == (__u16)~0U) {
+		return;
+	}
+	if (bpf_probe_read_kernel(e->raw, RAW_LEN, head + start))
+		return;
+	e->raw_len = RAW_LEN;
+}
+
+/* The socket's memory cgroup (upstream's memory_cgroup_css_addr: css is mem_cgroup's first
+ * member, so the two addresses are one). */
+static __always_inline __u64 sk_memcg_css(struct sock *sk)
+{
+	if (!sk || !bpf_core_field_exists(sk->sk_memcg))
+		return 0;
+	return (__u64)BPF_CORE_READ(sk, sk_memcg);
+}
+
+static __always_inline __u64 net_cookie(struct net *net)
+{
+	if (!net || !bpf_core_field_exists(net->net_cookie))
+		return 0;
+	return BPF_CORE_READ(net, net_cookie);
+}
+
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
 	     struct sock *sk)
 {
 	struct net_device *dev;
+	struct sock *owner;
 	struct drop_event *e;
 	__u32 slot = reason, zero = 0;
 	__u64 id, size;
@@ -250,18 +314,31 @@ int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	e->pid = id >> 32;
 	e->tid = (__u32)id;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->skb_addr = (__u64)skb;
+	e->queue_mapping = BPF_CORE_READ(skb, queue_mapping);
+	e->len = BPF_CORE_READ(skb, len);
+	owner = BPF_CORE_READ(skb, sk);
+	e->memcg_css = sk_memcg_css(owner);
+	if (owner && e->l4proto == IPPROTO_TCP_)
+		e->sk_state = BPF_CORE_READ(owner, __sk_common.skc_state);
 	dev = BPF_CORE_READ(skb, dev);
 	if (dev) {
 		e->ifindex = BPF_CORE_READ(dev, ifindex);
 		BPF_CORE_READ_INTO(&e->dev, dev, name);
 		e->netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
+		e->netns_cookie = net_cookie(BPF_CORE_READ(dev, nd_net.net));
+		e->dev_flags = BPF_CORE_READ(dev, flags);
+		e->dev_state = (__u32)BPF_CORE_READ(dev, state);
 	}
 	if (!e->netns) {
 		if (!sk)
-			sk = BPF_CORE_READ(skb, sk);
-		if (sk)
+			sk = owner;
+		if (sk) {
 			e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+			e->netns_cookie = net_cookie(BPF_CORE_READ(sk, __sk_common.skc_net.net));
+		}
 	}
+	copy_raw(e, skb);
 	taken = bpf_get_stack(ctx, e->stack, sizeof(e->stack), 0);
 	size = taken > 0 ? (__u64)taken : 0;
 	if (size > sizeof(e->stack))

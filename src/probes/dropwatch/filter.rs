@@ -7,7 +7,7 @@ use super::reasons::normalize_reason;
 use super::record::DropRecord;
 use super::DropwatchConfig;
 
-/// Protocol names of the `protocols` filter and of `tracer_data.protocol`.
+/// Protocol names of the `protocols` filter.
 const PROTOCOLS: [(&str, u8); 5] = [
     ("icmp", 1),
     ("tcp", 6),
@@ -23,14 +23,6 @@ pub(super) fn protocol_number(name: &str) -> Option<u8> {
         .map(|(_, v)| *v)
 }
 
-pub(super) fn protocol_name(number: u8) -> String {
-    PROTOCOLS
-        .iter()
-        .find(|(_, v)| *v == number)
-        .map(|(n, _)| n.to_string())
-        .unwrap_or_else(|| number.to_string())
-}
-
 /// The configured filters (applied in the kernel; [`DropFilter::accepts`] is the same test in
 /// user space).
 #[derive(Debug, Default)]
@@ -38,6 +30,7 @@ pub struct DropFilter {
     pub(super) protocols: HashSet<u8>,
     pub(super) ports: HashSet<u16>,
     reasons: HashSet<String>,
+    ignored_reasons: HashSet<String>,
 }
 
 impl DropFilter {
@@ -50,14 +43,21 @@ impl DropFilter {
                 .collect(),
             ports: config.ports.iter().copied().collect(),
             reasons: config.reasons.iter().map(|r| normalize_reason(r)).collect(),
+            ignored_reasons: config
+                .ignored_reasons
+                .iter()
+                .map(|r| normalize_reason(r))
+                .collect(),
         }
     }
 
     pub fn accepts(&self, record: &DropRecord, reason: &str) -> bool {
-        (self.protocols.is_empty() || self.protocols.contains(&record.l4proto))
+        let reason = normalize_reason(reason);
+        !self.ignored_reasons.contains(&reason)
+            && (self.protocols.is_empty() || self.protocols.contains(&record.l4proto))
             && (self.ports.is_empty()
                 || self.ports.contains(&record.sport)
                 || self.ports.contains(&record.dport))
-            && (self.reasons.is_empty() || self.reasons.contains(&normalize_reason(reason)))
+            && (self.reasons.is_empty() || self.reasons.contains(&reason))
     }
 }

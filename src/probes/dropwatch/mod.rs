@@ -1,18 +1,21 @@
 //! dropwatch: every packet the kernel drops with a reason (tp_btf `kfree_skb`, the BTF form of
 //! `skb:kfree_skb`) becomes a `dropwatch` event document: the drop reason (its name read from
 //! the running kernel's `skb/kfree_skb/format`, names vary by version), the drop location
-//! (`function+0xoff` from `/proc/kallsyms`), the kernel stack of the drop (taken in the kernel
-//! with `bpf_get_stack`, symbolised the same way), the decoded L3/L4 header (addresses,
-//! protocol, TCP/UDP ports), the device and netns, and the task current at the drop (pid/comm,
-//! cgroup id; the document is attributed to that task's container). Frees that are not drops
-//! (`SKB_CONSUMED`) and drops without a reason (`NOT_SPECIFIED`) are skipped in the kernel.
+//! (address, and `function+0xoff` from `/proc/kallsyms`), the kernel stack of the drop (taken in
+//! the kernel with `bpf_get_stack`, symbolised the same way), the packet's headers (the kernel
+//! copies its first 120 bytes; decoded here into upstream's `layers`), the device, netns and
+//! socket memcg, and the task current at the drop (pid/comm, cgroup id; the document is
+//! attributed to that task's container). `tracer_data` has upstream's field names and types
+//! ([`DropwatchData`]). Frees that are not drops (`SKB_CONSUMED`) and drops without a reason
+//! (`NOT_SPECIFIED`) are skipped in the kernel.
 //!
-//! The `protocols`, `ports` and `reasons` filters are applied in the kernel (maps filled at
+//! The `protocols`, `ports`, `reasons` and `ignored_reasons` filters are applied in the kernel (maps filled at
 //! start); of the drops that pass, the kernel queues at most `max_events_per_second` records a
 //! second and counts the rest in `huatuo_bamai_dropwatch_suppressed_total`. Every drop counts
 //! in `huatuo_bamai_dropwatch_total{reason}`, before the filters and the rate limit.
 
 mod filter;
+pub mod layers;
 mod reasons;
 mod record;
 mod symbols;
@@ -27,9 +30,8 @@ use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{self, EventRing};
 
-use filter::{protocol_name, protocol_number};
+use filter::protocol_number;
 use reasons::reason_slots;
-use record::{ETH_P_IP, ETH_P_IPV6};
 
 pub use filter::DropFilter;
 pub use reasons::parse_reason_names;
@@ -43,6 +45,7 @@ const REASONS_MAP: &str = "DROPWATCH_REASONS";
 const FILTER_PROTOCOLS_MAP: &str = "DROPWATCH_FILTER_PROTOCOLS";
 const FILTER_PORTS_MAP: &str = "DROPWATCH_FILTER_PORTS";
 const FILTER_REASONS_MAP: &str = "DROPWATCH_FILTER_REASONS";
+const IGNORE_REASONS_MAP: &str = "DROPWATCH_IGNORE_REASONS";
 /// Entries of DROPWATCH_FILTER_PORTS.
 const MAX_PORTS: usize = 1024;
 /// Slots of DROPWATCH_REASONS; the last one holds every reason at or above it.
@@ -62,8 +65,9 @@ const ATTACHMENTS: [Attachment; 1] = [Attachment {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
 /// Event: packets dropped with a reason (tp_btf skb/kfree_skb; CONSUMED and NOT_SPECIFIED skipped)
-/// -> `dropwatch` documents (reason, location, kernel stack, decoded L3/L4 header, netns, device,
-/// pid/comm) and huatuo_bamai_dropwatch_total{reason}, huatuo_bamai_dropwatch_suppressed_total.
+/// -> `dropwatch` documents (upstream's fields: reason, location, kernel stack, decoded headers,
+/// netns, device, pid/comm) and huatuo_bamai_dropwatch_total{reason},
+/// huatuo_bamai_dropwatch_suppressed_total.
 pub struct DropwatchConfig {
     /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
@@ -72,12 +76,17 @@ pub struct DropwatchConfig {
     /// Records the kernel queues per second (0: no limit); the rest are counted as suppressed.
     pub max_events_per_second: u32,
     /// Only drops of these L4 protocols (`tcp`, `udp`, `icmp`, `icmpv6`, `sctp`); empty = all.
+    /// TCP only by default, as upstream's default pcap filter `tcp`.
     pub protocols: Vec<String>,
     /// Only drops whose source or destination TCP/UDP port is listed; empty = all.
     pub ports: Vec<u16>,
     /// Only drops with these reasons (`NO_SOCKET`, `NETFILTER_DROP`, ...; the
     /// `SKB_DROP_REASON_` prefix is optional); empty = all.
     pub reasons: Vec<String>,
+    /// Drops with these reasons are counted but never documented. Default `QUEUE_PURGE`: a
+    /// closing socket freeing its queues (every HTTP client closing, a Prometheus scrape
+    /// included), not a packet lost.
+    pub ignored_reasons: Vec<String>,
 }
 
 impl Default for DropwatchConfig {
@@ -86,9 +95,10 @@ impl Default for DropwatchConfig {
             enabled: true,
             interval_ms: 1000,
             max_events_per_second: 100,
-            protocols: Vec::new(),
+            protocols: vec!["tcp".to_string()],
             ports: Vec::new(),
             reasons: Vec::new(),
+            ignored_reasons: vec!["QUEUE_PURGE".to_string()],
         }
     }
 }
@@ -110,38 +120,141 @@ crate::probe_settings!(DropwatchConfig, "dropwatch", |c: &DropwatchConfig| {
     Ok(())
 });
 
-/// `tracer_data` of a dropwatch document.
+/// `tracer_data` of a dropwatch document: upstream's `DropWatchTracing` (same names, JSON types
+/// and omitted-when-empty fields), plus `drop_reason_code`, `drop_location_symbol`, `tid` and
+/// `cgroup_id` of ours.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DropwatchData {
+    /// When user space decoded the drop (RFC 3339, as upstream's dropwatch tool writes it).
+    pub observed_timestamp: String,
+    /// Always `software`: hardware (devlink trap) drops are not traced.
+    pub drop_source: &'static str,
     /// Reason name as the running kernel prints it (`NO_SOCKET`), or `reason_<n>`.
-    pub reason: String,
-    pub reason_code: u32,
-    /// Where the packet was freed: `function+0xoff`, or the address when unresolvable.
-    pub location: String,
-    /// `ipv4`, `ipv6`, or the ethertype in hex.
-    pub family: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub saddr: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub daddr: String,
-    /// TCP/UDP ports (0 for other protocols).
-    pub sport: u16,
-    pub dport: u16,
-    /// `tcp`, `udp`, `icmp`, `icmpv6`, `sctp` or the IP protocol number; empty when not IP.
-    pub protocol: String,
-    /// Inode of the network namespace (of the device, else of the socket); 0 when unknown.
-    pub netns: u32,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub device: String,
-    pub ifindex: u32,
+    pub drop_reason: String,
+    pub drop_reason_code: u32,
+    /// Where the packet was freed, upstream's `0x%016x` address.
+    pub drop_location: String,
+    /// The same as `function+0xoff` (the address when unresolvable).
+    pub drop_location_symbol: String,
+    /// Upstream's source type of an event stream (`events`).
+    pub source: &'static str,
     /// The task current at the drop (in softirq context, whichever task was interrupted).
+    pub comm: String,
     pub pid: u32,
     pub tid: u32,
-    pub comm: String,
+    /// The container the document is attributed to (by the current task's cgroup).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub container_id: String,
+    /// `skb->sk->sk_memcg` as `0x%016x`; empty without a socket charged to a memory cgroup.
+    pub memory_cgroup_css_addr: String,
     pub cgroup_id: u64,
+    /// Of the device's network namespace, else the socket's; 0 when unknown.
+    pub net_namespace_cookie: u64,
+    pub net_namespace_inum: u32,
+    /// `-` without a device.
+    pub netdev_name: String,
+    pub netdev_ifindex: u32,
+    pub netdev_queue_mapping: u32,
+    /// `linkstatus_adminup`/`admindown` and `linkstatus_carrierup`/`carrierdown`; `unknown`
+    /// without a device.
+    pub netdev_linkstatus: Vec<&'static str>,
+    pub packet_skb_addr: String,
+    /// `skb->protocol` as `0x800`.
+    pub packet_eth_proto: String,
+    pub packet_len_bytes: u32,
+    /// The decoded headers; absent when none decodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers: Option<layers::Packet>,
     /// Kernel stack of the drop, innermost frame first, one `function+0xoff` a line (as
     /// upstream: frames joined by newlines), from the function that freed the packet outwards.
     pub stack: String,
+}
+
+/// The document's `tracer_data` for `record`, with `reason` its name and `symbolizer` holding
+/// its addresses.
+fn drop_data(
+    record: &DropRecord,
+    reason: String,
+    symbolizer: &Symbolizer,
+    container_id: &str,
+) -> DropwatchData {
+    DropwatchData {
+        observed_timestamp: crate::events::document::rfc3339(std::time::SystemTime::now()),
+        drop_source: "software",
+        drop_reason: reason,
+        drop_reason_code: record.reason,
+        drop_location: kernel_address(record.location),
+        drop_location_symbol: symbolizer.get(record.location),
+        source: "events",
+        comm: record.comm.clone(),
+        pid: record.pid,
+        tid: record.tid,
+        container_id: container_id.to_string(),
+        memory_cgroup_css_addr: kernel_address(record.memcg_css),
+        cgroup_id: record.cgroup_id,
+        net_namespace_cookie: record.netns_cookie,
+        net_namespace_inum: record.netns,
+        netdev_name: if record.device.is_empty() {
+            "-".to_string()
+        } else {
+            record.device.clone()
+        },
+        netdev_ifindex: record.ifindex,
+        netdev_queue_mapping: record.queue_mapping,
+        netdev_linkstatus: if record.device.is_empty() {
+            vec!["unknown"]
+        } else {
+            link_status(record.dev_flags, record.dev_state)
+        },
+        packet_skb_addr: kernel_address(record.skb_addr),
+        packet_eth_proto: format!("{:#x}", record.l3proto),
+        packet_len_bytes: record.len,
+        layers: layers::parse(
+            &record.raw,
+            record.raw_is_mac,
+            record.l3proto,
+            record.sk_state,
+        ),
+        stack: symbolizer.stack(&record.stack),
+    }
+}
+
+/// Upstream's kernel address text: `0x%016x`, empty for 0.
+fn kernel_address(addr: u64) -> String {
+    if addr == 0 {
+        String::new()
+    } else {
+        format!("{addr:#018x}")
+    }
+}
+
+/// Upstream's `netdev_linkstatus` from `dev->flags` and `dev->state`: the carrier counts as up
+/// only on a running device with carrier (its `netif_get_flags`).
+pub fn link_status(dev_flags: u32, dev_state: u32) -> Vec<&'static str> {
+    const IFF_UP: u32 = 0x1;
+    const IFF_RUNNING: u32 = 0x40;
+    const IFF_LOWER_UP: u32 = 0x1_0000;
+    const LINK_STATE_START: u32 = 1 << 0;
+    const LINK_STATE_NOCARRIER: u32 = 1 << 2;
+    let mut flags = dev_flags & !(IFF_RUNNING | IFF_LOWER_UP);
+    if dev_state & LINK_STATE_START != 0 && dev_state & LINK_STATE_NOCARRIER == 0 {
+        flags |= IFF_LOWER_UP;
+    }
+    if flags == 0 {
+        return vec!["unknown"];
+    }
+    vec![
+        if flags & IFF_UP != 0 {
+            "linkstatus_adminup"
+        } else {
+            "linkstatus_admindown"
+        },
+        if flags & IFF_LOWER_UP != 0 {
+            "linkstatus_carrierup"
+        } else {
+            "linkstatus_carrierdown"
+        },
+    ]
 }
 
 fn fill_ports(programs: &mut BpfProgramSet, ports: &HashSet<u16>) -> Result<(), ProbeError> {
@@ -192,6 +305,7 @@ impl Probe for DropwatchProbe {
             );
         }
         let filter = DropFilter::new(settings);
+        let ignored_slots = reason_slots(&reason_names, &settings.ignored_reasons);
         let reason_slots = reason_slots(&reason_names, &settings.reasons);
         let flag = |on: bool| u32::from(on);
         let bpf = ebpf::load(
@@ -211,6 +325,9 @@ impl Probe for DropwatchProbe {
         }
         for slot in reason_slots {
             programs.set_u32(FILTER_REASONS_MAP, slot, 1)?;
+        }
+        for slot in ignored_slots {
+            programs.set_u32(IGNORE_REASONS_MAP, slot, 1)?;
         }
         fill_ports(&mut programs, &filter.ports)?;
         let ring = EventRing::take(NAME, &mut programs, EVENTS_MAP)?;
@@ -242,7 +359,9 @@ impl Probe for DropwatchProbe {
                 let container = containers
                     .by_cgroup_id(record.cgroup_id)
                     .map(|c| c.as_ref());
-                let data = self.data(record);
+                let id = container.map(|c| c.id.as_str()).unwrap_or_default();
+                let reason = self.reason_name(record.reason);
+                let data = drop_data(record, reason, &self.symbolizer, id);
                 let document = event_ring::document_at(
                     &self.ctx,
                     NAME,
@@ -268,42 +387,6 @@ impl DropwatchProbe {
             .get(&reason)
             .cloned()
             .unwrap_or_else(|| format!("reason_{reason}"))
-    }
-
-    fn data(&self, record: &DropRecord) -> DropwatchData {
-        let address = |raw| {
-            record
-                .address(raw)
-                .map(|a| a.to_string())
-                .unwrap_or_default()
-        };
-        DropwatchData {
-            reason: self.reason_name(record.reason),
-            reason_code: record.reason,
-            location: self.symbolizer.get(record.location),
-            family: match record.l3proto {
-                ETH_P_IP => "ipv4".to_string(),
-                ETH_P_IPV6 => "ipv6".to_string(),
-                other => format!("{other:#06x}"),
-            },
-            saddr: address(&record.saddr),
-            daddr: address(&record.daddr),
-            sport: record.sport,
-            dport: record.dport,
-            protocol: if record.decoded() {
-                protocol_name(record.l4proto)
-            } else {
-                String::new()
-            },
-            netns: record.netns,
-            device: record.device.clone(),
-            ifindex: record.ifindex,
-            pid: record.pid,
-            tid: record.tid,
-            comm: record.comm.clone(),
-            cgroup_id: record.cgroup_id,
-            stack: self.symbolizer.stack(&record.stack),
-        }
     }
 
     fn total(&self, map: &'static str, index: u32) -> Result<u64, ProbeError> {

@@ -34,7 +34,8 @@ use crate::probes::common::event_ring::{self, EventRing};
 
 pub use backoff::SaveBackoff;
 pub use procfs::{
-    blocked_tasks, parse_stack, parse_stat, read_stack, read_timeout_secs, BlockedTask,
+    blocked_processes_text, blocked_tasks, parse_stack, parse_stat, read_stack,
+    read_timeout_secs, BlockedTask,
 };
 
 const NAME: &str = "hungtask";
@@ -136,16 +137,22 @@ impl HungtaskRecord {
     }
 }
 
-/// `tracer_data` of a hungtask document (upstream's `tid`, `comm`, `hung_task_timeout_secs`;
-/// the process id and this task's own stack; `blocked_tasks` in place of upstream's sysrq-w
-/// text `blocked_processes_stack`; no `cpus_stack`).
+/// `tracer_data` of a hungtask document: upstream's `tid`, `comm`, `cpus_stack`,
+/// `blocked_processes_stack` and `hung_task_timeout_secs` (same types), plus the process id, this
+/// task's own stack and the blocked tasks as a list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HungtaskData {
     /// The hung task: pid, tid, comm and its kernel stack, innermost frame first.
     #[serde(flatten)]
     pub task: BlockedTask,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hung_task_timeout_secs: Option<u64>,
+    /// Upstream's sysrq `l` dump (every CPU's backtrace, by NMI); always empty here: we do not
+    /// interrupt every CPU and write into the node's kernel log for a document.
+    pub cpus_stack: String,
+    /// The D-state tasks and their stacks as text in the shape of sysrq `w`
+    /// ([`blocked_processes_text`]), from procfs.
+    pub blocked_processes_stack: String,
+    /// As upstream: -1 when unreadable, 0 when the administrator turned detection off.
+    pub hung_task_timeout_secs: i64,
     /// Every task in D state when the document was made (the hung one included), by pid.
     pub blocked_tasks: Vec<BlockedTask>,
     /// How many tasks were in D state; more than `blocked_tasks` holds when over
@@ -240,7 +247,11 @@ impl HungtaskProbe {
                 stack,
                 stack_error,
             },
-            hung_task_timeout_secs: read_timeout_secs(&self.timeout_sysctl),
+            cpus_stack: String::new(),
+            blocked_processes_stack: blocked_processes_text(&blocked_tasks),
+            hung_task_timeout_secs: read_timeout_secs(&self.timeout_sysctl)
+                .and_then(|secs| i64::try_from(secs).ok())
+                .unwrap_or(-1),
             blocked_tasks,
             blocked_tasks_total,
         };

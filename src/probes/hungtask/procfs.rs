@@ -99,6 +99,28 @@ pub fn blocked_tasks(procfs_root: &Path, limit: usize) -> (Vec<BlockedTask>, usi
     (listed, total)
 }
 
+/// Upstream's `blocked_processes_stack` (the text sysrq `w` writes to the kernel log) built from
+/// our per-task stacks without touching the kernel log: for each task a `task:<comm> state:D
+/// pid:<tid> tgid:<pid>` line, `Call Trace:`, then one indented frame a line.
+pub fn blocked_processes_text(tasks: &[BlockedTask]) -> String {
+    let mut text = String::new();
+    for task in tasks {
+        text.push_str(&format!(
+            "task:{} state:D pid:{} tgid:{}\nCall Trace:\n",
+            task.comm, task.tid, task.pid
+        ));
+        match &task.stack_error {
+            Some(error) => text.push_str(&format!(" <stack unreadable: {error}>\n")),
+            None => {
+                for frame in task.stack.lines() {
+                    text.push_str(&format!(" {frame}\n"));
+                }
+            }
+        }
+    }
+    text
+}
+
 /// `hung_task_timeout_secs` (0 when the administrator turned detection off).
 pub fn read_timeout_secs(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()

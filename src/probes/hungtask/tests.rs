@@ -128,36 +128,46 @@ fn stack_and_timeout_are_read_from_procfs() {
 
 #[test]
 fn the_document_data_has_upstreams_field_names() {
+    let task = BlockedTask {
+        pid: 100,
+        tid: 101,
+        comm: "sh".into(),
+        stack: "schedule+0x27/0xf0\nio_schedule+0x46/0x70".into(),
+        stack_error: None,
+    };
+    let gone = BlockedTask {
+        pid: 200,
+        tid: 200,
+        comm: "dd".into(),
+        stack: String::new(),
+        stack_error: Some("/proc/200/task/200/stack: gone".into()),
+    };
+    let blocked = vec![task.clone(), gone];
     let data = HungtaskData {
-        task: BlockedTask {
-            pid: 100,
-            tid: 101,
-            comm: "sh".into(),
-            stack: "schedule+0x27/0xf0".into(),
-            stack_error: None,
-        },
-        hung_task_timeout_secs: Some(120),
-        blocked_tasks: vec![BlockedTask {
-            pid: 100,
-            tid: 101,
-            comm: "sh".into(),
-            stack: "schedule+0x27/0xf0".into(),
-            stack_error: None,
-        }],
-        blocked_tasks_total: 1,
+        task: task.clone(),
+        cpus_stack: String::new(),
+        blocked_processes_stack: blocked_processes_text(&blocked),
+        hung_task_timeout_secs: 120,
+        blocked_tasks: blocked,
+        blocked_tasks_total: 2,
     };
     let value = serde_json::to_value(&data).unwrap();
     assert_eq!(
-        value,
-        serde_json::json!({
-            "pid": 100, "tid": 101, "comm": "sh", "stack": "schedule+0x27/0xf0",
-            "hung_task_timeout_secs": 120,
-            "blocked_tasks": [
-                {"pid": 100, "tid": 101, "comm": "sh", "stack": "schedule+0x27/0xf0"}
-            ],
-            "blocked_tasks_total": 1
-        })
+        value["blocked_processes_stack"],
+        "task:sh state:D pid:101 tgid:100\nCall Trace:\n schedule+0x27/0xf0\n io_schedule+0x46/0x70\n\
+         task:dd state:D pid:200 tgid:200\nCall Trace:\n <stack unreadable: /proc/200/task/200/stack: gone>\n"
     );
+    assert_eq!(value["tid"], 101);
+    assert_eq!(value["blocked_tasks"][0]["comm"], "sh");
+    let document = crate::events::EventDocument::new("h", "r", NAME, None, 0, value);
+    let ours = serde_json::to_value(&document).unwrap();
+    let upstream: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../tests/fixtures/upstream/documents/hungtask.json"
+    ))
+    .unwrap();
+    let optional = crate::events::document::upstream_omitempty(NAME);
+    let mismatches = crate::events::document::shape_mismatches(&upstream, &ours, &optional);
+    assert!(mismatches.is_empty(), "{mismatches:#?}\n{ours:#}");
 }
 
 #[test]

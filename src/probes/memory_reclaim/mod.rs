@@ -149,13 +149,25 @@ impl ReclaimRecord {
     }
 }
 
-/// `tracer_data` of a memory_reclaim document.
+impl ReclaimRecord {
+    pub fn data(&self) -> ReclaimData {
+        ReclaimData {
+            pid: self.pid,
+            tid: self.tid,
+            comm: self.comm.clone(),
+            reclaim_duration_ns: self.duration_ns,
+            kind: self.kind,
+        }
+    }
+}
+
+/// `tracer_data` of a memory_reclaim document: upstream's `MemoryReclaimTracingData` plus `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReclaimData {
     pub pid: u32,
     pub tid: u32,
     pub comm: String,
-    pub duration_ns: u64,
+    pub reclaim_duration_ns: u64,
     pub kind: ReclaimKind,
 }
 
@@ -246,13 +258,7 @@ impl MemoryReclaimProbe {
                 self.events_total += 1;
                 let container =
                     containers.of_task(&self.ctx.cgroup, record.cgroup_id, record.memcg_id);
-                let data = ReclaimData {
-                    pid: record.pid,
-                    tid: record.tid,
-                    comm: record.comm,
-                    duration_ns: record.duration_ns,
-                    kind: record.kind,
-                };
+                let data = record.data();
                 let document = event_ring::document_at(
                     &self.ctx,
                     NAME,

@@ -59,3 +59,25 @@ fn threshold_must_fit_the_kernels_microsecond_u32() {
     };
     assert!(fast.validate().is_err());
 }
+
+#[test]
+fn the_document_has_the_shape_of_upstreams_fixture() {
+    let record = ReclaimRecord::decode(&raw_record(1)).expect("decodes");
+    let document = crate::events::EventDocument::new(
+        "h",
+        "r",
+        NAME,
+        None,
+        record.cgroup_id,
+        serde_json::to_value(record.data()).unwrap(),
+    );
+    let ours = serde_json::to_value(&document).unwrap();
+    assert_eq!(ours["tracer_data"]["reclaim_duration_ns"], 950_000_000);
+    let upstream: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../tests/fixtures/upstream/documents/memory_reclaim.json"
+    ))
+    .unwrap();
+    let optional = crate::events::document::upstream_omitempty(NAME);
+    let mismatches = crate::events::document::shape_mismatches(&upstream, &ours, &optional);
+    assert!(mismatches.is_empty(), "{mismatches:#?}\n{ours:#}");
+}

@@ -3,7 +3,8 @@
 //! trigger's memory cgroup (`memory.current/max`, `memory.stat`, `memory.events`, or the v1
 //! files) and host meminfo read when the event is drained, attributed to the victim's
 //! container. Kills count in `huatuo_bamai_oom_host_total` (victims outside any container) and
-//! `huatuo_bamai_oom_container_total{<container labels>}`.
+//! `huatuo_bamai_oom_container_total{<container labels>, latest_victim_comm}`. `tracer_data` has
+//! upstream's shape ([`OomData`]).
 
 mod snapshot;
 
@@ -66,10 +67,12 @@ pub struct OomTask {
     /// Process id.
     pub pid: u32,
     pub comm: String,
+    /// Address of the task's memory cgroup css (0 without a memory controller).
+    pub memcg_css: u64,
 }
 
 impl OomTask {
-    const SIZE: usize = 40;
+    const SIZE: usize = 48;
 
     fn decode(bytes: &[u8], offset: usize) -> Option<Self> {
         Some(Self {
@@ -78,6 +81,7 @@ impl OomTask {
             tid: event_ring::u32_at(bytes, offset + 16)?,
             pid: event_ring::u32_at(bytes, offset + 20)?,
             comm: event_ring::comm_at(bytes, offset + 24)?,
+            memcg_css: event_ring::u64_at(bytes, offset + 40)?,
         })
     }
 }
@@ -116,10 +120,12 @@ pub fn container_of<'a>(
     containers.of_task(layout, task.cgroup_id, task.memcg_id)
 }
 
-/// One side of a kill (upstream's `trigger` / `victim`; `cgroup_id` replaces its
-/// `memory_cgroup_css_addr`).
+/// One side of a kill: upstream's `trigger` / `victim` (`OOMActor`: same names and types), plus
+/// `tid`, `cgroup_id` and `memory_cgroup_id` of ours.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OomActor {
+    /// `0x%016x` of the task's memory cgroup css, as upstream; empty when unknown.
+    pub memory_cgroup_css_addr: String,
     pub pid: u32,
     pub tid: u32,
     pub comm: String,
@@ -152,23 +158,35 @@ pub struct OomData {
     pub memory_snapshot: MemorySnapshot,
 }
 
+/// A container's kills and the comm of its latest victim.
+#[derive(Debug, Default)]
+struct ContainerKills {
+    count: u64,
+    latest_victim_comm: String,
+}
+
 /// Per-container kill counts, keyed by container id; containers that are gone are forgotten.
 #[derive(Debug, Default)]
 pub struct OomCounters {
     pub host: u64,
-    containers: HashMap<String, u64>,
+    containers: HashMap<String, ContainerKills>,
 }
 
 impl OomCounters {
-    /// Counts a kill of a victim in `container` (`None`: outside any known container).
-    pub fn count(&mut self, container: Option<&Container>) {
+    /// Counts a kill of `victim_comm` in `container` (`None`: outside any known container).
+    pub fn count(&mut self, container: Option<&Container>, victim_comm: &str) {
         match container {
-            Some(c) => *self.containers.entry(c.id.clone()).or_default() += 1,
+            Some(c) => {
+                let kills = self.containers.entry(c.id.clone()).or_default();
+                kills.count += 1;
+                kills.latest_victim_comm = victim_comm.to_string();
+            }
             None => self.host += 1,
         }
     }
 
-    /// Exports the host counter and one series per current container (0 until it has a kill).
+    /// Exports the host counter and one series per current container (0 until it has a kill),
+    /// labelled as upstream with `latest_victim_comm` (empty until the first kill).
     pub fn export(&mut self, containers: &ContainerSet, out: &mut MetricSet) {
         let live: HashSet<&str> = containers.iter().map(|c| c.id.as_str()).collect();
         self.containers.retain(|id, _| live.contains(id.as_str()));
@@ -182,8 +200,11 @@ impl OomCounters {
             "OOM kills whose victim is in the container (oom:mark_victim); cumulative.",
         );
         for container in containers.iter() {
-            let count = self.containers.get(&container.id).copied().unwrap_or(0);
-            family.push(container.labels(), count as f64);
+            let kills = self.containers.get(&container.id);
+            let mut labels = container.labels();
+            let comm = kills.map(|k| k.latest_victim_comm.clone());
+            labels.push(("latest_victim_comm", comm.unwrap_or_default()));
+            family.push(labels, kills.map(|k| k.count).unwrap_or(0) as f64);
         }
     }
 }
@@ -219,7 +240,7 @@ impl Probe for OomProbe {
             let meminfo = self.host_meminfo();
             for record in records {
                 let victim = container_of(&self.ctx.cgroup, &containers, &record.victim);
-                self.counters.count(victim);
+                self.counters.count(victim, &record.victim.comm);
                 let document = self.document(&containers, &record, meminfo.clone());
                 self.ctx.events.publish(document);
             }
@@ -259,6 +280,11 @@ impl OomProbe {
         known: Option<MemcgSnapshot>,
     ) -> OomActor {
         OomActor {
+            memory_cgroup_css_addr: if task.memcg_css == 0 {
+                String::new()
+            } else {
+                format!("{:#018x}", task.memcg_css)
+            },
             pid: task.pid,
             tid: task.tid,
             comm: task.comm.clone(),

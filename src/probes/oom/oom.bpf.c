@@ -15,6 +15,7 @@ struct oom_task {
 	__u32 pid;       /* thread id */
 	__u32 tgid;      /* process id */
 	char comm[16];
+	__u64 memcg_css; /* task->cgroups->subsys[memory_cgrp_id]: upstream's memory_cgroup_css_addr */
 };
 
 struct oom_event {
@@ -38,8 +39,22 @@ struct {
 	__type(value, __u64);
 } OOM_LOST SEC(".maps");
 
+/* The task's memory cgroup css (the address upstream names containers by); 0 without memcg. */
+static __always_inline __u64 memcg_css(struct task_struct *task)
+{
+	int memory;
+
+	if (!bpf_core_enum_value_exists(enum cgroup_subsys_id, memory_cgrp_id))
+		return 0;
+	memory = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+	if (memory < 0 || memory >= CGROUP_SUBSYS_COUNT)
+		return 0;
+	return (__u64)BPF_CORE_READ(task, cgroups, subsys[memory]);
+}
+
 static __always_inline void fill_task(struct oom_task *out, struct task_struct *task)
 {
+	out->memcg_css = memcg_css(task);
 	out->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
 	out->memcg_id = huatuo_memcg_id(task);
 	out->pid = BPF_CORE_READ(task, pid);

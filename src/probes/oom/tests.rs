@@ -24,6 +24,11 @@ Unevictable:       14580 kB
 Mlocked:           13660 kB
 SwapTotal:             0 kB
 SwapFree:              0 kB
+Slab:             318208 kB
+SReclaimable:     201548 kB
+SUnreclaim:       116660 kB
+CommitLimit:    12342040 kB
+Committed_AS:    1427096 kB
 HugePages_Total:       0
 ";
 
@@ -33,6 +38,7 @@ fn task_bytes(out: &mut [u8], cgroup_id: u64, tid: u32, pid: u32, comm: &[u8]) {
     out[16..20].copy_from_slice(&tid.to_le_bytes());
     out[20..24].copy_from_slice(&pid.to_le_bytes());
     out[24..24 + comm.len()].copy_from_slice(comm);
+    out[40..48].copy_from_slice(&(0xffff_8881_0000_0000 | cgroup_id).to_le_bytes());
 }
 
 /// A record laid out as `struct oom_event` of oom.bpf.c.
@@ -40,14 +46,14 @@ fn record_bytes() -> Vec<u8> {
     let mut bytes = vec![0u8; OomRecord::SIZE];
     bytes[0..8].copy_from_slice(&55u64.to_le_bytes());
     bytes[8..12].copy_from_slice(&1000u32.to_le_bytes());
-    task_bytes(&mut bytes[16..56], 7001, 4243, 4242, b"python3");
-    task_bytes(&mut bytes[56..96], 7003, 31, 30, b"kworker/u4:2");
+    task_bytes(&mut bytes[16..64], 7001, 4243, 4242, b"python3");
+    task_bytes(&mut bytes[64..112], 7003, 31, 30, b"kworker/u4:2");
     bytes
 }
 
 #[test]
 fn records_decode_from_the_bpf_layout() {
-    assert_eq!(OomRecord::SIZE, 96);
+    assert_eq!(OomRecord::SIZE, 112);
     let record = OomRecord::decode(&record_bytes()).unwrap();
     assert_eq!(
         record,
@@ -59,18 +65,20 @@ fn records_decode_from_the_bpf_layout() {
                 memcg_id: 7002,
                 tid: 4243,
                 pid: 4242,
-                comm: "python3".into()
+                comm: "python3".into(),
+                memcg_css: 0xffff_8881_0000_1b59,
             },
             trigger: OomTask {
                 cgroup_id: 7003,
                 memcg_id: 7004,
                 tid: 31,
                 pid: 30,
-                comm: "kworker/u4:2".into()
+                comm: "kworker/u4:2".into(),
+                memcg_css: 0xffff_8881_0000_1b5b,
             },
         }
     );
-    assert!(OomRecord::decode(&record_bytes()[..95]).is_none());
+    assert!(OomRecord::decode(&record_bytes()[..111]).is_none());
 }
 
 #[test]
@@ -152,7 +160,7 @@ fn host_meminfo_keeps_upstreams_fields_in_bytes() {
     assert_eq!(meminfo.get("MemAvailable"), Some(&(23_769_896 * 1024)));
     assert_eq!(meminfo.get("Active(anon)"), Some(&(1568 * 1024)));
     assert!(!meminfo.contains_key("Active") && !meminfo.contains_key("HugePages_Total"));
-    assert_eq!(meminfo.len(), 13);
+    assert_eq!(meminfo.len(), 18);
 }
 
 #[test]
@@ -166,16 +174,16 @@ fn kills_count_for_the_victims_container_or_the_host() {
         .unwrap()
         .clone();
     let mut counters = OomCounters::default();
-    counters.count(Some(&docker));
-    counters.count(Some(&docker));
-    counters.count(None);
+    counters.count(Some(&docker), "stress");
+    counters.count(Some(&docker), "python3");
+    counters.count(None, "bash");
     let mut set = MetricSet::default();
     counters.export(&containers, &mut set);
     let text = render(set);
     assert_lines(
         &text,
         "huatuo_bamai_oom_host_total 1\n\
-         huatuo_bamai_oom_container_total{container_host=\"d0cce7aaaaaa\",container_name=\"d0cce7aaaaaa\",container_type=\"normal\",container_level=\"unknown\",container_hostnamespace=\"\"} 2\n",
+         huatuo_bamai_oom_container_total{container_host=\"d0cce7aaaaaa\",container_name=\"d0cce7aaaaaa\",container_type=\"normal\",container_level=\"unknown\",container_hostnamespace=\"\",latest_victim_comm=\"python3\"} 2\n",
     );
     // Every container has a series (0 until its first kill), so increase() sees the first one.
     let series = text
@@ -213,6 +221,7 @@ fn victims_are_found_by_cgroup_id_or_by_their_memory_cgroup() {
         tid: 1,
         pid: 1,
         comm: "python3".into(),
+        memcg_css: 0,
     };
     let found = |t: &OomTask| container_of(&ctx.cgroup, &containers, t).map(|c| c.id.clone());
     assert_eq!(found(&task(docker.cgroup_id, 0)), Some(docker.id.clone()));
@@ -222,8 +231,13 @@ fn victims_are_found_by_cgroup_id_or_by_their_memory_cgroup() {
 }
 
 #[test]
-fn the_document_data_has_upstreams_shape() {
+fn the_document_has_the_shape_of_upstreams_fixture() {
+    let tree = copy_fixture("cgroup-v2");
+    let dir = tree.path().join("sys/fs/cgroup").join(&V2_DOCKER[1..]);
+    std::fs::write(dir.join("memory.current"), "1048576\n").unwrap();
+    std::fs::write(dir.join("memory.max"), "33554432\n").unwrap();
     let actor = |pid, comm: &str| OomActor {
+        memory_cgroup_css_addr: "0xffff888104a6c000".into(),
         pid,
         tid: pid,
         comm: comm.into(),
@@ -231,12 +245,7 @@ fn the_document_data_has_upstreams_shape() {
         memory_cgroup_id: 7002,
         container_id: "d0cce7".into(),
         container_hostname: "web".into(),
-        cgroup: Some(MemcgSnapshot {
-            path: "/docker/d0cce7".into(),
-            current: Some(1),
-            max: Some(2),
-            ..Default::default()
-        }),
+        cgroup: Some(memcg_snapshot(&dir, V2_DOCKER)),
     };
     let data = OomData {
         trigger: actor(1, "python3"),
@@ -247,25 +256,37 @@ fn the_document_data_has_upstreams_shape() {
             errors: Vec::new(),
         },
     };
-    let value = serde_json::to_value(&data).unwrap();
-    for side in ["trigger", "victim"] {
-        for key in [
-            "pid",
-            "tid",
-            "comm",
-            "cgroup_id",
-            "memory_cgroup_id",
-            "container_id",
-            "container_hostname",
-            "cgroup",
-        ] {
-            assert!(value[side].get(key).is_some(), "{side}.{key}: {value}");
-        }
-        for key in ["path", "current", "max", "stat", "events"] {
-            assert!(value[side]["cgroup"].get(key).is_some(), "{key}: {value}");
-        }
-    }
-    assert!(value["memory_snapshot"]["host_meminfo"]["MemTotal"].is_u64());
+    let ctx = context_at(tree.path());
+    let containers = ctx.containers.borrow().clone();
+    let docker = containers
+        .iter()
+        .find(|c| c.id.starts_with("d0cce7"))
+        .unwrap();
+    let document = EventDocument::new(
+        "h",
+        "r",
+        NAME,
+        Some(docker.as_ref()),
+        7001,
+        serde_json::to_value(&data).unwrap(),
+    );
+    let ours = serde_json::to_value(&document).unwrap();
+    let upstream: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../tests/fixtures/upstream/documents/oom.json"
+    ))
+    .unwrap();
+    let optional = crate::events::document::upstream_omitempty(NAME);
+    let mismatches = crate::events::document::shape_mismatches(&upstream, &ours, &optional);
+    assert!(mismatches.is_empty(), "{mismatches:#?}\n{ours:#}");
+    // A field renamed on our side is caught.
+    let mut renamed = ours.clone();
+    let victim = renamed["tracer_data"]["victim"].as_object_mut().unwrap();
+    let css = victim.remove("memory_cgroup_css_addr").unwrap();
+    victim.insert("css".into(), css);
+    assert_eq!(
+        crate::events::document::shape_mismatches(&upstream, &renamed, &optional),
+        vec!["tracer_data.victim.memory_cgroup_css_addr: missing"]
+    );
 }
 
 #[test]

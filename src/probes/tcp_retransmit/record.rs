@@ -13,12 +13,14 @@ const AF_INET6: u16 = 10;
 const TCP_CA_RECOVERY: u8 = 3;
 const TCP_CA_LOSS: u8 = 4;
 
+/// Upstream's `event_type`: the tracepoint the retransmission came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// tcp:tcp_retransmit_skb: a data (or SYN/FIN) segment sent again.
+    #[serde(rename = "tcp_retransmit_skb")]
     Skb,
     /// tcp:tcp_retransmit_synack: a listener's SYN-ACK sent again.
+    #[serde(rename = "tcp_retransmit_synack")]
     Synack,
 }
 
@@ -121,6 +123,8 @@ impl RetransmitRecord {
     pub fn data(&self) -> RetransmitData {
         let text = |a: Option<IpAddr>| a.map(|a| a.to_string()).unwrap_or_default();
         RetransmitData {
+            observed_timestamp: crate::events::document::rfc3339(std::time::SystemTime::now()),
+            source: "events",
             tcp_reason: self.reason(),
             event_type: self.kind,
             phase: self.phase(),
@@ -136,7 +140,8 @@ impl RetransmitRecord {
             tcp_end_seq: self.end_seq,
             tcp_ack_seq: self.ack_seq,
             tcp_flags: tcp_flag_names(self.tcp_flags),
-            ca_state: ca_state_name(self.ca_state),
+            ca_state: self.ca_state,
+            ca_state_name: ca_state_name(self.ca_state),
             icsk_retransmits: self.icsk_retransmits,
             icsk_pending: self.icsk_pending,
             reord_seen: self.reord_seen,
@@ -147,9 +152,14 @@ impl RetransmitRecord {
     }
 }
 
-/// `tracer_data` of a `tcp_retransmit` document (upstream's field names).
+/// `tracer_data` of a `tcp_retransmit` document: upstream's `TCPRetransmitTracing` (names and
+/// types), plus `ca_state_name` and `retransmit_error` of ours.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RetransmitData {
+    /// When user space decoded the record (RFC 3339, as upstream's tcpshark writes it).
+    pub observed_timestamp: String,
+    /// Upstream's source type of an event stream (`events`).
+    pub source: &'static str,
     pub tcp_reason: &'static str,
     pub event_type: Kind,
     pub phase: &'static str,
@@ -165,7 +175,10 @@ pub struct RetransmitData {
     pub tcp_end_seq: u32,
     pub tcp_ack_seq: u32,
     pub tcp_flags: String,
-    pub ca_state: &'static str,
+    /// `icsk_ca_state` as the number upstream stores (0 open, 3 recovery, 4 loss).
+    pub ca_state: u8,
+    /// The same by name (`open`, `disorder`, `cwr`, `recovery`, `loss`).
+    pub ca_state_name: &'static str,
     pub icsk_retransmits: u8,
     pub icsk_pending: u8,
     pub reord_seen: u32,
@@ -177,7 +190,7 @@ pub struct RetransmitData {
 
 fn tcp_state_name(state: u8) -> &'static str {
     const NAMES: [&str; 13] = [
-        "UNKNOWN",
+        "unknown",
         "ESTABLISHED",
         "SYN_SENT",
         "SYN_RECV",
@@ -191,7 +204,7 @@ fn tcp_state_name(state: u8) -> &'static str {
         "CLOSING",
         "NEW_SYN_RECV",
     ];
-    NAMES.get(usize::from(state)).copied().unwrap_or("UNKNOWN")
+    NAMES.get(usize::from(state)).copied().unwrap_or("unknown")
 }
 
 fn ca_state_name(state: u8) -> &'static str {
@@ -205,14 +218,15 @@ fn ca_state_name(state: u8) -> &'static str {
     }
 }
 
-/// `SYN|ACK` from the TCPHDR_* bits of `tcp_skb_cb.tcp_flags`.
+/// `SYN|ACK` from the TCPHDR_* bits of `tcp_skb_cb.tcp_flags`, in upstream's order (SYN, ACK,
+/// FIN, RST, PSH, URG, ECE, CWR), so the same flags give the same text.
 fn tcp_flag_names(flags: u16) -> String {
     const BITS: [(u16, &str); 8] = [
-        (0x01, "FIN"),
         (0x02, "SYN"),
+        (0x10, "ACK"),
+        (0x01, "FIN"),
         (0x04, "RST"),
         (0x08, "PSH"),
-        (0x10, "ACK"),
         (0x20, "URG"),
         (0x40, "ECE"),
         (0x80, "CWR"),

@@ -52,12 +52,36 @@ fn decodes_every_field_at_its_offset() {
         (data.tcp_daddr.as_str(), data.tcp_dport),
         ("10.0.0.2", 8080)
     );
-    assert_eq!(data.tcp_flags, "PSH|ACK");
+    assert_eq!(data.tcp_flags, "ACK|PSH", "upstream's order");
     assert_eq!(data.tcp_state, "ESTABLISHED");
     assert_eq!((data.icsk_pending, data.icsk_retransmits), (1, 2));
     assert_eq!(data.skb_addr, "0xffff888100001000");
     assert_eq!(data.comm, "python3");
     assert_eq!(data.event_type, Kind::Skb);
+    assert_eq!((data.ca_state, data.ca_state_name), (4, "loss"));
+}
+
+#[test]
+fn the_document_has_the_shape_of_upstreams_fixture() {
+    let record = RetransmitRecord::decode(&raw_record(1, 2, 3, 0, 0)).expect("decodes");
+    let document = crate::events::EventDocument::new(
+        "h",
+        "r",
+        NAME,
+        None,
+        record.cgroup_id,
+        serde_json::to_value(record.data()).unwrap(),
+    );
+    let ours = serde_json::to_value(&document).unwrap();
+    assert_eq!(ours["tracer_data"]["event_type"], "tcp_retransmit_synack");
+    assert_eq!(ours["tracer_data"]["source"], "events");
+    let upstream: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../tests/fixtures/upstream/documents/tcp_retransmit.json"
+    ))
+    .unwrap();
+    let optional = crate::events::document::upstream_omitempty(NAME);
+    let mismatches = crate::events::document::shape_mismatches(&upstream, &ours, &optional);
+    assert!(mismatches.is_empty(), "{mismatches:#?}\n{ours:#}");
 }
 
 #[test]
@@ -95,8 +119,8 @@ fn short_or_garbled_records_are_rejected() {
     odd[104..120].fill(0xff);
     let data = RetransmitRecord::decode(&odd).unwrap().data();
     assert_eq!(
-        (data.tcp_saddr.as_str(), data.tcp_state, data.ca_state),
-        ("", "UNKNOWN", "unknown")
+        (data.tcp_saddr.as_str(), data.tcp_state, data.ca_state_name),
+        ("", "unknown", "unknown")
     );
 }
 
