@@ -41,17 +41,11 @@ impl CgroupLayout {
         matches!(self, CgroupLayout::V2 { .. })
     }
 
-    /// True when a cgroup v2 hierarchy is mounted (pure v2 or hybrid): only then does a task's
-    /// default-hierarchy cgroup id (what BPF sees) name its container.
-    pub fn has_unified(&self) -> bool {
-        matches!(
-            self,
-            CgroupLayout::V2 { .. }
-                | CgroupLayout::V1 {
-                    unified: Some(_),
-                    ..
-                }
-        )
+    /// True when BPF must key per-container counts by a task's controller css (cpu, memory)
+    /// rather than its default-hierarchy cgroup: on v1 and hybrid hosts the controllers live
+    /// in the v1 hierarchies, and a container may have no v2 directory at all.
+    pub fn keys_by_css(&self) -> bool {
+        !self.is_v2()
     }
 
     /// Directory of `controller` (e.g. `cpu`, `memory`, `cpuacct`) for the cgroup at `rel`
@@ -216,11 +210,18 @@ pub fn scan(layout: &CgroupLayout) -> Vec<Container> {
                 let mut container =
                     Container::from_cgroup(&id, cgroup_id, &child_rel, runtime, qos);
                 container.init_pid = lowest_pid(&entry.path());
-                // BPF reads a request's block cgroup: on v1 that is the blkio hierarchy's.
+                // On v1 BPF reads a controller's cgroup (a request's blkio cgroup, a task's cpu
+                // or memory css): its directory inode in that controller's hierarchy.
                 if !layout.is_v2() {
-                    if let Ok(meta) = std::fs::metadata(layout.dir("blkio", &child_rel)) {
-                        container.io_cgroup_id = meta.ino();
-                    }
+                    let ino = |controller| {
+                        std::fs::metadata(layout.dir(controller, &child_rel))
+                            .map(|m| m.ino())
+                            .ok()
+                    };
+                    container.io_cgroup_id = ino("blkio").unwrap_or(container.io_cgroup_id);
+                    container.cpu_cgroup_id = ino("cpu").unwrap_or(container.cpu_cgroup_id);
+                    container.memory_cgroup_id =
+                        ino("memory").unwrap_or(container.memory_cgroup_id);
                 }
                 found.push(container);
                 // A container's own sub-cgroups are not further containers.

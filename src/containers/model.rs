@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::exposition::Labels;
 
@@ -59,14 +59,24 @@ impl Qos {
     }
 }
 
-/// Upstream's `container_type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// Upstream's `container_type`, spelled as upstream prints it (`daemonSet`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ContainerKind {
+    #[serde(rename = "normal")]
     Normal,
+    /// A container named `istio-proxy`.
+    #[serde(rename = "sidecar")]
     Sidecar,
+    /// A container of a pod owned by a DaemonSet.
+    #[serde(rename = "daemonSet")]
     Daemonset,
+    /// Upstream's vocabulary has it; neither upstream nor we assign it yet.
+    #[serde(rename = "node")]
+    Node,
+    /// A container of a static pod (kubelet manifest); upstream counts these as `normal`.
+    #[serde(rename = "static")]
     Static,
+    #[serde(rename = "unknown")]
     Unknown,
 }
 
@@ -75,9 +85,34 @@ impl ContainerKind {
         match self {
             ContainerKind::Normal => "normal",
             ContainerKind::Sidecar => "sidecar",
-            ContainerKind::Daemonset => "daemonset",
+            ContainerKind::Daemonset => "daemonSet",
+            ContainerKind::Node => "node",
             ContainerKind::Static => "static",
             ContainerKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// Which containers a metric family has per-container series for by default: the containers
+/// upstream's collector iterates (`pod.NormalContainers()` or `ContainersByType(...)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricScope {
+    /// `pod.NormalContainers()`: most families. Static pods are included: upstream types them
+    /// `normal` (it never assigns `static`).
+    Normal,
+    /// `ContainersByType(Normal | Sidecar)`: cpu_util, cpu_stat, loadavg.
+    NormalAndSidecar,
+    /// `pod.Containers()`: iolatency.
+    All,
+}
+
+impl MetricScope {
+    pub fn includes(self, kind: ContainerKind) -> bool {
+        use ContainerKind::*;
+        match self {
+            MetricScope::Normal => matches!(kind, Normal | Static),
+            MetricScope::NormalAndSidecar => matches!(kind, Normal | Static | Sidecar),
+            MetricScope::All => true,
         }
     }
 }
@@ -98,6 +133,12 @@ pub struct Container {
     /// Kernel cgroup id of the container's cgroup: what `bpf_get_current_cgroup_id()` returns
     /// (the cgroup v2 directory inode; on v1-only hosts the reference hierarchy's inode).
     pub cgroup_id: u64,
+    /// Cgroup id of the container's cpu cgroup, which BPF reads from a task's cpu css on
+    /// cgroup v1 (`task->cgroups->subsys[cpu_cgrp_id]->cgroup->kn->id`): the cpu hierarchy's
+    /// directory inode on v1, else `cgroup_id`.
+    pub cpu_cgroup_id: u64,
+    /// The same for the memory controller (the memory hierarchy's directory inode on v1).
+    pub memory_cgroup_id: u64,
     /// Cgroup id of the container's block-IO cgroup, which BPF reads from a request's bio: the
     /// blkio hierarchy's directory inode on cgroup v1, else `cgroup_id`.
     pub io_cgroup_id: u64,
@@ -130,6 +171,8 @@ impl Container {
             id: id.to_string(),
             cgroup_id,
             io_cgroup_id: cgroup_id,
+            cpu_cgroup_id: cgroup_id,
+            memory_cgroup_id: cgroup_id,
             cgroup_path: cgroup_path.to_string(),
             runtime,
             name: short.clone(),
@@ -167,6 +210,9 @@ impl Container {
 pub struct ContainerSet {
     containers: Vec<Arc<Container>>,
     by_cgroup_id: HashMap<u64, usize>,
+    /// Kinds with per-container series in every family, beyond the family's [`MetricScope`]
+    /// (`containers.also_export_types`).
+    also_export: Vec<ContainerKind>,
 }
 
 impl ContainerSet {
@@ -182,7 +228,22 @@ impl ContainerSet {
         Self {
             containers,
             by_cgroup_id,
+            also_export: Vec::new(),
         }
+    }
+
+    /// Also exports series of containers of `kinds` in every family.
+    pub fn with_also_export(mut self, kinds: &[ContainerKind]) -> Self {
+        self.also_export = kinds.to_vec();
+        self
+    }
+
+    /// The containers a metric family exports series for: those in its upstream `scope` plus
+    /// the configured extra kinds. Event attribution uses [`ContainerSet::iter`] (every kind).
+    pub fn for_metrics(&self, scope: MetricScope) -> impl Iterator<Item = &Arc<Container>> {
+        self.containers
+            .iter()
+            .filter(move |c| scope.includes(c.kind) || self.also_export.contains(&c.kind))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Container>> {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::containers::MetricScope;
 use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::exposition::MetricSet;
 use crate::probes::common::file;
@@ -158,7 +159,7 @@ impl MemoryVmstatProbe {
     fn collect_containers(&mut self, out: &mut MetricSet) -> usize {
         let containers = self.ctx.containers.borrow().clone();
         let mut collected = 0;
-        for container in containers.iter() {
+        for container in containers.for_metrics(MetricScope::Normal) {
             let path = self
                 .ctx
                 .cgroup

@@ -214,7 +214,7 @@ fn victims_are_found_by_cgroup_id_or_by_their_memory_cgroup() {
         pid: 1,
         comm: "python3".into(),
     };
-    let found = |t: &OomTask| container_of(&ctx.cgroup, &containers, t).map(|c| c.id.clone());
+    let found = |t: &OomTask| container_of(&containers, t).map(|c| c.id.clone());
     assert_eq!(found(&task(docker.cgroup_id, 0)), Some(docker.id.clone()));
     assert_eq!(found(&task(1, memcg)), Some(docker.id.clone()));
     assert_eq!(found(&task(1, 0)), None);
