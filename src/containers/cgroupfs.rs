@@ -288,6 +288,62 @@ mod tests {
     }
 
     #[test]
+    fn v1_containers_are_keyed_by_their_controller_hierarchy_dirs() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/cgroup-v1/sys/fs/cgroup");
+        let ino = |controller_dir: &str, rel: &str| {
+            std::fs::metadata(root.join(controller_dir).join(rel.trim_start_matches('/')))
+                .unwrap()
+                .ino()
+        };
+        // Pure v1 (no unified mount) and the fixture's hybrid layout map the same way: BPF
+        // reads the task's cpu / memory / blkio cgroup, each its own hierarchy's directory.
+        let pure = CgroupLayout::V1 {
+            root: root.clone(),
+            unified: None,
+        };
+        let hybrid = fixture("cgroup-v1");
+        for layout in [&pure, &hybrid] {
+            assert!(layout.keys_by_css());
+            let found = scan(layout);
+            assert_eq!(found.len(), 3);
+            for c in &found {
+                let rel = &c.cgroup_path;
+                assert_eq!(c.cpu_cgroup_id, ino("cpu,cpuacct", rel), "{rel}");
+                assert_eq!(c.memory_cgroup_id, ino("memory", rel), "{rel}");
+                assert_eq!(c.io_cgroup_id, ino("blkio", rel), "{rel}");
+                assert_ne!(c.cpu_cgroup_id, c.memory_cgroup_id, "{rel}");
+            }
+        }
+        // Only the default-hierarchy id depends on the unified mount: the v2 directory where
+        // there is one (hybrid, docker d0cce7), else the scanned (cpu) hierarchy's.
+        let docker = |layout| {
+            scan(layout)
+                .into_iter()
+                .find(|c| c.id.starts_with("d0cce7"))
+                .unwrap()
+        };
+        let (in_pure, in_hybrid) = (docker(&pure), docker(&hybrid));
+        assert_eq!(in_pure.cgroup_id, in_pure.cpu_cgroup_id);
+        assert_eq!(in_hybrid.cgroup_id, ino("unified", &in_hybrid.cgroup_path));
+        assert_eq!(in_hybrid.cpu_cgroup_id, in_pure.cpu_cgroup_id);
+    }
+
+    #[test]
+    fn v2_containers_use_one_id_for_every_controller() {
+        let layout = fixture("cgroup-v2");
+        assert!(!layout.keys_by_css());
+        for c in scan(&layout) {
+            assert_eq!(
+                [c.cpu_cgroup_id, c.memory_cgroup_id, c.io_cgroup_id],
+                [c.cgroup_id; 3],
+                "{}",
+                c.cgroup_path
+            );
+        }
+    }
+
+    #[test]
     fn finds_v2_systemd_driver_containers_of_every_runtime() {
         let layout = fixture("cgroup-v2");
         assert!(layout.is_v2());

@@ -274,3 +274,88 @@ impl ContainerSet {
 
 /// The latest container set, shared with every collector.
 pub type ContainerWatch = tokio::sync::watch::Receiver<Arc<ContainerSet>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(id: &str, kind: ContainerKind) -> Container {
+        let mut c = Container::from_cgroup(id, 1, "/x", Runtime::Containerd, Qos::Burstable);
+        c.kind = kind;
+        c
+    }
+
+    #[test]
+    fn container_type_is_spelled_as_upstream() {
+        let kinds = [
+            ContainerKind::Normal,
+            ContainerKind::Sidecar,
+            ContainerKind::Daemonset,
+            ContainerKind::Node,
+            ContainerKind::Static,
+            ContainerKind::Unknown,
+        ];
+        let printed: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        assert_eq!(
+            printed,
+            [
+                "normal",
+                "sidecar",
+                "daemonSet",
+                "node",
+                "static",
+                "unknown"
+            ]
+        );
+        // Documents and config use the same spelling as the label.
+        for kind in kinds {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(serde_json::from_str::<ContainerKind>(&json).unwrap(), kind);
+        }
+        let labels = container("a", ContainerKind::Daemonset).labels();
+        assert!(labels.contains(&("container_type", "daemonSet".to_string())));
+    }
+
+    #[test]
+    fn a_misspelled_type_in_the_config_names_the_valid_ones() {
+        let error = toml::from_str::<crate::containers::ContainersConfig>(
+            "also_export_types = [\"daemonset\"]",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("daemonset") && error.contains("daemonSet"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn each_scope_exports_upstreams_kinds_plus_the_configured_ones() {
+        use ContainerKind::*;
+        let set = ContainerSet::new(vec![
+            container("1-normal", Normal),
+            container("2-sidecar", Sidecar),
+            container("3-daemonset", Daemonset),
+            container("4-static", Static),
+            container("5-unknown", Unknown),
+        ]);
+        let ids = |set: &ContainerSet, scope| -> Vec<String> {
+            set.for_metrics(scope).map(|c| c.id.clone()).collect()
+        };
+        assert_eq!(ids(&set, MetricScope::Normal), ["1-normal", "4-static"]);
+        assert_eq!(
+            ids(&set, MetricScope::NormalAndSidecar),
+            ["1-normal", "2-sidecar", "4-static"]
+        );
+        assert_eq!(ids(&set, MetricScope::All).len(), 5);
+        let set = set.with_also_export(&[Daemonset]);
+        assert_eq!(
+            ids(&set, MetricScope::Normal),
+            ["1-normal", "3-daemonset", "4-static"]
+        );
+        // Attribution still sees every container.
+        assert_eq!(set.iter().count(), 5);
+        assert!(set.by_id("5-unknown").is_some());
+    }
+}
