@@ -327,10 +327,34 @@ fn runqlat_container_series_follow_contention_in_that_container() {
     if !bpf_available("runqlat_container_series_follow_contention_in_that_container") {
         return;
     }
+    let container = common::TestContainer::create().expect("create test cgroup");
+    runqlat_follows_contention_in(container);
+}
+
+/// cgroup v1 without the container in the unified hierarchy: only the task's cpu css names
+/// the container (upstream keys runqlat by the task group), so this fails if BPF reads the
+/// default-hierarchy cgroup.
+#[test]
+fn runqlat_attributes_a_v1_only_container_by_its_cpu_cgroup() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available("runqlat_attributes_a_v1_only_container_by_its_cpu_cgroup") {
+        return;
+    }
+    let Some(container) = common::TestContainer::create_v1_only() else {
+        eprintln!("runqlat_attributes_a_v1_only_container_by_its_cpu_cgroup: no cgroup v1 hierarchies here; nothing to test");
+        return;
+    };
+    assert!(!container
+        .dirs
+        .iter()
+        .any(|d| d.starts_with("/sys/fs/cgroup/unified")));
+    runqlat_follows_contention_in(container);
+}
+
+fn runqlat_follows_contention_in(mut container: common::TestContainer) {
     let extra =
         "[containers]\nrescan_interval_ms = 200\nkubelet_url = \"\"\ndocker_socket = \"\"\n";
     let agent = Agent::start_with(&["runqlat"], extra);
-    let mut container = common::TestContainer::create().expect("create test cgroup");
     let name = container.id[..12].to_string();
     let labels = |zone: &str| vec![("container_name", name.clone()), ("zone", zone.to_string())];
     let zones = |metrics: &str| -> Vec<Option<f64>> {
@@ -497,10 +521,29 @@ fn memcg_reclaim_is_counted_for_the_container_that_hits_its_limit() {
     if !bpf_available("memcg_reclaim_is_counted_for_the_container_that_hits_its_limit") {
         return;
     }
+    let container = common::TestContainer::create().expect("create test cgroup");
+    memcg_reclaim_is_counted_in(container);
+}
+
+/// cgroup v1 without the container in the unified hierarchy: only the task's memory css names
+/// the container, so this fails if BPF counts by the default-hierarchy cgroup.
+#[test]
+fn memcg_reclaim_attributes_a_v1_only_container_by_its_memory_cgroup() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available("memcg_reclaim_attributes_a_v1_only_container_by_its_memory_cgroup") {
+        return;
+    }
+    let Some(container) = common::TestContainer::create_v1_only() else {
+        eprintln!("memcg_reclaim_attributes_a_v1_only_container_by_its_memory_cgroup: no cgroup v1 hierarchies here; nothing to test");
+        return;
+    };
+    memcg_reclaim_is_counted_in(container);
+}
+
+fn memcg_reclaim_is_counted_in(mut container: common::TestContainer) {
     let extra =
         "[containers]\nrescan_interval_ms = 200\nkubelet_url = \"\"\ndocker_socket = \"\"\n";
     let agent = Agent::start_with(&["memory_reclaim"], extra);
-    let mut container = common::TestContainer::create().expect("create test cgroup");
     // A 32 MiB memory limit (v1 or v2 file, whichever this host has).
     let limited = container.dirs.iter().any(|dir| {
         std::fs::write(dir.join("memory.limit_in_bytes"), "33554432").is_ok()

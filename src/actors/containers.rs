@@ -54,7 +54,8 @@ impl Actor for ContainerDiscovery {
     ) -> Result<Self::State, ActorProcessingErr> {
         let settings = args.config.section::<ContainersConfig>();
         let (discovery, ticker) = if settings.enabled {
-            let discovery = Discovery::new(&args.config.agent.sysfs_root, &settings);
+            let discovery = Discovery::new(&args.config.agent.sysfs_root, &settings)
+                .with_node_hostname(&crate::telemetry::hostname(&args.config));
             tracing::info!(layout = ?discovery.layout(), "container discovery started");
             let period = Duration::from_millis(settings.rescan_interval_ms);
             let ticker = myself.send_interval(period, || DiscoveryMsg::Rescan);

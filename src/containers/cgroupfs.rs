@@ -41,17 +41,11 @@ impl CgroupLayout {
         matches!(self, CgroupLayout::V2 { .. })
     }
 
-    /// True when a cgroup v2 hierarchy is mounted (pure v2 or hybrid): only then does a task's
-    /// default-hierarchy cgroup id (what BPF sees) name its container.
-    pub fn has_unified(&self) -> bool {
-        matches!(
-            self,
-            CgroupLayout::V2 { .. }
-                | CgroupLayout::V1 {
-                    unified: Some(_),
-                    ..
-                }
-        )
+    /// True when BPF must key per-container counts by a task's controller css (cpu, memory)
+    /// rather than its default-hierarchy cgroup: on v1 and hybrid hosts the controllers live
+    /// in the v1 hierarchies, and a container may have no v2 directory at all.
+    pub fn keys_by_css(&self) -> bool {
+        !self.is_v2()
     }
 
     /// Directory of `controller` (e.g. `cpu`, `memory`, `cpuacct`) for the cgroup at `rel`
@@ -216,11 +210,18 @@ pub fn scan(layout: &CgroupLayout) -> Vec<Container> {
                 let mut container =
                     Container::from_cgroup(&id, cgroup_id, &child_rel, runtime, qos);
                 container.init_pid = lowest_pid(&entry.path());
-                // BPF reads a request's block cgroup: on v1 that is the blkio hierarchy's.
+                // On v1 BPF reads a controller's cgroup (a request's blkio cgroup, a task's cpu
+                // or memory css): its directory inode in that controller's hierarchy.
                 if !layout.is_v2() {
-                    if let Ok(meta) = std::fs::metadata(layout.dir("blkio", &child_rel)) {
-                        container.io_cgroup_id = meta.ino();
-                    }
+                    let ino = |controller| {
+                        std::fs::metadata(layout.dir(controller, &child_rel))
+                            .map(|m| m.ino())
+                            .ok()
+                    };
+                    container.io_cgroup_id = ino("blkio").unwrap_or(container.io_cgroup_id);
+                    container.cpu_cgroup_id = ino("cpu").unwrap_or(container.cpu_cgroup_id);
+                    container.memory_cgroup_id =
+                        ino("memory").unwrap_or(container.memory_cgroup_id);
                 }
                 found.push(container);
                 // A container's own sub-cgroups are not further containers.
@@ -284,6 +285,62 @@ mod tests {
             .dir("memory", &found[2].cgroup_path)
             .join("cgroup.procs")
             .exists());
+    }
+
+    #[test]
+    fn v1_containers_are_keyed_by_their_controller_hierarchy_dirs() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/cgroup-v1/sys/fs/cgroup");
+        let ino = |controller_dir: &str, rel: &str| {
+            std::fs::metadata(root.join(controller_dir).join(rel.trim_start_matches('/')))
+                .unwrap()
+                .ino()
+        };
+        // Pure v1 (no unified mount) and the fixture's hybrid layout map the same way: BPF
+        // reads the task's cpu / memory / blkio cgroup, each its own hierarchy's directory.
+        let pure = CgroupLayout::V1 {
+            root: root.clone(),
+            unified: None,
+        };
+        let hybrid = fixture("cgroup-v1");
+        for layout in [&pure, &hybrid] {
+            assert!(layout.keys_by_css());
+            let found = scan(layout);
+            assert_eq!(found.len(), 3);
+            for c in &found {
+                let rel = &c.cgroup_path;
+                assert_eq!(c.cpu_cgroup_id, ino("cpu,cpuacct", rel), "{rel}");
+                assert_eq!(c.memory_cgroup_id, ino("memory", rel), "{rel}");
+                assert_eq!(c.io_cgroup_id, ino("blkio", rel), "{rel}");
+                assert_ne!(c.cpu_cgroup_id, c.memory_cgroup_id, "{rel}");
+            }
+        }
+        // Only the default-hierarchy id depends on the unified mount: the v2 directory where
+        // there is one (hybrid, docker d0cce7), else the scanned (cpu) hierarchy's.
+        let docker = |layout| {
+            scan(layout)
+                .into_iter()
+                .find(|c| c.id.starts_with("d0cce7"))
+                .unwrap()
+        };
+        let (in_pure, in_hybrid) = (docker(&pure), docker(&hybrid));
+        assert_eq!(in_pure.cgroup_id, in_pure.cpu_cgroup_id);
+        assert_eq!(in_hybrid.cgroup_id, ino("unified", &in_hybrid.cgroup_path));
+        assert_eq!(in_hybrid.cpu_cgroup_id, in_pure.cpu_cgroup_id);
+    }
+
+    #[test]
+    fn v2_containers_use_one_id_for_every_controller() {
+        let layout = fixture("cgroup-v2");
+        assert!(!layout.keys_by_css());
+        for c in scan(&layout) {
+            assert_eq!(
+                [c.cpu_cgroup_id, c.memory_cgroup_id, c.io_cgroup_id],
+                [c.cgroup_id; 3],
+                "{}",
+                c.cgroup_path
+            );
+        }
     }
 
     #[test]

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::template::Override;
 use crate::config::{Invalid, Live, Section};
 
+use super::model::ContainerKind;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
 /// Container discovery from cgroupfs (v1 and v2, cgroupfs and systemd drivers), keyed by cgroup
@@ -30,6 +32,10 @@ pub struct ContainersConfig {
     pub pod_labels: Vec<String>,
     /// Pod annotation keys copied into the container record.
     pub pod_annotations: Vec<String>,
+    /// `container_type`s whose containers get series in every per-container family, beyond
+    /// upstream's choice (`normal` everywhere, also `sidecar` in cpu_util/cpu_stat/loadavg,
+    /// every type in iolatency): any of "sidecar", "daemonSet", "node", "unknown".
+    pub also_export_types: Vec<ContainerKind>,
 }
 
 impl Default for ContainersConfig {
@@ -43,6 +49,7 @@ impl Default for ContainersConfig {
             crio_storage_dir: PathBuf::from("/run/containers/storage/overlay-containers"),
             pod_labels: Vec::new(),
             pod_annotations: Vec::new(),
+            also_export_types: Vec::new(),
         }
     }
 }

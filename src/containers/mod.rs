@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 pub use cgroupfs::CgroupLayout;
 pub use config::{ContainersConfig, DAEMONSET_PATHS};
-pub use model::{Container, ContainerKind, ContainerSet, ContainerWatch, PodInfo, Qos, Runtime};
+pub use model::{
+    Container, ContainerKind, ContainerSet, ContainerWatch, MetricScope, PodInfo, Qos, Runtime,
+};
 
 use enrich::{BundleDirs, BundleMeta, KubeContainer, LabelAllowList};
 
@@ -38,6 +40,10 @@ pub struct Discovery {
     bundles: HashMap<String, Option<BundleMeta>>,
     /// Sources that failed, so each failure is logged once until it recovers.
     failing: HashMap<&'static str, String>,
+    /// `container_host` of DaemonSet containers (upstream: the node's hostname); empty keeps
+    /// the pod's hostname.
+    node_hostname: String,
+    also_export: Vec<ContainerKind>,
 }
 
 impl Discovery {
@@ -59,7 +65,15 @@ impl Discovery {
             },
             bundles: HashMap::new(),
             failing: HashMap::new(),
+            node_hostname: String::new(),
+            also_export: config.also_export_types.clone(),
         }
+    }
+
+    /// The node's hostname, which DaemonSet containers report as `container_host` (as upstream).
+    pub fn with_node_hostname(mut self, hostname: &str) -> Self {
+        self.node_hostname = hostname.to_string();
+        self
     }
 
     pub fn layout(&self) -> &CgroupLayout {
@@ -103,12 +117,16 @@ impl Discovery {
             } else if let Some(Some(meta)) = self.bundles.get(&container.id) {
                 enrich::apply_bundle(container, meta);
             }
+            // A DaemonSet pod runs one per node: upstream names it by the node.
+            if container.kind == ContainerKind::Daemonset && !self.node_hostname.is_empty() {
+                container.hostname = self.node_hostname.clone();
+            }
         }
         // Forget metadata of containers that are gone.
         let live: std::collections::HashSet<&str> = found.iter().map(|c| c.id.as_str()).collect();
         self.docker.retain(|id, _| live.contains(id.as_str()));
         self.bundles.retain(|id, _| live.contains(id.as_str()));
-        ContainerSet::new(found)
+        ContainerSet::new(found).with_also_export(&self.also_export)
     }
 
     /// Reads the containerd / CRI-O bundles of new containers that neither the kubelet nor
@@ -202,15 +220,9 @@ impl Discovery {
 
 impl ContainerSet {
     /// The container a kernel task belongs to: by its default-hierarchy cgroup id, else by its
-    /// memory cgroup id (the inode of the container's memory directory) — on cgroup v1 hosts
+    /// memory cgroup id (the container's memory hierarchy directory inode) — on cgroup v1 hosts
     /// without a v2 mount, or where the runtime left the task's v2 cgroup outside the container.
-    pub fn of_task(
-        &self,
-        layout: &CgroupLayout,
-        cgroup_id: u64,
-        memcg_id: u64,
-    ) -> Option<&Container> {
-        use std::os::unix::fs::MetadataExt;
+    pub fn of_task(&self, cgroup_id: u64, memcg_id: u64) -> Option<&Container> {
         if let Some(container) = self.by_cgroup_id(cgroup_id) {
             return Some(container);
         }
@@ -218,10 +230,7 @@ impl ContainerSet {
             return None;
         }
         self.iter()
-            .find(|c| {
-                let dir = layout.dir("memory", &c.cgroup_path);
-                std::fs::metadata(dir).is_ok_and(|m| m.ino() == memcg_id)
-            })
+            .find(|c| c.memory_cgroup_id == memcg_id)
             .map(|c| c.as_ref())
     }
 }

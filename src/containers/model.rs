@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::exposition::Labels;
 
@@ -59,14 +59,24 @@ impl Qos {
     }
 }
 
-/// Upstream's `container_type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// Upstream's `container_type`, spelled as upstream prints it (`daemonSet`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ContainerKind {
+    #[serde(rename = "normal")]
     Normal,
+    /// A container named `istio-proxy`.
+    #[serde(rename = "sidecar")]
     Sidecar,
+    /// A container of a pod owned by a DaemonSet.
+    #[serde(rename = "daemonSet")]
     Daemonset,
+    /// Upstream's vocabulary has it; neither upstream nor we assign it yet.
+    #[serde(rename = "node")]
+    Node,
+    /// A container of a static pod (kubelet manifest); upstream counts these as `normal`.
+    #[serde(rename = "static")]
     Static,
+    #[serde(rename = "unknown")]
     Unknown,
 }
 
@@ -75,9 +85,34 @@ impl ContainerKind {
         match self {
             ContainerKind::Normal => "normal",
             ContainerKind::Sidecar => "sidecar",
-            ContainerKind::Daemonset => "daemonset",
+            ContainerKind::Daemonset => "daemonSet",
+            ContainerKind::Node => "node",
             ContainerKind::Static => "static",
             ContainerKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// Which containers a metric family has per-container series for by default: the containers
+/// upstream's collector iterates (`pod.NormalContainers()` or `ContainersByType(...)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricScope {
+    /// `pod.NormalContainers()`: most families. Static pods are included: upstream types them
+    /// `normal` (it never assigns `static`).
+    Normal,
+    /// `ContainersByType(Normal | Sidecar)`: cpu_util, cpu_stat, loadavg.
+    NormalAndSidecar,
+    /// `pod.Containers()`: iolatency.
+    All,
+}
+
+impl MetricScope {
+    pub fn includes(self, kind: ContainerKind) -> bool {
+        use ContainerKind::*;
+        match self {
+            MetricScope::Normal => matches!(kind, Normal | Static),
+            MetricScope::NormalAndSidecar => matches!(kind, Normal | Static | Sidecar),
+            MetricScope::All => true,
         }
     }
 }
@@ -98,6 +133,12 @@ pub struct Container {
     /// Kernel cgroup id of the container's cgroup: what `bpf_get_current_cgroup_id()` returns
     /// (the cgroup v2 directory inode; on v1-only hosts the reference hierarchy's inode).
     pub cgroup_id: u64,
+    /// Cgroup id of the container's cpu cgroup, which BPF reads from a task's cpu css on
+    /// cgroup v1 (`task->cgroups->subsys[cpu_cgrp_id]->cgroup->kn->id`): the cpu hierarchy's
+    /// directory inode on v1, else `cgroup_id`.
+    pub cpu_cgroup_id: u64,
+    /// The same for the memory controller (the memory hierarchy's directory inode on v1).
+    pub memory_cgroup_id: u64,
     /// Cgroup id of the container's block-IO cgroup, which BPF reads from a request's bio: the
     /// blkio hierarchy's directory inode on cgroup v1, else `cgroup_id`.
     pub io_cgroup_id: u64,
@@ -130,6 +171,8 @@ impl Container {
             id: id.to_string(),
             cgroup_id,
             io_cgroup_id: cgroup_id,
+            cpu_cgroup_id: cgroup_id,
+            memory_cgroup_id: cgroup_id,
             cgroup_path: cgroup_path.to_string(),
             runtime,
             name: short.clone(),
@@ -167,6 +210,9 @@ impl Container {
 pub struct ContainerSet {
     containers: Vec<Arc<Container>>,
     by_cgroup_id: HashMap<u64, usize>,
+    /// Kinds with per-container series in every family, beyond the family's [`MetricScope`]
+    /// (`containers.also_export_types`).
+    also_export: Vec<ContainerKind>,
 }
 
 impl ContainerSet {
@@ -182,7 +228,22 @@ impl ContainerSet {
         Self {
             containers,
             by_cgroup_id,
+            also_export: Vec::new(),
         }
+    }
+
+    /// Also exports series of containers of `kinds` in every family.
+    pub fn with_also_export(mut self, kinds: &[ContainerKind]) -> Self {
+        self.also_export = kinds.to_vec();
+        self
+    }
+
+    /// The containers a metric family exports series for: those in its upstream `scope` plus
+    /// the configured extra kinds. Event attribution uses [`ContainerSet::iter`] (every kind).
+    pub fn for_metrics(&self, scope: MetricScope) -> impl Iterator<Item = &Arc<Container>> {
+        self.containers
+            .iter()
+            .filter(move |c| scope.includes(c.kind) || self.also_export.contains(&c.kind))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Container>> {
@@ -213,3 +274,88 @@ impl ContainerSet {
 
 /// The latest container set, shared with every collector.
 pub type ContainerWatch = tokio::sync::watch::Receiver<Arc<ContainerSet>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(id: &str, kind: ContainerKind) -> Container {
+        let mut c = Container::from_cgroup(id, 1, "/x", Runtime::Containerd, Qos::Burstable);
+        c.kind = kind;
+        c
+    }
+
+    #[test]
+    fn container_type_is_spelled_as_upstream() {
+        let kinds = [
+            ContainerKind::Normal,
+            ContainerKind::Sidecar,
+            ContainerKind::Daemonset,
+            ContainerKind::Node,
+            ContainerKind::Static,
+            ContainerKind::Unknown,
+        ];
+        let printed: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        assert_eq!(
+            printed,
+            [
+                "normal",
+                "sidecar",
+                "daemonSet",
+                "node",
+                "static",
+                "unknown"
+            ]
+        );
+        // Documents and config use the same spelling as the label.
+        for kind in kinds {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(serde_json::from_str::<ContainerKind>(&json).unwrap(), kind);
+        }
+        let labels = container("a", ContainerKind::Daemonset).labels();
+        assert!(labels.contains(&("container_type", "daemonSet".to_string())));
+    }
+
+    #[test]
+    fn a_misspelled_type_in_the_config_names_the_valid_ones() {
+        let error = toml::from_str::<crate::containers::ContainersConfig>(
+            "also_export_types = [\"daemonset\"]",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("daemonset") && error.contains("daemonSet"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn each_scope_exports_upstreams_kinds_plus_the_configured_ones() {
+        use ContainerKind::*;
+        let set = ContainerSet::new(vec![
+            container("1-normal", Normal),
+            container("2-sidecar", Sidecar),
+            container("3-daemonset", Daemonset),
+            container("4-static", Static),
+            container("5-unknown", Unknown),
+        ]);
+        let ids = |set: &ContainerSet, scope| -> Vec<String> {
+            set.for_metrics(scope).map(|c| c.id.clone()).collect()
+        };
+        assert_eq!(ids(&set, MetricScope::Normal), ["1-normal", "4-static"]);
+        assert_eq!(
+            ids(&set, MetricScope::NormalAndSidecar),
+            ["1-normal", "2-sidecar", "4-static"]
+        );
+        assert_eq!(ids(&set, MetricScope::All).len(), 5);
+        let set = set.with_also_export(&[Daemonset]);
+        assert_eq!(
+            ids(&set, MetricScope::Normal),
+            ["1-normal", "3-daemonset", "4-static"]
+        );
+        // Attribution still sees every container.
+        assert_eq!(set.iter().count(), 5);
+        assert!(set.by_id("5-unknown").is_some());
+    }
+}

@@ -125,22 +125,38 @@ static __always_inline int huatuo_take_token(struct huatuo_rate_window *window, 
 	return __sync_fetch_and_add(&window->used, 1) < max_per_sec;
 }
 
+/* Cgroup id of the task's css of the cgroup subsystem at `index` (an enum cgroup_subsys_id value
+ * resolved from kernel BTF), 0 when there is none: on cgroup v1 that is the task's cgroup in
+ * that controller's hierarchy, the kernfs id user space sees as the directory's inode. */
+static __always_inline __u64 huatuo_subsys_cgroup_id(struct task_struct *task, int index)
+{
+	struct cgroup_subsys_state *css;
+
+	if (index < 0 || index >= CGROUP_SUBSYS_COUNT)
+		return 0;
+	css = BPF_CORE_READ(task, cgroups, subsys[index]);
+	if (!css)
+		return 0;
+	return BPF_CORE_READ(css, cgroup, kn, id);
+}
+
 /* The task's memory cgroup id (0 without a memory controller): names the container on cgroup v1
  * hosts without a v2 mount, where every task's default-hierarchy cgroup is the root. */
 static __always_inline __u64 huatuo_memcg_id(struct task_struct *task)
 {
-	struct cgroup_subsys_state *css;
-	int memory;
-
 	if (!bpf_core_enum_value_exists(enum cgroup_subsys_id, memory_cgrp_id))
 		return 0;
-	memory = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
-	if (memory < 0 || memory >= CGROUP_SUBSYS_COUNT)
+	return huatuo_subsys_cgroup_id(task,
+				       bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id));
+}
+
+/* The task's cpu cgroup id (its task group's css; 0 without a cpu controller). */
+static __always_inline __u64 huatuo_cpu_cgroup_id(struct task_struct *task)
+{
+	if (!bpf_core_enum_value_exists(enum cgroup_subsys_id, cpu_cgrp_id))
 		return 0;
-	css = BPF_CORE_READ(task, cgroups, subsys[memory]);
-	if (!css)
-		return 0;
-	return BPF_CORE_READ(css, cgroup, kn, id);
+	return huatuo_subsys_cgroup_id(task,
+				       bpf_core_enum_value(enum cgroup_subsys_id, cpu_cgrp_id));
 }
 
 #endif

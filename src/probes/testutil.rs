@@ -152,3 +152,31 @@ pub fn assert_same_series(text: &str, expected: &str) {
 pub fn samples(text: &str) -> Vec<&str> {
     text.lines().filter(|l| !l.starts_with('#')).collect()
 }
+
+/// Checks the container named `name` (on the host network, so reading the host's files through
+/// its init pid) repeats every one of its series as the host series of the same family, as
+/// upstream exports it; returns the exposition without that container's lines.
+pub fn assert_repeats_host_series(text: &str, name: &str) -> String {
+    let marker = format!("container_name=\"{name}\"");
+    let (own, rest): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.contains(&marker));
+    assert!(!own.is_empty(), "no series of {name}:\n{text}");
+    for line in &own {
+        let host = as_host_line(line);
+        assert!(
+            rest.contains(&host.as_str()),
+            "{line}\nhas no host twin `{host}` in\n{text}"
+        );
+    }
+    rest.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// A container sample line as its host family prints it: `_container` dropped from the name,
+/// the `container_*` labels removed.
+fn as_host_line(line: &str) -> String {
+    let labels = regex::Regex::new(r#"container_[a-z]+="[^"]*",?"#).expect("valid regex");
+    let line = line.replacen("_container_", "_", 1);
+    labels
+        .replace_all(&line, "")
+        .replace(",}", "}")
+        .replace("{}", "")
+}

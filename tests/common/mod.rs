@@ -401,6 +401,19 @@ pub struct TestContainer {
 
 impl TestContainer {
     pub fn create() -> Option<TestContainer> {
+        Self::create_in(true)
+    }
+
+    /// A container in the v1 controller hierarchies only, as on a host without a unified
+    /// mount (a task's default-hierarchy cgroup stays outside it); `None` on a pure v2 host.
+    pub fn create_v1_only() -> Option<TestContainer> {
+        if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            return None;
+        }
+        Self::create_in(false)
+    }
+
+    fn create_in(with_unified: bool) -> Option<TestContainer> {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -421,6 +434,7 @@ impl TestContainer {
                 "unified",
             ]
             .iter()
+            .filter(|h| with_unified || **h != "unified")
             .map(|h| root.join(h))
             .filter(|h| h.is_dir() && !h.is_symlink())
             .collect()

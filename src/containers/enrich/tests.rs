@@ -306,3 +306,27 @@ async fn kubelet_metadata_wins_over_bundles() {
     assert_eq!(set.by_id(CRIO_ID).unwrap().name, "c210cc012345");
     assert!(discovery.bundles.is_empty());
 }
+
+#[tokio::test]
+async fn daemonset_containers_are_named_by_the_node_as_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = discovery_tree(dir.path());
+    let mut discovery =
+        super::super::Discovery::new(&dir.path().join("sys"), &config).with_node_hostname("node-7");
+    let pods = PODS
+        .replace("containerd://aaaa", &format!("containerd://{CTR_ID}"))
+        .replace("docker://cccc", &format!("docker://{MOBY_ID}"));
+    discovery.kube = parse_kubelet_pods(pods.as_bytes(), &LabelAllowList::default()).unwrap();
+    let set = discovery.discover().await;
+    let agent = set.by_id(MOBY_ID).unwrap();
+    assert_eq!(
+        (agent.kind, agent.hostname.as_str()),
+        (crate::containers::ContainerKind::Daemonset, "node-7"),
+        "the pod's spec.hostname (`agent`) gives way to the node's"
+    );
+    assert!(agent
+        .labels()
+        .contains(&("container_type", "daemonSet".to_string())));
+    // Other pods keep theirs.
+    assert_eq!(set.by_id(CTR_ID).unwrap().hostname, "web-0");
+}

@@ -121,7 +121,7 @@ impl Probe for ArpProbe {
             "huatuo_bamai_arp_container_entries",
             "ARP entries in the container's network namespace (lines of /proc/<init pid>/net/arp - 1).",
         );
-        for target in netns::containers_with_own_netns(&self.ctx) {
+        for target in netns::container_netns(&self.ctx) {
             let entries = file::read_parsed(NAME, &target.net_dir.join("arp"), parse_arp_entries);
             if let Some(entries) = record(entries, &mut self.warn) {
                 family.push(target.container.labels(), entries as f64);

@@ -1,15 +1,15 @@
 //! The network namespaces the net probes (netdev, netstat, sockstat, arp) read: the host's through
-//! pid 1 (`<procfs_root>/1/net/...`, as upstream) and each container's through its init pid.
-//! A container whose init pid is in the host's namespace (a host-network pod) is skipped: its
-//! series would duplicate the host's under container labels.
+//! pid 1 (`<procfs_root>/1/net/...`, as upstream) and each normal container's through its init
+//! pid. As upstream, a container on the host network (its init pid in the host's namespace) is
+//! not skipped: its series repeat the host's under its container labels.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::containers::Container;
+use crate::containers::{Container, MetricScope};
 use crate::core::probe::ProbeContext;
 
-/// A container with a network namespace of its own.
+/// A container and the network namespace it is read through.
 #[derive(Debug, Clone)]
 pub struct ContainerNetns {
     pub container: Arc<Container>,
@@ -22,25 +22,17 @@ pub fn host_net_dir(ctx: &ProbeContext) -> PathBuf {
     ctx.procfs("1/net")
 }
 
-/// Containers with an init pid outside the host network namespace, in the set's order (by id).
-/// Namespaces are compared by the `ns/net` link target (`net:[<inode>]`); when either link
-/// cannot be read (no permission, process gone) the container is kept: its files tell.
-pub fn containers_with_own_netns(ctx: &ProbeContext) -> Vec<ContainerNetns> {
-    let host_ns = std::fs::read_link(ctx.procfs("1/ns/net")).ok();
+/// The containers the net families export (upstream's `pod.NormalContainers()`) that have an
+/// init pid, in the set's order (by id).
+pub fn container_netns(ctx: &ProbeContext) -> Vec<ContainerNetns> {
     let containers = ctx.containers.borrow().clone();
     containers
-        .iter()
+        .for_metrics(MetricScope::Normal)
         .filter_map(|container| {
             let pid = container.init_pid?;
-            let pid_dir = ctx.procfs(&pid.to_string());
-            if let Some(host_ns) = &host_ns {
-                if std::fs::read_link(pid_dir.join("ns/net")).ok().as_ref() == Some(host_ns) {
-                    return None;
-                }
-            }
             Some(ContainerNetns {
                 container: container.clone(),
-                net_dir: pid_dir.join("net"),
+                net_dir: ctx.procfs(&pid.to_string()).join("net"),
             })
         })
         .collect()

@@ -5,15 +5,17 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::containers::{Container, ContainerSet, ContainerWatch};
+use crate::containers::{Container, ContainerSet, ContainerWatch, MetricScope};
 use crate::ebpf::{BpfError, BpfProgramSet};
 
 pub struct WatchedCgroups {
     containers: ContainerWatch,
     /// The `u64 -> u8` hash in the probe's BPF object.
     map: &'static str,
-    /// Which id of a container the kernel sees (its cgroup id, or its block cgroup id).
+    /// Which id of a container the kernel sees (its cgroup id, cpu, memory or block cgroup id).
     id_of: fn(&Container) -> u64,
+    /// The containers the probe exports series for (the others cost the kernel nothing).
+    scope: MetricScope,
     /// Ids currently in the map.
     watched: HashSet<u64>,
     switch: Option<&'static str>,
@@ -24,11 +26,13 @@ impl WatchedCgroups {
         containers: ContainerWatch,
         map: &'static str,
         id_of: fn(&Container) -> u64,
+        scope: MetricScope,
     ) -> Self {
         Self {
             containers,
             map,
             id_of,
+            scope,
             watched: HashSet::new(),
             switch: None,
         }
@@ -44,7 +48,10 @@ impl WatchedCgroups {
     /// Updates the kernel map if the container set changed; returns the current set.
     pub fn sync(&mut self, programs: &mut BpfProgramSet) -> Result<Arc<ContainerSet>, BpfError> {
         let containers = self.containers.borrow().clone();
-        let wanted: HashSet<u64> = containers.iter().map(|c| (self.id_of)(c)).collect();
+        let wanted: HashSet<u64> = containers
+            .for_metrics(self.scope)
+            .map(|c| (self.id_of)(c))
+            .collect();
         if wanted != self.watched {
             programs.sync_key_set(self.map, &wanted)?;
             if let Some(switch) = self.switch {
@@ -55,24 +62,17 @@ impl WatchedCgroups {
         Ok(containers)
     }
 
+    /// The containers of `set` this probe exports, each with the id the kernel counts it by.
+    pub fn exported<'a>(
+        &self,
+        set: &'a ContainerSet,
+    ) -> impl Iterator<Item = (&'a Arc<Container>, u64)> + 'a {
+        let id_of = self.id_of;
+        set.for_metrics(self.scope).map(move |c| (c, id_of(c)))
+    }
+
     /// The ids now watched (state of other keys in per-cgroup maps is stale).
     pub fn ids(&self) -> &HashSet<u64> {
         &self.watched
     }
-}
-
-/// Whether `probe` can attribute kernel events to containers by the task's cgroup id; logs why
-/// not (cgroup v1 without a v2 mount: every task's default-hierarchy cgroup is the root).
-pub fn per_container_attribution(
-    ctx: &crate::core::probe::ProbeContext,
-    probe: &'static str,
-) -> bool {
-    let possible = ctx.cgroup.has_unified();
-    if !possible {
-        tracing::warn!(
-            probe,
-            "no cgroup v2 hierarchy mounted: per-container series are not exported (host series are)"
-        );
-    }
-    possible
 }

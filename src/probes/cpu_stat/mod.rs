@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
-use crate::containers::Container;
+use crate::containers::{Container, MetricScope};
 use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::exposition::MetricSet;
 use crate::probes::common::file;
@@ -135,7 +135,7 @@ impl Probe for CpuStatProbe {
         let containers = self.ctx.containers.borrow().clone();
         let mut first_error = None;
         let mut collected = 0;
-        for container in containers.iter() {
+        for container in containers.for_metrics(MetricScope::NormalAndSidecar) {
             match self.collect_container(out, container) {
                 Ok(()) => collected += 1,
                 Err(e) => {

@@ -20,29 +20,41 @@ pub fn parse_u64(text: &str) -> Result<u64, String> {
 
 /// Number of CPUs in a kernel CPU list (`0-3,8,10-11`); `None` for an empty list.
 pub fn parse_cpu_list_count(text: &str) -> Result<Option<u32>, String> {
-    let text = text.trim();
-    if text.is_empty() {
+    let ranges = parse_cpu_list(text)?;
+    if ranges.is_empty() {
         return Ok(None);
     }
-    let mut count: u32 = 0;
-    for part in text.split(',') {
-        let bad = || format!("`{part}` is not a CPU or CPU range");
-        let (first, last) = match part.split_once('-') {
-            Some((a, b)) => (
-                a.parse::<u32>().map_err(|_| bad())?,
-                b.parse::<u32>().map_err(|_| bad())?,
-            ),
-            None => {
-                let cpu = part.parse::<u32>().map_err(|_| bad())?;
-                (cpu, cpu)
-            }
-        };
-        if last < first {
-            return Err(bad());
-        }
-        count = count.saturating_add(last - first + 1);
+    Ok(Some(ranges.iter().fold(0u32, |count, r| {
+        count.saturating_add(r.end() - r.start() + 1)
+    })))
+}
+
+/// The CPU ranges of a kernel CPU list (`0-3,8,10-11`, as in
+/// `/sys/devices/system/cpu/online`); empty for an empty list.
+pub fn parse_cpu_list(text: &str) -> Result<Vec<std::ops::RangeInclusive<u32>>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(Some(count))
+    text.split(',')
+        .map(|part| {
+            let bad = || format!("`{part}` is not a CPU or CPU range");
+            let (first, last) = match part.split_once('-') {
+                Some((a, b)) => (
+                    a.parse::<u32>().map_err(|_| bad())?,
+                    b.parse::<u32>().map_err(|_| bad())?,
+                ),
+                None => {
+                    let cpu = part.parse::<u32>().map_err(|_| bad())?;
+                    (cpu, cpu)
+                }
+            };
+            if last < first {
+                return Err(bad());
+            }
+            Ok(first..=last)
+        })
+        .collect()
 }
 
 /// CPU quota in cores from cgroup v1 `cpu.cfs_quota_us` and `cpu.cfs_period_us`; `None` = no

@@ -12,7 +12,7 @@ use std::time::Instant;
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
-use crate::containers::Container;
+use crate::containers::{Container, MetricScope};
 use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::exposition::{Labels, MetricSet};
 use crate::probes::common::file;
@@ -171,7 +171,7 @@ impl CpuUtilProbe {
         // Clone the Arc so discovery is never blocked on our file reads.
         let containers = self.ctx.containers.borrow().clone();
         let mut collected = 0;
-        for container in containers.iter() {
+        for container in containers.for_metrics(MetricScope::NormalAndSidecar) {
             match self.collect_container(out, container, now, host_cpus) {
                 Ok(()) => collected += 1,
                 Err(e) => self.warned.warn(&container.id, &e),

@@ -14,6 +14,7 @@ use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::ebpf::histogram::{log2_us_buckets, LOG2_SLOTS};
 use crate::ebpf::{self, Attachment, BpfError, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
+use crate::containers::MetricScope;
 use crate::probes::common::watched_cgroups::WatchedCgroups;
 
 const NAME: &str = "iolatency";
@@ -146,7 +147,13 @@ impl Probe for IolatencyProbe {
         let programs = BpfProgramSet::attach(NAME, bpf, &ATTACHMENTS)?;
         Ok(Self {
             programs,
-            watched: WatchedCgroups::new(ctx.containers.clone(), WATCHED_MAP, |c| c.io_cgroup_id),
+            // Upstream's iolatency exports every container type (pod.Containers()).
+            watched: WatchedCgroups::new(
+                ctx.containers.clone(),
+                WATCHED_MAP,
+                |c| c.io_cgroup_id,
+                MetricScope::All,
+            ),
         })
     }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
-use crate::containers::Container;
+use crate::containers::{Container, MetricScope};
 use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::exposition::MetricSet;
 use crate::probes::common::file;
@@ -165,7 +165,7 @@ impl Probe for LoadavgProbe {
         let containers = self.ctx.containers.borrow().clone();
         let mut collected = 0;
         let mut buf = [0u8; STAT_PREFIX];
-        for container in containers.iter() {
+        for container in containers.for_metrics(MetricScope::NormalAndSidecar) {
             if let Some(counts) = self.container_counts(container, &mut buf) {
                 let labels = container.labels();
                 out.gauge(NR_RUNNING.0, NR_RUNNING.1)

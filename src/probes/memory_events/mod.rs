@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::containers::MetricScope;
 use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::exposition::{Labels, MetricSet};
 use crate::probes::common::file;
@@ -206,7 +207,7 @@ impl Probe for MemoryEventsProbe {
         let containers = self.ctx.containers.borrow().clone();
         let mut first_failure: Option<PathBuf> = None;
         let mut read_any = false;
-        for container in containers.iter() {
+        for container in containers.for_metrics(MetricScope::Normal) {
             let dir = self.ctx.cgroup.dir("memory", &container.cgroup_path);
             match self.container_events(&dir) {
                 Ok(events) => {

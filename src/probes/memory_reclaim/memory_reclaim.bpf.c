@@ -27,6 +27,10 @@ enum stall_kind {
 #define EVENT_RATE_LIMIT 100
 #define NSEC_PER_SEC 1000000000ULL
 
+/* Set at load on cgroup v1 and hybrid hosts: memcg reclaims are counted for the task's memory
+ * css cgroup (as upstream keys by the memory css) instead of its default-hierarchy cgroup. */
+const volatile __u32 key_by_memory_css = 0;
+
 /* Reclaims at least this long (µs) become events; set at load from event_threshold_ms. */
 const volatile __u32 event_threshold_us = 900000;
 
@@ -85,7 +89,8 @@ struct {
 	__type(value, __u64);
 } STALL_NS SEC(".maps");
 
-/* Container cgroup ids to count memcg reclaims for (filled from discovery). */
+/* Container cgroup ids (default hierarchy, or memory hierarchy with key_by_memory_css) to
+ * count memcg reclaims for (filled from discovery). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
@@ -230,7 +235,10 @@ int BPF_PROG(on_memcg_reclaim_begin, int order, gfp_t gfp_flags)
 	if (is_kthread())
 		return 0;
 	stall_begin(STALL_MEMCG_RECLAIM);
-	cgroup_id = bpf_get_current_cgroup_id();
+	if (key_by_memory_css)
+		cgroup_id = huatuo_memcg_id((struct task_struct *)bpf_get_current_task_btf());
+	else
+		cgroup_id = bpf_get_current_cgroup_id();
 	if (!bpf_map_lookup_elem(&RECLAIM_WATCHED_CGROUPS, &cgroup_id))
 		return 0;
 	count = bpf_map_lookup_elem(&RECLAIM_CGROUP_COUNT, &cgroup_id);

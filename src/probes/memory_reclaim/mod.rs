@@ -11,11 +11,12 @@
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::containers::MetricScope;
 use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{self, EventRing};
-use crate::probes::common::watched_cgroups::{per_container_attribution, WatchedCgroups};
+use crate::probes::common::watched_cgroups::WatchedCgroups;
 
 const NAME: &str = "memory_reclaim";
 const STALL_MAP: &str = "STALL_NS";
@@ -173,10 +174,8 @@ pub struct ReclaimData {
 
 pub struct MemoryReclaimProbe {
     programs: BpfProgramSet,
-    /// Container cgroup ids counted per container (RECLAIM_WATCHED_CGROUPS).
+    /// Container memory cgroup ids counted per container (RECLAIM_WATCHED_CGROUPS).
     watched: WatchedCgroups,
-    /// False on cgroup-v1-only hosts, where BPF cannot tell containers apart by cgroup id.
-    per_container: bool,
     ring: EventRing,
     ctx: ProbeContext,
     events_total: u64,
@@ -195,14 +194,22 @@ impl Probe for MemoryReclaimProbe {
         let bpf = ebpf::load(
             NAME,
             crate::bpf_object!("memory_reclaim"),
-            &[("event_threshold_us", threshold_us)],
+            &[
+                ("event_threshold_us", threshold_us),
+                ("key_by_memory_css", ctx.cgroup.keys_by_css() as u32),
+            ],
         )?;
         let mut programs = BpfProgramSet::attach(NAME, bpf, &ATTACHMENTS)?;
         let ring = EventRing::take(NAME, &mut programs, EVENTS_MAP)?;
         Ok(Self {
             programs,
-            watched: WatchedCgroups::new(ctx.containers.clone(), WATCHED_MAP, |c| c.cgroup_id),
-            per_container: per_container_attribution(ctx, NAME),
+            // The memory cgroup id is the default-hierarchy id on v2, the memory css id on v1.
+            watched: WatchedCgroups::new(
+                ctx.containers.clone(),
+                WATCHED_MAP,
+                |c| c.memory_cgroup_id,
+                MetricScope::Normal,
+            ),
             ring,
             ctx: ctx.clone(),
             events_total: 0,
@@ -225,9 +232,6 @@ impl Probe for MemoryReclaimProbe {
         )
         .push(vec![], stall(&self.programs, COMPACTION)?);
 
-        if !self.per_container {
-            return Ok(());
-        }
         let containers = self.watched.sync(&mut self.programs)?;
         let counts = self
             .programs
@@ -236,8 +240,8 @@ impl Probe for MemoryReclaimProbe {
             "huatuo_bamai_memory_reclaim_container_directstall",
             "Memory-cgroup direct reclaims entered by a container's tasks (vmscan memcg_reclaim_begin); cumulative count.",
         );
-        for container in containers.iter() {
-            let count = counts.get(&container.cgroup_id).map(|c| c[0]).unwrap_or(0);
+        for (container, id) in self.watched.exported(&containers) {
+            let count = counts.get(&id).map(|c| c[0]).unwrap_or(0);
             family.push(container.labels(), count as f64);
         }
         Ok(())
@@ -257,7 +261,7 @@ impl MemoryReclaimProbe {
             for record in records {
                 self.events_total += 1;
                 let container =
-                    containers.of_task(&self.ctx.cgroup, record.cgroup_id, record.memcg_id);
+                    containers.of_task(record.cgroup_id, record.memcg_id);
                 let data = record.data();
                 let document = event_ring::document_at(
                     &self.ctx,

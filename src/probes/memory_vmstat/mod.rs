@@ -1,12 +1,13 @@
 //! memory_vmstat: `/proc/vmstat` → `huatuo_bamai_memory_vmstat_<key>` (host) and each
 //! container's `memory.stat` → `huatuo_bamai_memory_vmstat_container_<key>`, gauges as upstream,
-//! filtered by include/exclude key lists (upstream's default lists).
+//! filtered by include/exclude key lists (upstream's default regular expressions).
 
 use std::path::PathBuf;
 
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::containers::MetricScope;
 use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::exposition::MetricSet;
 use crate::probes::common::file;
@@ -18,60 +19,20 @@ const NAME: &str = "memory_vmstat";
 const HOST_PREFIX: &str = "huatuo_bamai_memory_vmstat_";
 const CONTAINER_PREFIX: &str = "huatuo_bamai_memory_vmstat_container_";
 
-/// Upstream's default host list (`[MetricCollector.Vmstat] IncludedOnHost`).
-const HOST_INCLUDED: &[&str] = &[
-    "allocstall*",
-    "nr_active_anon",
-    "nr_active_file",
-    "nr_boost_pages",
-    "nr_dirty",
-    "nr_free_pages",
-    "nr_inactive_anon",
-    "nr_inactive_file",
-    "nr_kswapd_boost",
-    "nr_mlock",
-    "nr_shmem",
-    "nr_slab_reclaimable",
-    "nr_slab_unreclaimable",
-    "nr_unevictable",
-    "nr_writeback",
-    "numa_pages_migrated",
-    "pgdeactivate",
-    "pgrefill",
-    "pgscan_direct",
-    "pgscan_kswapd",
-    "pgsteal_direct",
-    "pgsteal_kswapd",
-];
+/// Upstream's default `[MetricCollector.Vmstat] IncludedOnHost`, verbatim: an unanchored regular
+/// expression, so `nr_dirty` also takes `nr_dirty_threshold`, `pgscan_direct` also
+/// `pgscan_direct_throttle`.
+const HOST_INCLUDED: &str = "re:allocstall|nr_active_anon|nr_active_file|nr_boost_pages|nr_dirty|nr_free_pages|nr_inactive_anon|nr_inactive_file|nr_kswapd_boost|nr_mlock|nr_shmem|nr_slab_reclaimable|nr_slab_unreclaimable|nr_unevictable|nr_writeback|numa_pages_migrated|pgdeactivate|pgrefill|pgscan_direct|pgscan_kswapd|pgsteal_direct|pgsteal_kswapd";
 
-/// Upstream's default container list (`IncludedOnContainer`, mainline keys), plus the cgroup v2
-/// names of `dirty`/`writeback` (`file_dirty`/`file_writeback`), which upstream's unanchored
-/// regex `dirty|writeback` also matches.
-const CONTAINER_INCLUDED: &[&str] = &[
-    "active_anon",
-    "active_file",
-    "dirty",
-    "file_dirty",
-    "file_writeback",
-    "inactive_anon",
-    "inactive_file",
-    "pgdeactivate",
-    "pgrefill",
-    "pgscan_direct",
-    "pgscan_kswapd",
-    "pgsteal_direct",
-    "pgsteal_kswapd",
-    "shmem",
-    "unevictable",
-    "writeback",
-];
+/// Upstream's default `IncludedOnContainer`, verbatim (its `pgscan_global*`/`*cswapd` keys exist on
+/// Didi's kernel only); unanchored, so `dirty`/`writeback` also take cgroup v2's
+/// `file_dirty`/`file_writeback`, `active_anon` also `inactive_anon`.
+const CONTAINER_INCLUDED: &str = "re:active_anon|active_file|dirty|inactive_anon|inactive_file|pgdeactivate|pgrefill|pgscan_direct|pgscan_kswapd|pgsteal_direct|pgsteal_kswapd|shmem|unevictable|writeback|pgscan_globaldirect|pgscan_globalkswapd|pgscan_cswapd|pgsteal_cswapd|pgsteal_globaldirect|pgsteal_globalkswapd";
 
-/// cgroup v1 repeats every key as a hierarchical `total_<key>`: keep the cgroup's own values.
-const CONTAINER_EXCLUDED: &[&str] = &["total_*"];
+/// Upstream's `ExcludedOnHost` / `ExcludedOnContainer`: drops cgroup v1's hierarchical
+/// `total_<key>` repeats.
+const EXCLUDED: &str = "re:total";
 
-fn strings(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
@@ -83,11 +44,13 @@ pub struct MemoryVmstatConfig {
     pub enabled: bool,
     /// Collection period in ms (at least 100).
     pub interval_ms: u64,
-    /// `/proc/vmstat` keys to export (exact, `prefix*`, `*suffix`, `*part*`); empty = all.
+    /// `/proc/vmstat` keys to export (exact, `prefix*`, `*suffix`, `*part*`, `re:<regex>`);
+    /// empty = all. Default: upstream's IncludedOnHost regex (unanchored, as upstream).
     pub host_included: Vec<String>,
     /// `/proc/vmstat` keys never exported (wins over `host_included`).
     pub host_excluded: Vec<String>,
-    /// Container `memory.stat` keys to export; empty = all.
+    /// Container `memory.stat` keys to export; empty = all. Default: upstream's
+    /// IncludedOnContainer regex.
     pub container_included: Vec<String>,
     /// Container `memory.stat` keys never exported.
     pub container_excluded: Vec<String>,
@@ -98,10 +61,10 @@ impl Default for MemoryVmstatConfig {
         Self {
             enabled: true,
             interval_ms: 5000,
-            host_included: strings(HOST_INCLUDED),
-            host_excluded: Vec::new(),
-            container_included: strings(CONTAINER_INCLUDED),
-            container_excluded: strings(CONTAINER_EXCLUDED),
+            host_included: vec![HOST_INCLUDED.to_string()],
+            host_excluded: vec![EXCLUDED.to_string()],
+            container_included: vec![CONTAINER_INCLUDED.to_string()],
+            container_excluded: vec![EXCLUDED.to_string()],
         }
     }
 }
@@ -158,7 +121,7 @@ impl MemoryVmstatProbe {
     fn collect_containers(&mut self, out: &mut MetricSet) -> usize {
         let containers = self.ctx.containers.borrow().clone();
         let mut collected = 0;
-        for container in containers.iter() {
+        for container in containers.for_metrics(MetricScope::Normal) {
             let path = self
                 .ctx
                 .cgroup

@@ -181,7 +181,7 @@ impl Probe for NetdevProbe {
             }
         }
 
-        for target in netns::containers_with_own_netns(&self.ctx) {
+        for target in netns::container_netns(&self.ctx) {
             match file::read_parsed(NAME, &target.net_dir.join("dev"), parse_net_dev) {
                 Ok(devices) => {
                     collected = true;

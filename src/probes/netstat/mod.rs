@@ -182,7 +182,7 @@ impl Probe for NetstatProbe {
         let mut first_error = None;
 
         let host_dir = netns::host_net_dir(&self.ctx);
-        let containers = netns::containers_with_own_netns(&self.ctx);
+        let containers = netns::container_netns(&self.ctx);
         let targets = std::iter::once((None, host_dir)).chain(
             containers
                 .into_iter()

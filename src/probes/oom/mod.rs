@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
-use crate::containers::{CgroupLayout, Container, ContainerSet};
+use crate::containers::{Container, ContainerSet, MetricScope};
 use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::events::EventDocument;
@@ -112,12 +112,8 @@ impl OomRecord {
 }
 
 /// The container of `task` (see [`ContainerSet::of_task`]).
-pub fn container_of<'a>(
-    layout: &CgroupLayout,
-    containers: &'a ContainerSet,
-    task: &OomTask,
-) -> Option<&'a Container> {
-    containers.of_task(layout, task.cgroup_id, task.memcg_id)
+pub fn container_of<'a>(containers: &'a ContainerSet, task: &OomTask) -> Option<&'a Container> {
+    containers.of_task(task.cgroup_id, task.memcg_id)
 }
 
 /// One side of a kill: upstream's `trigger` / `victim` (`OOMActor`: same names and types), plus
@@ -186,7 +182,8 @@ impl OomCounters {
     }
 
     /// Exports the host counter and one series per current container (0 until it has a kill),
-    /// labelled as upstream with `latest_victim_comm` (empty until the first kill).
+    /// of the kinds upstream exports (normal), labelled as upstream with `latest_victim_comm`
+    /// (empty until the first kill).
     pub fn export(&mut self, containers: &ContainerSet, out: &mut MetricSet) {
         let live: HashSet<&str> = containers.iter().map(|c| c.id.as_str()).collect();
         self.containers.retain(|id, _| live.contains(id.as_str()));
@@ -199,7 +196,7 @@ impl OomCounters {
             "huatuo_bamai_oom_container_total",
             "OOM kills whose victim is in the container (oom:mark_victim); cumulative.",
         );
-        for container in containers.iter() {
+        for container in containers.for_metrics(MetricScope::Normal) {
             let kills = self.containers.get(&container.id);
             let mut labels = container.labels();
             let comm = kills.map(|k| k.latest_victim_comm.clone());
@@ -239,7 +236,7 @@ impl Probe for OomProbe {
         if !records.is_empty() {
             let meminfo = self.host_meminfo();
             for record in records {
-                let victim = container_of(&self.ctx.cgroup, &containers, &record.victim);
+                let victim = container_of(&containers, &record.victim);
                 self.counters.count(victim, &record.victim.comm);
                 let document = self.document(&containers, &record, meminfo.clone());
                 self.ctx.events.publish(document);
@@ -309,8 +306,8 @@ impl OomProbe {
         record: &OomRecord,
         memory_snapshot: MemorySnapshot,
     ) -> EventDocument {
-        let victim_container = container_of(&self.ctx.cgroup, containers, &record.victim);
-        let trigger_container = container_of(&self.ctx.cgroup, containers, &record.trigger);
+        let victim_container = container_of(containers, &record.victim);
+        let trigger_container = container_of(containers, &record.trigger);
         let victim = self.actor(&record.victim, victim_container, None);
         // Usually the trigger is in the victim's memcg (often it is the victim): read it once.
         let same_container = matches!(

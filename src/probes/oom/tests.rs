@@ -223,7 +223,7 @@ fn victims_are_found_by_cgroup_id_or_by_their_memory_cgroup() {
         comm: "python3".into(),
         memcg_css: 0,
     };
-    let found = |t: &OomTask| container_of(&ctx.cgroup, &containers, t).map(|c| c.id.clone());
+    let found = |t: &OomTask| container_of(&containers, t).map(|c| c.id.clone());
     assert_eq!(found(&task(docker.cgroup_id, 0)), Some(docker.id.clone()));
     assert_eq!(found(&task(1, memcg)), Some(docker.id.clone()));
     assert_eq!(found(&task(1, 0)), None);

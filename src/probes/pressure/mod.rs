@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
-use crate::containers::CgroupLayout;
+use crate::containers::{CgroupLayout, MetricScope};
 use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::exposition::{Labels, MetricSet};
 use crate::probes::common::file;
@@ -209,7 +209,7 @@ impl Probe for PressureProbe {
 
         let containers = self.ctx.containers.borrow().clone();
         let mut container_rows: Vec<(Labels, Readings)> = Vec::new();
-        for container in containers.iter() {
+        for container in containers.for_metrics(MetricScope::Normal) {
             let Some(dir) = container_psi_dir(&self.ctx.cgroup, &container.cgroup_path) else {
                 break;
             };

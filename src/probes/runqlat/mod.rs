@@ -1,15 +1,17 @@
 //! runqlat: run-queue latency (wakeup or preemption → switched in), exported as upstream's
-//! `huatuo_bamai_runqlat_latency{zone}` and, per container (keyed in the kernel by cgroup id),
+//! `huatuo_bamai_runqlat_latency{zone}` and, per normal container,
 //! `huatuo_bamai_runqlat_container_latency{<container labels>,zone}`; zones 0–10, 10–20, 20–50,
-//! ≥50 ms.
+//! ≥50 ms. The kernel keys containers by the task's default-hierarchy cgroup on cgroup v2 and by
+//! its cpu css cgroup on v1 and hybrid hosts (as upstream keys by the task group).
 
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::containers::MetricScope;
 use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
-use crate::probes::common::watched_cgroups::{per_container_attribution, WatchedCgroups};
+use crate::probes::common::watched_cgroups::WatchedCgroups;
 
 const NAME: &str = "runqlat";
 const HOST_MAP: &str = "RUNQ_HOST_LATENCY";
@@ -64,10 +66,8 @@ pub fn sum_zones(per_zone_per_cpu: &[Vec<u64>]) -> [u64; ZONES] {
 
 pub struct RunqlatProbe {
     programs: BpfProgramSet,
-    /// Container cgroup ids the kernel counts per container (RUNQ_WATCHED_CGROUPS).
+    /// Container cpu cgroup ids the kernel counts per container (RUNQ_WATCHED_CGROUPS).
     watched: WatchedCgroups,
-    /// False on cgroup-v1-only hosts, where BPF cannot tell containers apart by cgroup id.
-    per_container: bool,
 }
 
 impl Probe for RunqlatProbe {
@@ -75,13 +75,23 @@ impl Probe for RunqlatProbe {
     type Settings = RunqlatConfig;
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
-        let bpf = ebpf::load(NAME, crate::bpf_object!("runqlat"), &[])?;
+        let by_css = ctx.cgroup.keys_by_css();
+        let bpf = ebpf::load(
+            NAME,
+            crate::bpf_object!("runqlat"),
+            &[("key_by_cpu_css", by_css as u32)],
+        )?;
         let programs = BpfProgramSet::attach(NAME, bpf, &ATTACHMENTS)?;
         Ok(Self {
             programs,
-            watched: WatchedCgroups::new(ctx.containers.clone(), WATCHED_MAP, |c| c.cgroup_id)
-                .with_switch("RUNQ_WATCHING"),
-            per_container: per_container_attribution(ctx, NAME),
+            // The cpu cgroup id is the default-hierarchy id on v2, the cpu css id on v1.
+            watched: WatchedCgroups::new(
+                ctx.containers.clone(),
+                WATCHED_MAP,
+                |c| c.cpu_cgroup_id,
+                MetricScope::Normal,
+            )
+            .with_switch("RUNQ_WATCHING"),
         })
     }
 
@@ -119,9 +129,6 @@ impl Probe for RunqlatProbe {
 impl RunqlatProbe {
     /// Tells the kernel which cgroups are containers, then exports each container's zones.
     fn collect_containers(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
-        if !self.per_container {
-            return Ok(());
-        }
         let containers = self.watched.sync(&mut self.programs)?;
         let sums = self
             .programs
@@ -130,8 +137,8 @@ impl RunqlatProbe {
             "huatuo_bamai_runqlat_container_latency",
             "Run-queue latency events of a container's tasks per zone (0:<10ms 1:<20ms 2:<50ms 3:>=50ms); cumulative count.",
         );
-        for container in containers.iter() {
-            let zones = sums.get(&container.cgroup_id).copied().unwrap_or_default();
+        for (container, id) in self.watched.exported(&containers) {
+            let zones = sums.get(&id).copied().unwrap_or_default();
             for (zone, count) in zones.iter().enumerate() {
                 family.push(
                     container.labels_with(&[("zone", &zone.to_string())]),

@@ -10,6 +10,11 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Set at load on cgroup v1 and hybrid hosts: containers are keyed by the task's cpu css cgroup
+ * (upstream keys by task->sched_task_group, the same css) instead of its default-hierarchy
+ * cgroup, which is the root (or outside the container) there. */
+const volatile __u32 key_by_cpu_css = 0;
+
 /* Adaptive sampling: 1-in-N enqueues are timed, each counted N times. */
 HUATUO_SAMPLING_KNOB
 
@@ -48,8 +53,9 @@ struct {
 	__type(value, __u64);
 } RUNQ_HOST_HISTOGRAM SEC(".maps");
 
-/* Container cgroup ids (v2 / default hierarchy ids) to count per container; filled by user
- * space from container discovery so other cgroups cost one lookup and no memory. */
+/* Container cgroup ids (default hierarchy ids, or cpu hierarchy ids with key_by_cpu_css) to
+ * count per container; filled by user space from container discovery so other cgroups cost one
+ * lookup and no memory. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_WATCHED_CGROUPS);
@@ -86,8 +92,12 @@ static __always_inline void count_cgroup(struct task_struct *p, __u32 zone, __u3
 
 	/* The task's cgroup on the default hierarchy: what bpf_get_current_cgroup_id() reports.
 	 * Plain loads: tp_btf programs run under RCU, so the verifier accepts direct reads of
-	 * these RCU pointers (cheaper than four bpf_probe_read_kernel calls on a hot path). */
-	cgroup_id = p->cgroups->dfl_cgrp->kn->id;
+	 * these RCU pointers (cheaper than four bpf_probe_read_kernel calls on a hot path). The
+	 * css walk indexes subsys[] by a BTF-resolved value, which needs the probe reads. */
+	if (key_by_cpu_css)
+		cgroup_id = huatuo_cpu_cgroup_id(p);
+	else
+		cgroup_id = p->cgroups->dfl_cgrp->kn->id;
 	if (!bpf_map_lookup_elem(&RUNQ_WATCHED_CGROUPS, &cgroup_id))
 		return;
 	counts = bpf_map_lookup_elem(&RUNQ_CGROUP_LATENCY, &cgroup_id);

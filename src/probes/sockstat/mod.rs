@@ -250,7 +250,7 @@ impl Probe for SockstatProbe {
             }
         }
 
-        for target in netns::containers_with_own_netns(&self.ctx) {
+        for target in netns::container_netns(&self.ctx) {
             match file::read_parsed(NAME, &target.net_dir.join("sockstat"), parse_sockstat) {
                 Ok(stat) => {
                     collected = true;

@@ -1,5 +1,8 @@
 //! softirq: raise→entry latency per CPU and vector, exported as upstream's
-//! `huatuo_bamai_softirq_latency{cpuid,type,zone}` (zones <10µs, <100µs, <1ms, ≥1ms).
+//! `huatuo_bamai_softirq_latency{cpuid,type,zone}` (zones <10µs, <100µs, <1ms, ≥1ms), for the
+//! online CPUs only (as upstream; per-CPU maps have a slot for every possible CPU).
+
+use std::path::PathBuf;
 
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
@@ -7,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
+use crate::probes::common::file;
+use crate::probes::common::warn_once::WarnOnce;
+use crate::probes::cpu_util::cpu_files::parse_cpu_list;
 
 const NAME: &str = "softirq";
 const ZONES: u32 = 4;
@@ -84,13 +90,23 @@ pub fn latency_index(vector: u32, zone: u32) -> u32 {
 pub struct SoftirqProbe {
     programs: BpfProgramSet,
     vectors: Vec<u32>,
+    /// `<sysfs>/devices/system/cpu/online`, read each tick (CPUs come and go).
+    online_path: PathBuf,
+    warned: WarnOnce,
+}
+
+/// Whether `cpu` is in the online ranges; every CPU when they are unknown (`None`).
+fn is_online(online: Option<&[std::ops::RangeInclusive<u32>]>, cpu: usize) -> bool {
+    online.is_none_or(|ranges| {
+        u32::try_from(cpu).is_ok_and(|cpu| ranges.iter().any(|r| r.contains(&cpu)))
+    })
 }
 
 impl Probe for SoftirqProbe {
     const NAME: &'static str = NAME;
     type Settings = SoftirqConfig;
 
-    fn start(settings: &Self::Settings, _ctx: &ProbeContext) -> Result<Self, ProbeError> {
+    fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let vectors = settings
             .vectors
             .iter()
@@ -98,10 +114,24 @@ impl Probe for SoftirqProbe {
             .collect();
         let bpf = ebpf::load(NAME, crate::bpf_object!("softirq"), &[])?;
         let programs = BpfProgramSet::attach(NAME, bpf, &ATTACHMENTS)?;
-        Ok(Self { programs, vectors })
+        Ok(Self {
+            programs,
+            vectors,
+            online_path: ctx.sysfs_root.join("devices/system/cpu/online"),
+            warned: WarnOnce::default(),
+        })
     }
 
     fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
+        // Unreadable or malformed (logged once): every possible CPU is exported.
+        let online = match file::read_parsed(NAME, &self.online_path, parse_cpu_list) {
+            Ok(ranges) => Some(ranges),
+            Err(e) => {
+                self.warned.warn_error(&e);
+                None
+            }
+        };
+        self.warned.end_tick();
         let family = out.gauge(
             "huatuo_bamai_softirq_latency",
             "Softirq raise-to-entry latency events per CPU, vector (type) and zone (0:<10us 1:<100us 2:<1ms 3:>=1ms); cumulative count.",
@@ -113,6 +143,9 @@ impl Probe for SoftirqProbe {
                     .programs
                     .per_cpu_u64(LATENCY_MAP, latency_index(vector, zone))?;
                 for (cpu, count) in per_cpu.iter().enumerate() {
+                    if !is_online(online.as_deref(), cpu) {
+                        continue;
+                    }
                     let labels = vec![
                         ("cpuid", cpu.to_string()),
                         ("type", kind.to_string()),

@@ -31,3 +31,16 @@ fn config_rejects_unknown_vector_and_tiny_interval() {
     };
     assert!(cfg.validate().unwrap_err().reason.contains("interval_ms"));
 }
+
+#[test]
+fn only_online_cpus_are_exported() {
+    use crate::probes::cpu_util::cpu_files::parse_cpu_list;
+    let online = parse_cpu_list("0-1,4\n").unwrap();
+    let exported: Vec<usize> = (0..8).filter(|&c| is_online(Some(&online), c)).collect();
+    assert_eq!(exported, [0, 1, 4]);
+    // Unknown (file unreadable): every possible CPU.
+    assert!((0..8).all(|c| is_online(None, c)));
+    assert!(parse_cpu_list("0-1,x")
+        .unwrap_err()
+        .contains("`x` is not a CPU"));
+}
