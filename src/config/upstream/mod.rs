@@ -333,7 +333,9 @@ impl<'a> Importer<'a> {
                 self.set("agent.log_level", json!(ours), key, value);
             }
             "Log.File" => {
-                if !self.string(key, value)?.is_empty() {
+                if self.string(key, value)?.is_empty() {
+                    self.note(key, "empty: logs go to stderr, as here");
+                } else {
                     self.unsupported(
                         key,
                         "the agent logs to stderr only; redirect it (systemd journal, kubectl logs)",
@@ -450,12 +452,16 @@ impl<'a> Importer<'a> {
                 );
             }
             "EventTracing.Dropwatch.ExcludeContainers" => {
-                if !self.strings(key, value)?.is_empty() {
+                if self.strings(key, value)?.is_empty() {
+                    self.note(key, "empty: nothing to carry over");
+                } else {
                     self.unsupported(key, "upstream does not use it either");
                 }
             }
             "EventTracing.TCPRetransmit.Filter" => {
-                if !self.string(key, value)?.is_empty() {
+                if self.string(key, value)?.is_empty() {
+                    self.note(key, "empty: every retransmit, as here");
+                } else {
                     self.unsupported(key, "probes.tcp_retransmit has no packet filter");
                 }
             }
@@ -465,6 +471,8 @@ impl<'a> Importer<'a> {
                         key,
                         "tail loss probes need a kprobe; probes.tcp_retransmit uses tracepoints",
                     );
+                } else {
+                    self.note(key, "false: no tail loss probes, as here");
                 }
             }
             "EventTracing.TCPRetransmit.MaxEventsPerSecond" => {
@@ -479,6 +487,8 @@ impl<'a> Importer<'a> {
             "MetricCollector.NetdevStats.EnableNetlink" => {
                 if self.boolean(key, value)? {
                     self.unsupported(key, "probes.netdev reads procfs net/dev only");
+                } else {
+                    self.note(key, "false: procfs net/dev, as here");
                 }
             }
             "MetricCollector.NetdevStats.DeviceIncluded" => {
@@ -659,6 +669,12 @@ impl<'a> Importer<'a> {
             .filter(|v| given(v))
             .count();
         if set == 0 {
+            if es.address.is_some() || es.username.is_some() || es.password.is_some() {
+                self.note(
+                    "Storage.Elasticsearch",
+                    "Address, Username, Password empty: no Elasticsearch, as here by default",
+                );
+            }
             return Ok(());
         }
         if set != 3 {
