@@ -145,27 +145,35 @@ fn v1_era_keys_import_under_their_current_names() {
     assert_eq!(config.agent.log_level, "info");
     let es = config.section_json("events.elasticsearch");
     assert_eq!(es["enabled"], true);
-    assert_eq!(es["addresses"], serde_json::json!(["http://127.0.0.1:9200"]));
+    assert_eq!(
+        es["addresses"],
+        serde_json::json!(["http://127.0.0.1:9200"])
+    );
     assert_eq!(es["username"], "elastic");
     let reclaim = config.section_json("probes.memory_reclaim");
     assert_eq!(reclaim["event_threshold_ms"], 900, "Deltath = 900000000 ns");
     // Tracing.BlackList = ["softlockup"], MetricCollector.BlackList = ["ethtool"]: nothing of
     // ours is blacklisted, so upstream runs netdev_qdisc and tcp_retransmit, and so do we.
     assert!(enabled(config, "qdisc") && enabled(config, "tcp_retransmit"));
-    assert!(imported
-        .unsupported
-        .iter()
-        .any(|u| u.to_string() == "not supported: BlackList: `ethtool` is not an upstream tracer or collector name"));
+    assert!(imported.unsupported.iter().any(|u| u.to_string()
+        == "not supported: BlackList: `ethtool` is not an upstream tracer or collector name"));
 }
 
 #[test]
 fn blacklisting_part_of_a_shared_probe_keeps_it_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("huatuo-bamai.conf");
-    std::fs::write(&path, "BlackList = [\"memory_free\", \"tcp_memory\", \"sockstat\"]\n").unwrap();
+    std::fs::write(
+        &path,
+        "BlackList = [\"memory_free\", \"tcp_memory\", \"sockstat\"]\n",
+    )
+    .unwrap();
     let imported = import_file(&path, &registry::sections()).unwrap();
     assert!(enabled(&imported.config, "memory_reclaim"));
-    assert!(!enabled(&imported.config, "sockstat"), "both of its names listed");
+    assert!(
+        !enabled(&imported.config, "sockstat"),
+        "both of its names listed"
+    );
     let report: Vec<String> = imported.unsupported.iter().map(|u| u.to_string()).collect();
     assert_eq!(report.len(), 1, "{report:?}");
     assert!(report[0].starts_with(
@@ -223,7 +231,10 @@ fn the_agent_starts_with_the_imported_file_and_dry_run_stops_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(healthy, "no /healthz 200 before exit:\n{stderr}");
     assert!(out.status.success(), "{:?}\n{stderr}", out.status);
-    assert!(stderr.contains("--dry-run: 2s passed, shutting down"), "{stderr}");
+    assert!(
+        stderr.contains("--dry-run: 2s passed, shutting down"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("--disable-kubelet is upstream's flag; ours: [containers] kubelet_url"),
         "{stderr}"
@@ -265,7 +276,12 @@ fn upstream_flags_on_the_binary_resolve_to_our_keys() {
         .arg("--config")
         .arg(&config)
         .args(["-region", "r2", "--log-debug", "--disable-storage"])
-        .args(["--disable-tracing", "runqlat,ras", "--procfs-prefix", "/host"])
+        .args([
+            "--disable-tracing",
+            "runqlat,ras",
+            "--procfs-prefix",
+            "/host",
+        ])
         .args(["--bpf-dir", "/opt/huatuo/bpf", "--enable-cgroup"])
         .arg("check-config")
         .output()
@@ -279,7 +295,11 @@ fn upstream_flags_on_the_binary_resolve_to_our_keys() {
             .unwrap_or_else(|| panic!("{path} missing"))
             .clone()
     };
-    assert_eq!(get("agent.region").as_str(), Some("r2"), "-region, Go style");
+    assert_eq!(
+        get("agent.region").as_str(),
+        Some("r2"),
+        "-region, Go style"
+    );
     assert_eq!(get("agent.log_level").as_str(), Some("debug"));
     assert_eq!(get("agent.procfs_root").as_str(), Some("/host/proc"));
     assert_eq!(get("agent.sysfs_root").as_str(), Some("/host/sys"));
@@ -300,7 +320,11 @@ fn upstream_flags_on_the_binary_resolve_to_our_keys() {
 fn a_malformed_upstream_file_is_an_error_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.conf");
-    std::fs::write(&path, "BlackList = [\"diskio\"]\n[Pod]\nKubeletReadOnlyPort = = 1\n").unwrap();
+    std::fs::write(
+        &path,
+        "BlackList = [\"diskio\"]\n[Pod]\nKubeletReadOnlyPort = = 1\n",
+    )
+    .unwrap();
     let out = Command::new(common::BIN)
         .args(["config", "import"])
         .arg(&path)
@@ -309,7 +333,10 @@ fn a_malformed_upstream_file_is_an_error_naming_file_and_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.starts_with(&format!("huatuo-bamai config import: {}:3:", path.display())),
+        stderr.starts_with(&format!(
+            "huatuo-bamai config import: {}:3:",
+            path.display()
+        )),
         "{stderr}"
     );
     assert!(out.stdout.is_empty(), "nothing half-written on stdout");

@@ -34,7 +34,13 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// A CA, a kubelet serving certificate for `node-1` (not 127.0.0.1, as real kubelets), a client
 /// certificate, and the client certificate + key in one PEM; a second, unrelated CA.
 fn certificates(dir: &Path) {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     for ca in ["ca", "other-ca"] {
         let mut args = vec!["req", "-x509", "-days", "2", "-subj"];
         let subject = format!("/CN={ca}");
@@ -47,8 +53,14 @@ fn certificates(dir: &Path) {
         openssl(dir, &args);
     }
     for (name, ext) in [
-        ("server", "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:node-1\n"),
-        ("client", "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n"),
+        (
+            "server",
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:node-1\n",
+        ),
+        (
+            "client",
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        ),
     ] {
         std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
         let mut args = vec!["req", "-subj", "/CN=node-1"];
@@ -64,8 +76,21 @@ fn certificates(dir: &Path) {
         openssl(
             dir,
             &[
-                "x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key",
-                "-CAcreateserial", "-days", "2", "-extfile", &extfile, "-out", &crt,
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &extfile,
+                "-out",
+                &crt,
             ],
         );
     }
@@ -89,11 +114,13 @@ async fn https_kubelet(dir: &Path) -> (String, Arc<Mutex<Vec<Auth>>>) {
     roots
         .add(CertificateDer::from_pem_file(dir.join("ca.crt")).unwrap())
         .unwrap();
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .build()
-            .unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .unwrap();
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -105,7 +132,10 @@ async fn https_kubelet(dir: &Path) -> (String, Arc<Mutex<Vec<Auth>>>) {
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
     let pods = std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kubelet/pods.json"),
     )
@@ -114,9 +144,13 @@ async fn https_kubelet(dir: &Path) -> (String, Arc<Mutex<Vec<Auth>>>) {
     let served = log.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             // A handshake the client aborts (wrong CA) is just the end of that connection.
-            let Ok(mut tls) = acceptor.accept(tcp).await else { continue };
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                continue;
+            };
             let mut request = Vec::new();
             let mut buf = [0u8; 4096];
             while !request.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -128,7 +162,10 @@ async fn https_kubelet(dir: &Path) -> (String, Arc<Mutex<Vec<Auth>>>) {
             let head = String::from_utf8_lossy(&request).to_ascii_lowercase();
             let auth = if tls.get_ref().1.peer_certificates().is_some() {
                 Auth::ClientCert
-            } else if head.contains(&format!("authorization: bearer {}", TOKEN.to_ascii_lowercase())) {
+            } else if head.contains(&format!(
+                "authorization: bearer {}",
+                TOKEN.to_ascii_lowercase()
+            )) {
                 Auth::Token
             } else {
                 Auth::Refused
@@ -159,7 +196,11 @@ fn cgroup_tree(root: &Path) -> PathBuf {
         "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0b1c2d3e_4f50_6172_8394_a5b6c7d8e9f0.slice/cri-containerd-{CONTAINER}.scope"
     ));
     std::fs::create_dir_all(&scope).unwrap();
-    std::fs::write(cgroup.join("cgroup.controllers"), "cpuset cpu io memory pids\n").unwrap();
+    std::fs::write(
+        cgroup.join("cgroup.controllers"),
+        "cpuset cpu io memory pids\n",
+    )
+    .unwrap();
     std::fs::write(scope.join("cgroup.procs"), "4343\n").unwrap();
     sys
 }
@@ -203,7 +244,11 @@ async fn discovery_reads_pods_from_the_https_kubelet_with_a_client_certificate()
         .by_id(CONTAINER)
         .unwrap_or_else(|| panic!("container not discovered in {}", sys.display()));
     assert_eq!(
-        (web.name.as_str(), web.namespace.as_str(), web.hostname.as_str()),
+        (
+            web.name.as_str(),
+            web.namespace.as_str(),
+            web.hostname.as_str()
+        ),
         ("nginx", "shop", "web-7d4b9c6f5-x2k8p"),
         "named from the HTTPS kubelet's pods"
     );
@@ -260,9 +305,14 @@ async fn without_a_certificate_the_service_account_token_is_sent() {
     // Neither certificate nor token: the kubelet's 401, after the read-only port's refusal.
     let config = https_only(&url, dir.path());
     let err = KubeletSource::new(&config).pods().await.unwrap_err();
-    assert!(err.contains("cannot connect"), "read-only port tried first: {err}");
     assert!(
-        err.ends_with(&format!("then GET {url}/pods: HTTP status 401 Unauthorized")),
+        err.contains("cannot connect"),
+        "read-only port tried first: {err}"
+    );
+    assert!(
+        err.ends_with(&format!(
+            "then GET {url}/pods: HTTP status 401 Unauthorized"
+        )),
         "{err}"
     );
 }
@@ -288,5 +338,8 @@ async fn an_unusable_client_certificate_names_the_file() {
         ..config
     };
     let err = KubeletSource::new(&config).pods().await.unwrap_err();
-    assert!(err.contains("not a PEM certificate and private key"), "{err}");
+    assert!(
+        err.contains("not a PEM certificate and private key"),
+        "{err}"
+    );
 }

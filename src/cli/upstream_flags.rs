@@ -192,10 +192,26 @@ mod tests {
 
     #[test]
     fn single_dash_upstream_flags_become_double_dash() {
-        let args = ["bin", "-region", "r1", "-dry-run", "-x", "--listen", "-config=a.toml"];
+        let args = [
+            "bin",
+            "-region",
+            "r1",
+            "-dry-run",
+            "-x",
+            "--listen",
+            "-config=a.toml",
+        ];
         assert_eq!(
             normalize_args(args.map(String::from)),
-            ["bin", "--region", "r1", "--dry-run", "-x", "--listen", "--config=a.toml"]
+            [
+                "bin",
+                "--region",
+                "r1",
+                "--dry-run",
+                "-x",
+                "--listen",
+                "--config=a.toml"
+            ]
         );
     }
 
@@ -206,7 +222,12 @@ mod tests {
             disable_storage: true,
             log_debug: true,
             procfs_prefix: Some("/host".into()),
-            disable_tracing: vec!["netdev_qdisc".into(), "memory_free".into(), "ras".into(), "pressure".into()],
+            disable_tracing: vec![
+                "netdev_qdisc".into(),
+                "memory_free".into(),
+                "ras".into(),
+                "pressure".into(),
+            ],
             ..Default::default()
         });
         assert_eq!(flags.log_level.as_deref(), Some("debug"));
@@ -217,8 +238,14 @@ mod tests {
             flags.settings,
             vec![
                 ("containers.kubelet_url".to_string(), serde_json::json!("")),
-                ("containers.kubelet_https_url".to_string(), serde_json::json!("")),
-                ("events.elasticsearch.enabled".to_string(), serde_json::json!(false)),
+                (
+                    "containers.kubelet_https_url".to_string(),
+                    serde_json::json!("")
+                ),
+                (
+                    "events.elasticsearch.enabled".to_string(),
+                    serde_json::json!(false)
+                ),
             ]
         );
         let text = notes.join("\n");
@@ -246,7 +273,10 @@ mod tests {
         assert!(config.is_none());
         assert!(flags.settings.is_empty() && flags.disable.is_empty());
         let text = notes.join("\n");
-        assert!(text.contains("--bpf-dir /opt/bpf ignored: the BPF programs are embedded"), "{text}");
+        assert!(
+            text.contains("--bpf-dir /opt/bpf ignored: the BPF programs are embedded"),
+            "{text}"
+        );
         assert!(text.contains("--tools-bin-dir /opt/bin ignored"), "{text}");
         assert!(text.contains("--enable-cgroup ignored"), "{text}");
     }
@@ -264,7 +294,10 @@ mod tests {
             &PROBES,
         )
         .unwrap_err();
-        assert!(err.starts_with("--disable-tracing: `nosuch` is neither"), "{err}");
+        assert!(
+            err.starts_with("--disable-tracing: `nosuch` is neither"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -127,8 +127,8 @@ impl ConfigSource {
 impl Config {
     /// Loads configuration text (defaults below it; no environment, no flags).
     pub fn from_toml_str(text: &str, specs: Arc<[SectionSpec]>) -> Result<Config, ConfigError> {
-        let figment = Figment::from(Serialized::defaults(default_tree(&specs)))
-            .merge(Toml::string(text));
+        let figment =
+            Figment::from(Serialized::defaults(default_tree(&specs))).merge(Toml::string(text));
         Config::from_figment(&figment, specs)
     }
 }

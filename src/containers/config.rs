@@ -55,7 +55,9 @@ impl Default for ContainersConfig {
             kubelet_url: "http://127.0.0.1:10255".to_string(),
             kubelet_https_url: "https://127.0.0.1:10250".to_string(),
             kubelet_client_cert: String::new(),
-            kubelet_token_file: PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount/token"),
+            kubelet_token_file: PathBuf::from(
+                "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            ),
             kubelet_ca_file: PathBuf::new(),
             docker_socket: PathBuf::from("/var/run/docker.sock"),
             containerd_state_dir: PathBuf::from("/run/containerd/io.containerd.runtime.v2.task"),

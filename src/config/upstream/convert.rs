@@ -55,7 +55,11 @@ pub fn pcap_to_drop_filter(filter: &str) -> Result<(Vec<String>, Vec<u16>), Stri
 
 fn protocol(word: &str) -> Result<String, String> {
     let lower = word.to_ascii_lowercase();
-    let lower = if lower == "icmp6" { "icmpv6".into() } else { lower };
+    let lower = if lower == "icmp6" {
+        "icmpv6".into()
+    } else {
+        lower
+    };
     if PROTOCOLS.contains(&lower.as_str()) {
         Ok(lower)
     } else {
@@ -102,11 +106,9 @@ pub fn anchored_paths(regex: &str) -> Result<Vec<String>, String> {
             });
         match literal {
             Some(path) => paths.push(path.to_string()),
-            None => {
-                return Err(format!(
-                    "`{alternative}` is not an anchored path like `(^/home$)`; ours takes exact paths"
-                ))
-            }
+            None => return Err(format!(
+                "`{alternative}` is not an anchored path like `(^/home$)`; ours takes exact paths"
+            )),
         }
     }
     Ok(paths)

@@ -50,22 +50,58 @@ const V1_RENAMES: [(&str, &str); 17] = [
     ("Storage.ES.Username", "Storage.Elasticsearch.Username"),
     ("Storage.ES.Password", "Storage.Elasticsearch.Password"),
     ("Storage.ES.Index", "Storage.Elasticsearch.Index"),
-    ("Storage.LocalFile.RotationSize", "Storage.LocalFile.RotationSizeMiB"),
-    ("Storage.LocalFile.MaxRotation", "Storage.LocalFile.MaxRotatedFiles"),
-    ("Tracing.MemoryReclaim.Deltath", "EventTracing.MemoryReclaim.BlockedThreshold"),
-    ("MetricCollector.Netdev.IgnoredDevices", "MetricCollector.NetdevStats.DeviceExcluded"),
-    ("MetricCollector.Netdev.EnableNetlink", "MetricCollector.NetdevStats.EnableNetlink"),
-    ("MetricCollector.Qdisc.IgnoredDevices", "MetricCollector.Qdisc.DeviceExcluded"),
-    ("MetricCollector.Vmstat.IncludedMetrics", "MetricCollector.Vmstat.IncludedOnHost"),
-    ("MetricCollector.Vmstat.ExcludedMetrics", "MetricCollector.Vmstat.ExcludedOnHost"),
-    ("MetricCollector.MemoryEvents.IncludedMetrics", "MetricCollector.MemoryEvents.Included"),
-    ("MetricCollector.MountPointStat.IncludedMountPoints", "MetricCollector.MountPointStat.MountPointsIncluded"),
+    (
+        "Storage.LocalFile.RotationSize",
+        "Storage.LocalFile.RotationSizeMiB",
+    ),
+    (
+        "Storage.LocalFile.MaxRotation",
+        "Storage.LocalFile.MaxRotatedFiles",
+    ),
+    (
+        "Tracing.MemoryReclaim.Deltath",
+        "EventTracing.MemoryReclaim.BlockedThreshold",
+    ),
+    (
+        "MetricCollector.Netdev.IgnoredDevices",
+        "MetricCollector.NetdevStats.DeviceExcluded",
+    ),
+    (
+        "MetricCollector.Netdev.EnableNetlink",
+        "MetricCollector.NetdevStats.EnableNetlink",
+    ),
+    (
+        "MetricCollector.Qdisc.IgnoredDevices",
+        "MetricCollector.Qdisc.DeviceExcluded",
+    ),
+    (
+        "MetricCollector.Vmstat.IncludedMetrics",
+        "MetricCollector.Vmstat.IncludedOnHost",
+    ),
+    (
+        "MetricCollector.Vmstat.ExcludedMetrics",
+        "MetricCollector.Vmstat.ExcludedOnHost",
+    ),
+    (
+        "MetricCollector.MemoryEvents.IncludedMetrics",
+        "MetricCollector.MemoryEvents.Included",
+    ),
+    (
+        "MetricCollector.MountPointStat.IncludedMountPoints",
+        "MetricCollector.MountPointStat.MountPointsIncluded",
+    ),
 ];
 
 /// v1-era `MetricCollector.MemoryStat` became the container half of `Vmstat`.
 const V1_MEMORY_STAT: [(&str, &str); 2] = [
-    ("MetricCollector.MemoryStat.IncludedMetrics", "MetricCollector.Vmstat.IncludedOnContainer"),
-    ("MetricCollector.MemoryStat.ExcludedMetrics", "MetricCollector.Vmstat.ExcludedOnContainer"),
+    (
+        "MetricCollector.MemoryStat.IncludedMetrics",
+        "MetricCollector.Vmstat.IncludedOnContainer",
+    ),
+    (
+        "MetricCollector.MemoryStat.ExcludedMetrics",
+        "MetricCollector.Vmstat.ExcludedOnContainer",
+    ),
 ];
 
 /// Why an upstream file cannot be imported.
@@ -308,7 +344,10 @@ impl<'a> Importer<'a> {
             .find(|(old, _)| *old == key)
             .map(|(_, new)| *new);
         if let Some(new) = renamed {
-            self.note(key, format_args!("v1-era key, imported as upstream's {new}"));
+            self.note(
+                key,
+                format_args!("v1-era key, imported as upstream's {new}"),
+            );
             return self.key(new, value);
         }
         let regex = |this: &Self| this.string(key, value).map(convert::regex_list);
@@ -347,7 +386,8 @@ impl<'a> Importer<'a> {
                     .map_err(|reason| self.bad(key, reason))?;
                 self.set("http.listen", json!(listen), key, value);
             }
-            "HTTPServer.MaxEventStreamClients" | "HTTPServer.EventStreamKeepAliveIntervalSeconds" => {
+            "HTTPServer.MaxEventStreamClients"
+            | "HTTPServer.EventStreamKeepAliveIntervalSeconds" => {
                 let (fixed, what) = if key.ends_with("Clients") {
                     (100, "at most 100 /v1/events/watch clients")
                 } else {
@@ -509,11 +549,21 @@ impl<'a> Importer<'a> {
             }
             "MetricCollector.Vmstat.IncludedOnHost" => {
                 let list = regex(self)?;
-                self.set("probes.memory_vmstat.host_included", json!(list), key, value);
+                self.set(
+                    "probes.memory_vmstat.host_included",
+                    json!(list),
+                    key,
+                    value,
+                );
             }
             "MetricCollector.Vmstat.ExcludedOnHost" => {
                 let list = regex(self)?;
-                self.set("probes.memory_vmstat.host_excluded", json!(list), key, value);
+                self.set(
+                    "probes.memory_vmstat.host_excluded",
+                    json!(list),
+                    key,
+                    value,
+                );
             }
             "MetricCollector.Vmstat.IncludedOnContainer" => {
                 let list = regex(self)?;
@@ -575,9 +625,7 @@ impl<'a> Importer<'a> {
              [sampler] budget_ratio"
                 .into()
         } else if section("AutoTracing.") {
-            format!(
-                "AutoTracing (cpuidle, cpusys, dload, iotracing, memburst) is {TRACKING}"
-            )
+            format!("AutoTracing (cpuidle, cpusys, dload, iotracing, memburst) is {TRACKING}")
         } else if key == "EventTracing.IssuesList" {
             format!("known-issue matching is {TRACKING}")
         } else if section("EventTracing.SchedTick.") {
@@ -594,7 +642,10 @@ impl<'a> Importer<'a> {
             format!("netdev_dcb (DCB PFC counters) is {TRACKING}")
         } else if section("MetricCollector.NetdevHW.") {
             format!("netdev_hw (NIC hardware counters) is {TRACKING}")
-        } else if section("Tracing.") || section("RuntimeCgroup.") || section("MetricCollector.MemoryStat.") {
+        } else if section("Tracing.")
+            || section("RuntimeCgroup.")
+            || section("MetricCollector.MemoryStat.")
+        {
             "a v1-era key without a current upstream name; not imported".into()
         } else {
             "not a key of upstream's configuration (upstream refuses unknown keys too)".into()
@@ -608,9 +659,10 @@ impl<'a> Importer<'a> {
         for name in &blacklist {
             match tracer(name) {
                 Tracer::Probe(_) => {}
-                Tracer::Missing => {
-                    self.note("BlackList", format_args!("`{name}` has no counterpart here; nothing to disable"))
-                }
+                Tracer::Missing => self.note(
+                    "BlackList",
+                    format_args!("`{name}` has no counterpart here; nothing to disable"),
+                ),
                 Tracer::Unknown => self.unsupported(
                     "BlackList",
                     format!("`{name}` is not an upstream tracer or collector name"),
@@ -648,7 +700,10 @@ impl<'a> Importer<'a> {
                 .unwrap_or(true);
             if enabled != default {
                 let why = if enabled {
-                    format!("not in upstream BlackList ({}): on, as upstream", upstream.join(", "))
+                    format!(
+                        "not in upstream BlackList ({}): on, as upstream",
+                        upstream.join(", ")
+                    )
                 } else {
                     format!("upstream BlackList names {}", listed.join(", "))
                 };
@@ -692,8 +747,18 @@ impl<'a> Importer<'a> {
             .collect();
         let from = |s: &str| toml::Value::String(s.to_string());
         let key = "Storage.Elasticsearch.Address";
-        self.set("events.elasticsearch.enabled", json!(true), key, &from(&address));
-        self.set("events.elasticsearch.addresses", json!(addresses), key, &from(&address));
+        self.set(
+            "events.elasticsearch.enabled",
+            json!(true),
+            key,
+            &from(&address),
+        );
+        self.set(
+            "events.elasticsearch.addresses",
+            json!(addresses),
+            key,
+            &from(&address),
+        );
         let username = es.username.unwrap_or_default();
         self.set(
             "events.elasticsearch.username",
@@ -729,12 +794,13 @@ impl<'a> Importer<'a> {
             template::comment(&mut preamble, &format!("note: {note}"));
         }
         let text = template::render_with(self.specs, &self.settings, &preamble);
-        let config = Config::from_toml_str(&text, self.specs.to_vec().into()).map_err(|source| {
-            ImportError::Output {
-                path: self.path.to_path_buf(),
-                source,
-            }
-        })?;
+        let config =
+            Config::from_toml_str(&text, self.specs.to_vec().into()).map_err(|source| {
+                ImportError::Output {
+                    path: self.path.to_path_buf(),
+                    source,
+                }
+            })?;
         // Every setting must have landed at its key (a key missing from the template would be
         // silently dropped).
         let tree = config.to_tree();

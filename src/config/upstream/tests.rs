@@ -57,7 +57,9 @@ fn go_listen_addresses_become_socket_addresses() {
     assert_eq!(listen_address(":19704").unwrap(), "0.0.0.0:19704");
     assert_eq!(listen_address("localhost:1").unwrap(), "127.0.0.1:1");
     assert_eq!(listen_address("[::1]:80").unwrap(), "[::1]:80");
-    assert!(listen_address("node-1:80").unwrap_err().contains("`node-1:80`"));
+    assert!(listen_address("node-1:80")
+        .unwrap_err()
+        .contains("`node-1:80`"));
 }
 
 #[test]
@@ -68,17 +70,32 @@ fn malformed_toml_names_the_file_line_and_column() {
         text.starts_with("/etc/huatuo/huatuo-bamai.conf:3:"),
         "file and line first: {text}"
     );
-    assert!(matches!(err, ImportError::Syntax { line: 3, .. }), "{err:?}");
+    assert!(
+        matches!(err, ImportError::Syntax { line: 3, .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn wrong_types_and_values_name_the_key() {
     let cases = [
         ("[Log]\nLevel = 3\n", "`Log.Level`: expected a string"),
-        ("[Log]\nLevel = \"Trace\"\n", "`Log.Level`: `trace` is not Debug"),
-        ("BlackList = \"diskio\"\n", "`BlackList`: expected a list of strings"),
-        ("[Pod]\nKubeletReadOnlyPort = 70000\n", "`Pod.KubeletReadOnlyPort`: 70000 is outside"),
-        ("[HTTPServer]\nListenAddress = \"nohost\"\n", "`HTTPServer.ListenAddress`: `nohost` is not"),
+        (
+            "[Log]\nLevel = \"Trace\"\n",
+            "`Log.Level`: `trace` is not Debug",
+        ),
+        (
+            "BlackList = \"diskio\"\n",
+            "`BlackList`: expected a list of strings",
+        ),
+        (
+            "[Pod]\nKubeletReadOnlyPort = 70000\n",
+            "`Pod.KubeletReadOnlyPort`: 70000 is outside",
+        ),
+        (
+            "[HTTPServer]\nListenAddress = \"nohost\"\n",
+            "`HTTPServer.ListenAddress`: `nohost` is not",
+        ),
         (
             "[Storage.Elasticsearch]\nAddress = \"http://es:9200\"\n",
             "`Storage.Elasticsearch`: Address, Username and Password must be set together",
@@ -112,7 +129,11 @@ fn agent_wide_keys_map_and_the_output_loads() {
             "LogLevel: v1-era key, imported as upstream's Log.Level",
         ]
     );
-    assert!(imported.unsupported.is_empty(), "{:?}", imported.unsupported);
+    assert!(
+        imported.unsupported.is_empty(),
+        "{:?}",
+        imported.unsupported
+    );
 }
 
 #[test]

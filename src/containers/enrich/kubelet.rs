@@ -198,8 +198,8 @@ fn https_client(client_cert: &str, ca_file: &Path) -> Result<reqwest::Client, Ku
             reason,
         };
         let pem = std::fs::read(ca_file).map_err(|e| ca_error(e.to_string()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| ca_error(error_chain(&e)))?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(error_chain(&e)))?;
         if certs.is_empty() {
             return Err(ca_error("no PEM certificate in it".into()));
         }
