@@ -106,9 +106,11 @@ pub fn anchored_paths(regex: &str) -> Result<Vec<String>, String> {
             });
         match literal {
             Some(path) => paths.push(path.to_string()),
-            None => return Err(format!(
+            None => {
+                return Err(format!(
                 "`{alternative}` is not an anchored path like `(^/home$)`; ours takes exact paths"
-            )),
+            ))
+            }
         }
     }
     Ok(paths)
