@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use ractor::Actor;
 
 use huatuo_bamai::cli::events::EventsArgs;
+use huatuo_bamai::cli::upstream_flags::{self, UpstreamFlags};
 use huatuo_bamai::config::{self, FlagOverrides};
 use huatuo_bamai::core::control_protocol::Request;
 use huatuo_bamai::core::AgentContext;
@@ -17,6 +18,9 @@ use huatuo_bamai::{cli::ctl, ebpf, registry, telemetry};
 
 /// Exit code for configuration errors (unknown keys, wrong types, bad values).
 const EXIT_CONFIG: u8 = 2;
+/// How long `--dry-run` lets the agent run.
+const DRY_RUN: std::time::Duration = std::time::Duration::from_secs(2);
+const UPSTREAM_HEADING: &str = "Upstream HUATUO flags (accepted for compatibility)";
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +53,36 @@ struct Cli {
     /// Probes to disable, comma separated (e.g. `--disable softirq,runqlat`).
     #[arg(long, value_delimiter = ',')]
     disable: Vec<String>,
+    /// Run for 2 s, then stop as on SIGTERM (start-up checks and tests; upstream's flag too).
+    #[arg(long)]
+    dry_run: bool,
+    /// Upstream: the directory of the --config file.
+    #[arg(long, help_heading = UPSTREAM_HEADING)]
+    config_dir: Option<PathBuf>,
+    /// Upstream: BPF object directory. Ignored: the BPF programs are embedded.
+    #[arg(long, help_heading = UPSTREAM_HEADING)]
+    bpf_dir: Option<PathBuf>,
+    /// Upstream: tools directory for /tasks. Ignored: no external tools here.
+    #[arg(long, help_heading = UPSTREAM_HEADING)]
+    tools_bin_dir: Option<PathBuf>,
+    /// Upstream: self cgroup limit. Ignored (use the DaemonSet's or systemd's limits).
+    #[arg(long, help_heading = UPSTREAM_HEADING)]
+    enable_cgroup: bool,
+    /// Upstream: no kubelet. Ours: [containers] kubelet_url = "", kubelet_https_url = "".
+    #[arg(long, help_heading = UPSTREAM_HEADING)]
+    disable_kubelet: bool,
+    /// Upstream: no storage. Ours: [events.elasticsearch] enabled = false.
+    #[arg(long, help_heading = UPSTREAM_HEADING)]
+    disable_storage: bool,
+    /// Upstream tracer names to disable (comma separated). Ours: --disable.
+    #[arg(long, value_delimiter = ',', help_heading = UPSTREAM_HEADING)]
+    disable_tracing: Vec<String>,
+    /// Upstream: debug logging. Ours: --log-level debug.
+    #[arg(long, help_heading = UPSTREAM_HEADING)]
+    log_debug: bool,
+    /// Upstream: root prefix of /proc and /sys. Ours: --procfs-root P/proc --sysfs-root P/sys.
+    #[arg(long, help_heading = UPSTREAM_HEADING)]
+    procfs_prefix: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -85,6 +119,12 @@ enum ConfigAction {
         #[arg(long)]
         daemonset: bool,
     },
+    /// Convert upstream HUATUO's huatuo-bamai.conf to ours, on stdout; what cannot be carried
+    /// over is listed on stderr (`not supported: <Key>: <why>`) and as comments in the output.
+    Import {
+        /// The upstream configuration file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -112,7 +152,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(upstream_flags::normalize_args(std::env::args()));
     if cli.command.is_some() {
         // `ctl status | head` must end quietly, not panic on a closed pipe (the agent itself
         // keeps Rust's default, where a closed socket is an error value).
@@ -121,7 +161,7 @@ fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    let flags = FlagOverrides {
+    let mut flags = FlagOverrides {
         region: cli.region.clone(),
         listen: cli.listen.clone(),
         control_socket: cli.control_socket.clone(),
@@ -129,8 +169,37 @@ fn main() -> ExitCode {
         procfs_root: cli.procfs_root.clone(),
         sysfs_root: cli.sysfs_root.clone(),
         disable: cli.disable.clone(),
+        settings: Vec::new(),
     };
-    let source = config::source_from(cli.config.as_deref(), flags, registry::sections());
+    let upstream = UpstreamFlags {
+        config_dir: cli.config_dir.clone(),
+        bpf_dir: cli.bpf_dir.clone(),
+        tools_bin_dir: cli.tools_bin_dir.clone(),
+        enable_cgroup: cli.enable_cgroup,
+        disable_kubelet: cli.disable_kubelet,
+        disable_storage: cli.disable_storage,
+        disable_tracing: cli.disable_tracing.clone(),
+        log_debug: cli.log_debug,
+        procfs_prefix: cli.procfs_prefix.clone(),
+    };
+    let mut config_path = cli.config.clone();
+    match upstream_flags::apply(
+        &upstream,
+        &mut config_path,
+        &mut flags,
+        &registry::probe_names(),
+    ) {
+        Ok(notes) => {
+            for note in notes {
+                eprintln!("huatuo-bamai: {note}");
+            }
+        }
+        Err(e) => {
+            eprintln!("huatuo-bamai: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
+    let source = config::source_from(config_path.as_deref(), flags, registry::sections());
     let loaded = source.load();
     match cli.command {
         Some(Command::CheckConfig) => match loaded {
@@ -160,6 +229,24 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Some(Command::Config {
+            action: ConfigAction::Import { file },
+        }) => match config::upstream::import_file(&file, &registry::sections()) {
+            Ok(imported) => {
+                for unsupported in &imported.unsupported {
+                    eprintln!("{unsupported}");
+                }
+                for note in &imported.notes {
+                    eprintln!("note: {note}");
+                }
+                print!("{}", imported.text);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("huatuo-bamai config import: {e}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
         Some(Command::Ctl {
             socket,
             json,
@@ -179,7 +266,7 @@ fn main() -> ExitCode {
             huatuo_bamai::cli::events::run(&server, args.action)
         }
         None => match loaded {
-            Ok(config) => run_agent(config, source),
+            Ok(config) => run_agent(config, source, cli.dry_run),
             Err(e) => config_error(&source.path, &e),
         },
     }
@@ -238,7 +325,7 @@ fn run_ctl(socket: &std::path::Path, json: bool, action: CtlAction) -> ExitCode 
     }
 }
 
-fn run_agent(config: config::Config, source: config::ConfigSource) -> ExitCode {
+fn run_agent(config: config::Config, source: config::ConfigSource, dry_run: bool) -> ExitCode {
     telemetry::init_logging(&config.agent.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -251,7 +338,7 @@ fn run_agent(config: config::Config, source: config::ConfigSource) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(agent(config, source)) {
+    match runtime.block_on(agent(config, source, dry_run)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -261,7 +348,11 @@ fn run_agent(config: config::Config, source: config::ConfigSource) -> ExitCode {
     }
 }
 
-async fn agent(config: config::Config, source: config::ConfigSource) -> anyhow::Result<()> {
+async fn agent(
+    config: config::Config,
+    source: config::ConfigSource,
+    dry_run: bool,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     if !source.path.exists() {
         tracing::warn!(path = %source.path.display(), "no configuration file; using defaults");
@@ -311,8 +402,16 @@ async fn agent(config: config::Config, source: config::ConfigSource) -> anyhow::
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut handle = handle;
+    let dry_run_over = async {
+        if dry_run {
+            tokio::time::sleep(DRY_RUN).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = dry_run_over => tracing::info!("--dry-run: {DRY_RUN:?} passed, shutting down"),
         _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
         result = &mut handle => {
             // The supervisor only ends by itself when a service could not start.

@@ -2,3 +2,4 @@
 
 pub mod ctl;
 pub mod events;
+pub mod upstream_flags;

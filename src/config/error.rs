@@ -8,6 +8,13 @@ use super::ENV_PREFIX;
 pub enum ConfigError {
     #[error("config file {path} does not exist")]
     FileMissing { path: PathBuf },
+    #[error(
+        "{} is upstream HUATUO's configuration format (keys {keys}); convert it with \
+         `huatuo-bamai config import {} > huatuo-bamai.toml` and pass that file",
+        path.display(),
+        path.display()
+    )]
+    UpstreamFile { path: PathBuf, keys: String },
     #[error("invalid configuration: {0}")]
     Invalid(String),
     #[error("invalid value for `{key}`: {reason}")]

@@ -27,6 +27,9 @@ pub struct FlagOverrides {
     pub sysfs_root: Option<PathBuf>,
     /// Probes to turn off (`--disable a,b`).
     pub disable: Vec<String>,
+    /// Other keys set by flags, dotted key → value (upstream's flags that map to our keys,
+    /// e.g. `--disable-kubelet`).
+    pub settings: Vec<(String, serde_json::Value)>,
 }
 
 /// Where the configuration came from, kept so `reload` can rebuild it the same way.
@@ -58,6 +61,7 @@ impl ConfigSource {
     pub fn load(&self) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(default_tree(&self.sections)));
         if self.path.exists() {
+            reject_upstream_file(&self.path)?;
             figment = figment.merge(Toml::file_exact(&self.path));
         } else if self.explicit {
             return Err(ConfigError::FileMissing {
@@ -105,12 +109,47 @@ impl ConfigSource {
             }
             pairs.push((format!("probes.{name}.enabled"), Value::from(false)));
         }
+        for (key, value) in &flags.settings {
+            let value = Value::serialize(value).map_err(|e| ConfigError::BadValue {
+                key: key.clone(),
+                reason: e.to_string(),
+            })?;
+            pairs.push((key.clone(), value));
+        }
         let mut dict = Dict::new();
         for (key, value) in pairs {
             insert_dotted(&mut dict, &key, value);
         }
         Ok(dict)
     }
+}
+
+impl Config {
+    /// Loads configuration text (defaults below it; no environment, no flags).
+    pub fn from_toml_str(text: &str, specs: Arc<[SectionSpec]>) -> Result<Config, ConfigError> {
+        let figment =
+            Figment::from(Serialized::defaults(default_tree(&specs))).merge(Toml::string(text));
+        Config::from_figment(&figment, specs)
+    }
+}
+
+/// An upstream `huatuo-bamai.conf` given as ours gets one clear error, not one per unknown
+/// section. A file that is not TOML is left to the loader's own error.
+fn reject_upstream_file(path: &Path) -> Result<(), ConfigError> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return Ok(());
+    };
+    let keys = super::upstream::upstream_keys(&table);
+    if keys.is_empty() {
+        return Ok(());
+    }
+    Err(ConfigError::UpstreamFile {
+        path: path.to_path_buf(),
+        keys: keys.join(", "),
+    })
 }
 
 /// First segments of every known section path: `agent`, …, `probes`, `sampler`.

@@ -10,6 +10,7 @@ mod error;
 mod load;
 mod section;
 pub mod template;
+pub mod upstream;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

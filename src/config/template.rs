@@ -21,16 +21,42 @@ pub struct Override {
     pub comment: &'static str,
 }
 
+/// A key set to something other than its default, with the comment saying why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setting {
+    pub key: String,
+    pub value: serde_json::Value,
+    pub comment: String,
+}
+
+impl From<&Override> for Setting {
+    fn from(o: &Override) -> Self {
+        Setting {
+            key: o.key.to_string(),
+            value: serde_json::Value::String(o.value.to_string()),
+            comment: o.comment.to_string(),
+        }
+    }
+}
+
 /// The whole file: agent-wide sections, then the part sections in registry order.
 pub fn render(specs: &[SectionSpec], overrides: &[Override]) -> String {
+    let settings: Vec<Setting> = overrides.iter().map(Setting::from).collect();
+    render_with(specs, &settings, "")
+}
+
+/// The same file with `settings` instead of the defaults and `preamble` (comment lines) after
+/// the header: what `huatuo-bamai config import` prints.
+pub fn render_with(specs: &[SectionSpec], settings: &[Setting], preamble: &str) -> String {
     let mut out = String::from(HEADER);
+    out.push_str(preamble);
     for spec in agent_wide_sections().iter().chain(specs.iter()) {
-        render_section(&mut out, spec, overrides);
+        render_section(&mut out, spec, settings);
     }
     out
 }
 
-fn render_section(out: &mut String, spec: &SectionSpec, overrides: &[Override]) {
+fn render_section(out: &mut String, spec: &SectionSpec, settings: &[Setting]) {
     out.push_str(&format!("\n[{}]\n", spec.path));
     let mut doc = spec.doc.trim().to_string();
     if spec.live == Live::RestartAgent && !doc.contains("[restart") {
@@ -49,10 +75,10 @@ fn render_section(out: &mut String, spec: &SectionSpec, overrides: &[Override]) 
             comment(out, doc);
         }
         let key = format!("{}.{}", spec.path, field.name);
-        let value = match overrides.iter().find(|o| o.key == key) {
-            Some(o) => {
-                comment(out, o.comment);
-                serde_json::Value::String(o.value.to_string())
+        let value = match settings.iter().find(|s| s.key == key) {
+            Some(setting) => {
+                comment(out, &setting.comment);
+                setting.value.clone()
             }
             None => value.clone(),
         };
@@ -60,7 +86,7 @@ fn render_section(out: &mut String, spec: &SectionSpec, overrides: &[Override]) 
     }
 }
 
-fn comment(out: &mut String, text: &str) {
+pub(crate) fn comment(out: &mut String, text: &str) {
     for line in wrap(text, 98) {
         out.push_str(&format!("# {line}\n"));
     }

@@ -19,8 +19,23 @@ pub struct ContainersConfig {
     pub enabled: bool,
     /// How often cgroupfs is rescanned for new and removed containers.
     pub rescan_interval_ms: u64,
-    /// Pod name, namespace, QoS from the kubelet read-only API; "" disables it.
+    /// Pod name, namespace, QoS from the kubelet's read-only port (`GET /pods` over plain
+    /// HTTP); "" disables it. Asked first, as upstream.
     pub kubelet_url: String,
+    /// The kubelet's authenticated HTTPS port, asked when the read-only one fails (most
+    /// clusters close it); "" disables it. Authenticates with `kubelet_client_cert` or, without
+    /// one, the bearer token in `kubelet_token_file`.
+    pub kubelet_https_url: String,
+    /// Client certificate and key for `kubelet_https_url`: one PEM file holding both
+    /// (kubelet-client-current.pem) or "cert.crt,key.key", as upstream's KubeletClientCertPath;
+    /// "" uses the token instead.
+    pub kubelet_client_cert: String,
+    /// Service-account token sent as `Authorization: Bearer` when there is no client
+    /// certificate (the pod's own token in a DaemonSet); skipped when the file does not exist.
+    pub kubelet_token_file: PathBuf,
+    /// CA bundle (PEM) that must have signed the kubelet's serving certificate; "" skips the
+    /// verification as upstream does (kubelets mostly serve self-signed certificates).
+    pub kubelet_ca_file: PathBuf,
     /// Container names and images from the Docker Engine; "" disables it.
     pub docker_socket: PathBuf,
     /// containerd task state: names, pods, images from <dir>/<namespace>/<id>/config.json (OCI bundle
@@ -44,6 +59,12 @@ impl Default for ContainersConfig {
             enabled: true,
             rescan_interval_ms: 2000,
             kubelet_url: "http://127.0.0.1:10255".to_string(),
+            kubelet_https_url: "https://127.0.0.1:10250".to_string(),
+            kubelet_client_cert: String::new(),
+            kubelet_token_file: PathBuf::from(
+                "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            ),
+            kubelet_ca_file: PathBuf::new(),
             docker_socket: PathBuf::from("/var/run/docker.sock"),
             containerd_state_dir: PathBuf::from("/run/containerd/io.containerd.runtime.v2.task"),
             crio_storage_dir: PathBuf::from("/run/containers/storage/overlay-containers"),
@@ -66,7 +87,20 @@ impl Section for ContainersConfig {
         if !url.is_empty() && !url.starts_with("http://") {
             return Err(Invalid::field(
                 "kubelet_url",
-                format!("`{url}`: only http:// (the kubelet read-only port) is supported; empty disables it"),
+                format!("`{url}`: the read-only port speaks http://; put an https:// kubelet in kubelet_https_url; empty disables it"),
+            ));
+        }
+        let url = &self.kubelet_https_url;
+        if !url.is_empty() && !url.starts_with("https://") {
+            return Err(Invalid::field(
+                "kubelet_https_url",
+                format!("`{url}` is not an https:// URL; empty disables it"),
+            ));
+        }
+        if self.kubelet_client_cert.split(',').count() > 2 {
+            return Err(Invalid::field(
+                "kubelet_client_cert",
+                "one PEM file, or \"cert,key\" (two files)",
             ));
         }
         Ok(())

@@ -27,7 +27,7 @@ const KUBELET_REFRESH: Duration = Duration::from_secs(10);
 /// Scan + enrichment with caches, owned by the discovery actor.
 pub struct Discovery {
     layout: CgroupLayout,
-    kubelet_url: String,
+    kubelet: enrich::kubelet::KubeletSource,
     docker_socket: PathBuf,
     allow: LabelAllowList,
     kube: HashMap<String, KubeContainer>,
@@ -50,7 +50,7 @@ impl Discovery {
     pub fn new(sysfs_root: &std::path::Path, config: &ContainersConfig) -> Self {
         Self {
             layout: CgroupLayout::detect(sysfs_root),
-            kubelet_url: config.kubelet_url.clone(),
+            kubelet: enrich::kubelet::KubeletSource::new(config),
             docker_socket: config.docker_socket.clone(),
             allow: LabelAllowList {
                 labels: config.pod_labels.clone(),
@@ -167,7 +167,7 @@ impl Discovery {
     }
 
     async fn enrich_from_kubelet(&mut self, found: &[Container]) {
-        if self.kubelet_url.is_empty() {
+        if self.kubelet.is_disabled() {
             return;
         }
         let unknown = found.iter().any(|c| !self.kube.contains_key(&c.id));
@@ -183,7 +183,7 @@ impl Discovery {
             return;
         }
         self.kube_fetched = Some(Instant::now());
-        let result = match enrich::get_tcp(&self.kubelet_url, "/pods").await {
+        let result = match self.kubelet.pods().await {
             Ok(body) => enrich::parse_kubelet_pods(&body, &self.allow).map(|map| {
                 self.kube = map;
             }),

@@ -1,13 +1,18 @@
-//! Pod metadata from the kubelet's read-only `GET /pods`: which pod, namespace, QoS class, type
-//! and image each container has, and the pod labels/annotations an allow-list lets through.
+//! Pod metadata from the kubelet's `GET /pods`: which pod, namespace, QoS class, type and image
+//! each container has, and the pod labels/annotations an allow-list lets through. As upstream,
+//! the read-only port (plain HTTP) is asked first, then the authenticated HTTPS port with a
+//! client certificate (or, beyond upstream, the service-account bearer token); the kubelet's
+//! serving certificate is not verified unless a CA file is given.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde::Deserialize;
 
 use super::{error_chain, HTTP_TIMEOUT, MAX_BODY};
 use crate::containers::model::{Container, ContainerKind, PodInfo, Qos, Runtime};
+use crate::containers::ContainersConfig;
 
 /// Why the kubelet's pods could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +36,19 @@ pub enum KubeletError {
     TooLarge { url: String },
     #[error("malformed kubelet /pods reply: {0}")]
     Malformed(#[source] serde_json::Error),
+    /// The HTTPS client could not be built (its message names the file).
+    #[error("{0}")]
+    Unusable(String),
+    #[error("kubelet client certificate {path}: {reason}")]
+    ClientCert { path: String, reason: String },
+    #[error("kubelet CA file {}: {reason}", path.display())]
+    CaFile { path: PathBuf, reason: String },
+    #[error("kubelet token file {}: {source}", path.display())]
+    Token {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What failed, for people: reqwest's own message repeats the URL and hides the cause.
@@ -74,12 +92,153 @@ pub async fn get(base_url: &str, path: &str) -> Result<Vec<u8>, KubeletError> {
         });
     };
     let url = format!("http://{}{path}", authority.trim_end_matches('/'));
+    fetch(client()?.get(&url), url).await
+}
+
+/// The kubelet's HTTPS port and how to authenticate to it.
+struct HttpsKubelet {
+    base_url: String,
+    /// `Err`: the client certificate or CA file is unusable (reported on every poll).
+    client: Result<reqwest::Client, String>,
+    /// Bearer token file, when no client certificate is configured.
+    token_file: Option<PathBuf>,
+}
+
+/// Where this node's pods come from: the read-only port, then the HTTPS one (the last that
+/// answered is asked first next time).
+pub struct KubeletSource {
+    read_only: Option<String>,
+    https: Option<HttpsKubelet>,
+    prefer_https: bool,
+}
+
+impl KubeletSource {
+    pub fn new(config: &ContainersConfig) -> Self {
+        let https = (!config.kubelet_https_url.is_empty()).then(|| HttpsKubelet {
+            base_url: config.kubelet_https_url.trim_end_matches('/').to_string(),
+            client: https_client(&config.kubelet_client_cert, &config.kubelet_ca_file)
+                .map_err(|e| e.to_string()),
+            token_file: (config.kubelet_client_cert.is_empty()
+                && !config.kubelet_token_file.as_os_str().is_empty())
+            .then(|| config.kubelet_token_file.clone()),
+        });
+        Self {
+            read_only: (!config.kubelet_url.is_empty()).then(|| config.kubelet_url.clone()),
+            https,
+            prefer_https: false,
+        }
+    }
+
+    pub fn is_disabled(&self) -> bool {
+        self.read_only.is_none() && self.https.is_none()
+    }
+
+    /// The body of `GET /pods` from the first port that answers; both errors when none does.
+    pub async fn pods(&mut self) -> Result<Vec<u8>, String> {
+        let mut errors = Vec::new();
+        for https in [self.prefer_https, !self.prefer_https] {
+            let result = match (https, &self.read_only, &self.https) {
+                (false, Some(base), _) => get(base, "/pods").await,
+                (true, _, Some(kubelet)) => kubelet.get("/pods").await,
+                _ => continue,
+            };
+            match result {
+                Ok(body) => {
+                    self.prefer_https = https;
+                    return Ok(body);
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        Err(errors.join("; then "))
+    }
+}
+
+impl HttpsKubelet {
+    async fn get(&self, path: &str) -> Result<Vec<u8>, KubeletError> {
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|reason| KubeletError::Unusable(reason.clone()))?;
+        let url = format!("{}{path}", self.base_url);
+        let mut request = client.get(&url);
+        if let Some(file) = &self.token_file {
+            // Read each time: projected service-account tokens are rotated on disk.
+            match std::fs::read_to_string(file) {
+                Ok(token) => request = request.bearer_auth(token.trim()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(KubeletError::Token {
+                        path: file.clone(),
+                        source,
+                    })
+                }
+            }
+        }
+        fetch(request, url).await
+    }
+}
+
+/// The HTTPS client: the client certificate when configured, the CA when given (otherwise the
+/// kubelet's certificate is accepted as it is, as upstream does).
+fn https_client(client_cert: &str, ca_file: &Path) -> Result<reqwest::Client, KubeletError> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .pool_max_idle_per_host(0)
+        .no_proxy()
+        .tls_built_in_root_certs(false);
+    if !client_cert.is_empty() {
+        builder = builder.identity(client_identity(client_cert)?);
+    }
+    if ca_file.as_os_str().is_empty() {
+        builder = builder.danger_accept_invalid_certs(true);
+    } else {
+        let ca_error = |reason: String| KubeletError::CaFile {
+            path: ca_file.to_path_buf(),
+            reason,
+        };
+        let pem = std::fs::read(ca_file).map_err(|e| ca_error(e.to_string()))?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(error_chain(&e)))?;
+        if certs.is_empty() {
+            return Err(ca_error("no PEM certificate in it".into()));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+        // The kubelet's certificate names the node, not 127.0.0.1: check who signed it only.
+        builder = builder.danger_accept_invalid_hostnames(true);
+    }
+    builder.build().map_err(KubeletError::Client)
+}
+
+/// `cert.pem` holding certificate and key, or `cert.crt,key.key`.
+fn client_identity(spec: &str) -> Result<reqwest::Identity, KubeletError> {
+    let cert_error = |reason: String| KubeletError::ClientCert {
+        path: spec.to_string(),
+        reason,
+    };
+    let mut pem = Vec::new();
+    for file in spec.split(',').map(str::trim) {
+        let bytes = std::fs::read(file).map_err(|e| cert_error(format!("{file}: {e}")))?;
+        pem.extend_from_slice(&bytes);
+        pem.push(b'\n');
+    }
+    reqwest::Identity::from_pem(&pem).map_err(|e| {
+        cert_error(format!(
+            "not a PEM certificate and private key: {}",
+            error_chain(&e)
+        ))
+    })
+}
+
+/// Sends `request` and reads the body of a 200 reply, at most [`MAX_BODY`] bytes.
+async fn fetch(request: reqwest::RequestBuilder, url: String) -> Result<Vec<u8>, KubeletError> {
     let request_failed = |source| KubeletError::Request {
         url: url.clone(),
         source,
     };
-    let mut response = client()?
-        .get(&url)
+    let mut response = request
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
         .await
