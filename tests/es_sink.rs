@@ -664,7 +664,8 @@ async fn the_agent_ships_dropwatch_documents_through_an_outage() {
     let mut server = Osmem::start(&bin, "127.0.0.1:0");
     let addr = server.addr();
     let extra = format!(
-        "[events.elasticsearch]\nenabled = true\naddresses = [\"{}\"]\nflush_interval_ms = 200\n\
+        "[probes.dropwatch]\nprotocols = [\"udp\"]\n\
+         [events.elasticsearch]\nenabled = true\naddresses = [\"{}\"]\nflush_interval_ms = 200\n\
          retry_backoff_initial_ms = 200\nretry_backoff_max_ms = 500\n\
          spool_dir = \"{}\"\ndead_letter_file = \"{}\"\n",
         server.url,

@@ -104,7 +104,8 @@ fn udp_storm_is_throttled_back_under_budget_and_relaxed_after() {
     let agent = Agent::start_with(
         &["dropwatch"],
         &format!(
-            "[sampler]\nbudget_ratio = {BUDGET}\ninterval_ms = 1000\n\
+            "[probes.dropwatch]\nprotocols = [\"udp\"]\n\
+             [sampler]\nbudget_ratio = {BUDGET}\ninterval_ms = 1000\n\
              throttle_after_rounds = 2\nrelax_after_rounds = 2\n"
         ),
     );

@@ -87,14 +87,37 @@ pub fn config_text(port: u16, socket: &Path, enabled: &[&str], extra: &str) -> S
             "[supervisor]\nrestart_backoff_initial_ms = 500\nrestart_backoff_max_ms = 2000\n",
         );
     }
+    // A probe's table in `extra` gets the harness's `enabled`/`interval_ms` (where it does not
+    // set them) right after its header: a TOML table cannot be opened twice.
+    let mut extra = extra.to_string();
     for probe in huatuo_bamai::registry::probe_names() {
         let enabled = enabled.contains(&probe);
         let interval = if probe == "loadavg" { 200 } else { 250 };
-        text.push_str(&format!(
-            "[probes.{probe}]\nenabled = {enabled}\ninterval_ms = {interval}\n"
-        ));
+        let header = format!("[probes.{probe}]\n");
+        let Some(at) = extra.find(&header) else {
+            text.push_str(&format!(
+                "{header}enabled = {enabled}\ninterval_ms = {interval}\n"
+            ));
+            continue;
+        };
+        let body_start = at + header.len();
+        let body_end = extra[body_start..]
+            .find("\n[")
+            .map_or(extra.len(), |i| body_start + i + 1);
+        let body = extra[body_start..body_end].to_string();
+        let mut keys = String::new();
+        if !body.lines().any(|l| l.trim_start().starts_with("enabled")) {
+            keys.push_str(&format!("enabled = {enabled}\n"));
+        }
+        if !body
+            .lines()
+            .any(|l| l.trim_start().starts_with("interval_ms"))
+        {
+            keys.push_str(&format!("interval_ms = {interval}\n"));
+        }
+        extra.insert_str(body_start, &keys);
     }
-    text.push_str(extra);
+    text.push_str(&extra);
     text
 }
 

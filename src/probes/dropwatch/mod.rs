@@ -168,6 +168,53 @@ pub struct DropwatchData {
     /// Kernel stack of the drop, innermost frame first, one `function+0xoff` a line (as
     /// upstream: frames joined by newlines), from the function that freed the packet outwards.
     pub stack: String,
+    #[serde(flatten)]
+    pub columns: DashboardColumns,
+}
+
+/// The flat columns upstream's Grafana event dashboard shows for dropwatch (`tracer_data.saddr`,
+/// `daddr`, `sport`, `dport`, `state`, `queue_mapping`: its earlier document), which upstream's
+/// current document keeps only under `layers`. Ours carries both, so that dashboard's table
+/// fills; each is absent when the packet has no such header.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct DashboardColumns {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saddr: Option<std::net::IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daddr: Option<std::net::IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sport: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dport: Option<u16>,
+    /// The owning socket's state by TCP's names (`SYN_SENT`, `CLOSE` for an unconnected UDP
+    /// socket), as `layers.tcp.sk_state`; `unknown` without a socket.
+    pub state: String,
+    pub queue_mapping: u32,
+}
+
+impl DashboardColumns {
+    fn of(packet: Option<&layers::Packet>, sk_state: u8, queue_mapping: u32) -> Self {
+        let addresses = packet.and_then(|p| {
+            p.ipv4
+                .as_ref()
+                .map(|ip| (ip.saddr, ip.daddr))
+                .or_else(|| p.ipv6.as_ref().map(|ip| (ip.saddr, ip.daddr)))
+        });
+        let ports = packet.and_then(|p| {
+            p.tcp
+                .as_ref()
+                .map(|t| (t.sport, t.dport))
+                .or_else(|| p.udp.as_ref().map(|u| (u.sport, u.dport)))
+        });
+        Self {
+            saddr: addresses.map(|a| a.0),
+            daddr: addresses.map(|a| a.1),
+            sport: ports.map(|p| p.0),
+            dport: ports.map(|p| p.1),
+            state: layers::tcp_state_name(sk_state),
+            queue_mapping,
+        }
+    }
 }
 
 /// The document's `tracer_data` for `record`, with `reason` its name and `symbolizer` holding
@@ -178,6 +225,12 @@ fn drop_data(
     symbolizer: &Symbolizer,
     container_id: &str,
 ) -> DropwatchData {
+    let packet = layers::parse(
+        &record.raw,
+        record.raw_is_mac,
+        record.l3proto,
+        record.sk_state,
+    );
     DropwatchData {
         observed_timestamp: crate::events::document::rfc3339(std::time::SystemTime::now()),
         drop_source: "software",
@@ -209,13 +262,9 @@ fn drop_data(
         packet_skb_addr: kernel_address(record.skb_addr),
         packet_eth_proto: format!("{:#x}", record.l3proto),
         packet_len_bytes: record.len,
-        layers: layers::parse(
-            &record.raw,
-            record.raw_is_mac,
-            record.l3proto,
-            record.sk_state,
-        ),
+        layers: packet.clone(),
         stack: symbolizer.stack(&record.stack),
+        columns: DashboardColumns::of(packet.as_ref(), record.sk_state, record.queue_mapping),
     }
 }
 

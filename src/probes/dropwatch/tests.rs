@@ -378,6 +378,20 @@ fn the_document_has_the_shape_of_upstreams_fixture() {
     );
     let ours = serde_json::to_value(&document).unwrap();
     assert!(ours["tracer_data"].get("container_id").is_none());
+    // The flat columns of upstream's event dashboard repeat `layers`.
+    let data_json = &ours["tracer_data"];
+    let layers = &data_json["layers"];
+    for (flat, nested) in [
+        ("saddr", &layers["ipv4"]["saddr"]),
+        ("daddr", &layers["ipv4"]["daddr"]),
+        ("sport", &layers["tcp"]["sport"]),
+        ("dport", &layers["tcp"]["dport"]),
+        ("state", &layers["tcp"]["sk_state"]),
+        ("queue_mapping", &data_json["netdev_queue_mapping"]),
+    ] {
+        assert!(!nested.is_null(), "{flat}: {data_json:#}");
+        assert_eq!(&data_json[flat], nested, "{flat}");
+    }
     let upstream: serde_json::Value = serde_json::from_str(include_str!(
         "../../../tests/fixtures/upstream/documents/dropwatch.json"
     ))

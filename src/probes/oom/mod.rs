@@ -152,6 +152,38 @@ pub struct OomData {
     /// uid of the victim (from the tracepoint).
     pub victim_uid: u32,
     pub memory_snapshot: MemorySnapshot,
+    #[serde(flatten)]
+    pub columns: OomDashboardColumns,
+}
+
+/// The flat columns upstream's Grafana event dashboard shows for oom (`tracer_data.trigger_pid`,
+/// `victim_process_name`, …: its earlier document), repeating `trigger` / `victim`, so that
+/// dashboard's table fills. The container fields are empty outside containers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OomDashboardColumns {
+    pub trigger_pid: u32,
+    pub trigger_process_name: String,
+    pub trigger_container_id: String,
+    pub trigger_container_hostname: String,
+    pub victim_pid: u32,
+    pub victim_process_name: String,
+    pub victim_container_id: String,
+    pub victim_container_hostname: String,
+}
+
+impl OomDashboardColumns {
+    fn of(trigger: &OomActor, victim: &OomActor) -> Self {
+        Self {
+            trigger_pid: trigger.pid,
+            trigger_process_name: trigger.comm.clone(),
+            trigger_container_id: trigger.container_id.clone(),
+            trigger_container_hostname: trigger.container_hostname.clone(),
+            victim_pid: victim.pid,
+            victim_process_name: victim.comm.clone(),
+            victim_container_id: victim.container_id.clone(),
+            victim_container_hostname: victim.container_hostname.clone(),
+        }
+    }
 }
 
 /// A container's kills and the comm of its latest victim.
@@ -321,6 +353,7 @@ impl OomProbe {
         };
         let trigger = self.actor(&record.trigger, trigger_container, known);
         let data = OomData {
+            columns: OomDashboardColumns::of(&trigger, &victim),
             trigger,
             victim,
             victim_uid: record.victim_uid,

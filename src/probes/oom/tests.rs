@@ -247,9 +247,11 @@ fn the_document_has_the_shape_of_upstreams_fixture() {
         container_hostname: "web".into(),
         cgroup: Some(memcg_snapshot(&dir, V2_DOCKER)),
     };
+    let (trigger, victim) = (actor(1, "python3"), actor(2, "stress"));
     let data = OomData {
-        trigger: actor(1, "python3"),
-        victim: actor(1, "python3"),
+        columns: OomDashboardColumns::of(&trigger, &victim),
+        trigger,
+        victim,
         victim_uid: 0,
         memory_snapshot: MemorySnapshot {
             host_meminfo: parse_meminfo(MEMINFO),
@@ -278,6 +280,13 @@ fn the_document_has_the_shape_of_upstreams_fixture() {
     let optional = crate::events::document::upstream_omitempty(NAME);
     let mismatches = crate::events::document::shape_mismatches(&upstream, &ours, &optional);
     assert!(mismatches.is_empty(), "{mismatches:#?}\n{ours:#}");
+    // The flat columns of upstream's event dashboard repeat trigger / victim.
+    let flat = &ours["tracer_data"];
+    assert_eq!(
+        (&flat["victim_pid"], &flat["victim_process_name"], &flat["trigger_pid"]),
+        (&serde_json::json!(2), &serde_json::json!("stress"), &serde_json::json!(1))
+    );
+    assert_eq!(flat["victim_container_hostname"], "web");
     // A field renamed on our side is caught.
     let mut renamed = ours.clone();
     let victim = renamed["tracer_data"]["victim"].as_object_mut().unwrap();
