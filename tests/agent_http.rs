@@ -404,3 +404,41 @@ fn netdev_hw_exports_each_physical_nic_as_sysfs_says() {
         eprintln!("SKIP netdev_hw values: this host has no physical NIC with rx_missed_errors");
     }
 }
+
+/// `/readyz` answers 204 only once every enabled probe has attached (or found its feature
+/// missing): polled from the moment the binary starts, the first 204 finds none still `starting`
+/// or `disabled` (an enabled probe waiting for its turn once showed `disabled`, which counts as
+/// ready).
+#[test]
+fn readyz_waits_for_every_enabled_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let socket = dir.path().join("control.sock");
+    let probes = [
+        "loadavg", "softirq", "runqlat", "netstat", "sockstat", "arp", "cpu_util",
+    ];
+    let config = dir.path().join("huatuo-bamai.toml");
+    std::fs::write(&config, common::config_text(port, &socket, &probes, "")).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !matches!(common::http_get(port, "/readyz"), Ok((204, _))) {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let (_, body) = common::http_get(port, "/tracers").unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let tracers: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for probe in probes {
+        let state = tracers["data"][probe]["state"].as_str().unwrap_or_default();
+        assert!(
+            state == "running" || state == "inactive",
+            "{probe} was {state} when /readyz first answered 204"
+        );
+    }
+}

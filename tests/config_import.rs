@@ -95,7 +95,11 @@ fn shipped_upstream_conf_maps_onto_our_keys() {
     assert!(!enabled(config, "diskio"));
     assert!(!enabled(config, "qdisc"));
     assert!(!enabled(config, "tcp_retransmit"));
+    assert!(!enabled(config, "netdev_hw"));
     assert!(enabled(config, "netdev") && enabled(config, "softirq"));
+    // DeviceList = ["eth0", "eth1"]
+    let netdev_hw = config.section_json("probes.netdev_hw");
+    assert_eq!(netdev_hw["devices"], "eth0|eth1");
     let dropwatch = config.section::<DropwatchConfig>();
     assert_eq!(dropwatch.protocols, ["tcp"], "Filter = \"tcp\"");
     assert!(dropwatch.ports.is_empty());
@@ -130,7 +134,6 @@ fn shipped_upstream_conf_maps_onto_our_keys() {
             "EventTracing.NetRxLatency.ExcludedContainerQos",
             "EventTracing.Netdev.DeviceList",
             "MetricCollector.NetdevDCB.DeviceList",
-            "MetricCollector.NetdevHW.DeviceList",
         ]
     );
     assert!(imported

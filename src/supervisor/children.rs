@@ -7,7 +7,7 @@ use std::time::Instant;
 use ractor::{ActorCell, ActorId, ActorRef};
 
 use super::backoff::RestartBudget;
-use crate::config::{Config, SupervisorConfig};
+use crate::config::Config;
 use crate::core::part::PartEntry;
 use crate::core::status::{ActorStatus, ChildState, PartKind};
 use crate::core::ProbeMsg;
@@ -52,7 +52,9 @@ pub struct Children {
 }
 
 impl Children {
-    pub fn new(parts: Vec<PartEntry>, config: &SupervisorConfig) -> Self {
+    /// Enabled parts start out `starting`, the others `disabled`: a probe shown `disabled` until
+    /// its turn would count as ready and let `/readyz` answer before it attached.
+    pub fn new(parts: Vec<PartEntry>, config: &Config) -> Self {
         let mut parts = parts;
         // Services start first whatever order the registry lists them in.
         parts.sort_by_key(|p| p.kind != PartKind::Service);
@@ -60,16 +62,21 @@ impl Children {
         let mut order = Vec::new();
         for entry in parts {
             order.push(entry.name);
+            let state = if (entry.enabled)(config) {
+                ChildState::Starting
+            } else {
+                ChildState::Disabled
+            };
             by_name.insert(
                 entry.name,
                 Child {
                     entry,
                     actor: None,
                     probe: None,
-                    state: ChildState::Disabled,
+                    state,
                     reason: None,
                     restarts: 0,
-                    budget: RestartBudget::new(config),
+                    budget: RestartBudget::new(&config.supervisor),
                     last_error: None,
                     started_at: None,
                     generation: 0,
@@ -161,5 +168,37 @@ impl Children {
     /// Probe names, for error messages.
     pub fn probe_names(&self) -> String {
         self.names_of(PartKind::Probe).join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::status::StatusBoard;
+
+    fn part(name: &'static str, kind: PartKind, enabled: fn(&Config) -> bool) -> PartEntry {
+        let mut entry = PartEntry::service(name, |_| panic!("not started in this test"));
+        entry.kind = kind;
+        entry.enabled = enabled;
+        entry
+    }
+
+    #[test]
+    fn before_any_start_enabled_parts_are_starting_and_the_agent_not_ready() {
+        let config = Config::defaults(Vec::new().into()).unwrap();
+        let children = Children::new(
+            vec![
+                part("on", PartKind::Probe, |_| true),
+                part("off", PartKind::Probe, |_| false),
+                part("svc", PartKind::Service, |_| true),
+            ],
+            &config,
+        );
+        let state = |name| children.get(name).map(|c| c.state.clone());
+        assert_eq!(state("on"), Some(ChildState::Starting));
+        assert_eq!(state("off"), Some(ChildState::Disabled));
+        let board = StatusBoard::new(Instant::now());
+        board.publish_rows(children.rows());
+        assert!(!board.status().ready);
     }
 }

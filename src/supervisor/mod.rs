@@ -178,7 +178,7 @@ impl Actor for AgentSupervisor {
         _myself: ActorRef<Self::Msg>,
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let children = Children::new(args.parts, &args.config.supervisor);
+        let children = Children::new(args.parts, &args.config);
         let state = SupervisorState {
             config: args.config,
             ctx: args.ctx,

@@ -22,7 +22,7 @@ pub use convert::pcap_to_drop_filter;
 pub use tracers::{tracer, upstream_names, Tracer};
 
 /// Where upstream features we do not have yet are tracked.
-const TRACKING: &str = "not implemented yet (issue 11)";
+const TRACKING: &str = "not implemented yet";
 
 /// Top-level keys of upstream's file, v2 and the v1-era names: a file with these is upstream's.
 const UPSTREAM_TOP_LEVEL: [&str; 13] = [
@@ -401,7 +401,7 @@ impl<'a> Importer<'a> {
             }
             "Tasks.MaxConcurrent" => self.unsupported(
                 key,
-                format!("the /tasks API (tools run as subprocesses) is {TRACKING}"),
+                format!("the /tasks API (tools run as subprocesses) is {TRACKING} (issue 13)"),
             ),
             "Storage.Elasticsearch.Address" => {
                 self.elasticsearch.address = Some(self.string(key, value)?.to_string());
@@ -531,6 +531,16 @@ impl<'a> Importer<'a> {
                     self.note(key, "false: procfs net/dev, as here");
                 }
             }
+            "MetricCollector.NetdevHW.DeviceList" => {
+                // Names, matched whole: one alternation of our `devices` regex.
+                let names = self.strings(key, value)?;
+                let pattern = names
+                    .iter()
+                    .map(|n| regex::escape(n))
+                    .collect::<Vec<_>>()
+                    .join("|");
+                self.set("probes.netdev_hw.devices", json!(pattern), key, value);
+            }
             "MetricCollector.NetdevStats.DeviceIncluded" => {
                 let list = regex(self)?;
                 self.set("probes.netdev.device_included", json!(list), key, value);
@@ -625,7 +635,7 @@ impl<'a> Importer<'a> {
              [sampler] budget_ratio"
                 .into()
         } else if section("AutoTracing.") {
-            format!("AutoTracing (cpuidle, cpusys, dload, iotracing, memburst) is {TRACKING}")
+            format!("AutoTracing (cpuidle, cpusys, dload, iotracing, memburst) is {TRACKING} (issue 14)")
         } else if key == "EventTracing.IssuesList" {
             format!("known-issue matching is {TRACKING}")
         } else if section("EventTracing.SchedTick.") {
@@ -640,8 +650,6 @@ impl<'a> Importer<'a> {
             "no Ascend NPU collector".into()
         } else if section("MetricCollector.NetdevDCB.") {
             format!("netdev_dcb (DCB PFC counters) is {TRACKING}")
-        } else if section("MetricCollector.NetdevHW.") {
-            format!("netdev_hw (NIC hardware counters) is {TRACKING}")
         } else if section("Tracing.")
             || section("RuntimeCgroup.")
             || section("MetricCollector.MemoryStat.")

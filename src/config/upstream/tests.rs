@@ -145,7 +145,7 @@ fn keys_without_counterpart_are_reported_in_stderr_form_and_in_the_file() {
     let lines: Vec<String> = imported.unsupported.iter().map(|u| u.to_string()).collect();
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(lines[0].starts_with("not supported: AutoTracing.Dload.ThresholdLoad: AutoTracing"));
-    assert!(lines[0].contains("issue 11"), "{}", lines[0]);
+    assert!(lines[0].contains("issue 14"), "{}", lines[0]);
     assert!(lines[1].starts_with("not supported: Nope.X: not a key of upstream's configuration"));
     assert!(lines[2].starts_with("not supported: Runtime.CPULimitCores: no self cgroup limit"));
     assert!(
