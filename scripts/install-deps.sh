@@ -36,6 +36,8 @@ if [[ "$profile" == test ]]; then
     need python3 python3
     # tests/bpf_dropwatch.rs: a DROP rule inside a network namespace.
     need iptables iptables
+    # tests/kubelet_https.rs: the test certificates.
+    need openssl openssl
     # tests/es_sink.rs: osmem-server comes from PyPI, so pip is needed.
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 fi
