@@ -295,7 +295,11 @@ async fn every_document_reaches_opensearch_once_across_an_outage() {
     }
     let ids: BTreeSet<String> = found.iter().map(|h| h.id.clone()).collect();
     assert_eq!(ids, first.iter().cloned().collect());
-    assert!(current_status().is_some_and(|s| s.connected));
+    // The server shows the hits before the sink has read its answer and published its status.
+    wait_for("the sink reports connected", Duration::from_secs(5), || {
+        current_status().is_some_and(|s| s.connected)
+    })
+    .await;
 
     // Outage: the server goes away while documents keep coming.
     server.stop();
@@ -336,7 +340,10 @@ async fn every_document_reaches_opensearch_once_across_an_outage() {
     let resent: Vec<&Hit> = found.iter().filter(|h| h.version != 1).collect();
     assert!(resent.is_empty(), "documents sent twice: {resent:?}");
     wait_for("spool drained", Duration::from_secs(5), || spooled() == 0).await;
-    assert!(current_status().is_some_and(|s| s.connected && s.last_error.is_none()));
+    wait_for("the sink reports connected again", Duration::from_secs(5), || {
+        current_status().is_some_and(|s| s.connected && s.last_error.is_none())
+    })
+    .await;
     assert_eq!(
         metric("huatuo_bamai_event_es_sent_total", &[]) - sent_before,
         150.0
