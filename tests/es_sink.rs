@@ -212,7 +212,8 @@ fn sink_config(dir: &Path, address: &str) -> ElasticsearchConfig {
         addresses: vec![address.to_string()],
         batch_size: 50,
         flush_interval_ms: 100,
-        request_timeout_ms: 2000,
+        // Generous: a timed-out request is sent again (at least once), which these tests count.
+        request_timeout_ms: 10_000,
         spool_dir: dir.join("spool"),
         dead_letter_file: dir.join("dead-letter.ndjson"),
         retry_backoff_initial_ms: 100,
