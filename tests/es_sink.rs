@@ -341,9 +341,11 @@ async fn every_document_reaches_opensearch_once_across_an_outage() {
     let resent: Vec<&Hit> = found.iter().filter(|h| h.version != 1).collect();
     assert!(resent.is_empty(), "documents sent twice: {resent:?}");
     wait_for("spool drained", Duration::from_secs(5), || spooled() == 0).await;
-    wait_for("the sink reports connected again", Duration::from_secs(5), || {
-        current_status().is_some_and(|s| s.connected && s.last_error.is_none())
-    })
+    wait_for(
+        "the sink reports connected again",
+        Duration::from_secs(5),
+        || current_status().is_some_and(|s| s.connected && s.last_error.is_none()),
+    )
     .await;
     assert_eq!(
         metric("huatuo_bamai_event_es_sent_total", &[]) - sent_before,

@@ -6,6 +6,8 @@
 pub mod document;
 pub mod elasticsearch;
 pub mod store;
+pub mod time;
+pub mod upstream_shape;
 
 pub use document::{EventDocument, TracerType};
 pub use store::{EventQuery, EventStore};
