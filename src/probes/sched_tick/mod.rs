@@ -20,7 +20,7 @@ use crate::probes::common::ksyms::{symbol_address, Symbolizer};
 
 const NAME: &str = "sched_tick";
 const EVENTS_MAP: &str = "SCHED_TICK_EVENTS";
-const COUNT_MAP: &str = "SCHED_TICK_COUNT";
+pub const COUNT_MAP: &str = "SCHED_TICK_COUNT";
 const SUPPRESSED_MAP: &str = "SCHED_TICK_SUPPRESSED";
 /// Indexes of SCHED_TICK_COUNT (COUNT_* of sched_tick.bpf.c).
 pub const COUNT_TICKS: u32 = 0;
