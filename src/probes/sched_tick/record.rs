@@ -33,7 +33,7 @@ impl TickRecord {
             return None;
         }
         let stack_bytes = u32_at(b, 28)? as usize;
-        if stack_bytes % 8 != 0 || stack_bytes > STACK_DEPTH * 8 {
+        if !stack_bytes.is_multiple_of(8) || stack_bytes > STACK_DEPTH * 8 {
             return None;
         }
         let frames = b.get(Self::HEADER..Self::HEADER + stack_bytes)?;
