@@ -256,6 +256,18 @@ impl Importer<'_> {
                     value,
                 );
             }
+            "EventTracing.SchedTick.IntervalThreshold" => {
+                let threshold = self.integer(key, value, i64::MAX)?;
+                if threshold == 0 {
+                    return Err(self.bad(key, "0 ns would make every tick interval a gap"));
+                }
+                self.set(
+                    "probes.sched_tick.interval_threshold_ns",
+                    json!(threshold),
+                    key,
+                    value,
+                );
+            }
             "MetricCollector.NetdevStats.EnableNetlink" => {
                 if self.boolean(key, value)? {
                     self.unsupported(key, "probes.netdev reads procfs net/dev only");
@@ -370,8 +382,6 @@ impl Importer<'_> {
             format!("AutoTracing (cpuidle, cpusys, dload, iotracing, memburst) is {TRACKING} (issue 14)")
         } else if key == "EventTracing.IssuesList" {
             format!("known-issue matching is {TRACKING}")
-        } else if section("EventTracing.SchedTick.") {
-            format!("sched_tick (long scheduler tick intervals) is {TRACKING}")
         } else if section("EventTracing.NetRxLatency.") {
             format!("net_rx_latency is {TRACKING}")
         } else if section("EventTracing.Netdev.") {

@@ -26,6 +26,7 @@ const TRACERS: &[(&str, Option<&str>)] = &[
     ("netstat", Some("netstat")),
     ("oom", Some("oom")),
     ("runqlat", Some("runqlat")),
+    ("sched_tick", Some("sched_tick")),
     ("sockstat", Some("sockstat")),
     // tcp_memory_* comes from our sockstat probe.
     ("tcp_memory", Some("sockstat")),
@@ -46,7 +47,6 @@ const TRACERS: &[(&str, Option<&str>)] = &[
     ("netdev_rdma_link", None),
     ("netdev_txqueue_timeout", None),
     ("ras", None),
-    ("sched_tick", None),
     ("softlockup", None),
 ];
 

@@ -18,7 +18,6 @@ mod filter;
 pub mod layers;
 mod reasons;
 mod record;
-mod symbols;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -36,7 +35,7 @@ use reasons::reason_slots;
 pub use filter::DropFilter;
 pub use reasons::parse_reason_names;
 pub use record::DropRecord;
-pub use symbols::{format_stack, nearest_symbols, Symbolizer};
+pub use crate::probes::common::ksyms::{format_stack, nearest_symbols, Symbolizer};
 
 const NAME: &str = "dropwatch";
 const EVENTS_MAP: &str = "DROPWATCH_EVENTS";

@@ -99,3 +99,17 @@ pub fn nearest_symbols(kallsyms: &str, addrs: &[u64]) -> Vec<Option<(u64, String
         })
         .collect()
 }
+
+/// Address of the text symbol `name` in a kallsyms text (the first listed when the name repeats,
+/// as a static function can in several objects); `None` when absent or listed as 0 (kallsyms
+/// hidden by kptr_restrict).
+pub fn symbol_address(kallsyms: &str, name: &str) -> Option<u64> {
+    kallsyms.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (addr, kind, symbol) = (fields.next()?, fields.next()?, fields.next()?);
+        if symbol != name || !matches!(kind, "t" | "T") {
+            return None;
+        }
+        u64::from_str_radix(addr, 16).ok().filter(|a| *a != 0)
+    })
+}
