@@ -43,6 +43,7 @@ pub fn parts() -> Vec<PartEntry> {
         probe::<oom::OomProbe>(),
         probe::<dropwatch::DropwatchProbe>(),
         probe::<tcp_retransmit::TcpRetransmitProbe>(),
+        probe::<netdev_events::NetdevEventsProbe>(),
     ]
 }
 
