@@ -90,8 +90,16 @@ fn link_changes_of_listed_devices_are_one_document_each_and_counted() {
     run(
         "ip",
         &[
-            "link", "add", &watched, "address", "02:68:6e:64:65:01", "type", "veth", "peer",
-            "name", &peer,
+            "link",
+            "add",
+            &watched,
+            "address",
+            "02:68:6e:64:65:01",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
         ],
     );
     let _veth = Veth(watched.clone());
@@ -105,7 +113,9 @@ fn link_changes_of_listed_devices_are_one_document_each_and_counted() {
     let inner = format!("hnde{id}n");
     netns.run(
         "ip",
-        &["link", "add", &inner, "type", "veth", "peer", "name", "hndq0"],
+        &[
+            "link", "add", &inner, "type", "veth", "peer", "name", "hndq0",
+        ],
     );
 
     let steps: [(&[&str], &str); 5] = [
@@ -124,7 +134,15 @@ fn link_changes_of_listed_devices_are_one_document_each_and_counted() {
     ];
     for (n, (args, _)) in steps.iter().enumerate() {
         run("ip", args);
-        netns.run("ip", &["link", "set", &inner, if n % 2 == 0 { "up" } else { "down" }]);
+        netns.run(
+            "ip",
+            &[
+                "link",
+                "set",
+                &inner,
+                if n % 2 == 0 { "up" } else { "down" },
+            ],
+        );
         wait_documents(&agent, n + 1, &args.join(" "));
     }
     // Anything more would be stored within a few ticks (interval 250 ms).
@@ -145,7 +163,10 @@ fn link_changes_of_listed_devices_are_one_document_each_and_counted() {
     for document in &docs {
         assert_eq!(document.tracer_name, "netdev_events");
         common::upstream::assert_upstream_shape(document);
-        assert!(document.container_id.is_empty(), "a host event: {document:#?}");
+        assert!(
+            document.container_id.is_empty(),
+            "a host event: {document:#?}"
+        );
         let data = &document.tracer_data;
         assert_eq!(data["index"].as_i64(), Some(i64::from(index)), "{data:#}");
         assert_eq!(data["mac"].as_str(), Some(mac.as_str()), "{data:#}");

@@ -84,6 +84,22 @@ fn read_error(source: std::io::Error) -> ProbeError {
     }
 }
 
+/// Warns when the agent's network namespace is not pid 1's: the devices seen are then the
+/// agent's own, not the host's.
+fn warn_if_not_host_netns(ctx: &ProbeContext) {
+    let own = std::fs::read_link("/proc/self/ns/net");
+    let host = std::fs::read_link(ctx.procfs("1/ns/net"));
+    if let (Ok(own), Ok(host)) = (own, host) {
+        if own != host {
+            tracing::warn!(
+                agent = %own.display(),
+                host = %host.display(),
+                "netdev_events: the agent is not in the host network namespace; it watches the devices of its own namespace (run it with host networking)"
+            );
+        }
+    }
+}
+
 pub struct NetdevEventsProbe {
     socket: netlink::LinkSocket,
     watch: LinkWatch,
@@ -158,6 +174,7 @@ impl Probe for NetdevEventsProbe {
     /// for it, as upstream) before the first tick.
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let filter = settings.filter().map_err(invalid_config(NAME))?;
+        warn_if_not_host_netns(ctx);
         let socket = netlink::LinkSocket::open().map_err(|e| {
             if matches!(
                 e.raw_os_error(),
