@@ -44,6 +44,7 @@ pub fn parts() -> Vec<PartEntry> {
         probe::<dropwatch::DropwatchProbe>(),
         probe::<tcp_retransmit::TcpRetransmitProbe>(),
         probe::<sched_tick::SchedTickProbe>(),
+        probe::<netdev_events::NetdevEventsProbe>(),
     ]
 }
 

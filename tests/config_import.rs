@@ -110,6 +110,18 @@ fn shipped_upstream_conf_maps_onto_our_keys() {
         netdev["device_excluded"],
         serde_json::json!([r"re:^(lo)|(docker\w*)|(veth\w*)$"])
     );
+    // Upstream full-matches each DeviceList entry.
+    let netdev_events = config.section_json("probes.netdev_events");
+    assert_eq!(
+        netdev_events["devices"],
+        serde_json::json!([
+            "re:^(?:eth0)$",
+            "re:^(?:eth1)$",
+            "re:^(?:bond4)$",
+            "re:^(?:lo)$"
+        ])
+    );
+    assert!(enabled(config, "netdev_events"));
     let vmstat = config.section_json("probes.memory_vmstat");
     assert_eq!(vmstat["host_excluded"], serde_json::json!(["re:total"]));
     assert!(vmstat["host_included"][0]
@@ -132,7 +144,6 @@ fn shipped_upstream_conf_maps_onto_our_keys() {
             "AutoTracing.IssuesList",
             "EventTracing.IssuesList",
             "EventTracing.NetRxLatency.ExcludedContainerQos",
-            "EventTracing.Netdev.DeviceList",
             "MetricCollector.NetdevDCB.DeviceList",
         ]
     );
@@ -193,7 +204,7 @@ fn imported_file(dir: &Path) -> PathBuf {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("not supported: EventTracing.Netdev.DeviceList: netdev_events"),
+        stderr.contains("not supported: MetricCollector.NetdevDCB.DeviceList: netdev_dcb"),
         "{stderr}"
     );
     let path = dir.join("huatuo-bamai.toml");

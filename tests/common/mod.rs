@@ -128,11 +128,23 @@ impl Agent {
     }
 
     pub fn start_with(enabled: &[&str], extra: &str) -> Agent {
+        Self::start_with_keys(enabled, &[], extra)
+    }
+
+    /// As [`Agent::start_with`], plus `(probe, keys)`: TOML lines put right under that probe's
+    /// `[probes.<probe>]` header (a table cannot be opened twice, so `extra` cannot hold them).
+    pub fn start_with_keys(enabled: &[&str], probe_keys: &[(&str, &str)], extra: &str) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let socket = dir.path().join("control.sock");
         let config_path = dir.path().join("huatuo-bamai.toml");
-        std::fs::write(&config_path, config_text(port, &socket, enabled, extra)).unwrap();
+        let mut text = config_text(port, &socket, enabled, extra);
+        for (probe, keys) in probe_keys {
+            let header = format!("[probes.{probe}]\n");
+            assert!(text.contains(&header), "no {header} in {text}");
+            text = text.replacen(&header, &format!("{header}{keys}\n"), 1);
+        }
+        std::fs::write(&config_path, text).unwrap();
         let log_path = dir.path().join("agent.log");
         let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(BIN)

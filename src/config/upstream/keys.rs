@@ -198,6 +198,24 @@ impl Importer<'_> {
                     value,
                 );
             }
+            "EventTracing.Netdev.DeviceList" => {
+                // Upstream anchors each entry (`^(?:X)$`); an empty list there watches nothing.
+                let list: Vec<String> = self
+                    .strings(key, value)?
+                    .iter()
+                    .filter(|entry| !entry.is_empty())
+                    .map(|entry| format!("re:^(?:{entry})$"))
+                    .collect();
+                if list.is_empty() {
+                    self.set("probes.netdev_events.enabled", json!(false), key, value);
+                    self.note(
+                        key,
+                        "empty: upstream watches no device; netdev_events disabled",
+                    );
+                } else {
+                    self.set("probes.netdev_events.devices", json!(list), key, value);
+                }
+            }
             "EventTracing.Dropwatch.Filter" => {
                 let filter = self.string(key, value)?;
                 match convert::pcap_to_drop_filter(filter) {
@@ -384,8 +402,6 @@ impl Importer<'_> {
             format!("known-issue matching is {TRACKING}")
         } else if section("EventTracing.NetRxLatency.") {
             format!("net_rx_latency is {TRACKING}")
-        } else if section("EventTracing.Netdev.") {
-            format!("netdev_events (link state events) is {TRACKING}")
         } else if section("EventTracing.Ras.") {
             format!("ras (hardware error events) is {TRACKING}")
         } else if section("MetricCollector.AscendNPU.") {
