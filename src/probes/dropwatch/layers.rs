@@ -205,7 +205,14 @@ fn parse_ipv4<'a>(bytes: &'a [u8], packet: &mut Packet) -> Option<(u8, &'a [u8])
     }
     let flags_offset = be16(header, 6)?;
     let (flags, frag_offset) = ((flags_offset >> 13) as u8, flags_offset & 0x1fff);
-    let address = |at: usize| IpAddr::V4(Ipv4Addr::new(header[at], header[at + 1], header[at + 2], header[at + 3]));
+    let address = |at: usize| {
+        IpAddr::V4(Ipv4Addr::new(
+            header[at],
+            header[at + 1],
+            header[at + 2],
+            header[at + 3],
+        ))
+    };
     let protocol = header[9];
     packet.ipv4 = Some(Ipv4 {
         version,

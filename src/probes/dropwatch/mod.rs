@@ -32,10 +32,10 @@ use crate::probes::common::event_ring::{self, EventRing};
 use filter::protocol_number;
 use reasons::reason_slots;
 
+pub use crate::probes::common::ksyms::{format_stack, nearest_symbols, Symbolizer};
 pub use filter::DropFilter;
 pub use reasons::parse_reason_names;
 pub use record::DropRecord;
-pub use crate::probes::common::ksyms::{format_stack, nearest_symbols, Symbolizer};
 
 const NAME: &str = "dropwatch";
 const EVENTS_MAP: &str = "DROPWATCH_EVENTS";

@@ -100,7 +100,10 @@ fn records_decode_at_the_c_offsets() {
     assert_eq!(r.reason, 3);
     assert_eq!((r.pid, r.tid), (100, 101));
     assert_eq!(r.netns, 4026531840);
-    assert_eq!((r.ifindex, r.dev_flags, r.queue_mapping, r.len), (1, 0x1_0049, 3, 60));
+    assert_eq!(
+        (r.ifindex, r.dev_flags, r.queue_mapping, r.len),
+        (1, 0x1_0049, 3, 60)
+    );
     assert_eq!(r.l3proto, ETH_P_IP);
     assert_eq!((r.l4proto, r.sk_state), (6, 2));
     assert_eq!((r.sport, r.dport), (40000, 9));
@@ -306,7 +309,10 @@ fn udp_icmp_ipv6_and_arp_layers_use_gopackets_names() {
     let unreachable = layers::parse(&icmp, false, ETH_P_IP, 0).unwrap();
     assert_eq!(unreachable.label, "IPv4/ICMP");
     assert_eq!(unreachable.ipv4.as_ref().unwrap().protocol, "ICMPv4");
-    assert_eq!(unreachable.icmp.unwrap().kind, "DestinationUnreachable(Port)");
+    assert_eq!(
+        unreachable.icmp.unwrap().kind,
+        "DestinationUnreachable(Port)"
+    );
     // IPv6 + UDP.
     let mut v6 = vec![0u8; 48];
     v6[0] = 0x60;
@@ -334,7 +340,11 @@ fn udp_icmp_ipv6_and_arp_layers_use_gopackets_names() {
     assert_eq!(request.label, "ARP");
     let arp = request.arp.unwrap();
     assert_eq!(
-        (arp.addr_type.as_str(), arp.operation.as_str(), arp.sender_ip.as_str()),
+        (
+            arp.addr_type.as_str(),
+            arp.operation.as_str(),
+            arp.sender_ip.as_str()
+        ),
         ("Ethernet", "request", "10.0.0.1")
     );
     assert_eq!(arp.target_ip, "10.0.0.2");
@@ -367,7 +377,10 @@ fn the_document_has_the_shape_of_upstreams_fixture() {
     assert_eq!(data.drop_location, "0xffffffff81000010");
     assert_eq!(data.memory_cgroup_css_addr, "0xffff888104a6c000");
     assert_eq!(data.packet_eth_proto, "0x800");
-    assert_eq!(data.netdev_linkstatus, ["linkstatus_adminup", "linkstatus_carrierup"]);
+    assert_eq!(
+        data.netdev_linkstatus,
+        ["linkstatus_adminup", "linkstatus_carrierup"]
+    );
     let document = crate::events::EventDocument::new(
         "h",
         "r",
@@ -404,7 +417,10 @@ fn the_document_has_the_shape_of_upstreams_fixture() {
     raw[162] = 0;
     let bare = DropRecord::decode(&raw).unwrap();
     let data = drop_data(&bare, "NO_SOCKET".into(), &symbolizer, "");
-    assert_eq!((data.netdev_name.as_str(), data.netdev_linkstatus), ("-", vec!["unknown"]));
+    assert_eq!(
+        (data.netdev_name.as_str(), data.netdev_linkstatus),
+        ("-", vec!["unknown"])
+    );
 }
 
 fn record_bytes_without_device() -> Vec<u8> {

@@ -34,8 +34,8 @@ use crate::probes::common::event_ring::{self, EventRing};
 
 pub use backoff::SaveBackoff;
 pub use procfs::{
-    blocked_processes_text, blocked_tasks, parse_stack, parse_stat, read_stack,
-    read_timeout_secs, BlockedTask,
+    blocked_processes_text, blocked_tasks, parse_stack, parse_stat, read_stack, read_timeout_secs,
+    BlockedTask,
 };
 
 const NAME: &str = "hungtask";

@@ -10,11 +10,11 @@ use aya::maps::{MapData, PerCpuHashMap};
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::containers::MetricScope;
 use crate::core::probe::{Probe, ProbeContext, ProbeError};
 use crate::ebpf::histogram::{log2_us_buckets, LOG2_SLOTS};
 use crate::ebpf::{self, Attachment, BpfError, BpfProgramSet, Hook};
 use crate::exposition::MetricSet;
-use crate::containers::MetricScope;
 use crate::probes::common::watched_cgroups::WatchedCgroups;
 
 const NAME: &str = "iolatency";

@@ -260,8 +260,7 @@ impl MemoryReclaimProbe {
             let containers = self.ctx.containers.borrow().clone();
             for record in records {
                 self.events_total += 1;
-                let container =
-                    containers.of_task(record.cgroup_id, record.memcg_id);
+                let container = containers.of_task(record.cgroup_id, record.memcg_id);
                 let data = record.data();
                 let document = event_ring::document_at(
                     &self.ctx,

@@ -33,7 +33,6 @@ const CONTAINER_INCLUDED: &str = "re:active_anon|active_file|dirty|inactive_anon
 /// `total_<key>` repeats.
 const EXCLUDED: &str = "re:total";
 
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
 /// <procfs_root>/vmstat -> huatuo_bamai_memory_vmstat_<key>; container memory.stat ->

@@ -44,9 +44,14 @@ pub struct LinkMessage {
 pub enum Message {
     Link(LinkMessage),
     /// End of the dump with this sequence number.
-    Done { seq: u32 },
+    Done {
+        seq: u32,
+    },
     /// `NLMSG_ERROR` answering request `seq` (`errno` 0 is an acknowledgement).
-    Error { seq: u32, errno: i32 },
+    Error {
+        seq: u32,
+        errno: i32,
+    },
     /// Anything else (`NLMSG_NOOP`, other message types): ignored.
     Other,
 }
@@ -97,9 +102,9 @@ fn parse_message(kind: u16, seq: u32, payload: &[u8]) -> Result<Message, String>
         NLMSG_DONE => Ok(Message::Done { seq }),
         NLMSG_ERROR => {
             // `struct nlmsgerr`: int error (negative errno), then the request's header.
-            let error = u32_at(payload, 0).ok_or_else(|| {
-                format!("NLMSG_ERROR of {} bytes, want at least 4", payload.len())
-            })? as i32;
+            let error = u32_at(payload, 0)
+                .ok_or_else(|| format!("NLMSG_ERROR of {} bytes, want at least 4", payload.len()))?
+                as i32;
             Ok(Message::Error {
                 seq,
                 errno: error.saturating_neg(),
@@ -111,7 +116,11 @@ fn parse_message(kind: u16, seq: u32, payload: &[u8]) -> Result<Message, String>
 
 /// Decodes the payload of a link message: `struct ifinfomsg` and its attributes.
 pub fn parse_link(deleted: bool, payload: &[u8]) -> Result<LinkMessage, String> {
-    let what = if deleted { "RTM_DELLINK" } else { "RTM_NEWLINK" };
+    let what = if deleted {
+        "RTM_DELLINK"
+    } else {
+        "RTM_NEWLINK"
+    };
     let (Some(index), Some(flags)) = (u32_at(payload, 4), u32_at(payload, 8)) else {
         return Err(format!(
             "{what}: ifinfomsg of {} bytes, want {IFINFOMSG_LEN}",

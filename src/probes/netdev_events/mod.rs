@@ -70,7 +70,11 @@ impl NetdevEventsConfig {
     }
 }
 
-crate::probe_settings!(NetdevEventsConfig, "netdev_events", NetdevEventsConfig::check);
+crate::probe_settings!(
+    NetdevEventsConfig,
+    "netdev_events",
+    NetdevEventsConfig::check
+);
 
 fn driver_of(ifname: &str) -> DriverInfo {
     netlink::driver_info(ifname).unwrap_or_default()

@@ -410,7 +410,10 @@ fn the_device_list_is_checked_at_load() {
         devices: vec!["re:(eth".into()],
         ..NetdevEventsConfig::default()
     };
-    assert!(config.check().unwrap_err().contains("not a valid regular expression"));
+    assert!(config
+        .check()
+        .unwrap_err()
+        .contains("not a valid regular expression"));
     let defaults = NetdevEventsConfig::default().filter().unwrap();
     for name in ["eth0", "ens3", "enp0s31f6", "bond0"] {
         assert!(defaults.matches(name), "{name}");

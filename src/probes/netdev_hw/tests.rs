@@ -59,7 +59,12 @@ fn real_sysfs_matches_the_files() {
         return;
     };
     for d in drops {
-        let text = std::fs::read_to_string(class_net.join(&d.device).join("statistics/rx_missed_errors")).unwrap();
+        let text = std::fs::read_to_string(
+            class_net
+                .join(&d.device)
+                .join("statistics/rx_missed_errors"),
+        )
+        .unwrap();
         assert!(text.trim().parse::<u64>().unwrap() >= d.rx_missed, "{d:?}");
         assert!(class_net.join(&d.device).join("device").exists());
     }

@@ -1,8 +1,7 @@
 use super::*;
 use crate::probes::testutil::{
-    assert_repeats_host_series,
-    assert_same_series, collect_text, context, context_at, copy_fixture, expected, fixture_root,
-    real_proc_context,
+    assert_repeats_host_series, assert_same_series, collect_text, context, context_at,
+    copy_fixture, expected, fixture_root, real_proc_context,
 };
 
 fn probe(ctx: &ProbeContext) -> NetstatProbe {

@@ -283,8 +283,16 @@ fn the_document_has_the_shape_of_upstreams_fixture() {
     // The flat columns of upstream's event dashboard repeat trigger / victim.
     let flat = &ours["tracer_data"];
     assert_eq!(
-        (&flat["victim_pid"], &flat["victim_process_name"], &flat["trigger_pid"]),
-        (&serde_json::json!(2), &serde_json::json!("stress"), &serde_json::json!(1))
+        (
+            &flat["victim_pid"],
+            &flat["victim_process_name"],
+            &flat["trigger_pid"]
+        ),
+        (
+            &serde_json::json!(2),
+            &serde_json::json!("stress"),
+            &serde_json::json!(1)
+        )
     );
     assert_eq!(flat["victim_container_hostname"], "web");
     // A field renamed on our side is caught.

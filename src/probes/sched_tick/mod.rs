@@ -122,11 +122,10 @@ impl Probe for SchedTickProbe {
                 path: kallsyms_path.display().to_string(),
                 source,
             })?;
-        let (_, tick_fn) =
-            tick_function(&kallsyms).map_err(|reason| ProbeError::Unsupported {
-                probe: NAME,
-                reason,
-            })?;
+        let (_, tick_fn) = tick_function(&kallsyms).map_err(|reason| ProbeError::Unsupported {
+            probe: NAME,
+            reason,
+        })?;
         let (tick_fn_lo, tick_fn_hi) = halves(tick_fn);
         let (threshold_lo, threshold_hi) = halves(settings.interval_threshold_ns);
         let globals = [
@@ -151,7 +150,10 @@ impl Probe for SchedTickProbe {
     fn collect(&mut self, out: &mut MetricSet) -> Result<(), ProbeError> {
         let records = self.ring.drain(MAX_RECORDS_PER_TICK, TickRecord::decode);
         if !records.is_empty() {
-            let frames: Vec<u64> = records.iter().flat_map(|r| r.stack.iter().copied()).collect();
+            let frames: Vec<u64> = records
+                .iter()
+                .flat_map(|r| r.stack.iter().copied())
+                .collect();
             self.symbolizer
                 .resolve(&self.ctx.procfs("kallsyms"), &frames);
         }
@@ -187,7 +189,10 @@ impl Probe for SchedTickProbe {
             "huatuo_bamai_sched_tick_ticks_total",
             "Scheduler ticks seen (the tick timer's expiries), all CPUs; cumulative.",
         )
-        .push(vec![], self.programs.per_cpu_sum(COUNT_MAP, COUNT_TICKS)? as f64);
+        .push(
+            vec![],
+            self.programs.per_cpu_sum(COUNT_MAP, COUNT_TICKS)? as f64,
+        );
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 use super::*;
 use crate::probes::testutil::{
-    assert_lines, assert_repeats_host_series, assert_same_series, collect_text, context, context_at, copy_fixture, expected,
-    real_proc_context,
+    assert_lines, assert_repeats_host_series, assert_same_series, collect_text, context,
+    context_at, copy_fixture, expected, real_proc_context,
 };
 
 /// A probe with 4 KiB pages, as the expected files assume.
