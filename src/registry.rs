@@ -40,6 +40,7 @@ pub fn parts() -> Vec<PartEntry> {
         probe::<pressure::PressureProbe>(),
         probe::<qdisc::QdiscProbe>(),
         probe::<hungtask::HungtaskProbe>(),
+        probe::<softlockup::SoftlockupProbe>(),
         probe::<oom::OomProbe>(),
         probe::<dropwatch::DropwatchProbe>(),
         probe::<tcp_retransmit::TcpRetransmitProbe>(),

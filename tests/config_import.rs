@@ -166,8 +166,9 @@ fn v1_era_keys_import_under_their_current_names() {
     assert_eq!(es["username"], "elastic");
     let reclaim = config.section_json("probes.memory_reclaim");
     assert_eq!(reclaim["event_threshold_ms"], 900, "Deltath = 900000000 ns");
-    // Tracing.BlackList = ["softlockup"], MetricCollector.BlackList = ["ethtool"]: nothing of
-    // ours is blacklisted, so upstream runs netdev_qdisc and tcp_retransmit, and so do we.
+    // Tracing.BlackList = ["softlockup"], MetricCollector.BlackList = ["ethtool"]: only our
+    // softlockup is blacklisted, so upstream runs netdev_qdisc and tcp_retransmit, and so do we.
+    assert!(!enabled(config, "softlockup"));
     assert!(enabled(config, "qdisc") && enabled(config, "tcp_retransmit"));
     assert!(imported.unsupported.iter().any(|u| u.to_string()
         == "not supported: BlackList: `ethtool` is not an upstream tracer or collector name"));

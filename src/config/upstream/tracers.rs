@@ -32,6 +32,7 @@ const TRACERS: &[(&str, Option<&str>)] = &[
     // tcp_memory_* comes from our sockstat probe.
     ("tcp_memory", Some("sockstat")),
     ("softirq", Some("softirq")),
+    ("softlockup", Some("softlockup")),
     ("tcp_retransmit", Some("tcp_retransmit")),
     ("ascend_npu", None),
     ("cpuidle", None),
@@ -47,7 +48,6 @@ const TRACERS: &[(&str, Option<&str>)] = &[
     ("netdev_rdma_link", None),
     ("netdev_txqueue_timeout", None),
     ("ras", None),
-    ("softlockup", None),
 ];
 
 /// What an upstream tracer name is here.

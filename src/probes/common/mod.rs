@@ -2,9 +2,11 @@
 //! errors that name the probe and the path ([`file`]), `<key> <value>` files ([`keyed_file`]),
 //! include/exclude name lists from config ([`name_filter`]), logging a skipped source once while
 //! its problem lasts ([`warn_once`]), the network namespaces the net probes read ([`netns`]) and
-//! the BPF ring buffer the event probes drain ([`event_ring`]) and kernel addresses resolved
-//! from kallsyms for their stacks ([`ksyms`]).
+//! the BPF ring buffer the event probes drain ([`event_ring`]), kernel addresses resolved
+//! from kallsyms for their stacks ([`ksyms`]) and the doubling backoff of event documents
+//! ([`backoff`]).
 
+pub mod backoff;
 pub mod event_ring;
 pub mod file;
 pub mod keyed_file;

@@ -17,7 +17,6 @@
 //! rate limit or `kernel.printk` drops lines; procfs gives each task's stack apart, costs one
 //! `stat` read per task plus one stack read per blocked task, and leaves the kernel log alone.
 
-mod backoff;
 mod procfs;
 
 use std::path::PathBuf;
@@ -32,7 +31,7 @@ use crate::events::EventDocument;
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{self, EventRing};
 
-pub use backoff::SaveBackoff;
+pub use crate::probes::common::backoff::SaveBackoff;
 pub use procfs::{
     blocked_processes_text, blocked_tasks, parse_stack, parse_stat, read_stack, read_timeout_secs,
     BlockedTask,

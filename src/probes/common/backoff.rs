@@ -1,4 +1,5 @@
-//! How often a hung task report gets a document: upstream's doubling backoff with decay.
+//! How often a hung task or soft lockup report gets a document: upstream's doubling backoff
+//! with decay.
 
 use std::time::{Duration, Instant};
 
