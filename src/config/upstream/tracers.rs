@@ -25,6 +25,7 @@ const TRACERS: &[(&str, Option<&str>)] = &[
     ("netdev_qdisc", Some("qdisc")),
     ("netstat", Some("netstat")),
     ("oom", Some("oom")),
+    ("ras", Some("ras")),
     ("runqlat", Some("runqlat")),
     ("sockstat", Some("sockstat")),
     // tcp_memory_* comes from our sockstat probe.
@@ -46,7 +47,6 @@ const TRACERS: &[(&str, Option<&str>)] = &[
     ("netdev_events", None),
     ("netdev_rdma_link", None),
     ("netdev_txqueue_timeout", None),
-    ("ras", None),
     ("sched_tick", None),
 ];
 
