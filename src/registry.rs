@@ -41,6 +41,7 @@ pub fn parts() -> Vec<PartEntry> {
         probe::<qdisc::QdiscProbe>(),
         probe::<hungtask::HungtaskProbe>(),
         probe::<softlockup::SoftlockupProbe>(),
+        probe::<ras::RasProbe>(),
         probe::<oom::OomProbe>(),
         probe::<dropwatch::DropwatchProbe>(),
         probe::<tcp_retransmit::TcpRetransmitProbe>(),

@@ -293,7 +293,7 @@ fn upstream_flags_on_the_binary_resolve_to_our_keys() {
         .args(["-region", "r2", "--log-debug", "--disable-storage"])
         .args([
             "--disable-tracing",
-            "runqlat,ras",
+            "runqlat,ras,metax_gpu",
             "--procfs-prefix",
             "/host",
         ])
@@ -319,11 +319,12 @@ fn upstream_flags_on_the_binary_resolve_to_our_keys() {
     assert_eq!(get("agent.procfs_root").as_str(), Some("/host/proc"));
     assert_eq!(get("agent.sysfs_root").as_str(), Some("/host/sys"));
     assert_eq!(get("probes.runqlat.enabled").as_bool(), Some(false));
+    assert_eq!(get("probes.ras.enabled").as_bool(), Some(false));
     assert_eq!(get("events.elasticsearch.enabled").as_bool(), Some(false));
     for note in [
         "--log-debug is upstream's flag; ours: --log-level debug",
-        "--disable-tracing ras: no such part here; nothing to disable",
-        "--disable-tracing is upstream's flag; ours: --disable runqlat",
+        "--disable-tracing metax_gpu: no such part here; nothing to disable",
+        "--disable-tracing is upstream's flag; ours: --disable runqlat,ras",
         "--bpf-dir /opt/huatuo/bpf ignored: the BPF programs are embedded in this binary",
         "--enable-cgroup ignored",
     ] {

@@ -225,7 +225,7 @@ mod tests {
             disable_tracing: vec![
                 "netdev_qdisc".into(),
                 "memory_free".into(),
-                "ras".into(),
+                "metax_gpu".into(),
                 "pressure".into(),
             ],
             ..Default::default()
@@ -254,7 +254,7 @@ mod tests {
             "--disable-storage is upstream's flag; ours: [events.elasticsearch] enabled = false",
             "--log-debug is upstream's flag; ours: --log-level debug",
             "--procfs-root /host/proc --sysfs-root /host/sys",
-            "--disable-tracing ras: no such part here",
+            "--disable-tracing metax_gpu: no such part here",
             "ours: --disable qdisc,memory_reclaim,pressure",
         ] {
             assert!(text.contains(expected), "{expected} missing in:\n{text}");

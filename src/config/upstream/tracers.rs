@@ -26,6 +26,7 @@ const TRACERS: &[(&str, Option<&str>)] = &[
     ("netdev_qdisc", Some("qdisc")),
     ("netstat", Some("netstat")),
     ("oom", Some("oom")),
+    ("ras", Some("ras")),
     ("runqlat", Some("runqlat")),
     ("sched_tick", Some("sched_tick")),
     ("sockstat", Some("sockstat")),
@@ -47,7 +48,6 @@ const TRACERS: &[(&str, Option<&str>)] = &[
     ("netdev_dcb", None),
     ("netdev_rdma_link", None),
     ("netdev_txqueue_timeout", None),
-    ("ras", None),
 ];
 
 /// What an upstream tracer name is here.
