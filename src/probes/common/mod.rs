@@ -13,5 +13,6 @@ pub mod keyed_file;
 pub mod ksyms;
 pub mod name_filter;
 pub mod netns;
+pub mod tcp_names;
 pub mod warn_once;
 pub mod watched_cgroups;

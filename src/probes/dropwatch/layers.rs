@@ -6,10 +6,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
+use super::names::{ethertype_name, icmp_type_code, ip_protocol_name};
+use crate::probes::common::tcp_names;
+
 const ETHER_HEADER: usize = 14;
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_ARP: u16 = 0x0806;
-const ETH_P_IPV6: u16 = 0x86dd;
+pub(super) const ETH_P_IP: u16 = 0x0800;
+pub(super) const ETH_P_ARP: u16 = 0x0806;
+pub(super) const ETH_P_IPV6: u16 = 0x86dd;
 
 /// `layers`: one optional member per decoded layer, `label` naming the combination.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -297,7 +300,7 @@ fn parse_tcp(bytes: &[u8], sk_state: u8) -> Option<Tcp> {
         seq: be32(header, 4)?,
         ack_seq: be32(header, 8)?,
         data_offset,
-        flags: tcp_flags(header[13]),
+        flags: tcp_names::tcp_flag_names(u16::from(header[13])),
         window: be16(header, 14)?,
         checksum: be16(header, 16)?,
         urgent: be16(header, 18)?,
@@ -363,186 +366,9 @@ fn ipv4_flags(flags: u8) -> String {
         .join("|")
 }
 
-/// Upstream's TCP flag text: set flags in the order SYN, ACK, FIN, RST, PSH, URG, ECE, CWR.
-pub fn tcp_flags(bits: u8) -> String {
-    const ORDER: [(u8, &str); 8] = [
-        (0x02, "SYN"),
-        (0x10, "ACK"),
-        (0x01, "FIN"),
-        (0x04, "RST"),
-        (0x08, "PSH"),
-        (0x20, "URG"),
-        (0x40, "ECE"),
-        (0x80, "CWR"),
-    ];
-    ORDER
-        .iter()
-        .filter(|(bit, _)| bits & bit != 0)
-        .map(|(_, name)| *name)
-        .collect::<Vec<_>>()
-        .join("|")
-}
-
-/// Upstream's `TCPStateName`: `unknown` for 0, then the kernel's TCP_* states.
+/// Upstream's `TCPStateName`, `UNKNOWN(<n>)` past the kernel's states.
 pub fn tcp_state_name(state: u8) -> String {
-    const NAMES: [&str; 13] = [
-        "unknown",
-        "ESTABLISHED",
-        "SYN_SENT",
-        "SYN_RECV",
-        "FIN_WAIT1",
-        "FIN_WAIT2",
-        "TIME_WAIT",
-        "CLOSE",
-        "CLOSE_WAIT",
-        "LAST_ACK",
-        "LISTEN",
-        "CLOSING",
-        "NEW_SYN_RECV",
-    ];
-    NAMES
-        .get(usize::from(state))
-        .map(|s| s.to_string())
+    tcp_names::tcp_state_name(state)
+        .map(str::to_string)
         .unwrap_or_else(|| format!("UNKNOWN({state})"))
-}
-
-/// gopacket's `EthernetType` names of the common types.
-fn ethertype_name(kind: u16) -> String {
-    match kind {
-        ETH_P_IP => "IPv4",
-        ETH_P_ARP => "ARP",
-        ETH_P_IPV6 => "IPv6",
-        0x8100 => "Dot1Q",
-        0x88a8 => "QinQ",
-        0x8847 => "MPLSUnicast",
-        0x8848 => "MPLSMulticast",
-        0x8863 => "PPPoEDiscovery",
-        0x8864 => "PPPoESession",
-        0x888e => "EAPOL",
-        0x88cc => "LinkLayerDiscovery",
-        _ => "UnknownEthernetType",
-    }
-    .to_string()
-}
-
-/// gopacket's `IPProtocol` names.
-fn ip_protocol_name(protocol: u8) -> String {
-    match protocol {
-        0 => "IPv6HopByHop",
-        1 => "ICMPv4",
-        2 => "IGMP",
-        4 => "IPv4",
-        6 => "TCP",
-        17 => "UDP",
-        41 => "IPv6",
-        43 => "IPv6Routing",
-        44 => "IPv6Fragment",
-        47 => "GRE",
-        50 => "ESP",
-        51 => "AH",
-        58 => "ICMPv6",
-        59 => "NoNextHeader",
-        60 => "IPv6Destination",
-        89 => "OSPF",
-        94 => "IPIP",
-        97 => "EtherIP",
-        112 => "VRRP",
-        132 => "SCTP",
-        136 => "UDPLite",
-        137 => "MPLSInIP",
-        _ => "UnknownIPProtocol",
-    }
-    .to_string()
-}
-
-/// gopacket's ICMPv4/ICMPv6 `TypeCode` text: `EchoRequest`, `DestinationUnreachable(Port)`,
-/// `Type(Code: n)` for a code it does not name, `t(c)` for an unknown type.
-fn icmp_type_code(kind: u8, code: u8, v6: bool) -> String {
-    let (name, codes): (&str, &[&str]) = if v6 {
-        match kind {
-            1 => (
-                "DestinationUnreachable",
-                &[
-                    "NoRouteToDst",
-                    "AdminProhibited",
-                    "BeyondScopeOfSrc",
-                    "AddressUnreachable",
-                    "PortUnreachable",
-                    "SrcAddressFailedPolicy",
-                    "RejectRouteToDst",
-                ],
-            ),
-            2 => ("PacketTooBig", &[]),
-            3 => (
-                "TimeExceeded",
-                &["HopLimitExceeded", "FragmentReassemblyTimeExceeded"],
-            ),
-            4 => (
-                "ParameterProblem",
-                &[
-                    "ErroneousHeaderField",
-                    "UnrecognizedNextHeader",
-                    "UnrecognizedIPv6Option",
-                ],
-            ),
-            128 => ("EchoRequest", &[]),
-            129 => ("EchoReply", &[]),
-            133 => ("RouterSolicitation", &[]),
-            134 => ("RouterAdvertisement", &[]),
-            135 => ("NeighborSolicitation", &[]),
-            136 => ("NeighborAdvertisement", &[]),
-            137 => ("Redirect", &[]),
-            _ => return format!("{kind}({code})"),
-        }
-    } else {
-        match kind {
-            0 => ("EchoReply", &[]),
-            3 => (
-                "DestinationUnreachable",
-                &[
-                    "Net",
-                    "Host",
-                    "Protocol",
-                    "Port",
-                    "FragmentationNeeded",
-                    "SourceRoutingFailed",
-                    "NetUnknown",
-                    "HostUnknown",
-                    "SourceIsolated",
-                    "NetAdminProhibited",
-                    "HostAdminProhibited",
-                    "NetTOS",
-                    "HostTOS",
-                    "CommAdminProhibited",
-                    "HostPrecedence",
-                    "PrecedenceCutoff",
-                ],
-            ),
-            4 => ("SourceQuench", &[]),
-            5 => ("Redirect", &["Network", "Host", "TOS+Network", "TOS+Host"]),
-            8 => ("EchoRequest", &[]),
-            9 => ("RouterAdvertisement", &[]),
-            10 => ("RouterSolicitation", &[]),
-            11 => (
-                "TimeExceeded",
-                &["TTLExceeded", "FragmentReassemblyTimeExceeded"],
-            ),
-            12 => (
-                "ParameterProblem",
-                &["PointerIndicatesError", "MissingOption", "BadLength"],
-            ),
-            13 => ("TimestampRequest", &[]),
-            14 => ("TimestampReply", &[]),
-            15 => ("InfoRequest", &[]),
-            16 => ("InfoReply", &[]),
-            17 => ("AddressMaskRequest", &[]),
-            18 => ("AddressMaskReply", &[]),
-            _ => return format!("{kind}({code})"),
-        }
-    };
-    match (codes.get(usize::from(code)), code) {
-        (Some(code_name), _) => format!("{name}({code_name})"),
-        (None, 0) if codes.is_empty() => name.to_string(),
-        (None, _) => format!("{name}(Code: {code})"),
-    }
 }

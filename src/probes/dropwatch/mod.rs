@@ -16,6 +16,7 @@
 
 mod filter;
 pub mod layers;
+mod names;
 mod reasons;
 mod record;
 

@@ -5,6 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
+use crate::probes::common::tcp_names::{tcp_flag_names, tcp_state_name};
+
 use crate::probes::common::event_ring::{comm_at, u16_at, u32_at, u64_at};
 
 const AF_INET: u16 = 2;
@@ -131,7 +133,7 @@ impl RetransmitRecord {
             comm: self.comm.clone(),
             pid: self.pid,
             net_namespace_inum: self.netns,
-            tcp_state: tcp_state_name(self.state),
+            tcp_state: tcp_state_name(self.state).unwrap_or("unknown"),
             tcp_saddr: text(self.address(&self.saddr)),
             tcp_daddr: text(self.address(&self.daddr)),
             tcp_sport: self.sport,
@@ -139,6 +141,7 @@ impl RetransmitRecord {
             tcp_seq: self.seq,
             tcp_end_seq: self.end_seq,
             tcp_ack_seq: self.ack_seq,
+            // The TCPHDR_* bits of `tcp_skb_cb.tcp_flags` are the header's flag bits.
             tcp_flags: tcp_flag_names(self.tcp_flags),
             ca_state: self.ca_state,
             ca_state_name: ca_state_name(self.ca_state),
@@ -188,25 +191,6 @@ pub struct RetransmitData {
     pub retransmit_error: i32,
 }
 
-fn tcp_state_name(state: u8) -> &'static str {
-    const NAMES: [&str; 13] = [
-        "unknown",
-        "ESTABLISHED",
-        "SYN_SENT",
-        "SYN_RECV",
-        "FIN_WAIT1",
-        "FIN_WAIT2",
-        "TIME_WAIT",
-        "CLOSE",
-        "CLOSE_WAIT",
-        "LAST_ACK",
-        "LISTEN",
-        "CLOSING",
-        "NEW_SYN_RECV",
-    ];
-    NAMES.get(usize::from(state)).copied().unwrap_or("unknown")
-}
-
 fn ca_state_name(state: u8) -> &'static str {
     match state {
         0 => "open",
@@ -216,24 +200,4 @@ fn ca_state_name(state: u8) -> &'static str {
         4 => "loss",
         _ => "unknown",
     }
-}
-
-/// `SYN|ACK` from the TCPHDR_* bits of `tcp_skb_cb.tcp_flags`, in upstream's order (SYN, ACK,
-/// FIN, RST, PSH, URG, ECE, CWR), so the same flags give the same text.
-fn tcp_flag_names(flags: u16) -> String {
-    const BITS: [(u16, &str); 8] = [
-        (0x02, "SYN"),
-        (0x10, "ACK"),
-        (0x01, "FIN"),
-        (0x04, "RST"),
-        (0x08, "PSH"),
-        (0x20, "URG"),
-        (0x40, "ECE"),
-        (0x80, "CWR"),
-    ];
-    BITS.iter()
-        .filter(|(bit, _)| flags & bit != 0)
-        .map(|(_, name)| *name)
-        .collect::<Vec<_>>()
-        .join("|")
 }
