@@ -22,7 +22,11 @@ use huatuo_bamai::core::Probe;
 use huatuo_bamai::exposition::MetricSet;
 use huatuo_bamai::probes::{iolatency, runqlat};
 
-const BUDGET: f64 = 0.03;
+/// Well above the agent's own idle CPU in a debug build (~1 %) plus the floor the kfree_skb
+/// program's in-kernel 1-in-N check costs under the storm (~1.5 % at 1-in-1024, two flooders on
+/// two CPUs): at 3 % the test measured how close those two sat to the line, not the throttle.
+/// The storm's unthrottled peak (~20 %) is still four times this.
+const BUDGET: f64 = 0.05;
 
 /// One test at a time: every agent's kfree_skb program runs for every drop on the host, so
 /// another test's flood would count as this test's overhead.
@@ -52,6 +56,8 @@ fn flood(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
 struct Reading {
     at: Duration,
     overhead: f64,
+    /// The agent process's own CPU share of `overhead` (the rest is BPF run time).
+    agent_cpu: f64,
     divisor: f64,
 }
 
@@ -60,6 +66,11 @@ fn read(agent: &Agent, start: Instant) -> Option<Reading> {
     Some(Reading {
         at: start.elapsed(),
         overhead: common::sample(&metrics, "huatuo_bamai_overhead_ratio", &[])?,
+        agent_cpu: common::sample(
+            &metrics,
+            "huatuo_bamai_overhead_part_ratio",
+            &[("part", "agent_cpu")],
+        )?,
         divisor: common::sample(
             &metrics,
             "huatuo_bamai_probe_sampling_divisor",
@@ -81,10 +92,11 @@ fn wait_for(
     loop {
         if let Some(r) = read(agent, start) {
             timeline.push(format!(
-                "{:>5.1}s overhead {:.4} divisor {}",
+                "{:>5.1}s overhead {:.4} divisor {} (agent cpu {:.4})",
                 r.at.as_secs_f64(),
                 r.overhead,
-                r.divisor
+                r.divisor,
+                r.agent_cpu
             ));
             if done(&r) {
                 return r;
