@@ -11,6 +11,7 @@ pub mod ebpf;
 pub mod events;
 pub mod exposition;
 pub mod probes;
+pub mod profiling;
 pub mod registry;
 pub mod supervisor;
 pub mod telemetry;

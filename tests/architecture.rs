@@ -14,6 +14,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("telemetry", &["config"]),
     ("containers", &["config", "exposition"]),
     ("events", &["config", "containers", "exposition"]),
+    ("profiling", &["config", "containers", "exposition"]),
     // The shared vocabulary.
     (
         "core",
@@ -23,6 +24,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "ebpf",
             "events",
             "exposition",
+            "profiling",
             "telemetry",
         ],
     ),
@@ -36,6 +38,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "ebpf",
             "events",
             "exposition",
+            "profiling",
             "telemetry",
         ],
     ),
@@ -48,6 +51,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "ebpf",
             "events",
             "exposition",
+            "profiling",
             "telemetry",
         ],
     ),
@@ -56,7 +60,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The one place that names every part.
     ("registry", &["actors", "probes", "core", "config"]),
     // Clients of a running agent.
-    ("cli", &["core", "config", "events"]),
+    ("cli", &["core", "config", "events", "profiling"]),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
