@@ -23,6 +23,8 @@ pub struct AgentContext {
     /// The open event store, for queries (`GET /v1/events`). The `event_store` actor owns the
     /// database, puts it here once open and takes it out when it stops; empty meanwhile.
     pub event_store: crate::events::store::StoreSlot,
+    /// The profile bus: the profile probe publishes finished windows; exporters subscribe.
+    pub profiles: crate::profiling::ProfileBus,
     /// Every part's state and details, published by the supervisor and the parts.
     pub status: StatusBoard,
     pub started: Instant,
@@ -50,6 +52,7 @@ impl AgentContext {
             containers_tx,
             events: crate::events::EventSender::new(),
             event_store: Default::default(),
+            profiles: Default::default(),
             status: StatusBoard::new(started),
             started,
         }
@@ -63,6 +66,7 @@ impl AgentContext {
             cgroup: CgroupLayout::detect(&config.agent.sysfs_root),
             containers: self.containers_tx.subscribe(),
             events: self.events.clone(),
+            profiles: self.profiles.clone(),
             hostname: crate::telemetry::hostname(config),
             region: config.agent.region.clone(),
         }

@@ -51,6 +51,8 @@ pub struct ProbeContext {
     pub containers: crate::containers::ContainerWatch,
     /// Where event probes publish documents (the event bus).
     pub events: crate::events::EventSender,
+    /// The profile bus (the profile probe publishes its windows here).
+    pub profiles: crate::profiling::ProfileBus,
     /// `host` / `region` of event documents.
     pub hostname: String,
     pub region: String,

@@ -26,6 +26,7 @@ pub fn context_at(root: &Path) -> ProbeContext {
         cgroup,
         containers: rx,
         events: crate::events::EventSender::new(),
+        profiles: Default::default(),
         hostname: "test-host".to_string(),
         region: "test".to_string(),
     }
@@ -44,6 +45,7 @@ pub fn real_proc_context() -> ProbeContext {
         cgroup: CgroupLayout::detect(Path::new("/sys")),
         containers,
         events: crate::events::EventSender::new(),
+        profiles: Default::default(),
         hostname: "test-host".to_string(),
         region: "test".to_string(),
     }
@@ -59,6 +61,7 @@ pub fn host_only_context(procfs_root: &Path) -> ProbeContext {
         sysfs_root,
         containers,
         events: crate::events::EventSender::new(),
+        profiles: Default::default(),
         hostname: "test-host".to_string(),
         region: "test".to_string(),
     }

@@ -1,6 +1,8 @@
 //! Profiles as data: what the profile probe produces and every output (folded, flame graph SVG,
 //! pprof, upstream's flamedata, Pyroscope) consumes. A library: no actors, no BPF.
 
+pub mod bus;
 pub mod model;
 
+pub use bus::ProfileBus;
 pub use model::{Frame, Profile, ProfileKind, SampleLabels, StackSample};

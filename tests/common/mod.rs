@@ -562,6 +562,7 @@ pub fn host_probe_context() -> huatuo_bamai::core::ProbeContext {
         cgroup,
         containers,
         events: huatuo_bamai::events::EventSender::new(),
+        profiles: Default::default(),
         hostname: "test-host".to_string(),
         region: "test".to_string(),
     }

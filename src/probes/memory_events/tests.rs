@@ -145,6 +145,7 @@ fn no_containers_is_an_empty_success() {
         cgroup: crate::containers::CgroupLayout::detect(&dir.path().join("sys")),
         containers,
         events: crate::events::EventSender::new(),
+        profiles: Default::default(),
         hostname: "test-host".to_string(),
         region: "test".to_string(),
     };
