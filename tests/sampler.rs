@@ -239,6 +239,54 @@ fn udp_storm_is_throttled_back_under_budget_and_relaxed_after() {
     );
 }
 
+/// Start-up is not overhead: the first window the sampler exports opens after every part has
+/// started, so loading BTF and BPF objects (a burst of CPU) shows in the start-up gauges and not
+/// in the overhead ratio.
+#[test]
+fn start_up_cost_is_reported_apart_from_the_overhead() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available("start_up_cost_is_reported_apart_from_the_overhead") {
+        return;
+    }
+    let agent = Agent::start_with(
+        &["runqlat", "dropwatch", "softirq", "iolatency"],
+        "[sampler]\ninterval_ms = 500\n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (first, metrics) = loop {
+        let metrics = agent.metrics();
+        if let Some(overhead) = common::sample(&metrics, "huatuo_bamai_overhead_ratio", &[]) {
+            break (overhead, metrics);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no overhead exported:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let wall = common::sample(&metrics, "huatuo_bamai_startup_seconds", &[])
+        .expect("huatuo_bamai_startup_seconds exported with the overhead");
+    let cpu = common::sample(&metrics, "huatuo_bamai_startup_cpu_seconds", &[])
+        .expect("huatuo_bamai_startup_cpu_seconds exported with the overhead");
+    let status = agent.ctl(&["status"]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        !status.contains("starting"),
+        "overhead exported while a part was still starting:\n{status}"
+    );
+    eprintln!("start-up {wall:.3} s, {cpu:.3} CPU s; first window {first:.4}");
+    assert!(wall > 0.0 && cpu > 0.0, "start-up {wall} s, {cpu} CPU s");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let startup_ratio = cpu / (wall * cpus);
+    // Loading four BPF probes' objects costs far more per second than running them idle: had the
+    // first window covered any of it, it would read like the start-up.
+    assert!(
+        first < startup_ratio / 2.0,
+        "first overhead window {first:.4} looks like start-up ({startup_ratio:.4} = {cpu:.3} CPU s over {wall:.3} s)"
+    );
+}
+
 /// `_count` of the d2c histogram of `disk` in a collected set.
 fn d2c_count(set: &MetricSet, disk: &str) -> f64 {
     set.families

@@ -20,7 +20,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
 
 use crate::core::part::{spawn_linked, PartEntry};
-use crate::core::status::{DecisionRecord, OverheadStatus, ProbeOverhead};
+use crate::core::status::{ChildState, DecisionRecord, OverheadStatus, ProbeOverhead};
 use crate::core::{AgentContext, SupervisorMsg};
 use crate::core::{ProbeCost, ProbeMsg};
 use crate::exposition::MetricSet;
@@ -32,9 +32,10 @@ const METRICS: &str = "sampler";
 const DECISION_LOG: usize = 16;
 /// How long a round waits for one probe's cost before leaving it out.
 const COST_TIMEOUT: Duration = Duration::from_secs(1);
-/// No decisions this soon after the agent started: loading BTF and BPF objects costs a burst of
-/// CPU that says nothing about the steady overhead.
-const WARMUP: Duration = Duration::from_secs(10);
+/// Start-up (loading BTF and BPF objects) costs a burst of CPU that says nothing about the
+/// steady overhead: the first window opens once no part is still starting. A part stuck
+/// starting longer than this does not keep the sampler off for good.
+const STARTUP_LIMIT: Duration = Duration::from_secs(60);
 
 pub enum SamplerMsg {
     Round,
@@ -56,6 +57,15 @@ pub struct SamplerState {
     interval_ms: u64,
     ticker: Option<JoinHandle<()>>,
     decisions: VecDeque<DecisionRecord>,
+    /// Set once every part has settled: what starting cost, outside every overhead window.
+    startup: Option<StartupCost>,
+}
+
+/// The agent's start-up, measured when the last part stopped `starting`.
+#[derive(Debug, Clone, Copy)]
+struct StartupCost {
+    wall: Duration,
+    cpu: Duration,
 }
 
 pub struct SamplerActor;
@@ -71,6 +81,7 @@ pub fn part() -> PartEntry {
             interval_ms: part.config.section::<SamplerConfig>().interval_ms,
             ticker: None,
             decisions: VecDeque::new(),
+            startup: None,
         };
         spawn_linked(part.parent, SamplerActor, state)
     })
@@ -188,6 +199,9 @@ async fn round(myself: &ActorRef<SamplerMsg>, state: &mut SamplerState) {
         state.ctx.status.set_overhead(None);
         return;
     }
+    let Some(startup) = settled_startup(state) else {
+        return;
+    };
     let started = Instant::now();
     let reading = Reading {
         at: started,
@@ -247,7 +261,7 @@ async fn round(myself: &ActorRef<SamplerMsg>, state: &mut SamplerState) {
                 .get(name)
                 .is_none_or(|before| now.0 < before.0 || now.1 < before.1)
         });
-    let decisions = if restarted || state.ctx.started.elapsed() < WARMUP {
+    let decisions = if restarted {
         Vec::new()
     } else {
         controller.step(total, &loads)
@@ -308,12 +322,62 @@ async fn round(myself: &ActorRef<SamplerMsg>, state: &mut SamplerState) {
     state
         .ctx
         .store
-        .publish(METRICS, metric_set(&status), started.elapsed());
+        .publish(METRICS, metric_set(&status, startup), started.elapsed());
     state.ctx.status.set_overhead(Some(status));
 }
 
-fn metric_set(status: &OverheadStatus) -> MetricSet {
+/// The start-up cost once no part is `starting` any more (or `STARTUP_LIMIT` passed); `None`
+/// while the agent is still starting. The round that finds it settled opens the first window.
+fn settled_startup(state: &mut SamplerState) -> Option<StartupCost> {
+    if let Some(startup) = state.startup {
+        return Some(startup);
+    }
+    let wall = state.ctx.started.elapsed();
+    let starting: Vec<String> = state
+        .ctx
+        .status
+        .status()
+        .actors
+        .into_iter()
+        .filter(|a| a.state == ChildState::Starting)
+        .map(|a| a.name)
+        .collect();
+    if !starting.is_empty() && wall < STARTUP_LIMIT {
+        return None;
+    }
+    if !starting.is_empty() {
+        tracing::warn!(
+            parts = %starting.join(", "),
+            "still starting after {}s; the sampler measures from now",
+            STARTUP_LIMIT.as_secs()
+        );
+    }
+    let startup = StartupCost {
+        wall,
+        cpu: measure::agent_cpu_time(),
+    };
+    tracing::info!(
+        seconds = startup.wall.as_secs_f64(),
+        cpu_seconds = startup.cpu.as_secs_f64(),
+        "start-up done; overhead is measured from here"
+    );
+    state.startup = Some(startup);
+    state.previous = None;
+    Some(startup)
+}
+
+fn metric_set(status: &OverheadStatus, startup: StartupCost) -> MetricSet {
     let mut out = MetricSet::default();
+    out.gauge(
+        "huatuo_bamai_startup_seconds",
+        "Wall time from the agent's start until no part was starting any more.",
+    )
+    .push(Vec::new(), startup.wall.as_secs_f64());
+    out.gauge(
+        "huatuo_bamai_startup_cpu_seconds",
+        "CPU time (all threads) the agent spent until start-up was done; outside every overhead window.",
+    )
+    .push(Vec::new(), startup.cpu.as_secs_f64());
     out.gauge(
         "huatuo_bamai_overhead_ratio",
         "Agent overhead over the last sampler round: agent CPU time plus BPF program run time, as a fraction of host CPU.",
