@@ -2,7 +2,7 @@
 CONFIG ?= config/huatuo-bamai.toml
 CARGO ?= cargo
 
-.PHONY: all deps deps-test build run test lint fmt config bench clean
+.PHONY: all deps deps-test build run test lint fmt config dashboards bench clean
 
 # Probe modules are included from a generated list (build.rs), which `cargo fmt` does not follow:
 # rustfmt is given every tracked source file as well.
@@ -40,6 +40,10 @@ fmt:
 # Regenerates config/huatuo-bamai.toml and the DaemonSet ConfigMap from the code.
 config:
 	scripts/gen-config.sh
+
+# Regenerates deploy/grafana/dashboards/*.json from scripts/gen-dashboards.py.
+dashboards:
+	python3 scripts/gen-dashboards.py
 
 bench: build deps-test
 	benches/overhead.sh

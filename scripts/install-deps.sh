@@ -2,8 +2,9 @@
 # Installs what huatuo-bamai needs on Debian (as root), only when missing.
 #   scripts/install-deps.sh build   clang-19, llvm-19 (llvm-strip), libbpf-dev
 #   scripts/install-deps.sh test    build deps + bpftool, promtool (prometheus), gdb, iproute2,
-#                                   e2fsprogs, python3, iptables, python3-pip, and osmem-server
-#                                   (PyPI, an in-memory OpenSearch-compatible server)
+#                                   e2fsprogs, python3, iptables, python3-pip, and from PyPI
+#                                   osmem-server (an in-memory OpenSearch-compatible server) and
+#                                   grafana-foundation-sdk (Grafana's dashboard schema models)
 set -euo pipefail
 
 profile="${1:-build}"
@@ -42,19 +43,25 @@ if [[ "$profile" == test ]]; then
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 fi
 
-# tests/es_sink.rs: osmem-server 0.1.6, an in-memory OpenSearch-compatible server (a static
-# binary inside the wheel; the test finds it through `import osmem_server`).
-install_osmem_server() {
-    [[ "$profile" == test ]] || return 0
-    python3 -c 'import osmem_server' >/dev/null 2>&1 && return 0
-    echo "installing: osmem-server (pip)" >&2
+# PyPI packages of the tests: osmem-server 0.1.6 (tests/es_sink.rs), an in-memory
+# OpenSearch-compatible server (a static binary inside the wheel; the test finds it through
+# `import osmem_server`); grafana-foundation-sdk (tests/dashboards.rs decodes our dashboards with
+# Grafana's own schema models).
+pip_install() { # pip_install MODULE REQUIREMENT
+    python3 -c "import $1" >/dev/null 2>&1 && return 0
+    echo "installing: $2 (pip)" >&2
     # Debian's own python refuses installs without --break-system-packages (PEP 668).
-    python3 -m pip install -q --root-user-action=ignore --break-system-packages osmem-server==0.1.6 \
-        || python3 -m pip install -q osmem-server==0.1.6
+    python3 -m pip install -q --root-user-action=ignore --break-system-packages "$2" \
+        || python3 -m pip install -q "$2"
+}
+install_pip_packages() {
+    [[ "$profile" == test ]] || return 0
+    pip_install osmem_server osmem-server==0.1.6
+    pip_install grafana_foundation_sdk 'grafana-foundation-sdk==1769699998!10.1.0'
 }
 
 if ((${#missing[@]} == 0)); then
-    install_osmem_server
+    install_pip_packages
     exit 0
 fi
 if [[ $(id -u) -ne 0 ]]; then
@@ -70,4 +77,4 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1; then
     systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
-install_osmem_server
+install_pip_packages

@@ -4,86 +4,20 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{free_port, http_get, Agent};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn query(port: u16, promql: &str) -> serde_json::Value {
-    let encoded: String = promql
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    match http_get(port, &format!("/api/v1/query?query={encoded}")) {
-        Ok((200, body)) => serde_json::from_str(&body).unwrap_or_default(),
-        _ => serde_json::Value::Null,
-    }
-}
+use common::prometheus::{installed, Prometheus};
+use common::Agent;
 
 #[test]
 fn prometheus_scrapes_the_agent() {
-    if Command::new("prometheus")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("HUATUO_REQUIRE_BPF").is_none(),
-            "prometheus must be installed in CI (scripts/install-deps.sh test)"
-        );
-        eprintln!("SKIP prometheus_scrapes_the_agent: prometheus not installed");
+    if !installed("prometheus_scrapes_the_agent") {
         return;
     }
     let agent = Agent::start(&["loadavg"]);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: huatuo\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
-            agent.port
-        ),
-    )
-    .unwrap();
-    let prom_port = free_port();
-    let _server = Server(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
-
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let series = loop {
-        let reply = query(prom_port, "huatuo_bamai_loadavg_load1");
-        if let Some(result) = reply["data"]["result"].as_array().filter(|r| !r.is_empty()) {
-            break result.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus never stored huatuo_bamai_loadavg_load1: {reply}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    let prom = Prometheus::start(agent.port, "huatuo", None);
+    let series = prom.wait_for_series("huatuo_bamai_loadavg_load1", Duration::from_secs(60));
     let labels = &series[0]["metric"];
     assert_eq!(labels["host"], "test-host", "{labels}");
     assert_eq!(labels["region"], "test");
@@ -92,12 +26,9 @@ fn prometheus_scrapes_the_agent() {
     assert!(value >= 0.0);
 
     // The whole scrape was accepted: the target is up and self metrics are stored too.
-    let up = query(prom_port, "up{job=\"huatuo\"}");
+    let up = prom.query("up{job=\"huatuo\"}");
     assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
-    let actors = query(
-        prom_port,
-        "huatuo_bamai_actor_state{state=\"running\"} == 1",
-    );
+    let actors = prom.query("huatuo_bamai_actor_state{state=\"running\"} == 1");
     let running = actors["data"]["result"]
         .as_array()
         .map(|r| r.len())
@@ -196,32 +127,11 @@ fn shipped_alert_rules_are_valid_tested_and_evaluate_against_the_agent() {
         }
     }
 
+    if !installed("shipped_alert_rules_are_valid_tested_and_evaluate_against_the_agent") {
+        return;
+    }
     let agent = Agent::start_with(&["loadavg"], "[sampler]\ninterval_ms = 500\n");
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules_path}\n\
-             scrape_configs:\n  - job_name: huatuo-bamai\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
-            agent.port
-        ),
-    )
-    .unwrap();
-    let prom_port = free_port();
-    let _server = Server(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
+    let prom = Prometheus::start(agent.port, "huatuo-bamai", Some(rules_path));
     // Series every rule on the agent itself needs, present on any healthy agent.
     for needed in [
         "huatuo_bamai_up",
@@ -229,28 +139,11 @@ fn shipped_alert_rules_are_valid_tested_and_evaluate_against_the_agent() {
         "huatuo_bamai_overhead_ratio",
         "huatuo_bamai_overhead_budget_ratio",
     ] {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let reply = query(prom_port, needed);
-            if reply["data"]["result"]
-                .as_array()
-                .is_some_and(|r| !r.is_empty())
-            {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Prometheus never stored {needed}: {reply}"
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        prom.wait_for_series(needed, Duration::from_secs(60));
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let reply = match http_get(prom_port, "/api/v1/rules") {
-            Ok((200, body)) => serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default(),
-            _ => serde_json::Value::Null,
-        };
+        let reply = prom.api("/api/v1/rules");
         let evaluated: Vec<(String, String, String)> = reply["data"]["groups"]
             .as_array()
             .into_iter()
@@ -268,7 +161,7 @@ fn shipped_alert_rules_are_valid_tested_and_evaluate_against_the_agent() {
             && evaluated.iter().all(|(_, health, _)| health == "ok");
         if all_ok {
             // On a healthy agent nothing is firing.
-            let firing = query(prom_port, "ALERTS{alertstate=\"firing\"}");
+            let firing = prom.query("ALERTS{alertstate=\"firing\"}");
             assert_eq!(firing["data"]["result"], serde_json::json!([]), "{firing}");
             break;
         }

@@ -4,6 +4,7 @@
 
 pub mod loop_device;
 pub mod netns;
+pub mod prometheus;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader, Read, Write};
