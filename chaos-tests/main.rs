@@ -1,10 +1,18 @@
 //! Chaos tests: faults injected into a running agent, each checking the promise it makes.
 //! - a killed probe actor is back within 2 s (default backoff) while /metrics keeps answering;
 //! - a BPF link released from outside (its fd closed in the agent through ptrace) is noticed
-//!   and re-attached, and data keeps flowing.
+//!   and re-attached, and data keeps flowing;
+//! - every kind of service killed comes back alone (services.rs);
+//! - hostile HTTP and control-socket clients are bounded and answered (hostile_clients.rs).
+//!
+//! Elsewhere in the suite, with the same standard: kill -9 during a burst of events
+//! (tests/events_crash.rs), Elasticsearch outages (tests/es_sink.rs), malformed config on
+//! reload (tests/control_socket.rs), garbled procfs files (the probes' unit tests).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod hostile_clients;
+mod services;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -12,7 +12,7 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
 use tokio::net::{UnixListener, UnixStream};
-use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Framed};
 
 use crate::actors::server_task::ServerTask;
 use crate::core::control_protocol::{parse_request, Request, Response, MAX_LINE_BYTES};
@@ -143,20 +143,30 @@ async fn serve_connection(
     ctx: Arc<AgentContext>,
     supervisor: ActorRef<SupervisorMsg>,
 ) {
-    let mut lines = Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE_BYTES));
+    // Lines as bytes, decoded here: a line that is not UTF-8 gets an error reply on a connection
+    // that stays usable (a text codec would end the connection without a word).
+    let codec =
+        AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), b"\n".to_vec(), MAX_LINE_BYTES);
+    let mut lines = Framed::new(stream, codec);
     while let Some(line) = lines.next().await {
         let (response, close) = match line {
-            Ok(line) => match parse_request(&line) {
-                Ok(request) => (execute(request, &ctx, &supervisor).await, false),
-                Err(e) => (Response::error(e), false),
+            Ok(bytes) => match std::str::from_utf8(&bytes) {
+                Ok(line) => match parse_request(line.strip_suffix('\r').unwrap_or(line)) {
+                    Ok(request) => (execute(request, &ctx, &supervisor).await, false),
+                    Err(e) => (Response::error(e), false),
+                },
+                Err(e) => (
+                    Response::error(format!("request is not UTF-8 text ({e})")),
+                    false,
+                ),
             },
-            Err(LinesCodecError::MaxLineLengthExceeded) => (
+            Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => (
                 Response::error(format!(
                     "request longer than {MAX_LINE_BYTES} bytes; closing connection"
                 )),
                 true,
             ),
-            Err(LinesCodecError::Io(e)) => {
+            Err(AnyDelimiterCodecError::Io(e)) => {
                 tracing::debug!(error = %e, "control connection read error");
                 return;
             }

@@ -75,12 +75,20 @@ pub(crate) const COLD_AGENT_KEYS: [&str; 5] = [
 pub struct HttpConfig {
     /// /metrics, /healthz, /readyz, /version, /tracers. [restart]
     pub listen: String,
+    /// Open connections at most; one more is closed at once (and counted in
+    /// huatuo_bamai_http_connections_rejected_total). [restart]
+    pub max_connections: usize,
+    /// A client must send a request's headers within this many milliseconds of connecting or of
+    /// its previous request, or its connection is closed (slow clients cannot hold slots). [restart]
+    pub header_read_timeout_ms: u64,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: "0.0.0.0:19704".to_string(),
+            max_connections: 256,
+            header_read_timeout_ms: 10_000,
         }
     }
 }
@@ -94,6 +102,15 @@ impl Section for HttpConfig {
             return Err(Invalid::field(
                 "listen",
                 format!("`{}` is not an address like 0.0.0.0:19704", self.listen),
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(Invalid::field("max_connections", "must be at least 1"));
+        }
+        if self.header_read_timeout_ms == 0 {
+            return Err(Invalid::field(
+                "header_read_timeout_ms",
+                "must be at least 1",
             ));
         }
         Ok(())

@@ -64,9 +64,20 @@ pub struct Agent {
 
 /// A config with every probe disabled except those named, plus `extra` TOML appended.
 pub fn config_text(port: u16, socket: &Path, enabled: &[&str], extra: &str) -> String {
+    // An `[http]` table in `extra` joins the harness's own (a TOML table cannot be opened twice).
+    let mut extra = extra.to_string();
+    let mut http_keys = String::new();
+    if let Some(at) = extra.find("[http]\n") {
+        let body_start = at + "[http]\n".len();
+        let body_end = extra[body_start..]
+            .find("\n[")
+            .map_or(extra.len(), |i| body_start + i + 1);
+        http_keys = extra[body_start..body_end].to_string();
+        extra.replace_range(at..body_end, "");
+    }
     let mut text = format!(
         "[agent]\nregion = \"test\"\nhostname = \"test-host\"\n\
-         [http]\nlisten = \"127.0.0.1:{port}\"\n\
+         [http]\nlisten = \"127.0.0.1:{port}\"\n{http_keys}\
          [control]\nsocket = \"{}\"\n",
         socket.display()
     );
@@ -90,7 +101,6 @@ pub fn config_text(port: u16, socket: &Path, enabled: &[&str], extra: &str) -> S
     }
     // A probe's table in `extra` gets the harness's `enabled`/`interval_ms` (where it does not
     // set them) right after its header: a TOML table cannot be opened twice.
-    let mut extra = extra.to_string();
     for probe in huatuo_bamai::registry::probe_names() {
         let enabled = enabled.contains(&probe);
         let interval = if probe == "loadavg" { 200 } else { 250 };

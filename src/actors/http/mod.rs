@@ -7,6 +7,7 @@ mod config;
 mod containers;
 mod envelope;
 mod self_metrics;
+mod serve;
 mod tracers;
 pub mod watch;
 
@@ -46,6 +47,7 @@ pub struct HttpArgs {
     pub procfs_root: std::path::PathBuf,
     /// Shown as upstream's `restart_interval` in `/tracers`.
     pub restart_interval_secs: u64,
+    pub limits: serve::Limits,
 }
 
 pub struct HttpState {
@@ -86,6 +88,10 @@ pub fn part() -> PartEntry {
                 .supervisor
                 .restart_backoff_initial_ms
                 .div_ceil(1000),
+            limits: serve::Limits {
+                max_connections: part.config.http.max_connections,
+                header_read_timeout: Duration::from_millis(part.config.http.header_read_timeout_ms),
+            },
         };
         spawn_linked(part.parent, HttpServer, args)
     })
@@ -114,15 +120,10 @@ impl Actor for HttpServer {
             restart_interval_secs: args.restart_interval_secs,
         };
         let app = router(shared);
+        let limits = args.limits;
         let server = ServerTask::spawn(|token| async move {
-            let result = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await;
-            let reason = match result {
-                Ok(()) => "HTTP server stopped".to_string(),
-                Err(e) => format!("HTTP server error: {e}"),
-            };
-            let _ = myself.cast(HttpMsg::ServerExited(reason));
+            serve::serve(listener, app, limits, token).await;
+            let _ = myself.cast(HttpMsg::ServerExited("HTTP server stopped".to_string()));
         });
         Ok(HttpState { server })
     }
