@@ -169,6 +169,24 @@ fn netns_inode(ctx: &ProbeContext, pid: &str) -> Result<u32, ProbeError> {
     })
 }
 
+/// The host's network namespace: pid 1's (as upstream); the agent's own where pid 1 cannot be
+/// inspected (a sandbox that forbids ptrace access to it), as a DaemonSet runs on the host
+/// network.
+fn host_netns_inode(ctx: &ProbeContext) -> Result<u32, ProbeError> {
+    match netns_inode(ctx, "1") {
+        Ok(inode) => Ok(inode),
+        Err(pid1) => {
+            let own = netns_inode(ctx, "self")?;
+            tracing::warn!(
+                probe = NAME,
+                error = %pid1,
+                "taking the agent's own network namespace as the host's"
+            );
+            Ok(own)
+        }
+    }
+}
+
 /// Containers by the inode of their own network namespace (containers on the host network are
 /// left out: their packets are the host's), rebuilt when the container set changes.
 #[derive(Default)]
@@ -228,7 +246,7 @@ impl Probe for NetRxLatencyProbe {
             probe: NAME,
             reason,
         })?;
-        let host_netns = netns_inode(ctx, "1")?;
+        let host_netns = host_netns_inode(ctx)?;
         let tai_offset_ns = tai_offset_ns().map_err(|reason| ProbeError::Unsupported {
             probe: NAME,
             reason,
