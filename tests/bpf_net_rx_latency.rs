@@ -156,11 +156,7 @@ fn exchange(
     port
 }
 
-fn usercopy_documents<'a>(
-    docs: &'a [EventDocument],
-    sport: u16,
-    dport: u16,
-) -> Vec<&'a EventDocument> {
+fn usercopy_documents(docs: &[EventDocument], sport: u16, dport: u16) -> Vec<&EventDocument> {
     docs.iter()
         .filter(|d| {
             d.tracer_name == "net_rx_latency"
@@ -738,4 +734,58 @@ fn the_kernel_queues_at_most_max_events_per_second() {
         suppressed >= f64::from(FRAMES) - 6.0,
         "{suppressed} suppressed of {FRAMES}"
     );
+}
+
+#[test]
+fn every_stage_runs_for_each_received_skb_at_a_small_cost() {
+    if !bpf_available("every_stage_runs_for_each_received_skb_at_a_small_cost") {
+        return;
+    }
+    const BYTES: usize = 64 << 20;
+    let _stats = huatuo_bamai::ebpf::BpfStatsGuard::enable().expect("bpf_stats");
+    let netns = Netns::create("nrp");
+    let ctx = host_probe_context();
+    let mut probe = NetRxLatencyProbe::start(&NetRxLatencyConfig::default(), &ctx).expect("attach");
+    netns.in_thread(|| {
+        let listener = TcpListener::bind("127.0.0.1:18130").expect("listen");
+        let reader = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().expect("accept");
+            let mut buf = vec![0u8; 1 << 16];
+            let mut total = 0;
+            while let Ok(n) = conn.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                total += n;
+            }
+            total
+        });
+        let mut client = TcpStream::connect("127.0.0.1:18130").expect("connect");
+        client.write_all(&vec![1u8; BYTES]).expect("write");
+        drop(client);
+        assert_eq!(reader.join().expect("reader"), BYTES);
+    });
+    let costs = probe.programs().expect("BPF programs").costs();
+    eprintln!("{costs:#?}");
+    // lo carries at most 64 KiB per skb; TCP merges segments queued to a busy socket's backlog
+    // (one tcp_probe for several), so half of BYTES / 64 KiB is a safe floor for every stage.
+    let least = (BYTES >> 17) as u64;
+    for program in [
+        "on_netif_receive_skb",
+        "on_tcp_probe",
+        "on_skb_copy_datagram_iovec",
+    ] {
+        let cost = costs.iter().find(|c| c.program == program).expect(program);
+        assert!(
+            cost.run_count >= least,
+            "{program} ran {} times",
+            cost.run_count
+        );
+        let mean = cost.run_time / u32::try_from(cost.run_count).unwrap_or(u32::MAX);
+        // A young packet leaves after the stamp read; 5 µs is a 2-CPU VM's noise bound.
+        assert!(
+            mean < Duration::from_micros(5),
+            "{program}: {mean:?} per run"
+        );
+    }
 }
