@@ -131,7 +131,10 @@ fn shipped_upstream_conf_maps_onto_our_keys() {
     // EventTracing.NetRxLatency: thresholds commented out (upstream's defaults), besteffort
     // excluded.
     let rx = config.section_json("probes.net_rx_latency");
-    assert_eq!(rx["excluded_container_qos"], serde_json::json!(["besteffort"]));
+    assert_eq!(
+        rx["excluded_container_qos"],
+        serde_json::json!(["besteffort"])
+    );
     assert_eq!(rx["usercopy_threshold_ms"], 115);
     assert!(enabled(config, "net_rx_latency"));
     let containers = config.section::<ContainersConfig>();

@@ -25,8 +25,14 @@ const V1_RENAMES: [(&str, &str); 21] = [
         "Tracing.MemoryReclaim.Deltath",
         "EventTracing.MemoryReclaim.BlockedThreshold",
     ),
-    ("Tracing.NetRecvLat.ToNetIf", "EventTracing.NetRxLatency.Driver2NetRx"),
-    ("Tracing.NetRecvLat.ToTCPV4", "EventTracing.NetRxLatency.Driver2TCP"),
+    (
+        "Tracing.NetRecvLat.ToNetIf",
+        "EventTracing.NetRxLatency.Driver2NetRx",
+    ),
+    (
+        "Tracing.NetRecvLat.ToTCPV4",
+        "EventTracing.NetRxLatency.Driver2TCP",
+    ),
     (
         "Tracing.NetRecvLat.ToUserCopy",
         "EventTracing.NetRxLatency.Driver2Userspace",
