@@ -45,6 +45,7 @@ pub fn parts() -> Vec<PartEntry> {
         probe::<oom::OomProbe>(),
         probe::<dropwatch::DropwatchProbe>(),
         probe::<tcp_retransmit::TcpRetransmitProbe>(),
+        probe::<net_rx_latency::NetRxLatencyProbe>(),
         probe::<sched_tick::SchedTickProbe>(),
         probe::<netdev_events::NetdevEventsProbe>(),
     ]

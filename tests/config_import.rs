@@ -128,6 +128,15 @@ fn shipped_upstream_conf_maps_onto_our_keys() {
         .as_str()
         .unwrap()
         .starts_with("re:allocstall|nr_active_anon|"));
+    // EventTracing.NetRxLatency: thresholds commented out (upstream's defaults), besteffort
+    // excluded.
+    let rx = config.section_json("probes.net_rx_latency");
+    assert_eq!(
+        rx["excluded_container_qos"],
+        serde_json::json!(["besteffort"])
+    );
+    assert_eq!(rx["usercopy_threshold_ms"], 115);
+    assert!(enabled(config, "net_rx_latency"));
     let containers = config.section::<ContainersConfig>();
     assert_eq!(
         containers.kubelet_client_cert,
@@ -143,7 +152,6 @@ fn shipped_upstream_conf_maps_onto_our_keys() {
         [
             "AutoTracing.IssuesList",
             "EventTracing.IssuesList",
-            "EventTracing.NetRxLatency.ExcludedContainerQos",
             "MetricCollector.NetdevDCB.DeviceList",
         ]
     );

@@ -5,7 +5,7 @@ use serde_json::json;
 use super::{convert, ImportError, Importer, TRACKING};
 
 /// v1-era keys (the first public commit) that upstream renamed, as their current names.
-const V1_RENAMES: [(&str, &str); 17] = [
+const V1_RENAMES: [(&str, &str); 21] = [
     ("LogLevel", "Log.Level"),
     ("Tracing.BlackList", "BlackList"),
     ("MetricCollector.BlackList", "BlackList"),
@@ -24,6 +24,22 @@ const V1_RENAMES: [(&str, &str); 17] = [
     (
         "Tracing.MemoryReclaim.Deltath",
         "EventTracing.MemoryReclaim.BlockedThreshold",
+    ),
+    (
+        "Tracing.NetRecvLat.ToNetIf",
+        "EventTracing.NetRxLatency.Driver2NetRx",
+    ),
+    (
+        "Tracing.NetRecvLat.ToTCPV4",
+        "EventTracing.NetRxLatency.Driver2TCP",
+    ),
+    (
+        "Tracing.NetRecvLat.ToUserCopy",
+        "EventTracing.NetRxLatency.Driver2Userspace",
+    ),
+    (
+        "Tracing.NetRecvLat.IgnoreHost",
+        "EventTracing.NetRxLatency.ExcludedHostNetnamespace",
     ),
     (
         "MetricCollector.Netdev.IgnoredDevices",
@@ -274,6 +290,51 @@ impl Importer<'_> {
                     value,
                 );
             }
+            "EventTracing.NetRxLatency.Driver2NetRx"
+            | "EventTracing.NetRxLatency.Driver2TCP"
+            | "EventTracing.NetRxLatency.Driver2Userspace" => {
+                let ms = self.integer(key, value, 3_600_000)?;
+                if ms == 0 {
+                    return Err(self.bad(key, "0 ms: upstream refuses to start with it"));
+                }
+                let ours = match key.rsplit('.').next() {
+                    Some("Driver2NetRx") => "netif_threshold_ms",
+                    Some("Driver2TCP") => "tcp_threshold_ms",
+                    _ => "usercopy_threshold_ms",
+                };
+                self.set(
+                    &format!("probes.net_rx_latency.{ours}"),
+                    json!(ms),
+                    key,
+                    value,
+                );
+            }
+            "EventTracing.NetRxLatency.ExcludedHostNetnamespace" => {
+                let excluded = self.boolean(key, value)?;
+                self.set(
+                    "probes.net_rx_latency.excluded_host_netns",
+                    json!(excluded),
+                    key,
+                    value,
+                );
+            }
+            "EventTracing.NetRxLatency.ExcludedContainerQos" => {
+                let classes = self.strings(key, value)?;
+                if let Some(bad) = classes.iter().find(|c| {
+                    !["guaranteed", "burstable", "besteffort"].contains(&c.to_lowercase().as_str())
+                }) {
+                    return Err(self.bad(
+                        key,
+                        format!("`{bad}` is not guaranteed, burstable or besteffort"),
+                    ));
+                }
+                self.set(
+                    "probes.net_rx_latency.excluded_container_qos",
+                    json!(classes),
+                    key,
+                    value,
+                );
+            }
             "EventTracing.SchedTick.IntervalThreshold" => {
                 let threshold = self.integer(key, value, i64::MAX)?;
                 if threshold == 0 {
@@ -400,8 +461,6 @@ impl Importer<'_> {
             format!("AutoTracing (cpuidle, cpusys, dload, iotracing, memburst) is {TRACKING} (issue 14)")
         } else if key == "EventTracing.IssuesList" {
             format!("known-issue matching is {TRACKING}")
-        } else if section("EventTracing.NetRxLatency.") {
-            format!("net_rx_latency is {TRACKING}")
         } else if section("EventTracing.Ras.") {
             format!("ras (hardware error events) is {TRACKING}")
         } else if section("MetricCollector.AscendNPU.") {
