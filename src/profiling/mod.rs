@@ -3,6 +3,8 @@
 
 pub mod bus;
 pub mod model;
+pub mod pprof;
+pub mod proto;
 
 pub use bus::ProfileBus;
 pub use model::{Frame, Profile, ProfileKind, SampleLabels, StackSample};
