@@ -5,6 +5,7 @@ pub mod bus;
 pub mod model;
 pub mod pprof;
 pub mod proto;
+pub mod pyroscope;
 
 pub use bus::ProfileBus;
 pub use model::{Frame, Profile, ProfileKind, SampleLabels, StackSample};
