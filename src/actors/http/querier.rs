@@ -23,6 +23,7 @@ use crate::profiling::proto::querier as pb;
 use crate::profiling::{Profile, ProfileKind, StackSample};
 
 /// A Connect error: `{"code", "message"}` with the code's HTTP status.
+#[derive(Debug)]
 struct ConnectError {
     code: &'static str,
     message: String,
@@ -904,7 +905,8 @@ mod tests {
                 .unwrap_or_default()
         };
         assert!(err("{a=b}").contains("quoted"), "{}", err("{a=b}"));
-        assert!(err(r#"{a="b"#).contains("unterminated"));
+        assert!(err(r#"{a="b}"#).contains("unterminated"));
+        assert!(err(r#"{a="b""#).contains("must be {"));
         assert!(err(r#"{a~"b"}"#).contains("expected ="));
     }
 
