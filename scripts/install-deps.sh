@@ -2,9 +2,10 @@
 # Installs what huatuo-bamai needs on Debian (as root), only when missing.
 #   scripts/install-deps.sh build   clang-19, llvm-19 (llvm-strip), libbpf-dev
 #   scripts/install-deps.sh test    build deps + bpftool, promtool (prometheus), gdb, iproute2,
-#                                   e2fsprogs, python3, iptables, python3-pip, and from PyPI
-#                                   osmem-server (an in-memory OpenSearch-compatible server) and
-#                                   grafana-foundation-sdk (Grafana's dashboard schema models)
+#                                   e2fsprogs, python3, iptables, golang-go (go tool pprof),
+#                                   python3-pip, and from PyPI osmem-server (an in-memory
+#                                   OpenSearch-compatible server) and grafana-foundation-sdk
+#                                   (Grafana's dashboard schema models)
 set -euo pipefail
 
 profile="${1:-build}"
@@ -39,6 +40,8 @@ if [[ "$profile" == test ]]; then
     need iptables iptables
     # tests/kubelet_https.rs: the test certificates.
     need openssl openssl
+    # tests/pprof.rs, tests/pyroscope*.rs: `go tool pprof`, the independent pprof decoder.
+    need go golang-go
     # tests/es_sink.rs: osmem-server comes from PyPI, so pip is needed.
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 fi

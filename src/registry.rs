@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::actors::probe::part as probe;
-use crate::actors::{containers, control, elasticsearch, event_store, http, sampler};
+use crate::actors::{containers, control, elasticsearch, event_store, http, pyroscope, sampler};
 use crate::config::SectionSpec;
 use crate::core::PartEntry;
 use crate::probes::*;
@@ -17,6 +17,7 @@ pub fn parts() -> Vec<PartEntry> {
         containers::part(),
         event_store::part(),
         elasticsearch::part(),
+        pyroscope::part(),
         sampler::part(),
         control::part(),
         // Probes: `[probes.<name>]`, `enabled` switches them.

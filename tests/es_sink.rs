@@ -237,6 +237,7 @@ fn current_status() -> Option<SinkStatus> {
     let ctx = CURRENT.lock().unwrap().clone()?;
     match ctx.status.detail("elasticsearch")? {
         PartDetail::Elasticsearch(status) => Some(status),
+        _ => None,
     }
 }
 

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::probe::Roles;
 use crate::events::elasticsearch::status::SinkStatus;
+use crate::profiling::pyroscope::PyroscopeStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -68,6 +69,7 @@ impl ChildState {
 #[serde(rename_all = "lowercase")]
 pub enum PartDetail {
     Elasticsearch(SinkStatus),
+    Pyroscope(PyroscopeStatus),
 }
 
 impl PartDetail {
@@ -75,6 +77,7 @@ impl PartDetail {
     pub fn summary(&self) -> String {
         match self {
             PartDetail::Elasticsearch(sink) => sink.summary(),
+            PartDetail::Pyroscope(pusher) => pusher.summary(),
         }
     }
 }

@@ -3,6 +3,10 @@
 
 pub mod bus;
 pub mod model;
+pub mod pprof;
+pub mod proto;
+pub mod pyroscope;
+pub mod recent;
 
 pub use bus::ProfileBus;
 pub use model::{Frame, Profile, ProfileKind, SampleLabels, StackSample};

@@ -1,11 +1,13 @@
 //! HTTP exporter actor on :19704 with upstream's paths: `/metrics` (Prometheus text), `/healthz`,
 //! `/readyz`, `/version`, `/tracers` (+ `PUT /tracers/<name>/start|stop`), `PUT /config`,
-//! `/containers/json`, and the event store's `/v1/events`. JSON bodies use upstream's envelope
+//! `/containers/json`, the event store's `/v1/events`, and Grafana's Pyroscope datasource API
+//! on the recent profile windows (`/v1/profiles/flamegraph/querier.v1.QuerierService/…`). JSON bodies use upstream's envelope
 //! `{"data": …}` / `{"error": {"code", "message"}}`; commands answer 204.
 
 mod config;
 mod containers;
 mod envelope;
+mod querier;
 mod self_metrics;
 mod serve;
 mod tracers;
@@ -29,6 +31,8 @@ use crate::actors::server_task::ServerTask;
 use crate::core::part::{spawn_linked, PartEntry};
 use crate::core::{AgentContext, ControlCommand, ControlError, SupervisorMsg};
 use crate::events::EventQuery;
+use crate::profiling::pyroscope::PyroscopeConfig;
+use crate::profiling::recent::RecentProfiles;
 
 pub use self_metrics::{render_self_metrics, ProcessStats};
 
@@ -48,10 +52,14 @@ pub struct HttpArgs {
     /// Shown as upstream's `restart_interval` in `/tracers`.
     pub restart_interval_secs: u64,
     pub limits: serve::Limits,
+    /// The querier's `service_name` (profiling.pyroscope.application_name).
+    pub application_name: String,
 }
 
 pub struct HttpState {
     server: ServerTask,
+    /// Keeps the recent profile windows the querier answers from.
+    recent: ServerTask,
 }
 
 #[derive(Clone)]
@@ -61,6 +69,8 @@ struct Shared {
     supervisor: ActorRef<SupervisorMsg>,
     procfs_root: Arc<std::path::PathBuf>,
     restart_interval_secs: u64,
+    recent: Arc<RecentProfiles>,
+    application_name: Arc<String>,
 }
 
 impl Shared {
@@ -92,6 +102,11 @@ pub fn part() -> PartEntry {
                 max_connections: part.config.http.max_connections,
                 header_read_timeout: Duration::from_millis(part.config.http.header_read_timeout_ms),
             },
+            application_name: part
+                .config
+                .section::<PyroscopeConfig>()
+                .application_name
+                .clone(),
         };
         spawn_linked(part.parent, HttpServer, args)
     })
@@ -112,12 +127,30 @@ impl Actor for HttpServer {
             .await
             .map_err(|e| format!("cannot listen on {} (http.listen): {e}", args.listen))?;
         tracing::info!(listen = %args.listen, "HTTP server listening");
+        let recent = Arc::new(RecentProfiles::default());
+        let mut windows = args.ctx.profiles.subscribe();
+        let ring = recent.clone();
+        let recent_task = ServerTask::spawn(|token| async move {
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    received = windows.recv() => match received {
+                        Ok(window) => ring.push(window),
+                        // Fell behind: the oldest windows are gone, the newest follow.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                }
+            }
+        });
         let shared = Shared {
             ctx: args.ctx,
             labels: Arc::new(args.labels),
             supervisor: args.supervisor,
             procfs_root: Arc::new(args.procfs_root),
             restart_interval_secs: args.restart_interval_secs,
+            recent,
+            application_name: Arc::new(args.application_name),
         };
         let app = router(shared);
         let limits = args.limits;
@@ -125,7 +158,10 @@ impl Actor for HttpServer {
             serve::serve(listener, app, limits, token).await;
             let _ = myself.cast(HttpMsg::ServerExited("HTTP server stopped".to_string()));
         });
-        Ok(HttpState { server })
+        Ok(HttpState {
+            server,
+            recent: recent_task,
+        })
     }
 
     async fn post_stop(
@@ -135,6 +171,10 @@ impl Actor for HttpServer {
     ) -> Result<(), ActorProcessingErr> {
         // In-flight scrapes get a moment to finish.
         state.server.stop("http", Duration::from_secs(2)).await;
+        state
+            .recent
+            .stop("http profile windows", Duration::from_secs(1))
+            .await;
         Ok(())
     }
 
@@ -169,6 +209,10 @@ fn router(shared: Shared) -> Router {
         .route("/v1/events/watch", axum::routing::post(watch_events))
         .route("/v1/events", get(events))
         .route("/v1/events/{tracer_id}", get(event))
+        .route(
+            "/v1/profiles/flamegraph/querier.v1.QuerierService/{method}",
+            axum::routing::post(querier::handle),
+        )
         .fallback(not_found)
         .with_state(shared)
 }
