@@ -76,6 +76,7 @@ async fn start() -> (Agent, Arc<AgentContext>) {
         procfs_root: "/proc".into(),
         restart_interval_secs: 1,
         application_name: "huatuo-bamai".into(),
+        limits: huatuo_bamai::actors::http::Limits::from_config(&Config::default().http),
     };
     Actor::spawn(None, HttpServer, args).await.expect("http");
     let start_ms = (START_NS / 1_000_000) as i64;

@@ -35,6 +35,7 @@ use crate::profiling::pyroscope::PyroscopeConfig;
 use crate::profiling::recent::RecentProfiles;
 
 pub use self_metrics::{render_self_metrics, ProcessStats};
+pub use serve::Limits;
 
 pub enum HttpMsg {
     /// The server task ended on its own: fail so the supervisor restarts us.
@@ -98,10 +99,7 @@ pub fn part() -> PartEntry {
                 .supervisor
                 .restart_backoff_initial_ms
                 .div_ceil(1000),
-            limits: serve::Limits {
-                max_connections: part.config.http.max_connections,
-                header_read_timeout: Duration::from_millis(part.config.http.header_read_timeout_ms),
-            },
+            limits: serve::Limits::from_config(&part.config.http),
             application_name: part
                 .config
                 .section::<PyroscopeConfig>()

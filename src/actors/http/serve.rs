@@ -20,6 +20,16 @@ pub struct Limits {
     pub header_read_timeout: Duration,
 }
 
+impl Limits {
+    /// The limits `[http]` configures.
+    pub fn from_config(http: &crate::config::HttpConfig) -> Self {
+        Self {
+            max_connections: http.max_connections,
+            header_read_timeout: Duration::from_millis(http.header_read_timeout_ms),
+        }
+    }
+}
+
 /// How long in-flight requests may finish after the token is cancelled.
 const DRAIN: Duration = Duration::from_secs(1);
 
