@@ -10,6 +10,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{bpf_available, host_probe_context, Agent, TestContainer};
@@ -387,5 +388,79 @@ fn chromium_renders_the_flame_graph(dir: &Path, svg: &[u8]) {
     assert!(
         flame > 2 * blank,
         "screenshot looks blank: {flame} bytes vs {blank} for no frames"
+    );
+}
+
+#[test]
+fn continuous_windows_reach_the_profile_bus_with_the_busy_stack() {
+    if !bpf_available("continuous_windows_reach_the_profile_bus_with_the_busy_stack") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let busy = build(dir.path(), "busy", BUSY_C);
+    let mut child = Command::new(&busy).spawn().expect("start busy");
+    let ctx = host_probe_context();
+    let mut rx = ctx.profiles.subscribe();
+    let settings = ProfileConfig {
+        continuous: true,
+        continuous_offcpu: true,
+        window_secs: 1,
+        frequency_hz: 97,
+        ..ProfileConfig::default()
+    };
+    let mut probe = ProfileProbe::start(&settings, &ctx).expect("probe starts");
+    assert!(
+        probe.programs().is_some(),
+        "continuous mode attaches programs"
+    );
+    let mut windows: Vec<Arc<Profile>> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline && windows.len() < 4 {
+        let mut out = huatuo_bamai::exposition::MetricSet::default();
+        probe.collect(&mut out).expect("collect");
+        while let Ok(window) = rx.try_recv() {
+            windows.push(window);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let cpu: Vec<_> = windows
+        .iter()
+        .filter(|w| w.kind == ProfileKind::Cpu)
+        .collect();
+    assert!(cpu.len() >= 2, "{} cpu windows in 15 s", cpu.len());
+    assert!(windows.iter().any(|w| w.kind == ProfileKind::OffCpu));
+    // Every window after the first holds the busy loop (nothing is lost across a flip): on a
+    // shared 2-CPU machine it gets what CPU it gets, so its share of its own samples counts.
+    let pid = child.id();
+    for window in &cpu[1..] {
+        let own: Vec<_> = window
+            .samples
+            .iter()
+            .filter(|s| s.labels.pid == pid)
+            .collect();
+        let total: u64 = own.iter().map(|s| s.count).sum();
+        let on_top: u64 = own
+            .iter()
+            .filter(|s| leaf_user_function(s) == Some("huatuo_busy_spin"))
+            .map(|s| s.count)
+            .sum();
+        let secs = window.duration_ns as f64 / 1e9;
+        assert!(
+            total as f64 >= 97.0 * secs * 0.2,
+            "{total} samples of the busy loop in {secs:.2} s"
+        );
+        assert!(on_top * 100 >= total * 80, "{on_top} of {total} on top");
+    }
+    let second = cpu[1];
+    assert_eq!(second.frequency_hz, 97);
+    let capturer = ctx.captures.get().expect("capturer");
+    assert!(capturer.latest_window(ProfileKind::Cpu).is_some());
+    drop(probe);
+    assert!(
+        ctx.captures.get().is_none(),
+        "a stopped probe leaves the slot"
     );
 }
