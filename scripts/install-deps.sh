@@ -2,7 +2,8 @@
 # Installs what huatuo-bamai needs on Debian (as root), only when missing.
 #   scripts/install-deps.sh build   clang-19, llvm-19 (llvm-strip), libbpf-dev
 #   scripts/install-deps.sh test    build deps + bpftool, promtool (prometheus), gdb, iproute2,
-#                                   e2fsprogs, python3, iptables, python3-pip, and osmem-server
+#                                   e2fsprogs, python3, iptables, python3-pip, gcc, chromium,
+#                                   and osmem-server
 #                                   (PyPI, an in-memory OpenSearch-compatible server)
 set -euo pipefail
 
@@ -38,6 +39,9 @@ if [[ "$profile" == test ]]; then
     need iptables iptables
     # tests/kubelet_https.rs: the test certificates.
     need openssl openssl
+    # tests/bpf_profile.rs: test programs built with frame pointers, the SVG in headless Chromium.
+    need gcc gcc
+    need /usr/bin/chromium chromium
     # tests/es_sink.rs: osmem-server comes from PyPI, so pip is needed.
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 fi

@@ -282,6 +282,39 @@ fn http_profile_refuses_bad_parameters_and_a_second_capture_of_one_target() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let (status, svg) = first.join().expect("first capture");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&svg));
+    // The CLI: same capture path, folded output written locally, the top frames on stderr.
+    let folded = dir.path().join("busy.folded");
+    let out = Command::new(common::BIN)
+        .args([
+            "profile",
+            "--server",
+            &format!("127.0.0.1:{port}"),
+            "--seconds",
+            "1",
+        ])
+        .args(["--pid", &pid.to_string(), "-o"])
+        .arg(&folded)
+        .output()
+        .expect("run huatuo-bamai profile");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let text = std::fs::read_to_string(&folded).expect("folded written");
+    assert!(text.lines().all(|l| l.starts_with("busy;")), "{text}");
+    let top = stderr.lines().find(|l| l.contains('%')).unwrap_or("");
+    assert!(top.contains("huatuo_busy_spin"), "{stderr}");
+    let out = Command::new(common::BIN)
+        .args([
+            "profile",
+            "--server",
+            &format!("127.0.0.1:{port}"),
+            "--seconds",
+            "1",
+        ])
+        .args(["--container", "nope", "-o", "x.svg"])
+        .output()
+        .expect("run huatuo-bamai profile");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
     let _ = child.kill();
     let _ = child.wait();
     let text = String::from_utf8_lossy(&svg);
