@@ -217,7 +217,6 @@ impl Session {
                 kernel: read(key.kernel_stack),
             })
             .collect();
-        drop(read);
         let ids: Vec<u32> = stacks.stack_ids().filter_map(Result::ok).collect();
         for id in ids {
             let _ = stacks.remove(&id);
