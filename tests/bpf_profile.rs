@@ -497,3 +497,52 @@ fn continuous_windows_reach_the_profile_bus_with_the_busy_stack() {
         "a stopped probe leaves the slot"
     );
 }
+
+/// Reports (does not bound: issue 17 sets the budget) what the perf program costs at 99 Hz
+/// with two busy CPUs, from bpf_stats; fails only when the program never ran.
+#[test]
+fn perf_program_cost_at_99_hz_is_reported() {
+    if !bpf_available("perf_program_cost_at_99_hz_is_reported") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _stats = huatuo_bamai::ebpf::BpfStatsGuard::enable().expect("bpf_stats");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let busy = build(dir.path(), "busy", BUSY_C);
+    let mut children: Vec<_> = (0..2)
+        .map(|_| Command::new(&busy).spawn().expect("start busy"))
+        .collect();
+    let ctx = host_probe_context();
+    let settings = ProfileConfig {
+        continuous: true,
+        frequency_hz: 99,
+        window_secs: 1,
+        ..ProfileConfig::default()
+    };
+    let mut probe = ProfileProbe::start(&settings, &ctx).expect("probe starts");
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(4) {
+        let mut out = huatuo_bamai::exposition::MetricSet::default();
+        probe.collect(&mut out).expect("collect");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let wall = started.elapsed();
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let costs = probe.programs().expect("programs").costs();
+    let cpu = costs
+        .iter()
+        .find(|c| c.program == "on_cpu_clock")
+        .expect("perf program cost");
+    assert!(cpu.run_count > 0, "{costs:?}");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let share = cpu.run_time.as_secs_f64() / (wall.as_secs_f64() * cpus);
+    eprintln!(
+        "on_cpu_clock at 99 Hz: {} runs, {:.1} us a run, {:.4} % of {cpus} CPUs",
+        cpu.run_count,
+        cpu.run_time.as_secs_f64() * 1e6 / cpu.run_count as f64,
+        share * 100.0
+    );
+}
