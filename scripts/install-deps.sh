@@ -2,8 +2,8 @@
 # Installs what huatuo-bamai needs on Debian (as root), only when missing.
 #   scripts/install-deps.sh build   clang-19, llvm-19 (llvm-strip), libbpf-dev
 #   scripts/install-deps.sh test    build deps + bpftool, promtool (prometheus), gdb, iproute2,
-#                                   e2fsprogs, python3, iptables, golang-go (go tool pprof),
-#                                   python3-pip, and from PyPI osmem-server (an in-memory
+#                                   e2fsprogs, python3, iptables, golang-go (go tool pprof), gcc,
+#                                   chromium, python3-pip, and from PyPI osmem-server (an in-memory
 #                                   OpenSearch-compatible server) and grafana-foundation-sdk
 #                                   (Grafana's dashboard schema models)
 set -euo pipefail
@@ -42,6 +42,9 @@ if [[ "$profile" == test ]]; then
     need openssl openssl
     # tests/pprof.rs, tests/pyroscope*.rs: `go tool pprof`, the independent pprof decoder.
     need go golang-go
+    # tests/bpf_profile.rs: test programs built with frame pointers, the SVG in headless Chromium.
+    need gcc gcc
+    need /usr/bin/chromium chromium
     # tests/es_sink.rs: osmem-server comes from PyPI, so pip is needed.
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 fi

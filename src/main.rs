@@ -109,6 +109,9 @@ enum Command {
     },
     /// Read the kernel events a running agent stored (over its HTTP API).
     Events(EventsArgs),
+    /// Profile the host, a container or a process through a running agent (GET /v1/profile):
+    /// a flame graph SVG, folded stacks, flamedata JSON or pprof, by the -o extension.
+    Profile(huatuo_bamai::cli::profile::ProfileArgs),
 }
 
 #[derive(Subcommand)]
@@ -264,6 +267,14 @@ fn main() -> ExitCode {
                 huatuo_bamai::cli::events::server_of_listen(&listen)
             });
             huatuo_bamai::cli::events::run(&server, args.action)
+        }
+        Some(Command::Profile(args)) => {
+            let server = args.server.clone().unwrap_or_else(|| {
+                let listen = loaded.as_ref().ok().map(|c| c.http.listen.clone());
+                let listen = listen.unwrap_or_else(|| config::HttpConfig::default().listen);
+                huatuo_bamai::cli::events::server_of_listen(&listen)
+            });
+            huatuo_bamai::cli::profile::run(&server, &args)
         }
         None => match loaded {
             Ok(config) => run_agent(config, source, cli.dry_run),

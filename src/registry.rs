@@ -49,6 +49,7 @@ pub fn parts() -> Vec<PartEntry> {
         probe::<net_rx_latency::NetRxLatencyProbe>(),
         probe::<sched_tick::SchedTickProbe>(),
         probe::<netdev_events::NetdevEventsProbe>(),
+        probe::<profile::ProfileProbe>(),
     ]
 }
 

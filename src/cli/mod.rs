@@ -2,4 +2,5 @@
 
 pub mod ctl;
 pub mod events;
+pub mod profile;
 pub mod upstream_flags;

@@ -25,6 +25,8 @@ pub struct AgentContext {
     pub event_store: crate::events::store::StoreSlot,
     /// The profile bus: the profile probe publishes finished windows; exporters subscribe.
     pub profiles: crate::profiling::ProfileBus,
+    /// The profile probe's on-demand captures, for `GET /v1/profile`; empty while it is off.
+    pub captures: super::capture::CaptureSlot,
     /// Every part's state and details, published by the supervisor and the parts.
     pub status: StatusBoard,
     pub started: Instant,
@@ -53,6 +55,7 @@ impl AgentContext {
             events: crate::events::EventSender::new(),
             event_store: Default::default(),
             profiles: Default::default(),
+            captures: Default::default(),
             status: StatusBoard::new(started),
             started,
         }
@@ -67,6 +70,7 @@ impl AgentContext {
             containers: self.containers_tx.subscribe(),
             events: self.events.clone(),
             profiles: self.profiles.clone(),
+            captures: self.captures.clone(),
             hostname: crate::telemetry::hostname(config),
             region: config.agent.region.clone(),
         }

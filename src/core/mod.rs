@@ -3,6 +3,7 @@
 //! status types. The supervisor, the actors and the probes depend on it; it depends on none of
 //! them (only on the libraries below: config, ebpf, exposition, events, containers, telemetry).
 
+pub mod capture;
 pub mod context;
 pub mod control_protocol;
 pub mod errors;
@@ -11,6 +12,7 @@ pub mod part;
 pub mod probe;
 pub mod status;
 
+pub use capture::{CaptureSlot, ProfileCapturer};
 pub use context::AgentContext;
 pub use errors::ControlError;
 pub use messages::{ControlCommand, ProbeCost, ProbeMsg, ProbeReport, SupervisorMsg};

@@ -53,6 +53,8 @@ pub struct ProbeContext {
     pub events: crate::events::EventSender,
     /// The profile bus (the profile probe publishes its windows here).
     pub profiles: crate::profiling::ProfileBus,
+    /// Where the profile probe offers on-demand captures (`GET /v1/profile`).
+    pub captures: super::capture::CaptureSlot,
     /// `host` / `region` of event documents.
     pub hostname: String,
     pub region: String,

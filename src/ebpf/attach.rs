@@ -23,6 +23,9 @@ pub enum Hook {
     /// Kernel function entry via fentry (`SEC("fentry/<fn>")`): `unsupported` where the
     /// trampoline is forbidden (ftrace locked).
     FEntry(&'static str),
+    /// Software cpu-clock perf event of one CPU, sampling at `frequency_hz` (`SEC("perf_event")`):
+    /// a profiler attaches one per online CPU.
+    PerfCpuClock { cpu: u32, frequency_hz: u64 },
 }
 
 impl std::fmt::Display for Hook {
@@ -33,6 +36,9 @@ impl std::fmt::Display for Hook {
             Hook::TracePoint { category, name } => write!(f, "tracepoint/{category}/{name}"),
             Hook::KProbe(function) => write!(f, "kprobe/{function}"),
             Hook::FEntry(function) => write!(f, "fentry/{function}"),
+            Hook::PerfCpuClock { cpu, frequency_hz } => {
+                write!(f, "perf_event/cpu-clock/cpu{cpu}@{frequency_hz}Hz")
+            }
         }
     }
 }
@@ -123,6 +129,24 @@ pub(super) fn attach_one(
             }
             let id = p.attach().map_err(fail)?;
             p.take_link(id).map_err(fail)?.into()
+        }
+        (Hook::PerfCpuClock { cpu, frequency_hz }, Program::PerfEvent(p)) => {
+            use aya::programs::perf_event::{
+                PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent,
+            };
+            // One program, one perf event per CPU: only the first attachment loads it.
+            if p.fd().is_err() {
+                p.load().map_err(fail)?;
+            }
+            let id = p
+                .attach(
+                    PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                    PerfEventScope::AllProcessesOneCpu { cpu },
+                    SamplePolicy::Frequency(frequency_hz),
+                    false,
+                )
+                .map_err(fail)?;
+            into_fd_link(probe, hook, p.take_link(id).map_err(fail)?)?
         }
         (hook, program) => {
             return Err(BpfError::Attach {

@@ -21,6 +21,17 @@ pub(super) fn kernel_btf(probe: &'static str) -> Result<&'static Btf, BpfError> 
 /// Loads `object` (an embedded `.bpf.o`) for `probe`, with kernel BTF for CO-RE relocations.
 /// `globals` sets `const volatile` variables in `.rodata` before load.
 pub fn load(probe: &'static str, object: &[u8], globals: &[(&str, u32)]) -> Result<Ebpf, BpfError> {
+    load_sized(probe, object, globals, &[], &[])
+}
+
+/// As [`load`], plus 64-bit globals and map sizes chosen at run time (`max_entries`).
+pub fn load_sized(
+    probe: &'static str,
+    object: &[u8],
+    globals: &[(&str, u32)],
+    globals_u64: &[(&str, u64)],
+    max_entries: &[(&str, u32)],
+) -> Result<Ebpf, BpfError> {
     if !std::path::Path::new(KERNEL_BTF).exists() {
         return Err(BpfError::Unsupported {
             probe,
@@ -34,6 +45,12 @@ pub fn load(probe: &'static str, object: &[u8], globals: &[(&str, u32)]) -> Resu
     loader.allow_unsupported_maps();
     for (name, value) in globals {
         loader.override_global(name, value, true);
+    }
+    for (name, value) in globals_u64 {
+        loader.override_global(name, value, true);
+    }
+    for (name, size) in max_entries {
+        loader.map_max_entries(name, *size);
     }
     loader
         .load(object)

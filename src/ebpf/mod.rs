@@ -13,7 +13,7 @@ mod stats;
 pub use attach::{Attachment, Hook};
 pub use errors::{classify_attach_error, classify_load_error, BpfError};
 pub use kernelfs::{ensure_kernel_filesystems, KernelFsReport};
-pub use load::{load, KERNEL_BTF};
+pub use load::{load, load_sized, KERNEL_BTF};
 pub use program_set::{duty_slot, BpfProgramSet, MAX_EVENT_DIVISOR, SAMPLING_MAP};
 pub use stats::{BpfStatsGuard, ProgramCost};
 

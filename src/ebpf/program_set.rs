@@ -108,10 +108,13 @@ impl BpfProgramSet {
         Ok(reattached)
     }
 
-    /// Run count and run time of each attached program (zero unless bpf_stats is enabled).
+    /// Run count and run time of each attached program (zero unless bpf_stats is enabled); a
+    /// program attached several times (one perf event per CPU) is counted once.
     pub fn costs(&self) -> Vec<ProgramCost> {
+        let mut seen = std::collections::HashSet::new();
         self.attached
             .iter()
+            .filter(|a| seen.insert(a.attachment.program))
             .filter_map(|a| {
                 let program = self.bpf.program(a.attachment.program)?;
                 let info = program.info().ok()?;

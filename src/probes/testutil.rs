@@ -27,6 +27,7 @@ pub fn context_at(root: &Path) -> ProbeContext {
         containers: rx,
         events: crate::events::EventSender::new(),
         profiles: Default::default(),
+        captures: Default::default(),
         hostname: "test-host".to_string(),
         region: "test".to_string(),
     }
@@ -46,6 +47,7 @@ pub fn real_proc_context() -> ProbeContext {
         containers,
         events: crate::events::EventSender::new(),
         profiles: Default::default(),
+        captures: Default::default(),
         hostname: "test-host".to_string(),
         region: "test".to_string(),
     }
@@ -62,6 +64,7 @@ pub fn host_only_context(procfs_root: &Path) -> ProbeContext {
         containers,
         events: crate::events::EventSender::new(),
         profiles: Default::default(),
+        captures: Default::default(),
         hostname: "test-host".to_string(),
         region: "test".to_string(),
     }

@@ -574,6 +574,7 @@ pub fn host_probe_context() -> huatuo_bamai::core::ProbeContext {
         containers,
         events: huatuo_bamai::events::EventSender::new(),
         profiles: Default::default(),
+        captures: Default::default(),
         hostname: "test-host".to_string(),
         region: "test".to_string(),
     }

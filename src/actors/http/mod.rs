@@ -1,12 +1,14 @@
 //! HTTP exporter actor on :19704 with upstream's paths: `/metrics` (Prometheus text), `/healthz`,
 //! `/readyz`, `/version`, `/tracers` (+ `PUT /tracers/<name>/start|stop`), `PUT /config`,
-//! `/containers/json`, the event store's `/v1/events`, and Grafana's Pyroscope datasource API
-//! on the recent profile windows (`/v1/profiles/flamegraph/querier.v1.QuerierService/…`). JSON bodies use upstream's envelope
+//! `/containers/json`, the event store's `/v1/events`, `/v1/profile` (profile.rs), and Grafana's
+//! Pyroscope datasource API on the recent profile windows
+//! (`/v1/profiles/flamegraph/querier.v1.QuerierService/…`). JSON bodies use upstream's envelope
 //! `{"data": …}` / `{"error": {"code", "message"}}`; commands answer 204.
 
 mod config;
 mod containers;
 mod envelope;
+mod profile;
 mod querier;
 mod self_metrics;
 mod serve;
@@ -204,6 +206,7 @@ fn router(shared: Shared) -> Router {
         .route("/tracers/{name}/stop", put(tracers::stop))
         .route("/config", put(config::put))
         .route("/containers/json", get(containers::list))
+        .route("/v1/profile", get(profile::profile))
         .route("/v1/events/watch", axum::routing::post(watch_events))
         .route("/v1/events", get(events))
         .route("/v1/events/{tracer_id}", get(event))

@@ -146,6 +146,7 @@ fn no_containers_is_an_empty_success() {
         containers,
         events: crate::events::EventSender::new(),
         profiles: Default::default(),
+        captures: Default::default(),
         hostname: "test-host".to_string(),
         region: "test".to_string(),
     };
