@@ -47,6 +47,7 @@ pub fn parts() -> Vec<PartEntry> {
         probe::<tcp_retransmit::TcpRetransmitProbe>(),
         probe::<sched_tick::SchedTickProbe>(),
         probe::<netdev_events::NetdevEventsProbe>(),
+        probe::<netdev_txqueue_timeout::NetdevTxqueueTimeoutProbe>(),
     ]
 }
 

@@ -24,6 +24,7 @@ const TRACERS: &[(&str, Option<&str>)] = &[
     ("netdev_events", Some("netdev_events")),
     ("netdev_hw", Some("netdev_hw")),
     ("netdev_qdisc", Some("qdisc")),
+    ("netdev_txqueue_timeout", Some("netdev_txqueue_timeout")),
     ("netstat", Some("netstat")),
     ("oom", Some("oom")),
     ("ras", Some("ras")),
@@ -47,7 +48,6 @@ const TRACERS: &[(&str, Option<&str>)] = &[
     ("netdev_bonding_lacp", None),
     ("netdev_dcb", None),
     ("netdev_rdma_link", None),
-    ("netdev_txqueue_timeout", None),
 ];
 
 /// What an upstream tracer name is here.
