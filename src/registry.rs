@@ -48,6 +48,7 @@ pub fn parts() -> Vec<PartEntry> {
         probe::<sched_tick::SchedTickProbe>(),
         probe::<netdev_events::NetdevEventsProbe>(),
         probe::<netdev_txqueue_timeout::NetdevTxqueueTimeoutProbe>(),
+        probe::<lacp::LacpProbe>(),
     ]
 }
 

@@ -21,6 +21,8 @@ const TRACERS: &[(&str, Option<&str>)] = &[
     ("memory_vmstat", Some("memory_vmstat")),
     ("mountpoint_perm", Some("mountpoint")),
     ("netdev", Some("netdev")),
+    // Upstream stores its documents as tracer `lacp`: the name of ours.
+    ("netdev_bonding_lacp", Some("lacp")),
     ("netdev_events", Some("netdev_events")),
     ("netdev_hw", Some("netdev_hw")),
     ("netdev_qdisc", Some("qdisc")),
@@ -45,7 +47,6 @@ const TRACERS: &[(&str, Option<&str>)] = &[
     ("memory_others", None),
     ("metax_gpu", None),
     ("net_rx_latency", None),
-    ("netdev_bonding_lacp", None),
     ("netdev_dcb", None),
     ("netdev_rdma_link", None),
 ];
