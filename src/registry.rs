@@ -49,6 +49,8 @@ pub fn parts() -> Vec<PartEntry> {
         probe::<net_rx_latency::NetRxLatencyProbe>(),
         probe::<sched_tick::SchedTickProbe>(),
         probe::<netdev_events::NetdevEventsProbe>(),
+        probe::<netdev_txqueue_timeout::NetdevTxqueueTimeoutProbe>(),
+        probe::<lacp::LacpProbe>(),
         probe::<profile::ProfileProbe>(),
     ]
 }

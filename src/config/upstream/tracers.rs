@@ -22,9 +22,12 @@ const TRACERS: &[(&str, Option<&str>)] = &[
     ("mountpoint_perm", Some("mountpoint")),
     ("net_rx_latency", Some("net_rx_latency")),
     ("netdev", Some("netdev")),
+    // Upstream stores its documents as tracer `lacp`: the name of ours.
+    ("netdev_bonding_lacp", Some("lacp")),
     ("netdev_events", Some("netdev_events")),
     ("netdev_hw", Some("netdev_hw")),
     ("netdev_qdisc", Some("qdisc")),
+    ("netdev_txqueue_timeout", Some("netdev_txqueue_timeout")),
     ("netstat", Some("netstat")),
     ("oom", Some("oom")),
     ("ras", Some("ras")),
@@ -44,10 +47,8 @@ const TRACERS: &[(&str, Option<&str>)] = &[
     ("memburst", None),
     ("memory_others", None),
     ("metax_gpu", None),
-    ("netdev_bonding_lacp", None),
     ("netdev_dcb", None),
     ("netdev_rdma_link", None),
-    ("netdev_txqueue_timeout", None),
 ];
 
 /// What an upstream tracer name is here.

@@ -4,7 +4,8 @@
 //! its problem lasts ([`warn_once`]), the network namespaces the net probes read ([`netns`]) and
 //! the BPF ring buffer the event probes drain ([`event_ring`]), kernel addresses resolved
 //! from kallsyms for their stacks ([`ksyms`]) and the doubling backoff of event documents
-//! ([`backoff`]).
+//! ([`backoff`]), classic tracepoint records decoded with their tracefs format
+//! ([`tracepoint_format`]) and the rtnetlink link socket and messages ([`rtnetlink`]).
 
 pub mod backoff;
 pub mod event_ring;
@@ -13,6 +14,8 @@ pub mod keyed_file;
 pub mod ksyms;
 pub mod name_filter;
 pub mod netns;
+pub mod rtnetlink;
 pub mod tcp_names;
+pub mod tracepoint_format;
 pub mod warn_once;
 pub mod watched_cgroups;

@@ -7,7 +7,6 @@
 //! `{device,driver,driver_version,firmware_version}`. No BPF: the socket is drained on every
 //! tick. Host events: no container attribution.
 
-mod message;
 mod netlink;
 mod tracker;
 
@@ -20,6 +19,7 @@ use crate::core::probe::{Probe, ProbeContext, ProbeError, Roles};
 use crate::events::EventDocument;
 use crate::exposition::MetricSet;
 use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
+use crate::probes::common::rtnetlink::{self, message};
 
 pub use message::{
     format_mac, parse_datagram, parse_link, LinkMessage, Message, IFF_LOWER_UP, IFF_UP,
@@ -105,7 +105,7 @@ fn warn_if_not_host_netns(ctx: &ProbeContext) {
 }
 
 pub struct NetdevEventsProbe {
-    socket: netlink::LinkSocket,
+    socket: rtnetlink::LinkSocket,
     watch: LinkWatch,
     ctx: ProbeContext,
     seq: u32,
@@ -117,16 +117,16 @@ impl NetdevEventsProbe {
         let mut events = Vec::new();
         for _ in 0..max {
             match self.socket.recv().map_err(read_error)? {
-                netlink::Received::Empty => break,
-                netlink::Received::Datagram(len) => {
+                rtnetlink::Received::Empty => break,
+                rtnetlink::Received::Datagram(len) => {
                     let datagram = self.socket.datagram(len);
                     events.extend(self.watch.feed(datagram, &mut driver_of));
                 }
-                netlink::Received::Truncated(len) => {
+                rtnetlink::Received::Truncated(len) => {
                     self.watch.malformed_total += 1;
                     tracing::warn!(probe = NAME, len, "rtnetlink datagram too large, skipped");
                 }
-                netlink::Received::Overrun => {
+                rtnetlink::Received::Overrun => {
                     // Notifications were lost: a fresh dump shows what changed meanwhile.
                     self.watch.overruns_total += 1;
                     tracing::warn!(
@@ -179,7 +179,7 @@ impl Probe for NetdevEventsProbe {
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let filter = settings.filter().map_err(invalid_config(NAME))?;
         warn_if_not_host_netns(ctx);
-        let socket = netlink::LinkSocket::open().map_err(|e| {
+        let socket = rtnetlink::LinkSocket::open().map_err(|e| {
             if matches!(
                 e.raw_os_error(),
                 Some(libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT)

@@ -23,15 +23,15 @@ use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::events::EventDocument;
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{self, EventRing};
+use crate::probes::common::tracepoint_format;
 
-pub use record::{Field, Format, RasKind, RasRecord};
+pub use crate::probes::common::tracepoint_format::{Field, Format};
+pub use record::{RasKind, RasRecord};
 
 const NAME: &str = "ras";
 const EVENTS_MAP: &str = "RAS_EVENTS";
 const LOST_MAP: &str = "RAS_LOST";
 const MAX_REPORTS_PER_TICK: usize = 4096;
-/// Where the tracepoints' formats are: tracefs below sysfs, then below debugfs.
-const TRACEFS: [&str; 2] = ["kernel/tracing/events", "kernel/debug/tracing/events"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
@@ -94,22 +94,15 @@ pub fn available_kinds(sysfs_root: &std::path::Path) -> Result<Vec<(RasKind, For
     let mut kinds = Vec::new();
     for kind in RasKind::ALL {
         let (category, name) = kind.tracepoint();
-        for events in TRACEFS {
-            let path = sysfs_root
-                .join(events)
-                .join(category)
-                .join(name)
-                .join("format");
-            let Ok(text) = std::fs::read_to_string(&path) else {
-                continue;
-            };
-            let format = Format::parse(&text).map_err(|reason| ProbeError::Parse {
+        let format = tracepoint_format::read_format(sysfs_root, category, name).map_err(
+            |(path, reason)| ProbeError::Parse {
                 probe: NAME,
-                path: path.display().to_string(),
+                path,
                 reason,
-            })?;
+            },
+        )?;
+        if let Some(format) = format {
             kinds.push((kind, format));
-            break;
         }
     }
     Ok(kinds)
