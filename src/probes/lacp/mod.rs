@@ -171,7 +171,10 @@ impl Probe for LacpProbe {
 
     fn start(_settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         if let Some(reason) = missing_bonding_driver(&ctx.sysfs_root) {
-            return Err(ProbeError::Unsupported { probe: NAME, reason });
+            return Err(ProbeError::Unsupported {
+                probe: NAME,
+                reason,
+            });
         }
         let socket = rtnetlink::LinkSocket::open().map_err(read_error)?;
         let mut probe = Self {

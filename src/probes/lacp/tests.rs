@@ -101,7 +101,10 @@ fn a_port_that_stops_collecting_distributing_is_one_event() {
     let mut datagram = bond(7, "bond0", BOND_MODE_8023AD);
     datagram.extend(slave(8, "eth0", 7, Some(UP)));
     datagram.extend(slave(9, "eth1", 7, Some(UP)));
-    assert!(tracker.feed(&datagram).is_empty(), "the first state is no event");
+    assert!(
+        tracker.feed(&datagram).is_empty(),
+        "the first state is no event"
+    );
     // Repeated dumps of the same state are no events.
     assert!(tracker.feed(&slave(8, "eth0", 7, Some(UP))).is_empty());
     let changes = tracker.feed(&slave(8, "eth0", 7, Some(DOWN)));
@@ -116,9 +119,15 @@ fn a_port_that_stops_collecting_distributing_is_one_event() {
         }]
     );
     assert!(tracker.feed(&slave(8, "eth0", 7, Some(DOWN))).is_empty());
-    assert!(tracker.feed(&slave(8, "eth0", 7, Some(UP))).is_empty(), "coming back is none");
+    assert!(
+        tracker.feed(&slave(8, "eth0", 7, Some(UP))).is_empty(),
+        "coming back is none"
+    );
     // Losing only distributing counts too.
-    assert_eq!(tracker.feed(&slave(8, "eth0", 7, Some(UP & !0x20))).len(), 1);
+    assert_eq!(
+        tracker.feed(&slave(8, "eth0", 7, Some(UP & !0x20))).len(),
+        1
+    );
     // A deleted slave is forgotten: the next one with its index starts afresh.
     tracker.feed(&link(RTM_DELLINK, 9, "eth1", None, Vec::new()));
     assert!(tracker.feed(&slave(9, "eth1", 7, Some(DOWN))).is_empty());

@@ -157,7 +157,10 @@ fn defaults_are_upstreams_and_bad_settings_are_named() {
     };
     let err = qos.validate().unwrap_err().to_string();
     assert!(err.contains("`gold`"), "{err}");
-    assert!(!err.contains("BestEffort"), "case-insensitive as upstream: {err}");
+    assert!(
+        !err.contains("BestEffort"),
+        "case-insensitive as upstream: {err}"
+    );
 }
 
 #[test]

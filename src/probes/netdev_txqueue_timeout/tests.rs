@@ -6,7 +6,14 @@ const FORMAT: &str = include_str!("../../../tests/fixtures/tracefs/net_dev_xmit_
 /// A record laid out by the format: the fixed part, then the two `__data_loc` strings.
 fn record(name: &[u8], driver: &[u8], queue: i32) -> TimeoutRecord {
     let format = Format::parse(FORMAT).unwrap();
-    let offset = |field: &str| format.fields.iter().find(|f| f.name == field).unwrap().offset;
+    let offset = |field: &str| {
+        format
+            .fields
+            .iter()
+            .find(|f| f.name == field)
+            .unwrap()
+            .offset
+    };
     let mut data = vec![0u8; TimeoutRecord::DATA_MAX];
     let strings = 20;
     let loc = |off: usize, len: usize| (((len << 16) | off) as u32).to_le_bytes();
@@ -32,7 +39,11 @@ fn ring_bytes(record: &TimeoutRecord) -> Vec<u8> {
 fn a_record_decodes_by_the_real_format() {
     let format = Format::parse(FORMAT).unwrap();
     assert_eq!(
-        format.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        format
+            .fields
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>(),
         ["name", "driver", "queue_index"]
     );
     let raw = ring_bytes(&record(b"eth0\0", b"virtio_net\0", 3));
@@ -65,9 +76,7 @@ fn short_or_garbled_records_are_errors_naming_the_field() {
     let err = timeout_data(&cut, &format).unwrap_err();
     assert!(err.contains("queue_index"), "{err}");
     let negative = record(b"eth0\0", b"e1000\0", -1);
-    assert!(timeout_data(&negative, &format)
-        .unwrap_err()
-        .contains("-1"));
+    assert!(timeout_data(&negative, &format).unwrap_err().contains("-1"));
 }
 
 #[test]

@@ -43,8 +43,7 @@ pub fn assemble(
     containers: &ContainerSet,
     key: fn(&Container) -> u64,
 ) -> Profile {
-    let by_key: HashMap<u64, &Arc<Container>> =
-        containers.iter().map(|c| (key(c), c)).collect();
+    let by_key: HashMap<u64, &Arc<Container>> = containers.iter().map(|c| (key(c), c)).collect();
     let period_ns = match (meta.kind, meta.frequency_hz) {
         (ProfileKind::Cpu, hz) if hz > 0 => 1_000_000_000 / u64::from(hz),
         _ => 0,
@@ -56,7 +55,10 @@ pub fn assemble(
         .map(|(r, frames)| {
             let container = by_key.get(&r.cgroup);
             StackSample {
-                frames: frames.into_iter().filter(|f| !is_tracing_frame(f)).collect(),
+                frames: frames
+                    .into_iter()
+                    .filter(|f| !is_tracing_frame(f))
+                    .collect(),
                 labels: SampleLabels {
                     pid: r.tgid,
                     comm: r.comm.clone(),

@@ -221,7 +221,9 @@ fn run_session(
     })?;
     let deadline = Instant::now() + duration;
     while Instant::now() < deadline && !reply.is_closed() {
-        std::thread::sleep(Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now())));
+        std::thread::sleep(
+            Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now())),
+        );
     }
     let raw = session
         .flip_and_drain()
@@ -239,6 +241,7 @@ impl Counters {
             .fetch_add(stats.offcpu_episodes, Ordering::Relaxed);
         self.lost_map_full
             .fetch_add(stats.lost_map_full, Ordering::Relaxed);
-        self.lost_stacks.fetch_add(stats.lost_stacks, Ordering::Relaxed);
+        self.lost_stacks
+            .fetch_add(stats.lost_stacks, Ordering::Relaxed);
     }
 }

@@ -101,13 +101,19 @@ fn validate(c: &ProfileConfig) -> Result<(), String> {
         }
     }
     if c.window_secs == 0 || c.window_secs > 3600 {
-        return Err(format!("window_secs must be 1..=3600, got {}", c.window_secs));
+        return Err(format!(
+            "window_secs must be 1..=3600, got {}",
+            c.window_secs
+        ));
     }
     if c.max_capture_secs == 0 {
         return Err("max_capture_secs must be at least 1".into());
     }
     if !(64..=1 << 20).contains(&c.max_stacks) {
-        return Err(format!("max_stacks must be 64..=1048576, got {}", c.max_stacks));
+        return Err(format!(
+            "max_stacks must be 64..=1048576, got {}",
+            c.max_stacks
+        ));
     }
     Ok(())
 }
@@ -293,7 +299,8 @@ impl ProfileProbe {
             .fetch_add(delta.offcpu_episodes, Ordering::Relaxed);
         c.lost_map_full
             .fetch_add(delta.lost_map_full, Ordering::Relaxed);
-        c.lost_stacks.fetch_add(delta.lost_stacks, Ordering::Relaxed);
+        c.lost_stacks
+            .fetch_add(delta.lost_stacks, Ordering::Relaxed);
         let now_unix = assemble::unix_now_ns();
         let metas: Vec<WindowMeta> = [ProfileKind::Cpu, ProfileKind::OffCpu]
             .into_iter()

@@ -107,10 +107,7 @@ impl Session {
                 ("filter_tgid", spec.tgid),
                 ("kernel_only", spec.kernel_only as u32),
                 ("key_by_cpu_css", spec.key_by_cpu_css as u32),
-                (
-                    "offcpu_phase",
-                    spec.offcpu.unwrap_or_default().code(),
-                ),
+                ("offcpu_phase", spec.offcpu.unwrap_or_default().code()),
             ],
             &[
                 ("filter_cgroup", spec.cgroup),
@@ -166,9 +163,10 @@ impl Session {
         let bpf = self.programs.ebpf_mut();
         let mut entries = Vec::new();
         {
-            let data = bpf
-                .map_mut(counts_name)
-                .ok_or(BpfError::MissingMap { probe: NAME, map: counts_name })?;
+            let data = bpf.map_mut(counts_name).ok_or(BpfError::MissingMap {
+                probe: NAME,
+                map: counts_name,
+            })?;
             let mut counts = BpfHashMap::<&mut MapData, SampleKey, SampleValue>::try_from(data)
                 .map_err(err(counts_name))?;
             let keys: Vec<SampleKey> = counts.keys().filter_map(Result::ok).collect();
@@ -179,11 +177,11 @@ impl Session {
                 let _ = counts.remove(&key);
             }
         }
-        let data = bpf
-            .map_mut(stacks_name)
-            .ok_or(BpfError::MissingMap { probe: NAME, map: stacks_name })?;
-        let mut stacks =
-            StackTraceMap::<&mut MapData>::try_from(data).map_err(err(stacks_name))?;
+        let data = bpf.map_mut(stacks_name).ok_or(BpfError::MissingMap {
+            probe: NAME,
+            map: stacks_name,
+        })?;
+        let mut stacks = StackTraceMap::<&mut MapData>::try_from(data).map_err(err(stacks_name))?;
         let mut frames = std::collections::HashMap::<i32, Vec<u64>>::new();
         let mut read = |id: i32| -> Vec<u64> {
             if id < 0 {

@@ -115,7 +115,12 @@ impl SymbolizerState {
                 self.cache.insert((0, addr), frame);
             }
         }
-        frames.extend(sample.kernel.iter().filter_map(|a| self.cache.get(&(0, *a)).cloned()));
+        frames.extend(
+            sample
+                .kernel
+                .iter()
+                .filter_map(|a| self.cache.get(&(0, *a)).cloned()),
+        );
         if sample.tgid != 0 && !sample.user.is_empty() {
             self.resolve_user(sample.tgid, &sample.user);
             frames.extend(

@@ -23,11 +23,17 @@ fn kallsyms_resolve_to_the_enclosing_text_symbol_with_its_module() {
          0000000000000000 T hidden\n",
     );
     let f = table.frame(0xffffffff81001010);
-    assert_eq!((f.function.as_str(), f.module.as_deref()), ("do_idle", Some("[kernel]")));
+    assert_eq!(
+        (f.function.as_str(), f.module.as_deref()),
+        ("do_idle", Some("[kernel]"))
+    );
     // Data symbols do not end a function.
     assert_eq!(table.frame(0xffffffff81002010).function, "do_idle");
     let m = table.frame(0xffffffffc0000004);
-    assert_eq!((m.function.as_str(), m.module.as_deref()), ("nf_hook", Some("nf_tables")));
+    assert_eq!(
+        (m.function.as_str(), m.module.as_deref()),
+        ("nf_hook", Some("nf_tables"))
+    );
     assert_eq!(table.frame(0x1000).function, "[unknown]");
     assert!(table.frame(0x1000).kernel);
 }
@@ -88,7 +94,10 @@ fn assembly_keeps_one_kind_drops_tracing_frames_and_labels_containers() {
         raw(ProfileKind::Cpu, 1, 1, 0),
     ];
     let frames = vec![
-        vec![frame("bpf_prog_abc_on_cpu_clock", true), frame("spin", false)],
+        vec![
+            frame("bpf_prog_abc_on_cpu_clock", true),
+            frame("spin", false),
+        ],
         vec![frame("schedule", true)],
         vec![frame("other", false)],
     ];
@@ -125,7 +134,10 @@ fn settings_name_the_bad_key() {
         offcpu_phase: "sleepy".into(),
         ..ok.clone()
     });
-    assert!(err.contains("offcpu_phase") && err.contains("sleepy"), "{err}");
+    assert!(
+        err.contains("offcpu_phase") && err.contains("sleepy"),
+        "{err}"
+    );
     let err = bad(ProfileConfig {
         frequency_hz: 0,
         ..ok.clone()

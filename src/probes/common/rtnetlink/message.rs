@@ -232,7 +232,10 @@ fn attributes(mut b: &[u8]) -> Result<Vec<(u16, &[u8])>, String> {
     let mut out = Vec::new();
     while !b.is_empty() {
         let (Some(len), Some(kind)) = (u16_at(b, 0), u16_at(b, 2)) else {
-            return Err(format!("truncated attribute header ({} bytes left)", b.len()));
+            return Err(format!(
+                "truncated attribute header ({} bytes left)",
+                b.len()
+            ));
         };
         let len = usize::from(len);
         if len < NLA_HDRLEN || len > b.len() {
