@@ -61,7 +61,9 @@ fn inactive_without_a_bonding_driver_and_the_kernels_link_info_decodes() {
     let netns = common::netns::Netns::create("lacp");
     let host = format!("lacph{}", std::process::id() % 10000);
     let status = std::process::Command::new("ip")
-        .args(["link", "add", &host, "type", "veth", "peer", "name", "lacpp0"])
+        .args([
+            "link", "add", &host, "type", "veth", "peer", "name", "lacpp0",
+        ])
         .args(["netns", &netns.name])
         .status()
         .expect("ip");
