@@ -32,7 +32,7 @@ const ATTACHMENTS: [Attachment; 3] = [
     },
     // Remembers the flows of recent drops for drop_location.
     Attachment {
-        program: "on_kfree_skb",
+        program: "on_drop_flow",
         hook: Hook::TpBtf("kfree_skb"),
     },
 ];

@@ -264,7 +264,7 @@ int BPF_PROG(on_tcp_retransmit_synack, const struct sock *sk, const struct reque
 /* Remembers the flow of every dropped TCP segment (not the freeing of consumed ones). Runs per
  * drop, so it carries the sampling weight check too (a sampled-out drop is not remembered). */
 SEC("tp_btf/kfree_skb")
-int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+int BPF_PROG(on_drop_flow, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
 	unsigned char *head;
 	struct flow_key key = {};
