@@ -6,11 +6,14 @@
 #   SECTIONS=ab ROUNDS=20 benches/overhead.sh rerun one section with more rounds
 #   SECTIONS=ab AB_WORKLOADS=ctx,storm ...     only some A/B workloads
 #   SECTIONS=storm STORM_SECS=600 ...          the 10-minute storm (RSS must stay flat)
+#   SECTIONS=events ROUNDS=10 ...              the event probes' hot paths (lossy TCP, ticks)
 #
 # Sections: startup, idle, hooks (bpf_stats per program), ab (five fixed workloads, agent off/on
 # interleaved: ctx, syscall, net, blockio, storm), rate (agent overhead at a steady ~200k context
 # switches/s), storm (UDP flood to a closed port with the adaptive sampler on: time back under
-# budget, RSS). Load generators and samplers live in benches/overhead_tools.py.
+# budget, RSS), events (a lossy TCP transfer in a netns, agent off vs on with tcp_retransmit
+# enabled: transfer time and the run cost of the tcp_retransmit and sched_tick programs, side by
+# side in one run). Load generators and samplers live in benches/overhead_tools.py.
 #
 # Needs root (BPF, kernel.bpf_stats_enabled). Uses only 127.0.0.1.
 set -euo pipefail
@@ -45,7 +48,9 @@ AB_SAMPLER=${AB_SAMPLER:-shipped} # A/B: "off" runs the "on" agents with sampler
 READY_TIMEOUT=${READY_TIMEOUT:-30}
 QUIET_PCT=${QUIET_PCT:-25}       # before each section, wait until the host is below this busy % ...
 QUIET_WAIT=${QUIET_WAIT:-30}     # ... for at most this many seconds (then go on and say so)
-SECTIONS=${SECTIONS:-startup,idle,hooks,ab,rate,storm}
+LOSSY_MB=${LOSSY_MB:-64}         # events: MiB per lossy transfer
+LOSSY_EVERY=${LOSSY_EVERY:-50}   # events: iptables drops every Nth packet towards the server
+SECTIONS=${SECTIONS:-startup,idle,hooks,ab,rate,storm,events}
 SKIP_BUILD=${SKIP_BUILD:-0}
 BIN=${BIN:-target/release/huatuo-bamai}
 CONFIG=${CONFIG:-config/huatuo-bamai.toml}
@@ -65,7 +70,7 @@ abw() { [[ ",$AB_WORKLOADS," == *",$1,"* ]]; }
 [[ $(id -u) -eq 0 ]] || die "needs root (BPF programs, kernel.bpf_stats_enabled)"
 command -v python3 >/dev/null || die "needs python3"
 for s in ${SECTIONS//,/ }; do
-    case $s in startup | idle | hooks | ab | rate | storm) ;; *) die "unknown section '$s' (startup, idle, hooks, ab, rate, storm)" ;; esac
+    case $s in startup | idle | hooks | ab | rate | storm | events) ;; *) die "unknown section '$s' (startup, idle, hooks, ab, rate, storm, events)" ;; esac
 done
 for w in ${AB_WORKLOADS//,/ }; do
     case $w in ctx | syscall | net | blockio | storm) ;; *) die "unknown A/B workload '$w' (ctx, syscall, net, blockio, storm)" ;; esac
@@ -81,6 +86,7 @@ PIDS_FILE="$TMP/pids"     # every agent and load generator we start: "pid startt
 STATS_PREV=""             # kernel.bpf_stats_enabled before we touched it ("" = untouched)
 LOOP_DEV=""               # loop device of the blockio workload, and its backing file
 LOOP_IMG=""
+LOSSY_NS=""               # network namespace of the events section
 
 starttime() { awk '{sub(/^.*\) /, ""); print $20}' /proc/"$1"/stat 2>/dev/null; }
 track() { echo "$1 $(starttime "$1")" >>"$PIDS_FILE"; }
@@ -103,6 +109,7 @@ cleanup() {
         losetup -d "$LOOP_DEV" || echo "overhead.sh: could not detach $LOOP_DEV" >&2
     fi
     [[ -z "$LOOP_IMG" ]] || rm -f "$LOOP_IMG"
+    [[ -z "$LOSSY_NS" ]] || ip netns del "$LOSSY_NS" 2>/dev/null || echo "overhead.sh: could not delete netns $LOSSY_NS" >&2
     if [[ -n "$STATS_PREV" ]]; then
         sysctl -qw kernel.bpf_stats_enabled="$STATS_PREV" || echo "overhead.sh: could not restore kernel.bpf_stats_enabled=$STATS_PREV" >&2
     fi
@@ -146,7 +153,8 @@ if has ab; then
     fi
 fi
 if has rate && [[ $HAVE_PERF != 1 ]]; then need "section rate: 'perf bench sched pipe' (Debian package linux-perf)"; fi
-if has storm || has rate; then command -v curl >/dev/null 2>&1 || need "sections rate/storm: curl"; fi
+if has storm || has rate || has events; then command -v curl >/dev/null 2>&1 || need "sections rate/storm/events: curl"; fi
+if has events; then for t in ip iptables; do command -v "$t" >/dev/null 2>&1 || need "section events: $t"; done; fi
 if ((${#needs[@]})); then
     printf 'overhead.sh: missing: %s\n' "${needs[@]}" >&2
     die "install the above, or leave those parts out (SECTIONS=..., AB_WORKLOADS=...)"
@@ -802,6 +810,98 @@ if has storm; then
     SUMMARY[storm_rss]="$rss0 → $rss1 MiB over ${STORM_SECS}s, second half trend $slope MiB/min"
 fi
 
+# ---- 7. event probes' hot paths: a lossy TCP transfer, agent off vs on (tcp_retransmit enabled) ------
+if has events; then
+    quiet=$(wait_quiet)
+    LOSSY_NS="huatuo-bench-$$"
+    ip netns add "$LOSSY_NS"
+    ip -n "$LOSSY_NS" link set lo mtu 1500 up
+    lport=$(free_port)
+    ip netns exec "$LOSSY_NS" iptables -A INPUT -p tcp --dport "$lport" -m statistic --mode nth --every "$LOSSY_EVERY" --packet 0 -j DROP
+    lossy() { ip netns exec "$LOSSY_NS" taskset -c "$PIPE_CPU" "$PY" "$TOOLS" tcp-bulk "$LOSSY_MB" "$lport" || true; }
+    log "events: $ROUNDS interleaved rounds of a $LOSSY_MB MiB transfer with every ${LOSSY_EVERY}th packet dropped, agent off / on (tcp_retransmit enabled)"
+    load_before=$(loadavg)
+    : >"$TMP/ev-off"; : >"$TMP/ev-on"; : >"$TMP/ev-progs"
+    lossy >/dev/null # warm-up
+    for ((r = 0; r < ROUNDS; r++)); do
+        order=(off on)
+        ((r % 2)) && order=(on off)
+        for mode in "${order[@]}"; do
+            if [[ $mode == off ]]; then
+                lossy >>"$TMP/ev-off"
+                continue
+            fi
+            start_agent HUATUO_PROBES__TCP_RETRANSMIT__ENABLED=true
+            wait_ready
+            sleep "$SETTLE_SECS"
+            p0=$("$PY" "$TOOLS" prog-stats "$AGENT_PID")
+            t0=$(now_ns)
+            lossy >>"$TMP/ev-on"
+            t1=$(now_ns)
+            p1=$("$PY" "$TOOLS" prog-stats "$AGENT_PID")
+            docs=$(metric huatuo_bamai_tcp_retransmit_total)
+            echo "$p0|$p1|$((t1 - t0))|$docs" >>"$TMP/ev-progs"
+            stop_agent
+        done
+        log "round $((r + 1))/$ROUNDS: off $(tail -1 "$TMP/ev-off"), on $(tail -1 "$TMP/ev-on")"
+    done
+    echo "### Event probes' hot paths: $LOSSY_MB MiB over TCP with every ${LOSSY_EVERY}th packet dropped, agent off vs on (tcp_retransmit enabled), $ROUNDS interleaved rounds"
+    echo
+    "$PY" - "$TMP" "$NCPU" 3>"$TMP/ev-summary" <<'PY'
+import json, os, statistics, sys
+tmp, ncpu = sys.argv[1], int(sys.argv[2])
+out3 = os.fdopen(3, "w")
+def col(path, i):
+    return [float(l.split()[i]) for l in open(path) if len(l.split()) > i]
+off, on = col(f"{tmp}/ev-off", 0), col(f"{tmp}/ev-on", 0)
+rt_off, rt_on = col(f"{tmp}/ev-off", 1), col(f"{tmp}/ev-on", 1)
+med = lambda xs: statistics.median(xs) if xs else float("nan")
+rng = lambda xs: f"{med(xs):.0f} ({min(xs):.0f}–{max(xs):.0f})" if xs else "n/a"
+print("| measure | agent off | agent on (tcp_retransmit enabled) | on/off |")
+print("|---|---|---|---|")
+ratio = med(on) / med(off) if off and on else float("nan")
+print(f"| transfer, µs per MiB: median (min–max) | {rng(off)} | {rng(on)} | {ratio:.3f} |")
+print(f"| RetransSegs per transfer (median) | {med(rt_off):.0f} | {med(rt_on):.0f} | |")
+print()
+acc, wall, counted = {}, 0, []
+for line in open(f"{tmp}/ev-progs"):
+    p0, p1, dt, docs = line.strip().split("|")
+    p0, p1 = json.loads(p0), json.loads(p1)
+    wall += int(dt)
+    counted.append(docs)
+    for name, (ns, cnt) in p1.items():
+        b = p0.get(name, [0, 0])
+        a = acc.setdefault(name, [0, 0])
+        a[0] += ns - b[0]
+        a[1] += cnt - b[1]
+print("| program (agent on, during the transfers) | runs/s | ns/run | CPU, % of host |")
+print("|---|---|---|---|")
+show = ["on_tcp_retransmit_skb", "on_tcp_retransmit_synack", "on_drop_flow", "on_kfree_skb",
+        "on_hrtimer_expire_entry", "on_tick_stop"]
+total_ns = sum(v[0] for v in acc.values())
+for name in show + sorted(set(acc) - set(show)):
+    if name not in acc:
+        continue
+    ns, cnt = acc[name]
+    if name not in show and ns < total_ns * 0.05:
+        continue
+    per = f"{ns / cnt:.0f}" if cnt else "n/a"
+    print(f"| {name} | {cnt / (wall / 1e9):,.0f} | {per} | {100.0 * ns / (wall * ncpu):.3f} % |")
+print(f"| **all agent programs** | {sum(v[1] for v in acc.values()) / (wall / 1e9):,.0f} | | {100.0 * total_ns / (wall * ncpu):.3f} % |")
+def cost(name):
+    ns, cnt = acc.get(name, [0, 0])
+    return f"{ns / cnt:.0f} ns" if cnt else "n/a"
+out3.write(f"lossy|on/off {ratio:.3f}; on_tcp_retransmit_skb {cost('on_tcp_retransmit_skb')}, on_drop_flow {cost('on_drop_flow')}, on_hrtimer_expire_entry {cost('on_hrtimer_expire_entry')} per run\n")
+PY
+    echo
+    echo "on_kfree_skb is dropwatch's (on by default), on_drop_flow tcp_retransmit's own kfree_skb program (drop_location), on_hrtimer_expire_entry/on_tick_stop sched_tick's;" \
+        "runs and ns from bpf_stats (Δ run_cnt / run_time_ns over the transfers); host busy before: $quiet %; load before: $load_before, after: $(loadavg)"
+    echo
+    SUMMARY[events]=$(cut -d'|' -f2 "$TMP/ev-summary")
+    ip netns del "$LOSSY_NS"
+    LOSSY_NS=""
+fi
+
 # ---- summary ----------------------------------------------------------------------------------------
 echo "### Summary"
 echo
@@ -819,5 +919,6 @@ done
 [[ -n "${SUMMARY[storm_time]:-}" ]] && echo "| event storm: back under the sampler budget | within 10 s, and stays | ${SUMMARY[storm_time]} |"
 [[ -n "${SUMMARY[storm_after]:-}" ]] && echo "| event storm: overhead after that | ≤ budget | ${SUMMARY[storm_after]} |"
 [[ -n "${SUMMARY[storm_rss]:-}" ]] && echo "| event storm: RSS | flat over a 10-minute storm | ${SUMMARY[storm_rss]} |"
+[[ -n "${SUMMARY[events]:-}" ]] && echo "| event probes: $LOSSY_MB MiB lossy TCP transfer, tcp_retransmit on | report | ${SUMMARY[events]} |"
 echo
 echo "load average at start: $START_LOAD, at end: $(loadavg); finished $(date -u '+%H:%M UTC')"

@@ -3,6 +3,8 @@
 
     tcp-rr N                       N 1-byte TCP round trips over 127.0.0.1 (two processes) -> µs/op
     udp-flood --count N | --secs S UDP datagrams to a closed 127.0.0.1 port, as fast as possible
+    tcp-bulk MIB PORT              MIB MiB over 127.0.0.1:PORT (in a lossy netns) -> µs/MiB, RetransSegs
+    prog-stats PID                 {name: [run_time_ns, run_cnt]} of PID's BPF programs
                                    -> "sent µs/op"
     pace-pipe RATE SECS CPU        perf bench sched pipe on CPU, paced with SIGSTOP/SIGCONT so the
                                    host's context switches (/proc/stat ctxt) average RATE/s
@@ -72,6 +74,38 @@ def tcp_rr_main(n):
     c.close()
     os.waitpid(pid, 0)
     print(f"{(t1 - t0) / n / 1e3:.3f}")
+
+
+def snmp(field, proto="Tcp"):
+    """Column FIELD of the PROTO: rows of this network namespace's /proc/net/snmp."""
+    rows = [l.split() for l in open("/proc/net/snmp") if l.startswith(proto + ":")]
+    return int(rows[1][rows[0].index(field)])
+
+
+def tcp_bulk(mib, port):
+    """MIB MiB from a client to a server on 127.0.0.1:PORT (run inside the lossy netns) ->
+    "µs per MiB" and the netns's RetransSegs delta."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(1)
+    pid = os.fork()
+    if pid == 0:
+        c, _ = srv.accept()
+        while c.recv(1 << 16):
+            pass
+        os._exit(0)
+    srv.close()
+    before = snmp("RetransSegs")
+    chunk = b"x" * (1 << 20)
+    t0 = time.perf_counter_ns()
+    c = socket.create_connection(("127.0.0.1", port))
+    for _ in range(mib):
+        c.sendall(chunk)
+    c.close()
+    os.waitpid(pid, 0)
+    t1 = time.perf_counter_ns()
+    print(f"{(t1 - t0) / mib / 1e3:.1f} {snmp('RetransSegs') - before}")
 
 
 def closed_udp_port():
@@ -491,6 +525,16 @@ def main(argv):
     cmd, a = argv[0], argv[1:]
     if cmd == "tcp-rr":
         tcp_rr_main(int(a[0]))
+    elif cmd == "tcp-bulk":
+        tcp_bulk(int(a[0]), int(a[1]))
+    elif cmd == "prog-stats":
+        # {name: [run_time_ns, run_cnt]} of PID's programs, summed by name
+        acc = {}
+        for ns, cnt, name in bpf_run_time(int(a[0])).values():
+            t = acc.setdefault(name, [0, 0])
+            t[0] += ns
+            t[1] += cnt
+        print(json.dumps(acc))
     elif cmd == "udp-flood":
         if a[0] == "--count":
             udp_flood(count=int(a[1]))

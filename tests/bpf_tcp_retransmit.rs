@@ -3,7 +3,10 @@
 //! retransmission the kernel counts (RetransSegs of that namespace; the SYN is among the dropped)
 //! becomes a `tcp_retransmit`
 //! document carrying that namespace, the connection's ports and a reason class, and is counted in
-//! huatuo_bamai_tcp_retransmit_total. The probe runs in-process; the test reads its event bus.
+//! huatuo_bamai_tcp_retransmit_total, with `drop_location = host_software` (the probe saw the
+//! drops in skb:kfree_skb). A request/response exchange over a lossy path gives tail loss
+//! probes: each is a `TLP` document, as many as the namespace's TCPLossProbes. The probe runs
+//! in-process; the test reads its event bus.
 
 mod common;
 
@@ -32,17 +35,25 @@ fn segments(document: &huatuo_bamai::events::EventDocument) -> u64 {
     u64::from(end.wrapping_sub(seq)).div_ceil(MSS).max(1)
 }
 
-/// `Tcp: … RetransSegs …` of the namespace's /proc/net/snmp.
-fn retrans_segs(netns: &Netns) -> u64 {
-    let out = netns.output("cat", &["/proc/net/snmp"]);
+/// Column `field` of the `<proto>:` rows of the namespace's `file` (/proc/net/snmp, netstat).
+fn counter(netns: &Netns, file: &str, proto: &str, field: &str) -> u64 {
+    let out = netns.output("cat", &[file]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("Tcp:")).collect();
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{proto}:")))
+        .collect();
     let (names, values) = (rows[0], rows[1]);
     let at = names
         .split_whitespace()
-        .position(|n| n == "RetransSegs")
-        .expect("RetransSegs column");
+        .position(|n| n == field)
+        .unwrap_or_else(|| panic!("{field} column"));
     values.split_whitespace().nth(at).unwrap().parse().unwrap()
+}
+
+/// `Tcp: … RetransSegs …` of the namespace's /proc/net/snmp.
+fn retrans_segs(netns: &Netns) -> u64 {
+    counter(netns, "/proc/net/snmp", "Tcp", "RetransSegs")
 }
 
 /// Sends BYTES from a client to a server on 127.0.0.1:PORT inside the namespace; returns the
@@ -150,7 +161,20 @@ fn dropped_segments_in_a_netns_are_retransmit_documents_matching_retrans_segs() 
         assert!(data["ca_state"].is_u64(), "a number, as upstream: {data:#}");
         let reason = data["tcp_reason"].as_str().unwrap();
         assert!(
-            ["RTO", "fast_retransmit", "reorder_prone_fast", "unknown"].contains(&reason),
+            [
+                "RTO",
+                "fast_retransmit",
+                "reorder_prone_fast",
+                "TLP",
+                "unknown"
+            ]
+            .contains(&reason),
+            "{data:#}"
+        );
+        // iptables dropped a segment of this connection in this host's stack just before.
+        assert_eq!(data["drop_location"], "host_software", "{data:#}");
+        assert!(
+            data["net_namespace_cookie"].as_u64().is_some_and(|c| c > 0),
             "{data:#}"
         );
         // Packet 0, the SYN, is dropped too: its retransmission is the connect phase's.
@@ -181,4 +205,105 @@ fn dropped_segments_in_a_netns_are_retransmit_documents_matching_retrans_segs() 
         counted >= seen as f64,
         "counter {counted} below {seen} documents"
     );
+}
+
+/// `rounds` requests of 100 bytes from a client to an echo server on 127.0.0.1:port, each
+/// waiting for its answer: a lost request is the only segment in flight, the tail a loss
+/// probe resends.
+fn request_response(netns: &Netns, port: u16, rounds: usize) {
+    netns.in_thread(move || {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("listen");
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().expect("accept");
+            let mut buf = [0u8; 100];
+            while conn.read_exact(&mut buf).is_ok() {
+                conn.write_all(&buf).expect("answer");
+            }
+        });
+        let mut client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        client.set_nodelay(true).unwrap();
+        let mut buf = [0u8; 100];
+        for round in 0..rounds {
+            buf[0] = round as u8;
+            client.write_all(&buf).expect("request");
+            client.read_exact(&mut buf).expect("answer");
+        }
+        drop(client);
+        server.join().expect("server");
+    })
+}
+
+#[test]
+fn tail_losses_are_tlp_documents_matching_tcp_loss_probes() {
+    if !bpf_available("tail_losses_are_tlp_documents_matching_tcp_loss_probes") {
+        return;
+    }
+    let netns = Netns::create("tlp");
+    let port = PORT + 1;
+    // Every 7th packet towards the server: requests (and some ACKs) lost, the SYN kept.
+    netns.run(
+        "iptables",
+        &[
+            "-A",
+            "INPUT",
+            "-p",
+            "tcp",
+            "--dport",
+            &port.to_string(),
+            "-m",
+            "statistic",
+            "--mode",
+            "nth",
+            "--every",
+            "7",
+            "--packet",
+            "3",
+            "-j",
+            "DROP",
+        ],
+    );
+    let inode = netns.inode();
+    let ctx = host_probe_context();
+    let settings = TcpRetransmitConfig {
+        enabled: true,
+        max_events_per_second: 0,
+        ..Default::default()
+    };
+    let mut probe = TcpRetransmitProbe::start(&settings, &ctx).expect("attach tcp_retransmit");
+    let probes_before = counter(&netns, "/proc/net/netstat", "TcpExt", "TCPLossProbes");
+    request_response(&netns, port, 150);
+    let loss_probes =
+        counter(&netns, "/proc/net/netstat", "TcpExt", "TCPLossProbes") - probes_before;
+    assert!(loss_probes >= 5, "only {loss_probes} loss probes");
+    let tlp = |d: &huatuo_bamai::events::EventDocument| {
+        d.tracer_name == "tcp_retransmit"
+            && d.tracer_data["net_namespace_inum"].as_u64() == Some(inode)
+            && d.tracer_data["tcp_reason"] == "TLP"
+    };
+    let (documents, _) = collect_until(&mut probe, &ctx, Duration::from_secs(10), |docs| {
+        docs.iter().filter(|d| tlp(d)).count() as u64 >= loss_probes
+    });
+    let tlps: Vec<_> = documents.iter().filter(|d| tlp(d)).collect();
+    // Every probe here resends the last request (no new data is waiting), so each one is a
+    // retransmission the tracepoint sees.
+    let seen = tlps.len() as u64;
+    assert!(
+        seen * 10 >= loss_probes * 9 && seen * 10 <= loss_probes * 11,
+        "{seen} TLP documents for {loss_probes} TCPLossProbes"
+    );
+    for document in tlps {
+        let data = &document.tracer_data;
+        assert_eq!(data["icsk_pending"], 5, "{data:#}");
+        assert!(
+            data["ca_state"].as_u64() <= Some(1),
+            "open or disorder: {data:#}"
+        );
+        assert_eq!(data["phase"], "data", "{data:#}");
+        // The server probes too: its answer stays unacknowledged when the next request is lost.
+        assert!(
+            data["tcp_dport"] == port || data["tcp_sport"] == port,
+            "{data:#}"
+        );
+        assert_eq!(data["drop_location"], "host_software", "{data:#}");
+    }
 }

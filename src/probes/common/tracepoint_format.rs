@@ -93,6 +93,12 @@ impl Format {
         Ok(Self { fields })
     }
 
+    /// The raw bytes of field `name` in `data` (`None` when absent or past the copy).
+    pub fn raw<'a>(&self, data: &'a [u8], name: &str) -> Option<&'a [u8]> {
+        let f = self.fields.iter().find(|f| f.name == name)?;
+        data.get(f.offset..f.offset + f.size)
+    }
+
     /// Decodes a raw record: integers as numbers, `char` arrays and `__data_loc char[]` as
     /// text, other arrays as hex. Fields past the copied bytes are left out (the record was
     /// longer than ras.bpf.c copies); `truncated` lists them.

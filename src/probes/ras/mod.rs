@@ -70,18 +70,30 @@ pub struct RasData {
     pub error_type: String,
     /// RFC 3339 (ns, UTC) time of the kernel's report.
     pub observed_timestamp: String,
-    /// The decoded tracepoint record as a JSON object's text.
+    /// The decoded tracepoint record as a JSON object's text, with upstream's keys.
     pub info: String,
 }
 
 /// The document data of one record: `None` when the kind's format is unknown.
 pub fn ras_data(record: &RasRecord, format: &Format) -> RasData {
-    let info = format.decode(&record.data);
-    let (dev, event) = record.kind.dev_event();
+    let mut fields = format.decode(&record.data);
+    if record.kind == RasKind::AcpiGhes {
+        // GUIDs in `char[16]`: upstream prints them as hex, not text.
+        for name in ["sec_type", "fru_id"] {
+            if let Some(raw) = format.raw(&record.data, name) {
+                let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+                fields.insert(name.into(), hex.into());
+            }
+        }
+    }
+    let (_, event) = record.kind.dev_event();
+    let error_type = record.kind.error_type(&fields);
+    let dev = record.kind.dev(&fields);
+    let info = record.kind.upstream_info(fields, error_type, record.cpu);
     RasData {
-        dev: dev.into(),
+        dev,
         event: event.into(),
-        error_type: record.kind.error_type(&info).into(),
+        error_type: error_type.into(),
         observed_timestamp: crate::events::document::rfc3339(event_ring::boot_ns_to_system_time(
             record.boot_ns,
         )),

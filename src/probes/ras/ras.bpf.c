@@ -15,6 +15,8 @@ struct ras_event {
 	__u64 boot_ns; /* bpf_ktime_get_boot_ns() */
 	__u32 kind;    /* RasKind in record.rs */
 	__u32 len;     /* bytes of data copied */
+	__u32 cpu;     /* where the report ran (upstream's THR `cpu`) */
+	__u32 pad;
 	__u8 data[RAS_DATA_MAX];
 };
 
@@ -46,6 +48,8 @@ static __always_inline int emit(void *ctx, __u32 kind)
 	}
 	event->boot_ns = bpf_ktime_get_boot_ns();
 	event->kind = kind;
+	event->cpu = bpf_get_smp_processor_id();
+	event->pad = 0;
 	/* The record's length is not passed: copy the most that is readable (a record near the end
 	 * of a page of the trace buffer may not have 512 readable bytes after it). */
 	if (bpf_probe_read_kernel(event->data, 512, ctx) == 0)

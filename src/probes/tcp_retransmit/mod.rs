@@ -1,7 +1,7 @@
 //! tcp_retransmit: every TCP retransmission (tp_btf tcp:tcp_retransmit_skb and
 //! tcp:tcp_retransmit_synack) counted as `huatuo_bamai_tcp_retransmit_total{kind}`, and up to
 //! `max_events_per_second` of them stored as `tcp_retransmit` documents with upstream's fields
-//! (4-tuple, state, seq/ack, reason class, phase, netns, container).
+//! (4-tuple, state, seq/ack, reason class, phase, netns, container, drop_location).
 
 mod record;
 
@@ -21,7 +21,7 @@ const COUNT_MAP: &str = "TCPR_COUNT";
 const SUPPRESSED_MAP: &str = "TCPR_SUPPRESSED";
 /// Records published per tick at most; the rest wait in the ring for the next tick.
 const MAX_RECORDS_PER_TICK: usize = 4096;
-const ATTACHMENTS: [Attachment; 2] = [
+const ATTACHMENTS: [Attachment; 3] = [
     Attachment {
         program: "on_tcp_retransmit_skb",
         hook: Hook::TpBtf("tcp_retransmit_skb"),
@@ -30,15 +30,20 @@ const ATTACHMENTS: [Attachment; 2] = [
         program: "on_tcp_retransmit_synack",
         hook: Hook::TpBtf("tcp_retransmit_synack"),
     },
+    // Remembers the flows of recent drops for drop_location.
+    Attachment {
+        program: "on_drop_flow",
+        hook: Hook::TpBtf("kfree_skb"),
+    },
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
 #[serde(deny_unknown_fields, default)]
 /// Event: TCP retransmissions (tp_btf tcp/tcp_retransmit_skb, tcp/tcp_retransmit_synack) ->
 /// `tcp_retransmit` documents (4-tuple, state, seq/ack, tcp_reason RTO / fast_retransmit /
-/// reorder_prone_fast, phase, netns, container) and huatuo_bamai_tcp_retransmit_total{kind}.
-/// Off by default, as upstream (tcp_retransmit is in its default BlackList). Tail loss probes
-/// need a kprobe and are not seen.
+/// reorder_prone_fast / TLP, phase, netns, container, drop_location from recent skb/kfree_skb
+/// drops of the flow) and huatuo_bamai_tcp_retransmit_total{kind}. Off by default, as upstream
+/// (tcp_retransmit is in its default BlackList).
 pub struct TcpRetransmitConfig {
     /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
@@ -47,6 +52,10 @@ pub struct TcpRetransmitConfig {
     /// In-kernel rate limit: records queued per second (0 = no limit); every retransmit is
     /// still counted, the rest of the records count as suppressed.
     pub max_events_per_second: u32,
+    /// `drop_location`: a retransmit whose flow had a segment dropped by this host's stack
+    /// (skb:kfree_skb) at most this long before is `host_software`, else
+    /// `network_or_host_hardware` (upstream's 2 s window); 0 leaves the field out.
+    pub drop_window_ms: u64,
 }
 
 impl Default for TcpRetransmitConfig {
@@ -55,6 +64,7 @@ impl Default for TcpRetransmitConfig {
             enabled: false,
             interval_ms: 1000,
             max_events_per_second: 100,
+            drop_window_ms: 2000,
         }
     }
 }
@@ -65,6 +75,7 @@ pub struct TcpRetransmitProbe {
     programs: BpfProgramSet,
     ring: EventRing,
     ctx: ProbeContext,
+    drop_window_ns: u64,
 }
 
 impl Probe for TcpRetransmitProbe {
@@ -81,6 +92,7 @@ impl Probe for TcpRetransmitProbe {
             programs,
             ring,
             ctx: ctx.clone(),
+            drop_window_ns: settings.drop_window_ms.saturating_mul(1_000_000),
         })
     }
 
@@ -91,12 +103,15 @@ impl Probe for TcpRetransmitProbe {
         let containers = self.ctx.containers.borrow().clone();
         for record in records {
             let container = containers.by_cgroup_id(record.cgroup_id);
+            let mut data = record.data();
+            data.container_id = container.map(|c| c.id.clone());
+            data.drop_location = record.drop_location(self.drop_window_ns);
             let document = event_ring::document_at(
                 &self.ctx,
                 NAME,
                 container.map(|c| c.as_ref()),
                 record.cgroup_id,
-                serde_json::to_value(record.data()).unwrap_or_default(),
+                serde_json::to_value(&data).unwrap_or_default(),
                 record.boot_ns,
             );
             self.ctx.events.publish(document);

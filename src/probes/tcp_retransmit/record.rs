@@ -14,6 +14,11 @@ const AF_INET6: u16 = 10;
 /// `TCP_CA_Recovery` / `TCP_CA_Loss` of `enum tcp_ca_state`.
 const TCP_CA_RECOVERY: u8 = 3;
 const TCP_CA_LOSS: u8 = 4;
+/// `ICSK_TIME_LOSS_PROBE` of `icsk_pending`: the tail loss probe timer (include/net/
+/// inet_connection_sock.h). tcp_write_timer_handler clears `icsk_pending` before running the
+/// RTO handler but only after the probe is sent for this one, so a retransmit seen with it
+/// set is the probe's.
+const ICSK_TIME_LOSS_PROBE: u8 = 5;
 
 /// Upstream's `event_type`: the tracepoint the retransmission came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -52,10 +57,15 @@ pub struct RetransmitRecord {
     pub saddr: [u8; 16],
     pub daddr: [u8; 16],
     pub comm: String,
+    /// `sk->sk_memcg` (0 without memcg accounting).
+    pub memcg_css: u64,
+    pub netns_cookie: u64,
+    /// When the kernel last dropped a segment of this flow (either direction), 0 if never.
+    pub drop_boot_ns: u64,
 }
 
 impl RetransmitRecord {
-    pub const SIZE: usize = 120;
+    pub const SIZE: usize = 144;
 
     pub fn decode(b: &[u8]) -> Option<Self> {
         if b.len() < Self::SIZE {
@@ -90,6 +100,9 @@ impl RetransmitRecord {
             saddr: addr(72)?,
             daddr: addr(88)?,
             comm: comm_at(b, 104)?,
+            memcg_css: u64_at(b, 120)?,
+            netns_cookie: u64_at(b, 128)?,
+            drop_boot_ns: u64_at(b, 136)?,
         })
     }
 
@@ -101,16 +114,39 @@ impl RetransmitRecord {
         }
     }
 
-    /// Upstream's `tcp_reason`: a retransmit in loss state is the RTO timer's, one in recovery
-    /// is a fast retransmit (reorder-prone once the connection has seen reordering).
+    /// Upstream's `tcp_reason` (its tcpshark's classifySKBReason): a retransmit in loss state is
+    /// the RTO timer's, one in recovery a fast retransmit (reorder-prone once the connection saw
+    /// reordering or D-SACKs); otherwise the tail loss probe timer's when it is the one running,
+    /// and in set-up or teardown the RTO's.
     pub fn reason(&self) -> &'static str {
         match (self.kind, self.ca_state) {
             (Kind::Synack, _) => "RTO",
             (Kind::Skb, TCP_CA_LOSS) => "RTO",
-            (Kind::Skb, TCP_CA_RECOVERY) if self.reord_seen > 0 => "reorder_prone_fast",
+            (Kind::Skb, TCP_CA_RECOVERY) if self.reord_seen > 0 || self.dsack_dups > 0 => {
+                "reorder_prone_fast"
+            }
             (Kind::Skb, TCP_CA_RECOVERY) => "fast_retransmit",
+            _ if self.icsk_pending == ICSK_TIME_LOSS_PROBE => "TLP",
+            _ if self.phase() != "data" => "RTO",
             _ => "unknown",
         }
+    }
+
+    /// Upstream's `drop_location`: `host_software` when this host's stack dropped a segment of
+    /// the flow within `window_ns` before the retransmit, else `network_or_host_hardware`;
+    /// `None` when the correlation is off (`window_ns` 0).
+    pub fn drop_location(&self, window_ns: u64) -> Option<&'static str> {
+        if window_ns == 0 {
+            return None;
+        }
+        let recent = self.drop_boot_ns != 0
+            && self.drop_boot_ns <= self.boot_ns
+            && self.boot_ns - self.drop_boot_ns <= window_ns;
+        Some(if recent {
+            "host_software"
+        } else {
+            "network_or_host_hardware"
+        })
     }
 
     /// Upstream's `phase`: connection set-up, data transfer or teardown.
@@ -132,6 +168,10 @@ impl RetransmitRecord {
             phase: self.phase(),
             comm: self.comm.clone(),
             pid: self.pid,
+            container_id: None,
+            memory_cgroup_css_addr: (self.memcg_css != 0)
+                .then(|| format!("{:#x}", self.memcg_css)),
+            net_namespace_cookie: (self.netns_cookie != 0).then_some(self.netns_cookie),
             net_namespace_inum: self.netns,
             tcp_state: tcp_state_name(self.state).unwrap_or("unknown"),
             tcp_saddr: text(self.address(&self.saddr)),
@@ -150,13 +190,15 @@ impl RetransmitRecord {
             reord_seen: self.reord_seen,
             dsack_dups: self.dsack_dups,
             skb_addr: format!("{:#x}", self.skb_addr),
+            drop_location: None,
             retransmit_error: self.err,
         }
     }
 }
 
 /// `tracer_data` of a `tcp_retransmit` document: upstream's `TCPRetransmitTracing` (names and
-/// types), plus `ca_state_name` and `retransmit_error` of ours.
+/// types, `omitempty` fields left out when empty), plus `ca_state_name` and
+/// `retransmit_error` of ours.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RetransmitData {
     /// When user space decoded the record (RFC 3339, as upstream's tcpshark writes it).
@@ -168,6 +210,14 @@ pub struct RetransmitData {
     pub phase: &'static str,
     pub comm: String,
     pub pid: u32,
+    /// The socket's container (omitted on the host, as upstream's `omitempty`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// `sk->sk_memcg` as upstream's kernel address text; omitted without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_cgroup_css_addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub net_namespace_cookie: Option<u64>,
     pub net_namespace_inum: u32,
     pub tcp_state: &'static str,
     pub tcp_saddr: String,
@@ -187,6 +237,10 @@ pub struct RetransmitData {
     pub reord_seen: u32,
     pub dsack_dups: u32,
     pub skb_addr: String,
+    /// `host_software` / `network_or_host_hardware` ([`RetransmitRecord::drop_location`]);
+    /// omitted when `drop_window_ms` is 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop_location: Option<&'static str>,
     /// What the kernel's retransmit returned (0: sent; negative errno: not sent). Ours.
     pub retransmit_error: i32,
 }

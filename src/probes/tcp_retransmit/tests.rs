@@ -13,7 +13,7 @@ fn raw_record(kind: u8, family: u16, state: u8, ca_state: u8, reord_seen: u32) -
     b[36..40].copy_from_slice(&2448u32.to_le_bytes());
     b[40..44].copy_from_slice(&9u32.to_le_bytes());
     b[44..48].copy_from_slice(&reord_seen.to_le_bytes());
-    b[48..52].copy_from_slice(&1u32.to_le_bytes());
+    b[48..52].copy_from_slice(&0u32.to_le_bytes());
     b[52..56].copy_from_slice(&(-11i32).to_le_bytes());
     b[56..58].copy_from_slice(&family.to_le_bytes());
     b[58..60].copy_from_slice(&40000u16.to_le_bytes());
@@ -27,6 +27,8 @@ fn raw_record(kind: u8, family: u16, state: u8, ca_state: u8, reord_seen: u32) -
     b[72..76].copy_from_slice(&[10, 0, 0, 1]);
     b[88..92].copy_from_slice(&[10, 0, 0, 2]);
     b[104..111].copy_from_slice(b"python3");
+    b[120..128].copy_from_slice(&0xffff_8881_04a6_c000u64.to_le_bytes());
+    b[128..136].copy_from_slice(&4096u64.to_le_bytes());
     b
 }
 
@@ -42,7 +44,13 @@ fn decodes_every_field_at_its_offset() {
         (data.tcp_seq, data.tcp_end_seq, data.tcp_ack_seq),
         (1000, 2448, 9)
     );
-    assert_eq!(data.dsack_dups, 1);
+    assert_eq!(data.dsack_dups, 0);
+    assert_eq!(
+        data.memory_cgroup_css_addr.as_deref(),
+        Some("0xffff888104a6c000")
+    );
+    assert_eq!(data.net_namespace_cookie, Some(4096));
+    assert_eq!(record.drop_boot_ns, 0);
     assert_eq!(data.retransmit_error, -11);
     assert_eq!(
         (data.tcp_saddr.as_str(), data.tcp_sport),
@@ -105,6 +113,59 @@ fn reason_and_phase_follow_congestion_state_and_tcp_state() {
     assert_eq!(case(0, 2, 4, 0), ("RTO", "connect"));
     assert_eq!(case(1, 12, 0, 0), ("RTO", "connect"));
     assert_eq!(case(0, 4, 4, 0), ("RTO", "close"));
+    // Open state outside data transfer: the RTO's, as upstream's classifier.
+    assert_eq!(case(0, 2, 0, 0), ("RTO", "connect"));
+    assert_eq!(case(0, 8, 0, 0), ("RTO", "close"));
+}
+
+#[test]
+fn d_sacks_make_a_fast_retransmit_reorder_prone_as_upstream() {
+    let mut raw = raw_record(0, 2, 1, 3, 0);
+    raw[48..52].copy_from_slice(&2u32.to_le_bytes());
+    let record = RetransmitRecord::decode(&raw).unwrap();
+    assert_eq!(record.reason(), "reorder_prone_fast");
+}
+
+#[test]
+fn a_retransmit_while_the_loss_probe_timer_runs_is_a_tlp() {
+    let tlp = |ca_state: u8, pending: u8| {
+        let mut raw = raw_record(0, 2, 1, ca_state, 0);
+        raw[66] = pending;
+        RetransmitRecord::decode(&raw).unwrap().reason()
+    };
+    assert_eq!(tlp(0, 5), "TLP", "open state, ICSK_TIME_LOSS_PROBE");
+    assert_eq!(tlp(1, 5), "TLP", "disorder");
+    assert_eq!(tlp(0, 1), "unknown", "the RTO timer is armed, none is running");
+    assert_eq!(tlp(0, 0), "unknown");
+    // Loss and recovery decide first: their retransmits are not probes.
+    assert_eq!(tlp(4, 5), "RTO");
+    assert_eq!(tlp(3, 5), "fast_retransmit");
+}
+
+#[test]
+fn drop_location_says_whether_this_host_dropped_the_flow_just_before() {
+    let at = |drop_boot_ns: u64, window_ns: u64| {
+        let mut raw = raw_record(0, 2, 1, 4, 0);
+        raw[0..8].copy_from_slice(&10_000_000_000u64.to_le_bytes());
+        raw[136..144].copy_from_slice(&drop_boot_ns.to_le_bytes());
+        RetransmitRecord::decode(&raw).unwrap().drop_location(window_ns)
+    };
+    let window = 2_000_000_000;
+    assert_eq!(at(9_000_000_000, window), Some("host_software"));
+    assert_eq!(at(8_000_000_000, window), Some("host_software"), "at the edge");
+    assert_eq!(at(7_999_999_999, window), Some("network_or_host_hardware"));
+    assert_eq!(at(0, window), Some("network_or_host_hardware"), "never dropped");
+    assert_eq!(
+        at(10_000_000_001, window),
+        Some("network_or_host_hardware"),
+        "a drop after the retransmit did not cause it"
+    );
+    assert_eq!(at(9_000_000_000, 0), None, "correlation off");
+    let mut data = RetransmitRecord::decode(&raw_record(0, 2, 1, 4, 0)).unwrap().data();
+    data.drop_location = Some("host_software");
+    let json = serde_json::to_value(&data).unwrap();
+    assert_eq!(json["drop_location"], "host_software");
+    assert!(json.get("container_id").is_none(), "omitted on the host");
 }
 
 #[test]
@@ -117,6 +178,7 @@ fn short_or_garbled_records_are_rejected() {
     );
     let mut odd = raw_record(0, 99, 200, 9, 0);
     odd[104..120].fill(0xff);
+    odd[120..136].fill(0);
     let data = RetransmitRecord::decode(&odd).unwrap().data();
     assert_eq!(
         (data.tcp_saddr.as_str(), data.tcp_state, data.ca_state_name),
