@@ -250,7 +250,7 @@ start_agent() { # start_agent [VAR=VALUE ...]: extra environment for this agent
 }
 wait_ready() {
     local deadline=$(($(date +%s) + READY_TIMEOUT))
-    until [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$AGENT_PORT/readyz" || true) == 200 ]]; do
+    until [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$AGENT_PORT/readyz" || true) == 20[04] ]]; do
         kill -0 "$AGENT_PID" 2>/dev/null || { tail -20 "$TMP/agent.log" >&2; die "agent exited before /readyz"; }
         (($(date +%s) < deadline)) || { tail -20 "$TMP/agent.log" >&2; die "agent not ready after ${READY_TIMEOUT}s"; }
         sleep 0.05
@@ -817,7 +817,7 @@ if has events; then
     ip netns add "$LOSSY_NS"
     ip -n "$LOSSY_NS" link set lo mtu 1500 up
     lport=$(free_port)
-    ip netns exec "$LOSSY_NS" iptables -A INPUT -p tcp --dport "$lport" -m statistic --mode nth --every "$LOSSY_EVERY" --packet 0 -j DROP
+    ip netns exec "$LOSSY_NS" iptables -A INPUT -p tcp --dport "$lport" -m statistic --mode nth --every "$LOSSY_EVERY" --packet 1 -j DROP
     lossy() { ip netns exec "$LOSSY_NS" taskset -c "$PIPE_CPU" "$PY" "$TOOLS" tcp-bulk "$LOSSY_MB" "$lport" || true; }
     log "events: $ROUNDS interleaved rounds of a $LOSSY_MB MiB transfer with every ${LOSSY_EVERY}th packet dropped, agent off / on (tcp_retransmit enabled)"
     load_before=$(loadavg)
@@ -874,7 +874,7 @@ for line in open(f"{tmp}/ev-progs"):
         a = acc.setdefault(name, [0, 0])
         a[0] += ns - b[0]
         a[1] += cnt - b[1]
-print("| program (agent on, during the transfers) | runs/s | ns/run | CPU, % of host |")
+print("| program (agent on, during the transfers) | runs/s of the window (the tool's start-up included) | ns/run | CPU, % of host |")
 print("|---|---|---|---|")
 show = ["on_tcp_retransmit_skb", "on_tcp_retransmit_synack", "on_drop_flow", "on_kfree_skb",
         "on_hrtimer_expire_entry", "on_tick_stop"]
