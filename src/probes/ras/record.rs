@@ -92,7 +92,12 @@ impl RasKind {
     /// (`err_type`, `grain`, `err_reason`, `tlp_header`, ARM states); fields upstream has no
     /// name for keep the kernel's. `error_type` is this record's [`RasKind::error_type`], `cpu`
     /// where the report ran.
-    pub fn upstream_info(self, fields: Map<String, Value>, error_type: &str, cpu: u32) -> Map<String, Value> {
+    pub fn upstream_info(
+        self,
+        fields: Map<String, Value>,
+        error_type: &str,
+        cpu: u32,
+    ) -> Map<String, Value> {
         let renames: &[(&str, &str)] = match self {
             RasKind::Mce => &[
                 ("mcgcap", "mcg_cpu_cap"),
@@ -138,13 +143,18 @@ impl RasKind {
                 out.remove("error_type");
                 out.insert("err_type".into(), error_type.into());
                 if let Some(bits) = out.remove("grain_bits").and_then(|v| v.as_u64()) {
-                    out.insert("grain".into(), 1u64.checked_shl(bits as u32).unwrap_or(0).into());
+                    out.insert(
+                        "grain".into(),
+                        1u64.checked_shl(bits as u32).unwrap_or(0).into(),
+                    );
                 }
             }
             RasKind::AcpiGhes => {
                 // Upstream prints the error section as Go's `% x` (hex bytes, space-separated).
                 if let Some(hex) = out.remove("buf").as_ref().and_then(Value::as_str) {
-                    let spaced: Vec<&str> = (0..hex.len() / 2).filter_map(|i| hex.get(2 * i..2 * i + 2)).collect();
+                    let spaced: Vec<&str> = (0..hex.len() / 2)
+                        .filter_map(|i| hex.get(2 * i..2 * i + 2))
+                        .collect();
                     out.insert("raw_data".into(), spaced.join(" ").into());
                 }
             }
@@ -154,7 +164,10 @@ impl RasKind {
                 out.insert("err_type".into(), error_type.into());
                 out.insert("err_reason".into(), aer_reason(status, correctable).into());
                 let valid = num(&out, "tlp_header_valid").unwrap_or(0) != 0;
-                let header = out.get("tlp_header").and_then(Value::as_str).map(tlp_header);
+                let header = out
+                    .get("tlp_header")
+                    .and_then(Value::as_str)
+                    .map(tlp_header);
                 let text = match header {
                     Some(Some(h)) if valid => h,
                     _ => "not available".to_string(),
@@ -180,7 +193,11 @@ impl RasKind {
                 out.insert("running_state".into(), state.into());
                 out.insert("psci_state".into(), psci.into());
                 if let Some(a) = num(&out, "affinity_level") {
-                    let text = if a == 0xff { "N/A".to_string() } else { a.to_string() };
+                    let text = if a == 0xff {
+                        "N/A".to_string()
+                    } else {
+                        a.to_string()
+                    };
                     out.insert("affinity_level".into(), text.into());
                 }
             }
@@ -271,7 +288,11 @@ fn aer_reason(status: u32, correctable: bool) -> &'static str {
         (0x1000000, "AtomicOp Egress Blocked"),
         (0x2000000, "TLP Prefix Blocked Error"),
     ];
-    let table = if correctable { CORRECTABLE } else { UNCORRECTABLE };
+    let table = if correctable {
+        CORRECTABLE
+    } else {
+        UNCORRECTABLE
+    };
     table
         .iter()
         .find(|(bit, _)| *bit == status)

@@ -110,9 +110,18 @@ fn the_document_has_the_shape_of_upstreams_fixture_info_included() {
     let inner = |doc: &serde_json::Value| -> serde_json::Value {
         serde_json::from_str(doc["tracer_data"]["info"].as_str().unwrap()).unwrap()
     };
-    let mismatches = crate::events::document::shape_mismatches(&inner(&upstream), &inner(&ours), &[]);
-    assert!(mismatches.is_empty(), "info: {mismatches:#?}\n{:#}", inner(&ours));
-    assert_eq!(inner(&ours), inner(&upstream), "the fixture holds this very record");
+    let mismatches =
+        crate::events::document::shape_mismatches(&inner(&upstream), &inner(&ours), &[]);
+    assert!(
+        mismatches.is_empty(),
+        "info: {mismatches:#?}\n{:#}",
+        inner(&ours)
+    );
+    assert_eq!(
+        inner(&ours),
+        inner(&upstream),
+        "the fixture holds this very record"
+    );
 }
 
 /// Builds a record of `kind` from `(name, offset, bytes)` writes over a zeroed payload.
@@ -160,7 +169,10 @@ fn acpi_aer_thr_and_arm_info_have_upstreams_keys_and_values() {
         ]),
     };
     let data = ras_data(&record, &acpi);
-    assert_eq!((data.dev.as_str(), data.event.as_str()), ("ACPI", "NON_STANDARD"));
+    assert_eq!(
+        (data.dev.as_str(), data.event.as_str()),
+        ("ACPI", "NON_STANDARD")
+    );
     let info: serde_json::Value = serde_json::from_str(&data.info).unwrap();
     assert_eq!(info["severity"], 2);
     assert_eq!(info["sec_type"], "a5".repeat(16));
@@ -196,7 +208,10 @@ fn acpi_aer_thr_and_arm_info_have_upstreams_keys_and_values() {
         ]),
     };
     let data = ras_data(&record, &aer);
-    assert_eq!((data.dev.as_str(), data.event.as_str()), ("PCIe 0000:00:1c.0", "AER"));
+    assert_eq!(
+        (data.dev.as_str(), data.event.as_str()),
+        ("PCIe 0000:00:1c.0", "AER")
+    );
     assert_eq!(data.error_type, "Corrected");
     let info: serde_json::Value = serde_json::from_str(&data.info).unwrap();
     assert_eq!(info["dev_name"], "0000:00:1c.0");
@@ -215,9 +230,15 @@ fn acpi_aer_thr_and_arm_info_have_upstreams_keys_and_values() {
         data: payload(&[(8, &0xf9u32.to_le_bytes())]),
     };
     let data = ras_data(&record, &thr);
-    assert_eq!((data.dev.as_str(), data.event.as_str()), ("CPU", "MCE_THRESHOLD"));
+    assert_eq!(
+        (data.dev.as_str(), data.event.as_str()),
+        ("CPU", "MCE_THRESHOLD")
+    );
     let info: serde_json::Value = serde_json::from_str(&data.info).unwrap();
-    assert_eq!((info["vector"].clone(), info["cpu"].clone()), (0xf9.into(), 3.into()));
+    assert_eq!(
+        (info["vector"].clone(), info["cpu"].clone()),
+        (0xf9.into(), 3.into())
+    );
 
     // ras:arm_event: a stopped CPU with its PSCI state.
     let arm = Format {
@@ -242,7 +263,10 @@ fn acpi_aer_thr_and_arm_info_have_upstreams_keys_and_values() {
         ]),
     };
     let data = ras_data(&record, &arm);
-    assert_eq!((data.dev.as_str(), data.event.as_str()), ("CPU", "ARM_GHES"));
+    assert_eq!(
+        (data.dev.as_str(), data.event.as_str()),
+        ("CPU", "ARM_GHES")
+    );
     let info: serde_json::Value = serde_json::from_str(&data.info).unwrap();
     assert_eq!(info["mpidr"], "0x8100");
     assert_eq!(info["midr"], "0x410fd0c1");
@@ -385,5 +409,8 @@ fn mce_info_has_upstreams_msr_names() {
     assert_eq!(info["mcg_cpu_cap"], 0x1c09);
     assert_eq!(info["banks_msr_status"], 1u64 << 63);
     assert_eq!(info["bank"], 4);
-    assert!(info.get("mcgcap").is_none() && info.get("status").is_none(), "{info:#}");
+    assert!(
+        info.get("mcgcap").is_none() && info.get("status").is_none(),
+        "{info:#}"
+    );
 }

@@ -169,8 +169,7 @@ impl RetransmitRecord {
             comm: self.comm.clone(),
             pid: self.pid,
             container_id: None,
-            memory_cgroup_css_addr: (self.memcg_css != 0)
-                .then(|| format!("{:#x}", self.memcg_css)),
+            memory_cgroup_css_addr: (self.memcg_css != 0).then(|| format!("{:#x}", self.memcg_css)),
             net_namespace_cookie: (self.netns_cookie != 0).then_some(self.netns_cookie),
             net_namespace_inum: self.netns,
             tcp_state: tcp_state_name(self.state).unwrap_or("unknown"),

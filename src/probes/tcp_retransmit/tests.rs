@@ -135,7 +135,11 @@ fn a_retransmit_while_the_loss_probe_timer_runs_is_a_tlp() {
     };
     assert_eq!(tlp(0, 5), "TLP", "open state, ICSK_TIME_LOSS_PROBE");
     assert_eq!(tlp(1, 5), "TLP", "disorder");
-    assert_eq!(tlp(0, 1), "unknown", "the RTO timer is armed, none is running");
+    assert_eq!(
+        tlp(0, 1),
+        "unknown",
+        "the RTO timer is armed, none is running"
+    );
     assert_eq!(tlp(0, 0), "unknown");
     // Loss and recovery decide first: their retransmits are not probes.
     assert_eq!(tlp(4, 5), "RTO");
@@ -148,20 +152,32 @@ fn drop_location_says_whether_this_host_dropped_the_flow_just_before() {
         let mut raw = raw_record(0, 2, 1, 4, 0);
         raw[0..8].copy_from_slice(&10_000_000_000u64.to_le_bytes());
         raw[136..144].copy_from_slice(&drop_boot_ns.to_le_bytes());
-        RetransmitRecord::decode(&raw).unwrap().drop_location(window_ns)
+        RetransmitRecord::decode(&raw)
+            .unwrap()
+            .drop_location(window_ns)
     };
     let window = 2_000_000_000;
     assert_eq!(at(9_000_000_000, window), Some("host_software"));
-    assert_eq!(at(8_000_000_000, window), Some("host_software"), "at the edge");
+    assert_eq!(
+        at(8_000_000_000, window),
+        Some("host_software"),
+        "at the edge"
+    );
     assert_eq!(at(7_999_999_999, window), Some("network_or_host_hardware"));
-    assert_eq!(at(0, window), Some("network_or_host_hardware"), "never dropped");
+    assert_eq!(
+        at(0, window),
+        Some("network_or_host_hardware"),
+        "never dropped"
+    );
     assert_eq!(
         at(10_000_000_001, window),
         Some("network_or_host_hardware"),
         "a drop after the retransmit did not cause it"
     );
     assert_eq!(at(9_000_000_000, 0), None, "correlation off");
-    let mut data = RetransmitRecord::decode(&raw_record(0, 2, 1, 4, 0)).unwrap().data();
+    let mut data = RetransmitRecord::decode(&raw_record(0, 2, 1, 4, 0))
+        .unwrap()
+        .data();
     data.drop_location = Some("host_software");
     let json = serde_json::to_value(&data).unwrap();
     assert_eq!(json["drop_location"], "host_software");
