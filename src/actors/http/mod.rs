@@ -12,6 +12,7 @@ mod profile;
 mod querier;
 mod self_metrics;
 mod serve;
+mod status_page;
 mod tracers;
 pub mod watch;
 
@@ -197,6 +198,7 @@ impl Actor for HttpServer {
 
 fn router(shared: Shared) -> Router {
     Router::new()
+        .route("/", get(status_page::page))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
