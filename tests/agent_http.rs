@@ -93,7 +93,10 @@ fn serves_upstream_paths_with_host_and_region_labels() {
     let (status, page) = agent.get("/").unwrap();
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("<table id=\"parts\">"), "{page}");
-    assert!(page.contains("<tr><td>loadavg</td><td>probe</td>"), "{page}");
+    assert!(
+        page.contains("<tr><td>loadavg</td><td>probe</td>"),
+        "{page}"
+    );
     assert!(page.contains("href=\"/metrics\""), "{page}");
     let tracers = tracers(&agent);
     for name in ["control", "http", "loadavg", "runqlat", "softirq"] {
