@@ -3,6 +3,7 @@
 //! controlled live through a Unix socket. See docs/architecture.md.
 
 pub mod actors;
+pub mod autotracing;
 pub mod cli;
 pub mod config;
 pub mod containers;

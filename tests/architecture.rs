@@ -15,6 +15,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("containers", &["config", "exposition"]),
     ("events", &["config", "containers", "exposition"]),
     ("profiling", &["config", "containers", "exposition"]),
+    ("autotracing", &[]),
     // The shared vocabulary.
     (
         "core",
@@ -39,6 +40,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "events",
             "exposition",
             "profiling",
+            "autotracing",
             "telemetry",
         ],
     ),
@@ -52,6 +54,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "events",
             "exposition",
             "profiling",
+            "autotracing",
             "telemetry",
         ],
     ),
