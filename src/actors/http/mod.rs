@@ -12,6 +12,7 @@ mod profile;
 mod querier;
 mod self_metrics;
 mod serve;
+pub mod tasks;
 mod tracers;
 pub mod watch;
 
