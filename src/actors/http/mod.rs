@@ -13,6 +13,7 @@ mod querier;
 mod self_metrics;
 mod serve;
 mod status_page;
+pub mod tasks;
 mod tracers;
 pub mod watch;
 

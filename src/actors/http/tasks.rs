@@ -1,0 +1,440 @@
+//! Upstream's `/tasks` API, the bookkeeping half: the `[tasks]` section, request validation
+//! (`{request_id?, tracer_name, timeout, data_type, trace_args[]}`), 16-char task ids and a
+//! registry with bounded concurrency and bounded retention of finished tasks. Not routed yet: the
+//! in-process `profiler` tracer that runs a task is still to be wired (see the report of branch
+//! `tasks`).
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, Instant};
+
+use documented::{Documented, DocumentedFieldsOpt};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::{Invalid, Section};
+
+/// Upstream's limit on a task's `timeout` (seconds, exclusive).
+pub const MAX_TIMEOUT_SECS: u64 = 3600;
+
+/// Tracers a task may name; upstream runs external binaries, we run these in-process.
+pub const KNOWN_TRACERS: &[&str] = &["profiler"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
+#[serde(deny_unknown_fields, default)]
+/// Upstream's task API (`POST /tasks`, `GET /tasks[/<id>]`, `DELETE /tasks/<id>`): on-demand
+/// tracer runs such as a profiler capture. Upstream key: `Tasks.MaxConcurrent`.
+pub struct TasksConfig {
+    /// Tasks running at once; one more is refused with 429.
+    pub max_concurrent: usize,
+    /// Finished tasks (completed, failed, stopped) kept for `GET /tasks/<id>` ...
+    pub keep_finished: usize,
+    /// ... and for at most this many seconds after they finished.
+    pub keep_finished_secs: u64,
+}
+
+impl Default for TasksConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 10,
+            keep_finished: 100,
+            keep_finished_secs: 3600,
+        }
+    }
+}
+
+impl Section for TasksConfig {
+    const PATH: &'static str = "tasks";
+
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.max_concurrent == 0 {
+            return Err(Invalid::field("max_concurrent", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// A rejected request body, naming the field at fault (answered as 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct BadRequest {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+fn bad(field: &'static str, reason: impl Into<String>) -> BadRequest {
+    BadRequest {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// A validated `POST /tasks` body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRequest {
+    pub request_id: Option<String>,
+    pub tracer_name: String,
+    pub timeout: Duration,
+    pub data_type: String,
+    pub trace_args: Vec<String>,
+}
+
+impl TaskRequest {
+    /// Parses and validates a body; field types are checked by hand so the error names the field.
+    pub fn parse(body: &[u8]) -> Result<Self, BadRequest> {
+        let v: Value = serde_json::from_slice(body).map_err(|e| bad("body", e.to_string()))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| bad("body", "must be a JSON object"))?;
+        for key in obj.keys() {
+            if !matches!(
+                key.as_str(),
+                "request_id" | "tracer_name" | "timeout" | "data_type" | "trace_args"
+            ) {
+                return Err(bad("body", format!("unknown field {key:?}")));
+            }
+        }
+        let request_id = match obj.get("request_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(bad("request_id", "must be a string")),
+        };
+        let tracer_name = match obj.get("tracer_name") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            None => return Err(bad("tracer_name", "is required")),
+            Some(_) => return Err(bad("tracer_name", "must be a non-empty string")),
+        };
+        if !KNOWN_TRACERS.contains(&tracer_name.as_str()) {
+            return Err(bad(
+                "tracer_name",
+                format!("unknown tracer {tracer_name:?}; known: {KNOWN_TRACERS:?}"),
+            ));
+        }
+        let timeout = match obj.get("timeout").map(Value::as_u64) {
+            Some(Some(t)) if t > 0 && t < MAX_TIMEOUT_SECS => Duration::from_secs(t),
+            None => return Err(bad("timeout", "is required (seconds)")),
+            Some(_) => {
+                return Err(bad(
+                    "timeout",
+                    format!("must be an integer in 1..{MAX_TIMEOUT_SECS} seconds"),
+                ))
+            }
+        };
+        let data_type = match obj.get("data_type") {
+            None | Some(Value::Null) => "json".to_string(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err(bad("data_type", "must be a string")),
+        };
+        let trace_args = match obj.get("trace_args") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| bad("trace_args", "must be an array of strings"))
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(bad("trace_args", "must be an array of strings")),
+        };
+        Ok(Self {
+            request_id,
+            tracer_name,
+            timeout,
+            data_type,
+            trace_args,
+        })
+    }
+}
+
+/// Upstream's status words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskEntry {
+    pub id: String,
+    pub request: TaskRequest,
+    pub status: TaskStatus,
+    pub data: Option<Value>,
+    pub error: Option<String>,
+    finished_at: Option<Instant>,
+}
+
+/// Why a task could not be created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreateError {
+    #[error("{running} tasks running, the limit (tasks.max_concurrent) is {limit}")]
+    TooMany { running: usize, limit: usize },
+}
+
+/// 16 random alphanumerics; std's per-process random hasher keys seed it, so no rand crate.
+pub fn new_task_id() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(16);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    let mut x = h.finish();
+    for i in 0..16 {
+        if i == 8 {
+            h.write_u64(x);
+            x = h.finish();
+        }
+        out.push(ALPHABET[(x % ALPHABET.len() as u64) as usize] as char);
+        x /= ALPHABET.len() as u64;
+    }
+    out
+}
+
+/// The tasks known to the agent: live ones plus a bounded tail of finished ones.
+#[derive(Debug)]
+pub struct TaskRegistry {
+    config: TasksConfig,
+    tasks: HashMap<String, TaskEntry>,
+}
+
+impl TaskRegistry {
+    pub fn new(config: TasksConfig) -> Self {
+        Self {
+            config,
+            tasks: HashMap::new(),
+        }
+    }
+
+    fn live(&self) -> usize {
+        self.tasks
+            .values()
+            .filter(|t| matches!(t.status, TaskStatus::Pending | TaskStatus::Running))
+            .count()
+    }
+
+    /// Registers a pending task, or refuses past `max_concurrent`.
+    pub fn create(&mut self, request: TaskRequest) -> Result<String, CreateError> {
+        self.prune(Instant::now());
+        let running = self.live();
+        if running >= self.config.max_concurrent {
+            return Err(CreateError::TooMany {
+                running,
+                limit: self.config.max_concurrent,
+            });
+        }
+        let mut id = new_task_id();
+        while self.tasks.contains_key(&id) {
+            id = new_task_id();
+        }
+        self.tasks.insert(
+            id.clone(),
+            TaskEntry {
+                id: id.clone(),
+                request,
+                status: TaskStatus::Pending,
+                data: None,
+                error: None,
+                finished_at: None,
+            },
+        );
+        Ok(id)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&TaskEntry> {
+        self.tasks.get(id)
+    }
+
+    pub fn list(&self) -> Vec<&TaskEntry> {
+        let mut v: Vec<_> = self.tasks.values().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// Marks a pending task running; false if it is gone or no longer pending.
+    pub fn start(&mut self, id: &str) -> bool {
+        match self.tasks.get_mut(id) {
+            Some(t) if t.status == TaskStatus::Pending => {
+                t.status = TaskStatus::Running;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Ends a task with its result; a task already finished (e.g. stopped) keeps its first end.
+    pub fn finish(&mut self, id: &str, result: Result<Value, String>) {
+        let Some(t) = self.tasks.get_mut(id) else {
+            return;
+        };
+        if matches!(t.status, TaskStatus::Completed | TaskStatus::Failed) {
+            return;
+        }
+        match result {
+            Ok(data) => {
+                t.status = TaskStatus::Completed;
+                t.data = Some(data);
+            }
+            Err(e) => {
+                t.status = TaskStatus::Failed;
+                t.error = Some(e);
+            }
+        }
+        t.finished_at = Some(Instant::now());
+        self.prune(Instant::now());
+    }
+
+    /// `DELETE /tasks/<id>`: a live task ends as failed "stopped"; false if unknown.
+    pub fn stop(&mut self, id: &str) -> bool {
+        if !self.tasks.contains_key(id) {
+            return false;
+        }
+        self.finish(id, Err("stopped by DELETE /tasks".to_string()));
+        true
+    }
+
+    /// Drops finished tasks older than keep_finished_secs, then the oldest past keep_finished.
+    fn prune(&mut self, now: Instant) {
+        let max_age = Duration::from_secs(self.config.keep_finished_secs);
+        self.tasks.retain(|_, t| {
+            t.finished_at
+                .is_none_or(|f| now.saturating_duration_since(f) <= max_age)
+        });
+        let mut finished: Vec<(Instant, String)> = self
+            .tasks
+            .values()
+            .filter_map(|t| t.finished_at.map(|f| (f, t.id.clone())))
+            .collect();
+        if finished.len() > self.config.keep_finished {
+            finished.sort();
+            let excess = finished.len() - self.config.keep_finished;
+            for (_, id) in finished.into_iter().take(excess) {
+                self.tasks.remove(&id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req() -> TaskRequest {
+        TaskRequest::parse(
+            br#"{"tracer_name":"profiler","timeout":5,"trace_args":["--duration","2"]}"#,
+        )
+        .expect("valid body")
+    }
+
+    #[test]
+    fn parse_accepts_upstream_body() {
+        let r = TaskRequest::parse(
+            br#"{"request_id":"r1","tracer_name":"profiler","timeout":10,"data_type":"json","trace_args":["--pid","1"]}"#,
+        )
+        .expect("valid");
+        assert_eq!(r.request_id.as_deref(), Some("r1"));
+        assert_eq!(r.timeout, Duration::from_secs(10));
+        assert_eq!(r.trace_args, vec!["--pid", "1"]);
+    }
+
+    #[test]
+    fn parse_names_the_bad_field() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"not json", "body"),
+            (b"[1]", "body"),
+            (br#"{"timeout":5}"#, "tracer_name"),
+            (br#"{"tracer_name":"bpftrace","timeout":5}"#, "tracer_name"),
+            (br#"{"tracer_name":"profiler"}"#, "timeout"),
+            (br#"{"tracer_name":"profiler","timeout":3600}"#, "timeout"),
+            (br#"{"tracer_name":"profiler","timeout":"5"}"#, "timeout"),
+            (
+                br#"{"tracer_name":"profiler","timeout":5,"trace_args":[1]}"#,
+                "trace_args",
+            ),
+            (
+                br#"{"tracer_name":"profiler","timeout":5,"extra":1}"#,
+                "body",
+            ),
+        ];
+        for (body, field) in cases {
+            let e = TaskRequest::parse(body).expect_err("must be rejected");
+            assert_eq!(e.field, *field, "body {:?}", String::from_utf8_lossy(body));
+        }
+        let e = TaskRequest::parse(br#"{"tracer_name":"bpftrace","timeout":5}"#).unwrap_err();
+        assert!(e.to_string().contains("bpftrace"), "{e}");
+    }
+
+    #[test]
+    fn ids_are_16_alphanumerics_and_distinct() {
+        let a = new_task_id();
+        let b = new_task_id();
+        assert_eq!(a.len(), 16);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn concurrency_is_bounded_and_freed_on_finish() {
+        let mut reg = TaskRegistry::new(TasksConfig {
+            max_concurrent: 2,
+            ..TasksConfig::default()
+        });
+        let a = reg.create(req()).expect("first");
+        let _b = reg.create(req()).expect("second");
+        assert_eq!(
+            reg.create(req()),
+            Err(CreateError::TooMany {
+                running: 2,
+                limit: 2
+            })
+        );
+        assert!(reg.start(&a));
+        reg.finish(&a, Ok(serde_json::json!({"ok": true})));
+        assert_eq!(reg.get(&a).map(|t| t.status), Some(TaskStatus::Completed));
+        reg.create(req()).expect("slot freed");
+    }
+
+    #[test]
+    fn stop_keeps_first_end_and_unknown_is_reported() {
+        let mut reg = TaskRegistry::new(TasksConfig::default());
+        let a = reg.create(req()).expect("create");
+        assert!(reg.start(&a));
+        assert!(reg.stop(&a));
+        reg.finish(&a, Ok(Value::Null));
+        let t = reg.get(&a).expect("kept");
+        assert_eq!(t.status, TaskStatus::Failed);
+        assert!(t.data.is_none());
+        assert!(!reg.stop("nosuchtask000000"));
+    }
+
+    #[test]
+    fn finished_tasks_are_bounded() {
+        let mut reg = TaskRegistry::new(TasksConfig {
+            keep_finished: 2,
+            ..TasksConfig::default()
+        });
+        let ids: Vec<_> = (0..3).map(|_| reg.create(req()).expect("create")).collect();
+        for id in &ids {
+            reg.finish(id, Ok(Value::Null));
+        }
+        assert!(reg.get(&ids[0]).is_none(), "oldest finished dropped");
+        assert!(reg.get(&ids[2]).is_some());
+        assert_eq!(reg.list().len(), 2);
+    }
+
+    #[test]
+    fn config_rejects_zero_concurrency() {
+        let c = TasksConfig {
+            max_concurrent: 0,
+            ..TasksConfig::default()
+        };
+        assert!(c.validate().is_err());
+    }
+}
