@@ -53,6 +53,7 @@ pub fn parts() -> Vec<PartEntry> {
         probe::<lacp::LacpProbe>(),
         probe::<profile::ProfileProbe>(),
         probe::<dload::DloadProbe>(),
+        probe::<waitrate::WaitrateProbe>(),
     ]
 }
 
