@@ -190,3 +190,76 @@ fn spawn_quiet(command: &mut Command) -> Child {
         .spawn()
         .expect("spawn")
 }
+
+#[test]
+fn a_container_pinned_with_a_heavier_one_on_one_cpu_names_it_as_top_waitrate_contender() {
+    use huatuo_bamai::probes::waitrate;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available("a_container_pinned_with_a_heavier_one_on_one_cpu_names_it") {
+        return;
+    }
+    let mut victim = TestContainer::create().expect("create victim cgroup");
+    let mut contender = TestContainer::create().expect("create contender cgroup");
+    let ctx = common::host_probe_context();
+    let settings = waitrate::WaitrateConfig {
+        threshold: 0.3,
+        spike_factor: 0.0,
+        min_run_ms: 10,
+        ..Default::default()
+    };
+    let mut probe = waitrate::WaitrateProbe::start(&settings, &ctx).expect("start waitrate");
+    // Busy loops pinned to CPU 0: one in the victim, two in the contender, so the victim waits
+    // about twice as long as it runs, behind the contender.
+    let spin = || {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0", "sh", "-c", "sleep 0.3; while :; do :; done"]);
+        c
+    };
+    victim.spawn(&mut spin());
+    contender.spawn(&mut spin());
+    contender.spawn(&mut spin());
+    let id = victim.id.clone();
+    let mut rx = ctx.events.subscribe();
+    let mut set = huatuo_bamai::exposition::MetricSet::default();
+    probe.collect(&mut set).expect("first window");
+    let mut document = None;
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(700));
+        set = huatuo_bamai::exposition::MetricSet::default();
+        probe.collect(&mut set).expect("collect");
+        while let Ok(d) = rx.try_recv() {
+            if d.tracer_name == "waitrate" && d.container_id == id {
+                document = Some(d.as_ref().clone());
+            }
+        }
+        if document.is_some() {
+            break;
+        }
+    }
+    victim.kill_processes();
+    contender.kill_processes();
+    let document = document.expect("no waitrate document for the victim");
+    assert_eq!(document.tracer_type, TracerType::Autotracing);
+    let data = &document.tracer_data;
+    assert!(data["curr_waitrate"].as_f64().unwrap() > 0.3, "{data:#}");
+    let top = &data["contenders"][0];
+    assert_eq!(top["container_id"], contender.id.as_str(), "{data:#}");
+    assert!(top["cpu_time_ns"].as_u64().unwrap() > 0, "{data:#}");
+    assert!(
+        data["exter_wait_rate"].as_f64().unwrap() > data["inner_wait_rate"].as_f64().unwrap(),
+        "a lone task waits behind others, not itself: {data:#}"
+    );
+    let short = &victim.id[..12];
+    let exported = set
+        .families
+        .iter()
+        .find(|f| f.name == "huatuo_bamai_cpu_waitrate_container_exter_wait_rate")
+        .map(|f| {
+            f.samples.iter().any(|s| {
+                s.labels
+                    .iter()
+                    .any(|(k, v)| *k == "container_host" && v == short)
+            })
+        });
+    assert_eq!(exported, Some(true), "no exter_wait_rate gauge for {short}");
+}
