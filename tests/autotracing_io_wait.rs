@@ -208,16 +208,23 @@ fn a_container_pinned_with_a_heavier_one_on_one_cpu_names_it_as_top_waitrate_con
         ..Default::default()
     };
     let mut probe = waitrate::WaitrateProbe::start(&settings, &ctx).expect("start waitrate");
-    // Busy loops pinned to CPU 0: one in the victim, two in the contender, so the victim waits
+    // Busy loops pinned to CPU 0: one in the victim, three in the contender, so the victim waits
     // about twice as long as it runs, behind the contender.
     let spin = || {
         let mut c = Command::new("taskset");
         c.args(["-c", "0", "sh", "-c", "sleep 0.3; while :; do :; done"]);
         c
     };
+    // The CPU is shared with whatever else the host runs (root cgroup): a high weight makes
+    // the contender take most of it, so it must rank above the host.
+    for dir in &contender.dirs {
+        let _ = std::fs::write(dir.join("cpu.shares"), "20000");
+        let _ = std::fs::write(dir.join("cpu.weight"), "2000");
+    }
     victim.spawn(&mut spin());
-    contender.spawn(&mut spin());
-    contender.spawn(&mut spin());
+    for _ in 0..3 {
+        contender.spawn(&mut spin());
+    }
     let id = victim.id.clone();
     let mut rx = ctx.events.subscribe();
     let mut set = huatuo_bamai::exposition::MetricSet::default();
