@@ -217,9 +217,21 @@ fn a_container_pinned_with_a_heavier_one_on_one_cpu_names_it_as_top_waitrate_con
     };
     // The CPU is shared with whatever else the host runs (root cgroup): a high weight makes
     // the contender take most of it, so it must rank above the host.
+    // On v1 the `docker` parent competes with every root-cgroup task as one entity: weight it
+    // too (restored below).
+    let mut restore = Vec::new();
     for dir in &contender.dirs {
-        let _ = std::fs::write(dir.join("cpu.shares"), "20000");
-        let _ = std::fs::write(dir.join("cpu.weight"), "2000");
+        for (file, value) in [("cpu.shares", "100000"), ("cpu.weight", "5000")] {
+            let _ = std::fs::write(dir.join(file), value);
+            if let Some(parent) = dir.parent() {
+                let path = parent.join(file);
+                if let Ok(old) = std::fs::read_to_string(&path) {
+                    if std::fs::write(&path, value).is_ok() {
+                        restore.push((path, old));
+                    }
+                }
+            }
+        }
     }
     victim.spawn(&mut spin());
     for _ in 0..3 {
@@ -228,10 +240,12 @@ fn a_container_pinned_with_a_heavier_one_on_one_cpu_names_it_as_top_waitrate_con
     let id = victim.id.clone();
     let mut rx = ctx.events.subscribe();
     let mut set = huatuo_bamai::exposition::MetricSet::default();
+    // The loops start after their 0.3 s sleep: the baseline window begins once they spin.
+    std::thread::sleep(Duration::from_millis(1000));
     probe.collect(&mut set).expect("first window");
     let mut document = None;
     for _ in 0..8 {
-        std::thread::sleep(Duration::from_millis(700));
+        std::thread::sleep(Duration::from_millis(1000));
         set = huatuo_bamai::exposition::MetricSet::default();
         probe.collect(&mut set).expect("collect");
         while let Ok(d) = rx.try_recv() {
@@ -245,6 +259,9 @@ fn a_container_pinned_with_a_heavier_one_on_one_cpu_names_it_as_top_waitrate_con
     }
     victim.kill_processes();
     contender.kill_processes();
+    for (path, old) in restore {
+        let _ = std::fs::write(path, old.trim());
+    }
     let document = document.expect("no waitrate document for the victim");
     assert_eq!(document.tracer_type, TracerType::Autotracing);
     let data = &document.tracer_data;
