@@ -52,6 +52,8 @@ pub fn parts() -> Vec<PartEntry> {
         probe::<netdev_txqueue_timeout::NetdevTxqueueTimeoutProbe>(),
         probe::<lacp::LacpProbe>(),
         probe::<profile::ProfileProbe>(),
+        probe::<dload::DloadProbe>(),
+        probe::<waitrate::WaitrateProbe>(),
     ]
 }
 

@@ -127,4 +127,16 @@ impl BpfProgramSet {
         }
         Ok(sums)
     }
+
+    /// Every entry of the (LRU) hash `map` with plain-data keys and values; entries that
+    /// vanish during the walk are skipped.
+    pub fn hash_entries<K: aya::Pod, V: aya::Pod>(
+        &self,
+        map: &'static str,
+    ) -> Result<Vec<(K, V)>, BpfError> {
+        let err = map_error(self.probe, map);
+        let data = self.map_data(map)?;
+        let hash = aya::maps::HashMap::<&aya::maps::MapData, K, V>::try_from(data).map_err(err)?;
+        Ok(hash.iter().filter_map(Result::ok).collect())
+    }
 }
