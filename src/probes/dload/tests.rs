@@ -87,7 +87,8 @@ fn stat_comm_may_hold_parentheses_and_tids_skip_garbage() {
 
 #[test]
 fn stack_text_drops_addresses_and_names_each_task() {
-    let stack = parse_stack("[<0>] percpu_rwsem_wait+0x10/0x20\n[<0>] ext4_buffered_write_iter+0x1/0x2\n");
+    let stack =
+        parse_stack("[<0>] percpu_rwsem_wait+0x10/0x20\n[<0>] ext4_buffered_write_iter+0x1/0x2\n");
     assert_eq!(
         stack,
         "percpu_rwsem_wait+0x10/0x20\next4_buffered_write_iter+0x1/0x2"

@@ -24,9 +24,7 @@ use crate::exposition::MetricSet;
 use crate::probes::common::cooldown::Cooldown;
 use crate::probes::common::watched_cgroups::WatchedCgroups;
 
-pub use rates::{
-    contention_deltas, rank_contenders, should_capture, CgroupTimes, Rates, Rule,
-};
+pub use rates::{contention_deltas, rank_contenders, should_capture, CgroupTimes, Rates, Rule};
 
 const NAME: &str = "waitrate";
 const TIMES_MAP: &str = "WAIT_CGROUP_TIMES";
@@ -246,7 +244,11 @@ impl Probe for WaitrateProbe {
         for (i, (name, help)) in names.iter().enumerate() {
             let family = out.gauge(name, help);
             for (labels, rates) in &series {
-                let value = [rates.wait_rate, rates.inner_wait_rate, rates.exter_wait_rate][i];
+                let value = [
+                    rates.wait_rate,
+                    rates.inner_wait_rate,
+                    rates.exter_wait_rate,
+                ][i];
                 family.push(labels.clone(), value);
             }
         }

@@ -52,7 +52,10 @@ fn with_history_only_a_spike_above_mean_plus_std_fires() {
         spike_factor: 0.0,
         ..rule()
     };
-    assert_eq!(should_capture(&plain, &window(1000, 1100), &history), Some(0.5));
+    assert_eq!(
+        should_capture(&plain, &window(1000, 1100), &history),
+        Some(0.5)
+    );
 }
 
 #[test]
@@ -84,7 +87,11 @@ fn config_rejects_bad_values() {
         threshold: f64::NAN,
         ..Default::default()
     };
-    assert!(bad.validate().unwrap_err().to_string().contains("threshold"));
+    assert!(bad
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("threshold"));
     let bad = WaitrateConfig {
         min_history_samples: 500,
         ..Default::default()
