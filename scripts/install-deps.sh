@@ -3,9 +3,10 @@
 #   scripts/install-deps.sh build   clang-19, llvm-19 (llvm-strip), libbpf-dev
 #   scripts/install-deps.sh test    build deps + bpftool, promtool (prometheus), gdb, iproute2,
 #                                   e2fsprogs, python3, iptables, golang-go (go tool pprof), gcc,
-#                                   chromium, python3-pip, and from PyPI osmem-server (an in-memory
+#                                   chromium, systemd (systemd-analyze), kubernetes-client (kubectl),
+#                                   python3-pip, and from PyPI osmem-server (an in-memory
 #                                   OpenSearch-compatible server) and grafana-foundation-sdk
-#                                   (Grafana's dashboard schema models)
+#                                   (Grafana's dashboard schema models), PyYAML
 set -euo pipefail
 
 profile="${1:-build}"
@@ -45,6 +46,9 @@ if [[ "$profile" == test ]]; then
     # tests/bpf_profile.rs: test programs built with frame pointers, the SVG in headless Chromium.
     need gcc gcc
     need /usr/bin/chromium chromium
+    # tests/packaging.rs: `systemd-analyze verify` of the unit, `kubectl kustomize` of the base.
+    need systemd-analyze systemd
+    need kubectl kubernetes-client
     # tests/es_sink.rs: osmem-server comes from PyPI, so pip is needed.
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 fi
@@ -64,6 +68,8 @@ install_pip_packages() {
     [[ "$profile" == test ]] || return 0
     pip_install osmem_server osmem-server==0.1.6
     pip_install grafana_foundation_sdk 'grafana-foundation-sdk==1769699998!10.1.0'
+    # tests/packaging.rs turns `kubectl kustomize` output into JSON with PyYAML.
+    pip_install yaml 'PyYAML>=6'
 }
 
 if ((${#missing[@]} == 0)); then
