@@ -2,7 +2,7 @@
 CONFIG ?= config/huatuo-bamai.toml
 CARGO ?= cargo
 
-.PHONY: all deps deps-test build run test lint fmt config dashboards bench clean
+.PHONY: all deps deps-test build run stack test lint fmt config dashboards bench clean
 
 # Probe modules are included from a generated list (build.rs), which `cargo fmt` does not follow:
 # rustfmt is given every tracked source file as well.
@@ -22,6 +22,11 @@ build: deps
 # Runs the agent in the foreground with the shipped config (needs root for BPF).
 run: build
 	./target/release/huatuo-bamai --config $(CONFIG)
+
+# The agent + Prometheus (with the alert rules) + an OpenSearch-compatible event store, no
+# Docker; prints the URLs, Ctrl-C stops all (scripts/stack.sh, needs root for BPF).
+stack: build deps-test
+	CONFIG=$(CONFIG) scripts/stack.sh
 
 # Unit, integration, root BPF and chaos tests. BPF tests skip without root unless
 # HUATUO_REQUIRE_BPF is set (CI sets it).

@@ -4,6 +4,7 @@
 #   scripts/install-deps.sh test    build deps + bpftool, promtool (prometheus), gdb, iproute2,
 #                                   e2fsprogs, python3, iptables, golang-go (go tool pprof), gcc,
 #                                   chromium, systemd (systemd-analyze), kubernetes-client (kubectl),
+#                                   curl,
 #                                   python3-pip, and from PyPI osmem-server (an in-memory
 #                                   OpenSearch-compatible server) and grafana-foundation-sdk
 #                                   (Grafana's dashboard schema models), PyYAML
@@ -49,6 +50,8 @@ if [[ "$profile" == test ]]; then
     # tests/packaging.rs: `systemd-analyze verify` of the unit, `kubectl kustomize` of the base.
     need systemd-analyze systemd
     need kubectl kubernetes-client
+    # scripts/stack.sh (`make stack`, tests/stack.rs): waits for its services over HTTP.
+    need curl curl
     # tests/es_sink.rs: osmem-server comes from PyPI, so pip is needed.
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 fi

@@ -373,43 +373,12 @@ fn http_profile_refuses_bad_parameters_and_a_second_capture_of_one_target() {
 
 /// Headless Chromium: the DOM has the busy function's frame, and the screenshot has colour.
 fn chromium_renders_the_flame_graph(dir: &Path, svg: &[u8]) {
-    let chromium = Path::new("/usr/bin/chromium");
-    if !chromium.exists() {
-        if std::env::var_os("HUATUO_REQUIRE_BPF").is_some() {
-            panic!("chromium missing (scripts/install-deps.sh installs it)");
-        }
-        eprintln!("SKIP chromium check: /usr/bin/chromium missing");
+    if !common::chromium::available("chromium_renders_the_flame_graph") {
         return;
     }
     let profile_dir = dir.join("chromium-profile");
     let run = |file: &Path, extra: &[String]| {
-        let mut args: Vec<String> = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1200,600",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.push(format!("--user-data-dir={}", profile_dir.display()));
-        args.extend_from_slice(extra);
-        args.push(format!("file://{}", file.display()));
-        let out = Command::new(chromium)
-            .args(&args)
-            .output()
-            .expect("run chromium");
-        assert!(
-            out.status.success(),
-            "chromium: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        common::chromium::run(&profile_dir, &format!("file://{}", file.display()), extra)
     };
     let screenshot = |name: &str, svg: &[u8]| {
         let file = dir.join(format!("{name}.svg"));

@@ -2,6 +2,7 @@
 //! control socket), scrapes it over HTTP and drives it through `huatuo-bamai ctl`.
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod loop_device;
 pub mod netns;
 pub mod prometheus;
