@@ -5,6 +5,7 @@
 pub mod chromium;
 pub mod loop_device;
 pub mod netns;
+pub mod osmem;
 pub mod prometheus;
 pub mod upstream;
 
@@ -65,19 +66,25 @@ pub struct Agent {
 
 /// A config with every probe disabled except those named, plus `extra` TOML appended.
 pub fn config_text(port: u16, socket: &Path, enabled: &[&str], extra: &str) -> String {
-    // An `[http]` table in `extra` joins the harness's own (a TOML table cannot be opened twice).
+    // `[agent]` and `[http]` tables in `extra` join the harness's own (a TOML table cannot be
+    // opened twice).
     let mut extra = extra.to_string();
-    let mut http_keys = String::new();
-    if let Some(at) = extra.find("[http]\n") {
-        let body_start = at + "[http]\n".len();
+    let mut take_table = |header: &str| {
+        let Some(at) = extra.find(header) else {
+            return String::new();
+        };
+        let body_start = at + header.len();
         let body_end = extra[body_start..]
             .find("\n[")
             .map_or(extra.len(), |i| body_start + i + 1);
-        http_keys = extra[body_start..body_end].to_string();
+        let keys = extra[body_start..body_end].to_string();
         extra.replace_range(at..body_end, "");
-    }
+        keys
+    };
+    let agent_keys = take_table("[agent]\n");
+    let http_keys = take_table("[http]\n");
     let mut text = format!(
-        "[agent]\nregion = \"test\"\nhostname = \"test-host\"\n\
+        "[agent]\nregion = \"test\"\nhostname = \"test-host\"\n{agent_keys}\
          [http]\nlisten = \"127.0.0.1:{port}\"\n{http_keys}\
          [control]\nsocket = \"{}\"\n",
         socket.display()
