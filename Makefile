@@ -2,7 +2,7 @@
 CONFIG ?= config/huatuo-bamai.toml
 CARGO ?= cargo
 
-.PHONY: all deps deps-test build run stack test lint fmt config dashboards bench clean
+.PHONY: all deps deps-test build run stack test soak lint fmt config dashboards bench clean
 
 # Probe modules are included from a generated list (build.rs), which `cargo fmt` does not follow:
 # rustfmt is given every tracked source file as well.
@@ -49,6 +49,12 @@ config:
 # Regenerates deploy/grafana/dashboards/*.json from scripts/gen-dashboards.py.
 dashboards:
 	python3 scripts/gen-dashboards.py
+
+# The long runs `make test` keeps short (about 25 minutes, root): 10 minutes of mixed load with
+# RSS and fd slopes (benches/soak.py), then Elasticsearch frozen for 10 minutes while events flow.
+soak: build deps-test
+	python3 benches/soak.py target/release/huatuo-bamai $(CONFIG)
+	HUATUO_CHAOS_ES_OUTAGE_SECS=600 HUATUO_REQUIRE_BPF=1 $(CARGO) test --test chaos es_outage -- --nocapture
 
 bench: build deps-test
 	benches/overhead.sh
