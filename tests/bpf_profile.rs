@@ -535,3 +535,70 @@ fn perf_program_cost_at_99_hz_is_reported() {
         share * 100.0
     );
 }
+
+/// `/debug/pprof/profile` is the agent's own CPU profile: while clients keep it busy rendering
+/// /metrics, `go tool pprof` reads the capture and finds the agent's own functions in it.
+#[test]
+fn debug_pprof_profile_is_the_agents_own_cpu_profile() {
+    if !bpf_available("debug_pprof_profile_is_the_agents_own_cpu_profile") {
+        return;
+    }
+    let agent = Agent::start(&["profile", "loadavg", "memory_vmstat"]);
+    let port = agent.port;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scrapers: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = common::http_get(port, "/metrics");
+                }
+            })
+        })
+        .collect();
+    let (status, pprof) = get(port, "/debug/pprof/profile?seconds=3");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for scraper in scrapers {
+        let _ = scraper.join();
+    }
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&pprof));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("agent.pprof");
+    std::fs::write(&path, &pprof).expect("write pprof");
+    let top = Command::new("go")
+        .args(["tool", "pprof", "-top", "-nodecount=200"])
+        .arg(&path)
+        .env("HOME", dir.path())
+        .output()
+        .expect("go tool pprof (golang-go, scripts/install-deps.sh test)");
+    let text = String::from_utf8_lossy(&top.stdout);
+    assert!(
+        top.status.success(),
+        "{}",
+        String::from_utf8_lossy(&top.stderr)
+    );
+    // The capture is of the agent's process only: its own code (the exposition's renderer and
+    // the HTTP stack serving the scrapes) is in it.
+    assert!(
+        text.contains("huatuo_bamai::") && text.contains("Duration: 3"),
+        "go tool pprof -top:\n{text}"
+    );
+
+    let (status, body) = get(port, "/debug/pprof/heap");
+    assert_eq!(status, 404);
+    assert!(
+        error_message(&body).contains("/debug/pprof/profile"),
+        "{}",
+        error_message(&body)
+    );
+    let (status, body) = get(port, "/debug/pprof/profile?gc=1");
+    assert_eq!(status, 400);
+    assert!(
+        error_message(&body).contains("gc"),
+        "{}",
+        error_message(&body)
+    );
+    let (status, body) = get(port, "/debug/pprof/");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("profile?seconds=30"));
+}

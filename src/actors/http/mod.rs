@@ -11,6 +11,7 @@ mod envelope;
 mod profile;
 mod querier;
 mod self_metrics;
+mod self_profile;
 mod serve;
 mod status_page;
 pub mod tasks;
@@ -210,6 +211,9 @@ fn router(shared: Shared) -> Router {
         .route("/config", put(config::put))
         .route("/containers/json", get(containers::list))
         .route("/v1/profile", get(profile::profile))
+        .route("/debug/pprof/", get(self_profile::index))
+        .route("/debug/pprof/profile", get(self_profile::cpu))
+        .route("/debug/pprof/{name}", get(self_profile::other))
         .route("/v1/events/watch", axum::routing::post(watch_events))
         .route("/v1/events", get(events))
         .route("/v1/events/{tracer_id}", get(event))
