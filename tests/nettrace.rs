@@ -56,15 +56,19 @@ fn phoenix_binary(test: &str) -> Option<PathBuf> {
         std::env::var_os("HUATUO_PHOENIX").map(PathBuf::from),
         Some(PathBuf::from("/opt/phoenix/bin/phoenix")),
     ];
-    let found = candidates.into_iter().flatten().find(|p| p.exists()).or_else(|| {
-        let out = Command::new("sh")
-            .args(["-c", "command -v phoenix"])
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-    });
+    let found = candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.exists())
+        .or_else(|| {
+            let out = Command::new("sh")
+                .args(["-c", "command -v phoenix"])
+                .output()
+                .ok()?;
+            out.status
+                .success()
+                .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        });
     if found.is_none() {
         let why = "Arize Phoenix is not installed (scripts/install-deps.sh test)";
         if std::env::var_os("HUATUO_REQUIRE_BPF").is_some() {
@@ -112,7 +116,11 @@ impl Phoenix {
             if matches!(common::http_get(port, "/healthz"), Ok((200, _))) {
                 return phoenix;
             }
-            assert!(Instant::now() < deadline, "phoenix not healthy: {}", phoenix.log());
+            assert!(
+                Instant::now() < deadline,
+                "phoenix not healthy: {}",
+                phoenix.log()
+            );
             std::thread::sleep(Duration::from_millis(500));
         }
     }
@@ -177,12 +185,18 @@ impl TwoNodes {
         run(
             "ip",
             &[
-                "link", "add", &veth_a, "netns", &a.name, "type", "veth", "peer", "name",
-                &veth_b, "netns", &b.name,
+                "link", "add", &veth_a, "netns", &a.name, "type", "veth", "peer", "name", &veth_b,
+                "netns", &b.name,
             ],
         );
-        a.run("ip", &["addr", "add", &format!("{a_ip}/24"), "dev", &veth_a]);
-        b.run("ip", &["addr", "add", &format!("{b_ip}/24"), "dev", &veth_b]);
+        a.run(
+            "ip",
+            &["addr", "add", &format!("{a_ip}/24"), "dev", &veth_a],
+        );
+        b.run(
+            "ip",
+            &["addr", "add", &format!("{b_ip}/24"), "dev", &veth_b],
+        );
         a.run("ip", &["link", "set", &veth_a, "up"]);
         b.run("ip", &["link", "set", &veth_b, "up"]);
         TwoNodes { a, b, a_ip, b_ip }
@@ -195,7 +209,15 @@ struct Server(Child);
 impl Server {
     fn start(nodes: &TwoNodes) -> Server {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &nodes.b.name, "python3", "-u", "-c", SERVER])
+            .args([
+                "netns",
+                "exec",
+                &nodes.b.name,
+                "python3",
+                "-u",
+                "-c",
+                SERVER,
+            ])
             .args([&nodes.b_ip, &SERVER_PORT.to_string()])
             .stdout(Stdio::piped())
             .spawn()
@@ -241,7 +263,10 @@ fn call(stream: &mut TcpStream, host: &str, i: usize) -> Call {
     };
     let traceparent = (i % 4 == 1).then(|| {
         (
-            format!("{:032x}", 0x4e45_5454_5241_4345_u128 << 64 | (i as u128 + 1)),
+            format!(
+                "{:032x}",
+                0x4e45_5454_5241_4345_u128 << 64 | (i as u128 + 1)
+            ),
             format!("{:016x}", 0xabc0_0000_u64 + i as u64),
         )
     });
@@ -388,11 +413,18 @@ fn http_calls_between_two_namespaces_become_paired_spans_in_phoenix() {
         let map: BTreeMap<_, _> = spans
             .iter()
             .map(|s| {
-                let key = attr(s, "huatuo.association_key").as_str().unwrap().to_string();
+                let key = attr(s, "huatuo.association_key")
+                    .as_str()
+                    .unwrap()
+                    .to_string();
                 (key, s.clone())
             })
             .collect();
-        assert_eq!(map.len(), spans.len(), "association keys are unique per side");
+        assert_eq!(
+            map.len(),
+            spans.len(),
+            "association keys are unique per side"
+        );
         map
     };
     let client_keys = by_key(&clients);
@@ -440,7 +472,8 @@ fn http_calls_between_two_namespaces_become_paired_spans_in_phoenix() {
         within_10_percent(&call.path, duration_of(client), call.measured);
         let server_took = duration_of(server);
         assert!(
-            server_took >= Duration::from_millis(call.sleep_ms) && server_took <= duration_of(client),
+            server_took >= Duration::from_millis(call.sleep_ms)
+                && server_took <= duration_of(client),
             "{}: server span {server_took:?}, client span {:?}",
             call.path,
             duration_of(client)
@@ -449,13 +482,23 @@ fn http_calls_between_two_namespaces_become_paired_spans_in_phoenix() {
         assert_eq!(trace(client), trace(server), "{}: one trace", call.path);
         match &call.traceparent {
             Some((trace_id, parent)) => {
-                assert_eq!(&trace(client), trace_id, "{}: traceparent honoured", call.path);
+                assert_eq!(
+                    &trace(client),
+                    trace_id,
+                    "{}: traceparent honoured",
+                    call.path
+                );
                 assert_eq!(server["parent_id"], parent.as_str(), "{}", call.path);
                 assert_eq!(client["parent_id"], parent.as_str(), "{}", call.path);
                 assert_eq!(attr(server, "huatuo.trace_source"), "traceparent");
             }
             None => {
-                assert_eq!(client["parent_id"], serde_json::Value::Null, "{}", call.path);
+                assert_eq!(
+                    client["parent_id"],
+                    serde_json::Value::Null,
+                    "{}",
+                    call.path
+                );
                 assert_eq!(
                     server["parent_id"], client["context"]["span_id"],
                     "{}: the server span is the client span's child",
@@ -469,8 +512,16 @@ fn http_calls_between_two_namespaces_become_paired_spans_in_phoenix() {
     // RED metrics of the same calls.
     let metrics = agent.metrics();
     let peer = format!("{}:{SERVER_PORT}", nodes.b_ip);
-    let client_labels = [("role", "client"), ("protocol", "http"), ("peer", peer.as_str())];
-    let server_labels = [("role", "server"), ("protocol", "http"), ("peer", nodes.a_ip.as_str())];
+    let client_labels = [
+        ("role", "client"),
+        ("protocol", "http"),
+        ("peer", peer.as_str()),
+    ];
+    let server_labels = [
+        ("role", "server"),
+        ("protocol", "http"),
+        ("peer", nodes.a_ip.as_str()),
+    ];
     let client_errors = calls.iter().filter(|c| c.status >= 400).count() as f64;
     let server_errors = calls.iter().filter(|c| c.status >= 500).count() as f64;
     let red = |name: &str, labels: &[(&str, &str)]| sample(&metrics, name, labels);
@@ -492,7 +543,10 @@ fn http_calls_between_two_namespaces_become_paired_spans_in_phoenix() {
         Some(server_errors)
     );
     assert_eq!(
-        red("huatuo_bamai_nettrace_duration_seconds_count", &client_labels),
+        red(
+            "huatuo_bamai_nettrace_duration_seconds_count",
+            &client_labels
+        ),
         Some(REQUESTS as f64)
     );
     let measured_sum: f64 = calls.iter().map(|c| c.measured.as_secs_f64()).sum();
@@ -504,7 +558,11 @@ fn http_calls_between_two_namespaces_become_paired_spans_in_phoenix() {
     let dropped: f64 = ["queue_full", "export_failed"]
         .iter()
         .map(|r| {
-            red("huatuo_bamai_nettrace_otlp_spans_dropped_total", &[("reason", r)]).unwrap_or(-1.0)
+            red(
+                "huatuo_bamai_nettrace_otlp_spans_dropped_total",
+                &[("reason", r)],
+            )
+            .unwrap_or(-1.0)
         })
         .sum();
     assert_eq!(dropped, 0.0, "no span lost on the way to Phoenix");

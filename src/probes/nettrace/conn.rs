@@ -336,7 +336,10 @@ fn infer_role(record: &MessageRecord) -> Role {
         return if sends { Role::Server } else { Role::Client };
     }
     const EPHEMERAL: u16 = 32768;
-    match (record.local_port < EPHEMERAL, record.remote_port < EPHEMERAL) {
+    match (
+        record.local_port < EPHEMERAL,
+        record.remote_port < EPHEMERAL,
+    ) {
         (true, false) => Role::Server,
         (false, true) => Role::Client,
         _ if sends => Role::Client,

@@ -91,7 +91,9 @@ impl SpanExport {
         match queue.try_send(span) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.stats.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .dropped_queue_full
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -157,7 +159,11 @@ fn run(
             }
             Err(e) => {
                 stats.dropped_export_failed.fetch_add(n, Ordering::Relaxed);
-                if stats.failed_batches.fetch_add(1, Ordering::Relaxed) % 100 == 0 {
+                if stats
+                    .failed_batches
+                    .fetch_add(1, Ordering::Relaxed)
+                    .is_multiple_of(100)
+                {
                     tracing::warn!(probe = "nettrace", spans = n, error = %e, "OTLP export failed; spans dropped");
                 }
             }

@@ -34,9 +34,7 @@ pub struct TraceParent {
 /// `GET /path HTTP/1.1\r\n...`: the request line of an HTTP/1.x request.
 pub fn parse_request(payload: &[u8]) -> Option<HttpRequest> {
     let method = METHODS.iter().find(|m| {
-        payload.len() > m.len() + 1
-            && payload.starts_with(m.as_bytes())
-            && payload[m.len()] == b' '
+        payload.len() > m.len() + 1 && payload.starts_with(m.as_bytes()) && payload[m.len()] == b' '
     })?;
     let rest = &payload[method.len() + 1..];
     let line_end = rest.iter().position(|b| *b == b'\r' || *b == b'\n');
@@ -78,11 +76,15 @@ pub fn parse_response(payload: &[u8]) -> Option<HttpResponse> {
         .strip_prefix(b"HTTP/1.1 ")
         .or_else(|| payload.strip_prefix(b"HTTP/1.0 "))?;
     let digits = rest.get(..3)?;
-    if !digits.iter().all(u8::is_ascii_digit) || rest.get(3).is_some_and(|b| *b != b' ' && *b != b'\r') {
+    if !digits.iter().all(u8::is_ascii_digit)
+        || rest.get(3).is_some_and(|b| *b != b' ' && *b != b'\r')
+    {
         return None;
     }
     let status = std::str::from_utf8(digits).ok()?.parse().ok()?;
-    (100..600).contains(&status).then_some(HttpResponse { status })
+    (100..600)
+        .contains(&status)
+        .then_some(HttpResponse { status })
 }
 
 /// The value of header `name` (case-insensitive) among the captured header lines.
@@ -113,7 +115,9 @@ pub fn parse_traceparent(value: &[u8]) -> Option<TraceParent> {
     let parent = parts.next()?;
     let flags = parts.next()?;
     let hex = |s: &str, n: usize| {
-        s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     };
     if !hex(version, 2) || version == "ff" || !hex(trace, 32) || !hex(parent, 16) || !hex(flags, 2)
     {

@@ -235,7 +235,10 @@ impl Probe for NettraceProbe {
 
     fn start(settings: &Self::Settings, ctx: &ProbeContext) -> Result<Self, ProbeError> {
         let globals = [
-            ("payload_bytes", settings.payload_bytes.min(MAX_PAYLOAD_BYTES)),
+            (
+                "payload_bytes",
+                settings.payload_bytes.min(MAX_PAYLOAD_BYTES),
+            ),
             ("max_per_sec", settings.max_events_per_second),
         ];
         let ring_bytes = settings.ring_buffer_kib.saturating_mul(1024);
@@ -304,7 +307,8 @@ impl Probe for NettraceProbe {
                 export.offer(span_data(span, &origin, wall_now, boot_now));
             }
         }
-        self.ring.account_losses(NAME, &self.programs, SUPPRESSED_MAP, 1)?;
+        self.ring
+            .account_losses(NAME, &self.programs, SUPPRESSED_MAP, 1)?;
         self.red.export(out);
         out.counter(
             "huatuo_bamai_nettrace_spans_total",

@@ -56,7 +56,9 @@ pub fn derived_span_id(association: u64, trace_id: u128, role: Role) -> u64 {
         Role::Client => 0x636C_6965_6E74_0000,
         Role::Server => 0x7365_7276_6572_0000,
     };
-    non_zero(mix64(association ^ mix64(trace_id as u64 ^ (trace_id >> 64) as u64) ^ salt))
+    non_zero(mix64(
+        association ^ mix64(trace_id as u64 ^ (trace_id >> 64) as u64) ^ salt,
+    ))
 }
 
 /// Trace id, span id, parent span id of `span`.

@@ -93,9 +93,7 @@ impl MessageRecord {
             local: address(64)?,
             remote: address(80)?,
             comm: comm_at(b, 96)?,
-            payload: b
-                .get(PAYLOAD_OFFSET..PAYLOAD_OFFSET + captured)?
-                .to_vec(),
+            payload: b.get(PAYLOAD_OFFSET..PAYLOAD_OFFSET + captured)?.to_vec(),
         })
     }
 

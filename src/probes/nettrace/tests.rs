@@ -101,7 +101,10 @@ fn records_decode_at_the_c_offsets_and_short_ones_are_rejected() {
     let r = client_msg(SEND, 100, 150, 7, REQUEST);
     assert_eq!(r.direction, Direction::Send);
     assert_eq!((r.enter_ns, r.exit_ns, r.seq), (100, 150, 7));
-    assert_eq!((r.cgroup_id, r.pid, r.tid, r.netns), (77, 4242, 4243, 4026531840));
+    assert_eq!(
+        (r.cgroup_id, r.pid, r.tid, r.netns),
+        (77, 4242, 4243, 4026531840)
+    );
     assert_eq!(r.local, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
     assert_eq!((r.local_port, r.remote_port), (40000, 80));
     assert_eq!(r.remote, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)));
@@ -137,14 +140,20 @@ fn records_decode_at_the_c_offsets_and_short_ones_are_rejected() {
 #[test]
 fn http_request_lines_statuses_and_traceparent_are_parsed() {
     let r = parse_request(REQUEST).unwrap();
-    assert_eq!((r.method, r.path.as_str(), r.version.as_str()), ("GET", "/api/items", "1.1"));
+    assert_eq!(
+        (r.method, r.path.as_str(), r.version.as_str()),
+        ("GET", "/api/items", "1.1")
+    );
     let tp = r.traceparent.unwrap();
     assert_eq!(tp.trace_id, 0x0af7651916cd43dd8448eb211c80319c);
     assert_eq!(tp.parent_id, 0xb7ad6b7169203331);
     assert!(tp.sampled);
     // Cut by the capture bound inside the target or the version: still HTTP.
     let cut = parse_request(b"POST /upload/very/lo").unwrap();
-    assert_eq!((cut.method, cut.path.as_str(), cut.version.as_str()), ("POST", "/upload/very/lo", ""));
+    assert_eq!(
+        (cut.method, cut.path.as_str(), cut.version.as_str()),
+        ("POST", "/upload/very/lo", "")
+    );
     assert_eq!(parse_request(b"PUT /x HTTP/1").unwrap().version, "");
     for not_http in [
         &b"GETX / HTTP/1.1\r\n"[..],
@@ -191,7 +200,10 @@ fn client_and_server_sides_pair_each_request_with_its_response() {
     assert!(spans.is_empty(), "no span before the exchange ends");
     // Call 2 ends call 1 on each side.
     let request2 = b"POST /b HTTP/1.1\r\n\r\n";
-    client.observe(&client_msg(SEND, 20_000, 20_010, 6000, request2), &mut spans);
+    client.observe(
+        &client_msg(SEND, 20_000, 20_010, 6000, request2),
+        &mut spans,
+    );
     server.observe(&server_msg(RECV, 9_100, 20_300, 6000, request2), &mut spans);
     assert_eq!(spans.len(), 2);
     let (c, s) = (&spans[0], &spans[1]);
@@ -200,7 +212,10 @@ fn client_and_server_sides_pair_each_request_with_its_response() {
     assert_eq!((c.start_ns, c.end_ns), (1_000, 9_500));
     // Server: request read (sys_exit) → response handed to the kernel (sys_enter).
     assert_eq!((s.start_ns, s.end_ns), (1_200, 9_000));
-    assert_eq!((c.request_bytes, c.response_bytes), (REQUEST.len() as u64, RESPONSE.len() as u64 + 4));
+    assert_eq!(
+        (c.request_bytes, c.response_bytes),
+        (REQUEST.len() as u64, RESPONSE.len() as u64 + 4)
+    );
     assert_eq!(s.response_bytes, c.response_bytes);
     for span in [c, s] {
         assert_eq!(span.request_seq, 5000);
@@ -237,10 +252,16 @@ fn generic_tcp_roles_come_from_ports_else_from_who_sends_first() {
     reply.remote_port = 51000;
     table.observe(&request, &mut spans);
     table.observe(&reply, &mut spans);
-    table.observe(&client_msg(CLOSE, 400, 400, 0, b"").with_sk(request.sk), &mut spans);
+    table.observe(
+        &client_msg(CLOSE, 400, 400, 0, b"").with_sk(request.sk),
+        &mut spans,
+    );
     assert_eq!(spans.len(), 1);
     let span = &spans[0];
-    assert_eq!((span.role, span.protocol(), span.http.is_none()), (Role::Server, "tcp", true));
+    assert_eq!(
+        (span.role, span.protocol(), span.http.is_none()),
+        (Role::Server, "tcp", true)
+    );
     assert_eq!(span.status, None);
     assert!(!span.is_error());
     assert_eq!(span.client_port(), 51000);
@@ -285,7 +306,10 @@ fn idle_flush_timeouts_eviction_and_socket_reuse() {
     assert_eq!(table.len(), 1, "the connection itself stays");
     // An unanswered request times out as an error span.
     spans.clear();
-    table.observe(&client_msg(SEND, 2_000_000_000, 2_000_000_010, 3, REQUEST), &mut spans);
+    table.observe(
+        &client_msg(SEND, 2_000_000_000, 2_000_000_010, 3, REQUEST),
+        &mut spans,
+    );
     table.expire(32_000_000_000, &mut spans);
     assert_eq!(spans.len(), 1);
     assert_eq!(spans[0].no_response, Some(NoResponse::TimedOut));
@@ -297,7 +321,10 @@ fn idle_flush_timeouts_eviction_and_socket_reuse() {
     // Bounded: a fifth connection evicts the least recently active one.
     let mut table = ConnectionTable::new(limits());
     for sk in 1..=5u64 {
-        table.observe(&client_msg(SEND, sk, sk * 10, 1, REQUEST).with_sk(sk), &mut spans);
+        table.observe(
+            &client_msg(SEND, sk, sk * 10, 1, REQUEST).with_sk(sk),
+            &mut spans,
+        );
     }
     assert_eq!(table.len(), 4);
     assert_eq!(table.evicted_total, 1);
@@ -315,7 +342,11 @@ fn idle_flush_timeouts_eviction_and_socket_reuse() {
     assert_eq!(spans[0].role, Role::Client);
     table.observe(&client_msg(CLOSE, 9, 9, 0, b""), &mut spans);
     assert_eq!(spans.len(), 2);
-    assert_eq!(spans[1].role, Role::Server, "the new connection got its own role");
+    assert_eq!(
+        spans[1].role,
+        Role::Server,
+        "the new connection got its own role"
+    );
 }
 
 #[test]
@@ -350,7 +381,13 @@ fn both_sides_derive_one_trace_and_honour_a_traceparent() {
     server.observe(&server_msg(SEND, 40, 41, 91, RESPONSE), &mut spans);
     server.observe(&server_msg(CLOSE, 60, 60, 0, b""), &mut spans);
     let (c, s) = (ids(&spans[0]), ids(&spans[1]));
-    assert_eq!((c.0, s.0), (0x0af7651916cd43dd8448eb211c80319c, 0x0af7651916cd43dd8448eb211c80319c));
+    assert_eq!(
+        (c.0, s.0),
+        (
+            0x0af7651916cd43dd8448eb211c80319c,
+            0x0af7651916cd43dd8448eb211c80319c
+        )
+    );
     assert_eq!((c.2, s.2), (0xb7ad6b7169203331, 0xb7ad6b7169203331));
 
     // The OTLP span: kind, times, semantic-convention attributes and the link to the peer.
@@ -364,8 +401,14 @@ fn both_sides_derive_one_trace_and_honour_a_traceparent() {
     let data = span_data(&spans[1], &origin, now, 1_000);
     assert_eq!(data.span_kind, opentelemetry::trace::SpanKind::Server);
     assert_eq!(data.name, "GET");
-    assert_eq!(data.end_time.duration_since(data.start_time).unwrap(), Duration::from_nanos(30));
-    assert_eq!(now.duration_since(data.end_time).unwrap(), Duration::from_nanos(1_000 - 40));
+    assert_eq!(
+        data.end_time.duration_since(data.start_time).unwrap(),
+        Duration::from_nanos(30)
+    );
+    assert_eq!(
+        now.duration_since(data.end_time).unwrap(),
+        Duration::from_nanos(1_000 - 40)
+    );
     let attr = |key: &str| {
         data.attributes
             .iter()
@@ -382,14 +425,20 @@ fn both_sides_derive_one_trace_and_honour_a_traceparent() {
     assert_eq!(attr("k8s.pod.name").as_deref(), Some("api-0"));
     assert_eq!(attr("host.name").as_deref(), Some("node-b"));
     assert_eq!(attr("huatuo.trace_source").as_deref(), Some("traceparent"));
-    assert_eq!(attr("huatuo.association_key"), Some(spans[1].association_key()));
+    assert_eq!(
+        attr("huatuo.association_key"),
+        Some(spans[1].association_key())
+    );
     assert_eq!(data.links.links.len(), 1);
     assert_eq!(
         u64::from_be_bytes(data.links.links[0].span_context.span_id().to_bytes()),
         c.1,
         "the server span links to the client span"
     );
-    assert!(matches!(data.status, opentelemetry::trace::Status::Error { .. }));
+    assert!(matches!(
+        data.status,
+        opentelemetry::trace::Status::Error { .. }
+    ));
 }
 
 #[test]
