@@ -18,6 +18,8 @@ use common::netns::Netns;
 use common::{bpf_available, free_port, run, sample, Agent};
 
 const REQUESTS: usize = 100;
+/// Both tests build the same namespaces and veth names: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const SERVER_PORT: u16 = 8089;
 
 /// Paths: `/sleep/<ms>/<n>` answers 200 after ms; `/status/<code>/<ms>/<n>` answers that code
@@ -356,6 +358,7 @@ fn within_10_percent(what: &str, got: Duration, want: Duration) {
 #[test]
 fn http_calls_between_two_namespaces_become_paired_spans_in_phoenix() {
     let test = "http_calls_between_two_namespaces_become_paired_spans_in_phoenix";
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !bpf_available(test) {
         return;
     }
@@ -566,4 +569,69 @@ fn http_calls_between_two_namespaces_become_paired_spans_in_phoenix() {
         })
         .sum();
     assert_eq!(dropped, 0.0, "no span lost on the way to Phoenix");
+}
+
+#[test]
+fn spans_for_an_unreachable_collector_are_dropped_and_counted() {
+    let test = "spans_for_an_unreachable_collector_are_dropped_and_counted";
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available(test) {
+        return;
+    }
+    // Nothing listens on this port: every export fails at once.
+    let endpoint = format!("http://127.0.0.1:{}/v1/traces", free_port());
+    let agent = Agent::start_with_keys(
+        &["nettrace"],
+        &[(
+            "nettrace",
+            &format!(
+                "otlp_endpoint = \"{endpoint}\"\notlp_batch_delay_ms = 100\notlp_timeout_ms = 1000"
+            ),
+        )],
+        "",
+    );
+    agent.wait_state("nettrace", "running", Duration::from_secs(20));
+    let nodes = TwoNodes::create();
+    let server = Server::start(&nodes);
+    let address = format!("{}:{SERVER_PORT}", nodes.b_ip);
+    let calls = 10;
+    let target = address.clone();
+    nodes.a.in_thread(move || {
+        for i in 0..calls {
+            let mut stream = TcpStream::connect(&target).unwrap();
+            call(&mut stream, &target, i * 10);
+        }
+    });
+    drop(server);
+    let client = [("role", "client"), ("peer", address.as_str())];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = agent.metrics();
+        let requests = sample(&metrics, "huatuo_bamai_nettrace_requests_total", &client);
+        let failed = sample(
+            &metrics,
+            "huatuo_bamai_nettrace_otlp_spans_dropped_total",
+            &[("reason", "export_failed")],
+        )
+        .unwrap_or(0.0);
+        let exported = sample(
+            &metrics,
+            "huatuo_bamai_nettrace_otlp_spans_exported_total",
+            &[],
+        );
+        if requests == Some(calls as f64) && failed >= 2.0 * calls as f64 {
+            assert_eq!(exported, Some(0.0), "nothing can have been exported");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "requests {requests:?}, export_failed {failed}:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        agent.actor_state("nettrace"),
+        "running",
+        "an outage is no failure"
+    );
 }
