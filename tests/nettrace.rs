@@ -15,9 +15,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::netns::Netns;
-use common::{bpf_available, free_port, run, sample, Agent};
+use common::{bpf_available, free_port, run, sample, Agent, TestContainer};
 
 const REQUESTS: usize = 100;
+/// Container discovery from the cgroup tree only (TestContainer's `docker/<id>` cgroups).
+const DISCOVERY: &str =
+    "[containers]\nrescan_interval_ms = 200\nkubelet_url = \"\"\ndocker_socket = \"\"\n";
 /// Both tests build the same namespaces and veth names: one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const SERVER_PORT: u16 = 8089;
@@ -209,6 +212,11 @@ impl TwoNodes {
 struct Server(Child);
 
 impl Server {
+    /// `ip netns exec` execs in place: the child's pid is python's.
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
     fn start(nodes: &TwoNodes) -> Server {
         let mut child = Command::new("ip")
             .args([
@@ -376,10 +384,27 @@ fn http_calls_between_two_namespaces_become_paired_spans_in_phoenix() {
                 "otlp_endpoint = \"{endpoint}\"\nflush_after_ms = 300\notlp_batch_delay_ms = 200"
             ),
         )],
-        "",
+        DISCOVERY,
     );
     agent.wait_state("nettrace", "running", Duration::from_secs(20));
     let server = Server::start(&nodes);
+    // The server runs in a container: its spans must name it.
+    let container = TestContainer::create().expect("create test cgroup");
+    for dir in &container.dirs {
+        std::fs::write(dir.join("cgroup.procs"), server.pid().to_string())
+            .expect("move the server into the container");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !agent
+        .get("/containers/json")
+        .is_ok_and(|(_, body)| body.contains(&container.id))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the agent never saw the test container"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let calls = client_calls(&nodes);
     drop(server);
     assert_eq!(calls.len(), REQUESTS);
@@ -465,6 +490,11 @@ fn http_calls_between_two_namespaces_become_paired_spans_in_phoenix() {
             assert_eq!(attr(span, "server.address"), nodes.b_ip.as_str(), "{what}");
             assert_eq!(attr(span, "client.address"), nodes.a_ip.as_str(), "{what}");
             assert_eq!(attr(span, "host.name"), "test-host", "{what}");
+            let container_id = attr(span, "container.id").as_str();
+            match side {
+                "server" => assert_eq!(container_id, Some(container.id.as_str()), "{what}"),
+                _ => assert_eq!(container_id, None, "{what}: the client runs on the host"),
+            }
             let status = span["status_code"].as_str().unwrap_or("");
             let error = (side == "client" && call.status >= 400) || call.status >= 500;
             assert_eq!(status == "ERROR", error, "{what}: status {status}");
@@ -524,6 +554,8 @@ fn http_calls_between_two_namespaces_become_paired_spans_in_phoenix() {
         ("role", "server"),
         ("protocol", "http"),
         ("peer", nodes.a_ip.as_str()),
+        // A container's series carry its name (here the id's first 12 characters).
+        ("service", &container.id[..12]),
     ];
     let client_errors = calls.iter().filter(|c| c.status >= 400).count() as f64;
     let server_errors = calls.iter().filter(|c| c.status >= 500).count() as f64;
