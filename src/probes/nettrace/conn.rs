@@ -270,9 +270,15 @@ impl ConnectionTable {
             match exchange.response {
                 Some(_) => exchange.response_bytes += u64::from(record.bytes),
                 None => {
+                    let status = http::parse_response(&record.payload).map(|r| r.status);
+                    // `100 Continue` and other interim responses are not the answer: the body
+                    // (or the final response) still follows.
+                    if exchange.http.is_some() && status.is_some_and(|s| s < 200) {
+                        return;
+                    }
                     exchange.response = Some((record.message_ns(), record.seq));
                     exchange.response_bytes = u64::from(record.bytes);
-                    exchange.status = http::parse_response(&record.payload).map(|r| r.status);
+                    exchange.status = status;
                 }
             }
         }
