@@ -78,7 +78,9 @@ const ATTACHMENTS: [Attachment; 9] = [
 pub struct NettraceConfig {
     /// Turn the probe on or off (`ctl enable` / `ctl disable`).
     pub enabled: bool,
-    /// Ring buffer drain period in ms: spans are assembled (and exported) at this pace.
+    /// Ring buffer drain period in ms: spans are assembled (and exported) at this pace. The
+    /// ring must hold what arrives in one period (4 MiB = 11,400 records: 114,000 a second at
+    /// 100 ms, above the rate limit).
     pub interval_ms: u64,
     /// Bytes captured of each buffer for protocol inference (at most 255; 0 = no parsing,
     /// every exchange is generic TCP). Only request and status lines and headers are parsed;
@@ -118,7 +120,7 @@ impl Default for NettraceConfig {
     fn default() -> Self {
         Self {
             enabled: false,
-            interval_ms: 500,
+            interval_ms: 100,
             payload_bytes: MAX_PAYLOAD_BYTES,
             max_events_per_second: 100_000,
             ring_buffer_kib: 4096,
