@@ -245,13 +245,22 @@ fn an_interim_100_continue_is_not_the_response() {
     let mut spans = Vec::new();
     let headers = b"POST /upload HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
     table.observe(&client_msg(SEND, 0, 1, 10, headers), &mut spans);
-    table.observe(&client_msg(RECV, 1, 100, 20, b"HTTP/1.1 100 Continue\r\n\r\n"), &mut spans);
+    table.observe(
+        &client_msg(RECV, 1, 100, 20, b"HTTP/1.1 100 Continue\r\n\r\n"),
+        &mut spans,
+    );
     table.observe(&client_msg(SEND, 200, 201, 80, b"body"), &mut spans);
-    table.observe(&client_msg(RECV, 201, 900, 45, b"HTTP/1.1 201 Created\r\n\r\n"), &mut spans);
+    table.observe(
+        &client_msg(RECV, 201, 900, 45, b"HTTP/1.1 201 Created\r\n\r\n"),
+        &mut spans,
+    );
     table.observe(&client_msg(CLOSE, 1000, 1000, 0, b""), &mut spans);
     assert_eq!(spans.len(), 1, "one exchange: {spans:#?}");
     let span = &spans[0];
-    assert_eq!((span.status, span.start_ns, span.end_ns), (Some(201), 0, 900));
+    assert_eq!(
+        (span.status, span.start_ns, span.end_ns),
+        (Some(201), 0, 900)
+    );
     assert_eq!(span.request_bytes, headers.len() as u64 + 4);
     assert_eq!(span.response_seq, Some(45));
 }
