@@ -102,6 +102,10 @@ pub struct NettraceConfig {
     /// RED series (role, protocol, service, peer) kept at most; further pairs count under
     /// service="other", peer="other".
     pub max_series: usize,
+    /// Connections with this local or remote port are not traced, e.g. a node-local
+    /// collector's upstream (a collector's export to its backend would be traced and exported
+    /// again: a loop). At most 64.
+    pub ignored_ports: Vec<u16>,
     /// OTLP/HTTP (protobuf) traces receiver, e.g. `http://127.0.0.1:4318/v1/traces`; empty =
     /// no export (RED metrics only). Traffic to this endpoint is not traced.
     pub otlp_endpoint: String,
@@ -128,6 +132,7 @@ impl Default for NettraceConfig {
             flush_after_ms: 1000,
             response_timeout_ms: 30_000,
             max_series: 512,
+            ignored_ports: Vec::new(),
             otlp_endpoint: String::new(),
             otlp_queue_size: 4096,
             otlp_batch_size: 512,
@@ -162,6 +167,12 @@ fn validate(c: &NettraceConfig) -> Result<(), String> {
         if value == 0 {
             return Err(format!("{key}: must be at least 1"));
         }
+    }
+    if c.ignored_ports.len() > 64 {
+        return Err(format!(
+            "ignored_ports: at most 64, got {}",
+            c.ignored_ports.len()
+        ));
     }
     if !c.otlp_endpoint.is_empty() && endpoint_address(&c.otlp_endpoint).is_none() {
         return Err(format!(
@@ -201,12 +212,16 @@ pub struct NettraceProbe {
     /// The agent's own traffic and its collector's are not traced (no feedback loop).
     own_pid: u32,
     collector: Option<(IpAddr, u16)>,
+    ignored_ports: Vec<u16>,
     spans: SpanCounts,
 }
 
 impl NettraceProbe {
     fn excluded(&self, record: &MessageRecord) -> bool {
-        if record.pid == self.own_pid {
+        if record.pid == self.own_pid
+            || self.ignored_ports.contains(&record.local_port)
+            || self.ignored_ports.contains(&record.remote_port)
+        {
             return true;
         }
         self.collector.is_some_and(|(ip, port)| {
@@ -283,6 +298,7 @@ impl Probe for NettraceProbe {
             export,
             own_pid: std::process::id(),
             collector: endpoint_address(&settings.otlp_endpoint),
+            ignored_ports: settings.ignored_ports.clone(),
             spans: SpanCounts::default(),
         })
     }

@@ -523,6 +523,7 @@ fn config_defaults_validate_and_bad_values_are_rejected() {
     assert!(bad(|c| c.payload_bytes = 256).contains("payload_bytes"));
     assert!(bad(|c| c.ring_buffer_kib = 3000).contains("ring_buffer_kib"));
     assert!(bad(|c| c.otlp_queue_size = 0).contains("otlp_queue_size"));
+    assert!(bad(|c| c.ignored_ports = (1..=65).collect()).contains("ignored_ports"));
     assert!(bad(|c| c.otlp_endpoint = "collector:4318".into()).contains("otlp_endpoint"));
     assert_eq!(
         endpoint_address("http://127.0.0.1:4318/v1/traces"),
