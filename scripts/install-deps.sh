@@ -7,7 +7,8 @@
 #                                   python3-pip, and from PyPI osmem-server (an in-memory
 #                                   OpenSearch-compatible server) and grafana-foundation-sdk
 #                                   (Grafana's dashboard schema models), PyYAML, and
-#                                   arize-phoenix (an OpenTelemetry trace store) in /opt/phoenix
+#                                   arize-phoenix (an OpenTelemetry trace store) and rotel (a
+#                                   collector) in /opt/phoenix
 set -euo pipefail
 
 profile="${1:-build}"
@@ -74,12 +75,17 @@ install_pip_packages() {
     # tests/packaging.rs turns `kubectl kustomize` output into JSON with PyYAML.
     pip_install yaml 'PyYAML>=6'
     # tests/nettrace.rs: Arize Phoenix, an OpenTelemetry trace store (OTLP receivers, REST
-    # queries). Large (its own pins of fastapi, sqlalchemy, numpy...), so a venv of its own
-    # keeps it away from the packages above; the test looks for /opt/phoenix/bin/phoenix.
+    # queries), and rotel, an OpenTelemetry collector (a Rust binary in its wheel) in front of
+    # it. Phoenix is large (its own pins of fastapi, sqlalchemy, numpy...), so a venv of its
+    # own keeps them away from the packages above; the test looks in /opt/phoenix.
     if [[ ! -x /opt/phoenix/bin/phoenix ]]; then
         echo "installing: arize-phoenix (pip, venv /opt/phoenix)" >&2
         python3 -m venv /opt/phoenix
         /opt/phoenix/bin/pip install -q 'arize-phoenix==20.26.1'
+    fi
+    if ! /opt/phoenix/bin/python3 -c 'import rotel' >/dev/null 2>&1; then
+        echo "installing: rotel (pip, venv /opt/phoenix)" >&2
+        /opt/phoenix/bin/pip install -q 'rotel==0.0.1a15'
     fi
 }
 

@@ -1,8 +1,8 @@
 //! nettrace against the real kernel and a real OpenTelemetry backend, as root: two network
 //! namespaces joined by a veth pair stand for two nodes, an HTTP server (python3) in B, a
 //! client in A making 100 requests (keep-alive and one connection per request, GET and POST,
-//! 200/404/500, some with a W3C traceparent). The agent, watching both, exports OTLP/HTTP to
-//! Arize Phoenix; the test reads the spans back through Phoenix's REST API and checks them
+//! 200/404/500, some with a W3C traceparent). The agent, watching both, exports OTLP/HTTP
+//! through a rotel collector to Arize Phoenix; the test reads the spans back through Phoenix's REST API and checks them
 //! against what the client did and measured, and the RED metrics on /metrics.
 
 mod common;
@@ -82,6 +82,75 @@ fn phoenix_binary(test: &str) -> Option<PathBuf> {
         eprintln!("SKIP {test}: {why}");
     }
     found
+}
+
+/// rotel's collector binary inside its wheel, installed beside Phoenix (`/opt/phoenix`).
+fn rotel_binary(test: &str) -> Option<PathBuf> {
+    let python = std::env::var_os("HUATUO_PHOENIX")
+        .map(|p| PathBuf::from(p).with_file_name("python3"))
+        .unwrap_or_else(|| PathBuf::from("/opt/phoenix/bin/python3"));
+    let out = Command::new(&python)
+        .args([
+            "-c",
+            "import rotel, os; print(os.path.dirname(rotel.__file__))",
+        ])
+        .output()
+        .ok();
+    let path = out
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("rotel-agent"))
+        .filter(|p| p.exists());
+    if path.is_none() {
+        let why = "rotel is not installed (scripts/install-deps.sh test)";
+        if std::env::var_os("HUATUO_REQUIRE_BPF").is_some() {
+            panic!("{test}: {why}");
+        }
+        eprintln!("{test}: {why}; exporting to Phoenix directly");
+    }
+    path
+}
+
+/// A rotel collector receiving OTLP/HTTP and forwarding to Phoenix; killed on drop.
+struct Rotel {
+    child: Child,
+    port: u16,
+}
+
+impl Rotel {
+    fn start(bin: &PathBuf, phoenix_port: u16) -> Rotel {
+        let port = free_port();
+        let grpc_port = free_port();
+        let mut child = Command::new(bin)
+            .arg("start")
+            .args(["--otlp-http-endpoint", &format!("127.0.0.1:{port}")])
+            .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc_port}")])
+            .args(["--exporter", "otlp", "--otlp-exporter-protocol", "http"])
+            .args([
+                "--otlp-exporter-endpoint",
+                &format!("http://127.0.0.1:{phoenix_port}"),
+            ])
+            .args(["--batch-timeout", "200ms"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn rotel");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("rotel exited: {status}");
+            }
+            assert!(Instant::now() < deadline, "rotel did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Rotel { child, port }
+    }
+}
+
+impl Drop for Rotel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A Phoenix server with a fresh working directory; killed on drop.
@@ -376,14 +445,25 @@ fn http_calls_between_two_namespaces_become_paired_spans_in_phoenix() {
         return;
     };
     let phoenix = Phoenix::start(&phoenix_bin);
+    // A real collector in between when installed: agent → rotel → Phoenix. rotel's own
+    // export to Phoenix is not traced (ignored_ports), or it would loop.
+    let rotel = rotel_binary(test).map(|bin| Rotel::start(&bin, phoenix.port));
+    let receiver = rotel.as_ref().map_or(phoenix.port, |r| r.port);
     let nodes = TwoNodes::create();
-    let endpoint = format!("http://127.0.0.1:{}/v1/traces", phoenix.port);
+    let endpoint = format!("http://127.0.0.1:{receiver}/v1/traces");
+    let via = if rotel.is_some() { "rotel" } else { "directly" };
+    eprintln!(
+        "agent exports to {endpoint} ({via}), Phoenix on {}",
+        phoenix.port
+    );
     let agent = Agent::start_with_keys(
         &["nettrace"],
         &[(
             "nettrace",
             &format!(
-                "otlp_endpoint = \"{endpoint}\"\nflush_after_ms = 300\notlp_batch_delay_ms = 200"
+                "otlp_endpoint = \"{endpoint}\"\nflush_after_ms = 300\notlp_batch_delay_ms = 200\n\
+                 ignored_ports = [{}]",
+                phoenix.port
             ),
         )],
         DISCOVERY,
