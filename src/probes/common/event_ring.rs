@@ -132,7 +132,7 @@ pub fn comm_at(bytes: &[u8], offset: usize) -> Option<String> {
 }
 
 /// Nanoseconds since boot now (`CLOCK_BOOTTIME`, the clock of `bpf_ktime_get_boot_ns()`).
-fn boot_ns_now() -> Option<u64> {
+pub fn boot_ns_now() -> Option<u64> {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
