@@ -55,6 +55,7 @@ pub fn parts() -> Vec<PartEntry> {
         probe::<dload::DloadProbe>(),
         probe::<waitrate::WaitrateProbe>(),
         probe::<nettrace::NettraceProbe>(),
+        probe::<cpusys::CpusysProbe>(),
     ]
 }
 
