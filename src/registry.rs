@@ -56,6 +56,8 @@ pub fn parts() -> Vec<PartEntry> {
         probe::<waitrate::WaitrateProbe>(),
         probe::<nettrace::NettraceProbe>(),
         probe::<cpusys::CpusysProbe>(),
+        probe::<cpuidle::CpuidleProbe>(),
+        probe::<memburst::MemburstProbe>(),
     ]
 }
 
