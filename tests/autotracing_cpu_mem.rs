@@ -123,7 +123,10 @@ fn check_svg(agent: &Agent, document: &Value, function: &str) {
         .expect("GET flamegraph.svg");
     assert_eq!(status, 200, "{svg}");
     assert!(svg.starts_with("<?xml"), "{}", &svg[..svg.len().min(200)]);
-    assert!(svg.contains(function), "SVG of {id} does not name {function}");
+    assert!(
+        svg.contains(function),
+        "SVG of {id} does not name {function}"
+    );
 }
 
 #[test]
@@ -154,17 +157,16 @@ fn a_busy_loop_over_its_quota_is_a_cpuidle_flame_graph_of_that_container() {
         d["container_id"] == id.as_str()
     });
     container.kill_processes();
-    let document = document.unwrap_or_else(|| {
-        panic!(
-            "no cpuidle document for {id} (pid {pid}):\n{}",
-            agent.log()
-        )
-    });
+    let document = document
+        .unwrap_or_else(|| panic!("no cpuidle document for {id} (pid {pid}):\n{}", agent.log()));
     assert_eq!(document["tracer_type"], "autotracing");
     let data = &document["tracer_data"];
     assert!(data["capture_error"].is_null(), "{data:#}");
     assert!(data["total_percent"].as_f64().unwrap() > 30.0, "{data:#}");
-    assert!(data["total_percent_delta"].as_f64().unwrap() > 20.0, "{data:#}");
+    assert!(
+        data["total_percent_delta"].as_f64().unwrap() > 20.0,
+        "{data:#}"
+    );
     assert_eq!(data["total_percent_threshold"], 30.0);
     assert_eq!(data["cpu_cores"], 0.5, "{data:#}");
     assert!(
@@ -175,7 +177,10 @@ fn a_busy_loop_over_its_quota_is_a_cpuidle_flame_graph_of_that_container() {
     let folded = data["folded_stacks"].as_str().expect("folded_stacks");
     assert!(!folded.is_empty());
     for line in folded.lines() {
-        assert!(line.starts_with("cpuidle_busy;"), "a stack from outside: {line}");
+        assert!(
+            line.starts_with("cpuidle_busy;"),
+            "a stack from outside: {line}"
+        );
     }
     check_svg(&agent, &document, "huatuo_cpuidle_spin");
 
@@ -183,7 +188,10 @@ fn a_busy_loop_over_its_quota_is_a_cpuidle_flame_graph_of_that_container() {
         .get("/v1/events/no-such-event/flamegraph.svg")
         .expect("GET");
     assert_eq!(status, 404);
-    assert!(body.contains("no event with tracer_id no-such-event"), "{body}");
+    assert!(
+        body.contains("no event with tracer_id no-such-event"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -234,11 +242,17 @@ fn a_loop_of_read_syscalls_is_a_cpusys_flame_graph_with_kernel_frames() {
     let data = &document["tracer_data"];
     assert!(data["capture_error"].is_null(), "{data:#}");
     assert!(data["system_percent"].as_f64().unwrap() > 30.0, "{data:#}");
-    assert!(data["system_percent_delta"].as_f64().unwrap() > 20.0, "{data:#}");
+    assert!(
+        data["system_percent_delta"].as_f64().unwrap() > 20.0,
+        "{data:#}"
+    );
     assert_eq!(data["system_percent_threshold"], 30.0);
     assert_eq!(data["system_percent_delta_threshold"], 20.0);
     let labels = labels(data);
-    assert!(labels.iter().any(|l| l == "sysread"), "comm missing: {labels:?}");
+    assert!(
+        labels.iter().any(|l| l == "sysread"),
+        "comm missing: {labels:?}"
+    );
     assert!(
         labels
             .iter()
@@ -323,10 +337,7 @@ fn a_process_allocating_fast_in_a_memcg_is_named_first_by_memburst() {
     assert_eq!(top["pid"], pid, "{data:#}");
     assert_eq!(top["process_name"], "memhog", "{data:#}");
     assert_eq!(top["container_id"], container.id.as_str(), "{data:#}");
-    assert!(
-        top["memory_size"].as_u64().unwrap() >= 1 << 30,
-        "{data:#}"
-    );
+    assert!(top["memory_size"].as_u64().unwrap() >= 1 << 30, "{data:#}");
     let (now, oldest) = (
         data["anon_bytes"].as_u64().unwrap(),
         data["oldest_anon_bytes"].as_u64().unwrap(),

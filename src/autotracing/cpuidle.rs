@@ -104,7 +104,9 @@ pub fn parse_cfs_quota(quota: &str, period: &str) -> Result<Option<f64>, String>
         .parse()
         .map_err(|_| format!("cpu.cfs_period_us `{}` is not an integer", period.trim()))?;
     if quota == 0 || period == 0 {
-        return Err(format!("quota {quota} / period {period} is not a CPU limit"));
+        return Err(format!(
+            "quota {quota} / period {period} is not a CPU limit"
+        ));
     }
     Ok(Some(quota as f64 / period as f64))
 }

@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::core::capture::{
-    CaptureError, CaptureRequest, CaptureSlot, CaptureTarget, OffCpuPhase,
-};
+use crate::core::capture::{CaptureError, CaptureRequest, CaptureSlot, CaptureTarget, OffCpuPhase};
 use crate::profiling::flamedata::{to_flamedata, FrameData};
 use crate::profiling::folded::to_folded;
 use crate::profiling::{Profile, ProfileKind};

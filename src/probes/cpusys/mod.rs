@@ -113,8 +113,8 @@ impl Probe for CpusysProbe {
             probe: NAME,
             reason: e.to_string(),
         })?;
-        let first = parse_proc_stat(&text)
-            .map_err(|e| file::malformed(NAME, &path, e.to_string()))?;
+        let first =
+            parse_proc_stat(&text).map_err(|e| file::malformed(NAME, &path, e.to_string()))?;
         Ok(Self {
             ctx: ctx.clone(),
             settings: settings.clone(),
@@ -168,8 +168,14 @@ impl Probe for CpusysProbe {
                 }
             }
         }
-        let documents = self.runner.documents.load(std::sync::atomic::Ordering::Relaxed);
-        let failures = self.runner.failures.load(std::sync::atomic::Ordering::Relaxed);
+        let documents = self
+            .runner
+            .documents
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let failures = self
+            .runner
+            .failures
+            .load(std::sync::atomic::Ordering::Relaxed);
         out.counter(
             "huatuo_bamai_cpusys_captures_total",
             "cpusys AutoTracing documents written (with a flame graph or the reason there is none); cumulative.",

@@ -72,8 +72,7 @@ fn validate(c: &MemburstConfig) -> Result<(), String> {
             c.burst_ratio
         ));
     }
-    if !c.anon_percent_of_total.is_finite() || !(0.0..=100.0).contains(&c.anon_percent_of_total)
-    {
+    if !c.anon_percent_of_total.is_finite() || !(0.0..=100.0).contains(&c.anon_percent_of_total) {
         return Err(format!(
             "anon_percent_of_total must be a percent in 0..=100, not {}",
             c.anon_percent_of_total

@@ -17,9 +17,7 @@ fn proc_files_parse() {
 
 /// A procfs with a meminfo and two processes.
 fn write_proc(dir: &std::path::Path, anon_kib: u64) {
-    let meminfo = format!(
-        "MemTotal: 1000 kB\nActive(anon): {anon_kib} kB\nInactive(anon): 0 kB\n"
-    );
+    let meminfo = format!("MemTotal: 1000 kB\nActive(anon): {anon_kib} kB\nInactive(anon): 0 kB\n");
     std::fs::write(dir.join("meminfo"), meminfo).expect("meminfo");
     for (pid, comm, pages) in [(10, "small", 2), (20, "hog", 50)] {
         let p = dir.join(pid.to_string());
