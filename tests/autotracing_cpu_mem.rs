@@ -3,7 +3,8 @@
 //! flame graph (that container only) names the loop's function; a loop of raw read() syscalls
 //! on /dev/zero is a cpusys document with sys% above the threshold and kernel frames; a process
 //! allocating quickly in a test memcg is named first by memburst. The stored documents' flame
-//! graphs are served as SVG at /v1/events/<id>/flamegraph.svg.
+//! graphs are served as SVG at /v1/events/<id>/flamegraph.svg. Without the profile probe a spike
+//! is still a document, saying why it has no flame graph.
 
 mod common;
 
@@ -396,4 +397,54 @@ fn a_process_allocating_fast_in_a_memcg_is_named_first_by_memburst() {
         data["oldest_anon_bytes"].as_u64().unwrap(),
     );
     assert!(now * 2 >= oldest * 3, "not a +50 % burst: {data:#}");
+}
+
+#[test]
+fn without_the_profile_probe_a_cpuidle_spike_is_a_document_saying_why() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !bpf_available("without_the_profile_probe_a_cpuidle_spike_is_a_document_saying_why") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let busy = build_c(dir.path(), "cpuidle_busy", BUSY_C);
+    let mut container = TestContainer::create().expect("create test cgroup");
+    for d in &container.dirs {
+        let _ = std::fs::write(d.join("cpu.cfs_quota_us"), "50000");
+        let _ = std::fs::write(d.join("cpu.max"), "50000 100000");
+    }
+    let _boost = CpuBoost::of(&container);
+    let config = format!(
+        "{CONTAINERS}[probes.cpuidle]\ninterval_ms = 1000\ntotal_percent = 30.0\n\
+         total_percent_delta = 20.0\n"
+    );
+    // The profile probe stays off.
+    let agent = Agent::start_with(&["cpuidle"], &config);
+    std::thread::sleep(Duration::from_millis(2500));
+    container.spawn(&mut Command::new(&busy));
+    let id = container.id.clone();
+    let document = wait_document(&agent, "cpuidle", Duration::from_secs(20), |d| {
+        d["container_id"] == id.as_str()
+    });
+    container.kill_processes();
+    let document = document.unwrap_or_else(|| panic!("no cpuidle document:\n{}", agent.log()));
+    let data = &document["tracer_data"];
+    let why = data["capture_error"].as_str().unwrap_or_default();
+    assert!(why.contains("probes.profile"), "{data:#}");
+    assert_eq!(data["flamedata"], serde_json::json!([]));
+    assert!(data["total_percent"].as_f64().unwrap() > 30.0, "{data:#}");
+    let failures = common::sample(
+        &agent.metrics(),
+        "huatuo_bamai_cpuidle_capture_failures_total",
+        &[],
+    );
+    assert!(failures >= Some(1.0), "{failures:?}");
+    let tracer_id = document["tracer_id"].as_str().expect("tracer_id");
+    let (status, body) = agent
+        .get(&format!("/v1/events/{tracer_id}/flamegraph.svg"))
+        .expect("GET");
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains("carries no flame data") && body.contains("probes.profile"),
+        "{body}"
+    );
 }
