@@ -155,3 +155,117 @@ fn outcome(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::core::capture::ProfileCapturer;
+    use crate::profiling::{Frame, SampleLabels, StackSample};
+
+    type Pending = tokio::sync::oneshot::Sender<Result<Profile, CaptureError>>;
+
+    /// A capturer whose captures end when the test says so.
+    #[derive(Default)]
+    struct Manual(Mutex<Vec<Pending>>);
+
+    impl ProfileCapturer for Manual {
+        fn start(
+            &self,
+            _: CaptureRequest,
+        ) -> Result<crate::core::capture::CaptureReply, CaptureError> {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+            Ok(rx)
+        }
+
+        fn latest_window(&self, _: ProfileKind) -> Option<Arc<Profile>> {
+            None
+        }
+    }
+
+    fn profile() -> Profile {
+        Profile {
+            kind: ProfileKind::Cpu,
+            start_unix_ns: 0,
+            duration_ns: 2_000_000_000,
+            frequency_hz: 99,
+            host: "h".into(),
+            samples: vec![StackSample {
+                frames: vec![Frame {
+                    function: "spin".into(),
+                    module: None,
+                    kernel: false,
+                    address: 1,
+                }],
+                labels: SampleLabels {
+                    pid: 1,
+                    comm: "app".into(),
+                    ..Default::default()
+                },
+                count: 7,
+                value_ns: 7,
+            }],
+        }
+    }
+
+    fn request() -> CaptureRequest {
+        on_cpu_request(CaptureTarget::Host, Duration::from_secs(1))
+    }
+
+    #[test]
+    fn no_profile_probe_is_an_immediate_outcome_saying_so() {
+        let runner = CaptureRunner::default();
+        let (tx, rx) = mpsc::channel();
+        assert!(runner.launch(&CaptureSlot::default(), request(), move |o| {
+            let _ = tx.send(o);
+        }));
+        let outcome = rx.try_recv().expect("answered at once");
+        let fields = FlameFields::from_outcome(&outcome);
+        assert!(fields
+            .capture_error
+            .as_deref()
+            .is_some_and(|e| e.contains("probes.profile")));
+        assert!(!runner.busy());
+        assert_eq!(runner.documents.load(Ordering::Relaxed), 1);
+        assert_eq!(runner.failures.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn one_capture_at_a_time_and_its_profile_becomes_flame_fields() {
+        let capturer = Arc::new(Manual::default());
+        let slot = CaptureSlot::default();
+        slot.put(capturer.clone());
+        let runner = CaptureRunner::default();
+        let (tx, rx) = mpsc::channel();
+        let first = tx.clone();
+        assert!(runner.launch(&slot, request(), move |o| {
+            let _ = first.send(o);
+        }));
+        assert!(runner.busy());
+        assert!(
+            !runner.launch(&slot, request(), move |o| {
+                let _ = tx.send(o);
+            }),
+            "a second capture while one runs"
+        );
+        let pending = capturer.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let _ = pending.expect("one capture started").send(Ok(profile()));
+        let outcome = rx.recv_timeout(Duration::from_secs(5)).expect("outcome");
+        let fields = FlameFields::from_outcome(&outcome);
+        assert_eq!(fields.capture_error, None);
+        assert_eq!(fields.capture_samples, 7);
+        assert_eq!(fields.capture_seconds, 2.0);
+        assert_eq!(fields.folded_stacks, "app;spin 7\n");
+        assert_eq!(fields.flamedata.first().map(|f| f.value), Some(7));
+        // The flag clears once the outcome is handed over.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while runner.busy() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!runner.busy());
+        assert_eq!(runner.failures.load(Ordering::Relaxed), 0);
+    }
+}
