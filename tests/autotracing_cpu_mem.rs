@@ -200,6 +200,18 @@ fn a_busy_loop_over_its_quota_is_a_cpuidle_flame_graph_of_that_container() {
     let document = document
         .unwrap_or_else(|| panic!("no cpuidle document for {id} (pid {pid}):\n{}", agent.log()));
     assert_eq!(document["tracer_type"], "autotracing");
+    // `time` is the spike's; the document was written after the 3 s capture.
+    let time = |key: &str, parse: fn(&str) -> Result<std::time::SystemTime, String>| {
+        parse(document[key].as_str().unwrap_or_default()).expect(key)
+    };
+    let spike = time("time", huatuo_bamai::events::time::parse_document_time);
+    let written = time("uploaded_time", huatuo_bamai::events::time::parse_rfc3339);
+    assert!(
+        written.duration_since(spike).unwrap_or_default() >= Duration::from_secs(3),
+        "time {} uploaded {}",
+        document["time"],
+        document["uploaded_time"]
+    );
     let data = &document["tracer_data"];
     assert!(data["capture_error"].is_null(), "{data:#}");
     assert!(data["total_percent"].as_f64().unwrap() > 30.0, "{data:#}");

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,7 @@ use crate::autotracing::Cooldown;
 use crate::containers::{Container, MetricScope};
 use crate::core::capture::CaptureTarget;
 use crate::core::probe::{Probe, ProbeContext, ProbeError, Roles};
+use crate::events::time::go_time;
 use crate::events::{EventDocument, TracerType};
 use crate::exposition::MetricSet;
 use crate::probes::common::autocapture::{on_cpu_request, CaptureRunner, FlameFields};
@@ -276,6 +277,7 @@ impl CpuidleProbe {
         };
         let request = on_cpu_request(target, Duration::from_secs(self.settings.capture_secs));
         let ctx = self.ctx.clone();
+        let fired_at = SystemTime::now();
         self.runner
             .launch(&self.ctx.captures, request, move |outcome| {
                 let data = CpuidleData::new(&fire, cores, FlameFields::from_outcome(&outcome));
@@ -288,6 +290,9 @@ impl CpuidleProbe {
                     serde_json::to_value(&data).unwrap_or_default(),
                 );
                 document.tracer_type = TracerType::Autotracing;
+                // The spike's time, not the end of the capture.
+                document.time = go_time(fired_at);
+                document.tracer_time = document.time.clone();
                 ctx.events.publish(document);
             });
     }

@@ -5,7 +5,8 @@
 //! (`tracer_name = "cpusys"`) with the percentages, the thresholds and the flame graph. Global
 //! cooldown `cooldown_secs` (upstream `IntervalTracing`, 1800 s).
 
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
 
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,7 @@ use crate::autotracing::cpusys::{decide, parse_proc_stat, system_percent, CpuTim
 use crate::autotracing::Cooldown;
 use crate::core::capture::CaptureTarget;
 use crate::core::probe::{Probe, ProbeContext, ProbeError, Roles};
+use crate::events::time::go_time;
 use crate::events::{EventDocument, TracerType};
 use crate::exposition::MetricSet;
 use crate::probes::common::autocapture::{on_cpu_request, CaptureRunner, FlameFields};
@@ -148,6 +150,7 @@ impl Probe for CpusysProbe {
                     self.cooldown.fired((), now);
                     tracing::info!(probe = NAME, %fire, "capturing the host's on-CPU stacks");
                     let ctx = self.ctx.clone();
+                    let fired_at = SystemTime::now();
                     let request = on_cpu_request(
                         CaptureTarget::Host,
                         Duration::from_secs(self.settings.capture_secs),
@@ -163,19 +166,13 @@ impl Probe for CpusysProbe {
                                     .system_percent_delta,
                                 flame: FlameFields::from_outcome(&outcome),
                             };
-                            publish(&ctx, &data);
+                            publish(&ctx, &data, fired_at);
                         });
                 }
             }
         }
-        let documents = self
-            .runner
-            .documents
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let failures = self
-            .runner
-            .failures
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let documents = self.runner.documents.load(Ordering::Relaxed);
+        let failures = self.runner.failures.load(Ordering::Relaxed);
         out.counter(
             "huatuo_bamai_cpusys_captures_total",
             "cpusys AutoTracing documents written (with a flame graph or the reason there is none); cumulative.",
@@ -190,7 +187,8 @@ impl Probe for CpusysProbe {
     }
 }
 
-fn publish(ctx: &ProbeContext, data: &CpusysData) {
+/// Writes the document; its `time` is the spike's (`fired_at`), not the end of the capture.
+fn publish(ctx: &ProbeContext, data: &CpusysData, fired_at: SystemTime) {
     let mut document = EventDocument::new(
         &ctx.hostname,
         &ctx.region,
@@ -200,6 +198,8 @@ fn publish(ctx: &ProbeContext, data: &CpusysData) {
         serde_json::to_value(data).unwrap_or_default(),
     );
     document.tracer_type = TracerType::Autotracing;
+    document.time = go_time(fired_at);
+    document.tracer_time = document.time.clone();
     ctx.events.publish(document);
 }
 
