@@ -55,6 +55,9 @@ pub fn parts() -> Vec<PartEntry> {
         probe::<dload::DloadProbe>(),
         probe::<waitrate::WaitrateProbe>(),
         probe::<nettrace::NettraceProbe>(),
+        probe::<cpusys::CpusysProbe>(),
+        probe::<cpuidle::CpuidleProbe>(),
+        probe::<memburst::MemburstProbe>(),
     ]
 }
 

@@ -56,22 +56,8 @@ int main(void)
 }
 "#;
 
-/// Compiles `source` with frame pointers into `dir/name`.
 fn build(dir: &Path, name: &str, source: &str) -> PathBuf {
-    let src = dir.join(format!("{name}.c"));
-    let bin = dir.join(name);
-    std::fs::write(&src, source).expect("write C source");
-    common::run(
-        "gcc",
-        &[
-            "-O1",
-            "-fno-omit-frame-pointer",
-            "-o",
-            bin.to_str().expect("utf-8 path"),
-            src.to_str().expect("utf-8 path"),
-        ],
-    );
-    bin
+    common::build_c(dir, name, source)
 }
 
 fn capture(probe_ctx: &huatuo_bamai::core::ProbeContext, request: CaptureRequest) -> Profile {

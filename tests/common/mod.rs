@@ -47,6 +47,25 @@ pub fn run(program: &str, args: &[&str]) {
     );
 }
 
+/// Compiles the C `source` with frame pointers (so the profiler's stack walk names its
+/// functions) into `dir/name`.
+pub fn build_c(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let src = dir.join(format!("{name}.c"));
+    let bin = dir.join(name);
+    std::fs::write(&src, source).expect("write C source");
+    run(
+        "gcc",
+        &[
+            "-O1",
+            "-fno-omit-frame-pointer",
+            "-o",
+            bin.to_str().expect("utf-8 path"),
+            src.to_str().expect("utf-8 path"),
+        ],
+    );
+    bin
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

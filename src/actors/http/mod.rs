@@ -1,6 +1,7 @@
 //! HTTP exporter actor on :19704 with upstream's paths: `/metrics` (Prometheus text), `/healthz`,
 //! `/readyz`, `/version`, `/tracers` (+ `PUT /tracers/<name>/start|stop`), `PUT /config`,
-//! `/containers/json`, the event store's `/v1/events`, `/v1/profile` (profile.rs), and Grafana's
+//! `/containers/json`, the event store's `/v1/events` (+ `/v1/events/<id>/flamegraph.svg`,
+//! event_flamegraph.rs), `/v1/profile` (profile.rs), and Grafana's
 //! Pyroscope datasource API on the recent profile windows
 //! (`/v1/profiles/flamegraph/querier.v1.QuerierService/…`). JSON bodies use upstream's envelope
 //! `{"data": …}` / `{"error": {"code", "message"}}`; commands answer 204.
@@ -8,6 +9,7 @@
 mod config;
 mod containers;
 mod envelope;
+mod event_flamegraph;
 mod profile;
 mod querier;
 mod self_metrics;
@@ -217,6 +219,10 @@ fn router(shared: Shared) -> Router {
         .route("/v1/events/watch", axum::routing::post(watch_events))
         .route("/v1/events", get(events))
         .route("/v1/events/{tracer_id}", get(event))
+        .route(
+            "/v1/events/{tracer_id}/flamegraph.svg",
+            get(event_flamegraph::flamegraph),
+        )
         .route(
             "/v1/profiles/flamegraph/querier.v1.QuerierService/{method}",
             axum::routing::post(querier::handle),

@@ -10,9 +10,11 @@ pub fn read(probe: &'static str, path: &Path) -> Result<String, ProbeError> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(text),
         // Text files of procfs/sysfs are ASCII: bytes that are not UTF-8 are a malformed file.
-        Err(source) if source.kind() == std::io::ErrorKind::InvalidData => {
-            Err(malformed(probe, path, "not text (invalid UTF-8)".to_string()))
-        }
+        Err(source) if source.kind() == std::io::ErrorKind::InvalidData => Err(malformed(
+            probe,
+            path,
+            "not text (invalid UTF-8)".to_string(),
+        )),
         Err(source) => Err(ProbeError::Read {
             probe,
             path: path.display().to_string(),
