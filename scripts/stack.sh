@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# `make stack`: the agent, a Prometheus scraping it (with deploy/prometheus/rules.yml) and an
-# OpenSearch-compatible event store (osmem-server) receiving its events, on this machine and
-# without Docker. Prints the URLs, runs until Ctrl-C (or until one of them exits), then stops all.
+# `make stack`: the agent, a Prometheus scraping it (with deploy/prometheus/rules.yml), an
+# OpenSearch-compatible event store (osmem-server) receiving its events and, where Arize Phoenix
+# is installed (scripts/install-deps.sh test), an OTLP trace store receiving the nettrace probe's
+# spans; on this machine and without Docker. Prints the URLs, runs until Ctrl-C (or until one of
+# them exits), then stops all.
 #
 # Environment (defaults in brackets):
 #   AGENT_BIN [target/release/huatuo-bamai]  CONFIG [config/huatuo-bamai.toml]
 #   STACK_DIR [/tmp/huatuo-stack]: Prometheus TSDB, event store, spool, control socket, logs
-#   AGENT_PORT [19704]  PROM_PORT [9090]  STORE_PORT [9200]
+#   AGENT_PORT [19704]  PROM_PORT [9090]  STORE_PORT [9200]  TRACE_PORT [6006]
+#   PHOENIX [/opt/phoenix/bin/phoenix]; TRACES=0 leaves the trace store (and nettrace) out
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +19,10 @@ STACK_DIR=${STACK_DIR:-/tmp/huatuo-stack}
 AGENT_PORT=${AGENT_PORT:-19704}
 PROM_PORT=${PROM_PORT:-9090}
 STORE_PORT=${STORE_PORT:-9200}
+TRACE_PORT=${TRACE_PORT:-6006}
+PHOENIX=${PHOENIX:-/opt/phoenix/bin/phoenix}
+TRACES=${TRACES:-1}
+[ -x "$PHOENIX" ] || TRACES=0
 RULES="$(pwd)/deploy/prometheus/rules.yml"
 
 die() {
@@ -31,6 +38,7 @@ OSMEM=$(python3 -c 'import osmem_server, os; print(os.path.join(os.path.dirname(
 
 mkdir -p "$STACK_DIR"
 PIDS=()
+NAMES=()
 stop() {
     trap - INT TERM EXIT
     echo "stack: stopping"
@@ -54,6 +62,7 @@ wait_http() {
 "$OSMEM" -addr "127.0.0.1:$STORE_PORT" -no-stdin-watch -parent-pid $$ \
     </dev/null >"$STACK_DIR/osmem.log" 2>&1 &
 PIDS+=($!)
+NAMES+=(osmem-server)
 STORE_URL="http://127.0.0.1:$STORE_PORT"
 wait_http "$STORE_URL/" 15
 
@@ -73,7 +82,21 @@ prometheus --config.file="$STACK_DIR/prometheus.yml" \
     --web.listen-address="127.0.0.1:$PROM_PORT" \
     >"$STACK_DIR/prometheus.log" 2>&1 &
 PIDS+=($!)
+NAMES+=(prometheus)
 PROM_URL="http://127.0.0.1:$PROM_PORT"
+
+# The trace store: Phoenix's OTLP/HTTP receiver is its own port's /v1/traces.
+TRACE_URL="http://127.0.0.1:$TRACE_PORT"
+if [ "$TRACES" = 1 ]; then
+    mkdir -p "$STACK_DIR/phoenix"
+    PHOENIX_HOST=127.0.0.1 PHOENIX_PORT=$TRACE_PORT PHOENIX_GRPC_PORT=$((TRACE_PORT + 1)) \
+        PHOENIX_TELEMETRY_ENABLED=false PHOENIX_WORKING_DIR="$STACK_DIR/phoenix" \
+        "$PHOENIX" serve </dev/null >"$STACK_DIR/phoenix.log" 2>&1 &
+    PIDS+=($!)
+    NAMES+=(phoenix)
+    export HUATUO_PROBES__NETTRACE__ENABLED=true
+    export HUATUO_PROBES__NETTRACE__OTLP_ENDPOINT="$TRACE_URL/v1/traces"
+fi
 
 # The shipped config with the stack's ports and paths (environment overrides the file).
 export HUATUO_HTTP__LISTEN="127.0.0.1:$AGENT_PORT"
@@ -84,10 +107,12 @@ export HUATUO_EVENTS__ELASTICSEARCH__ADDRESSES="$STORE_URL"
 export HUATUO_EVENTS__ELASTICSEARCH__SPOOL_DIR="$STACK_DIR/es-spool"
 "$AGENT_BIN" --config "$CONFIG" >"$STACK_DIR/agent.log" 2>&1 &
 PIDS+=($!)
+NAMES+=(agent)
 AGENT_URL="http://127.0.0.1:$AGENT_PORT"
 
 wait_http "$PROM_URL/-/ready" 30
 wait_http "$AGENT_URL/readyz" 90
+if [ "$TRACES" = 1 ]; then wait_http "$TRACE_URL/healthz" 120; fi
 
 cat <<EOF
 stack: up (logs and data in $STACK_DIR; Ctrl-C stops everything)
@@ -95,6 +120,9 @@ stack: up (logs and data in $STACK_DIR; Ctrl-C stops everything)
   agent metrics      $AGENT_URL/metrics
   prometheus         $PROM_URL/graph   (alert rules: $PROM_URL/alerts)
   event store        $STORE_URL/huatuo_bamai/_search
+EOF
+if [ "$TRACES" = 1 ]; then echo "  trace store        $TRACE_URL/   (spans of the nettrace probe)"; fi
+cat <<EOF
   control            $AGENT_BIN ctl --socket $STACK_DIR/control.sock status
 EOF
 
@@ -104,8 +132,7 @@ wait -n "${PIDS[@]}"
 rc=$?
 for i in "${!PIDS[@]}"; do
     if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
-        name=$(echo osmem-server prometheus agent | cut -d' ' -f$((i + 1)))
-        echo "stack: $name exited (status $rc); see $STACK_DIR/*.log" >&2
+        echo "stack: ${NAMES[$i]} exited (status $rc); see $STACK_DIR/*.log" >&2
     fi
 done
 exit "$rc"

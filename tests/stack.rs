@@ -1,7 +1,8 @@
 //! `make stack` (scripts/stack.sh) end to end, as root: the script brings up the agent (shipped
-//! config), Debian's Prometheus with deploy/prometheus/rules.yml and osmem-server; Prometheus must
-//! see `huatuo_bamai_up == 1` and evaluate every alert rule, an OOM kill provoked on the host must
-//! be found through the store's search API, and Ctrl-C must stop all three.
+//! config), Debian's Prometheus with deploy/prometheus/rules.yml, osmem-server and Arize Phoenix;
+//! Prometheus must see `huatuo_bamai_up == 1` and evaluate every alert rule, an OOM kill provoked
+//! on the host must be found through the store's search API, Prometheus's scrapes of the agent
+//! must show up as nettrace server spans in Phoenix, and Ctrl-C must stop them all.
 
 mod common;
 
@@ -20,7 +21,7 @@ struct Stack {
 }
 
 impl Stack {
-    fn start(agent_port: u16, prom_port: u16, store_port: u16) -> Stack {
+    fn start(agent_port: u16, prom_port: u16, store_port: u16, trace_port: u16) -> Stack {
         let dir = tempfile::tempdir().expect("stack dir");
         let mut child = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/stack.sh"))
             .env("AGENT_BIN", BIN)
@@ -28,6 +29,7 @@ impl Stack {
             .env("AGENT_PORT", agent_port.to_string())
             .env("PROM_PORT", prom_port.to_string())
             .env("STORE_PORT", store_port.to_string())
+            .env("TRACE_PORT", trace_port.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -127,6 +129,29 @@ fn poll<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T>
     }
 }
 
+/// A free port whose successor is free too (Phoenix's HTTP and gRPC ports).
+fn free_port_pair() -> u16 {
+    loop {
+        let port = free_port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Phoenix is installed by scripts/install-deps.sh test; CI requires it.
+fn phoenix_installed() -> bool {
+    if std::path::Path::new("/opt/phoenix/bin/phoenix").exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("HUATUO_REQUIRE_BPF").is_none(),
+        "/opt/phoenix/bin/phoenix missing (scripts/install-deps.sh test)"
+    );
+    eprintln!("stack test: no Phoenix, the trace store is not checked");
+    false
+}
+
 fn listening(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
@@ -137,8 +162,11 @@ fn make_stack_scrapes_evaluates_rules_ships_events_and_stops_on_ctrl_c() {
         return;
     }
     let (agent_port, prom_port, store_port) = (free_port(), free_port(), free_port());
-    let mut stack = Stack::start(agent_port, prom_port, store_port);
-    let printed = stack.wait_line("stack: up", Duration::from_secs(150));
+    // Phoenix takes the port after its HTTP one for gRPC.
+    let trace_port = free_port_pair();
+    let traces = phoenix_installed();
+    let mut stack = Stack::start(agent_port, prom_port, store_port, trace_port);
+    let printed = stack.wait_line("stack: up", Duration::from_secs(240));
     let urls = stack.wait_line("control ", Duration::from_secs(5));
     let urls = urls.join("\n");
     for url in [
@@ -147,6 +175,11 @@ fn make_stack_scrapes_evaluates_rules_ships_events_and_stops_on_ctrl_c() {
         format!("http://127.0.0.1:{store_port}/huatuo_bamai/_search"),
     ] {
         assert!(urls.contains(&url), "{url} not printed: {printed:?} {urls}");
+    }
+
+    if traces {
+        let url = format!("http://127.0.0.1:{trace_port}/");
+        assert!(urls.contains(&url), "{url} not printed: {urls}");
     }
 
     // Prometheus scrapes the agent: huatuo_bamai_up == 1 through its HTTP API.
@@ -231,6 +264,31 @@ fn make_stack_scrapes_evaluates_rules_ships_events_and_stops_on_ctrl_c() {
     );
     drop(memcg);
 
+    // Each scrape is an HTTP/1 call the nettrace probe sees: server spans of GET /metrics
+    // reach Phoenix through OTLP.
+    if traces {
+        let span = poll(Duration::from_secs(60), || {
+            let (status, body) =
+                http_get(trace_port, "/v1/projects/default/spans?limit=1000").ok()?;
+            if status != 200 {
+                return None;
+            }
+            let page: Value = serde_json::from_str(&body).ok()?;
+            page["data"].as_array()?.iter().find_map(|span| {
+                let attributes = &span["attributes"];
+                (attributes["url.path"] == "/metrics"
+                    && attributes["http.request.method"] == "GET"
+                    && attributes["server.port"].as_u64() == Some(u64::from(agent_port)))
+                .then(|| span.clone())
+            })
+        });
+        assert!(
+            span.is_some(),
+            "no server span of Prometheus's GET /metrics in Phoenix: {:?}",
+            http_get(trace_port, "/v1/projects/default/spans?limit=5")
+        );
+    }
+
     // The status page, as a browser shows it: live parts and the OOM among the recent events.
     if common::chromium::available("status page in chromium") {
         let page = format!("http://127.0.0.1:{agent_port}/");
@@ -274,6 +332,7 @@ fn make_stack_scrapes_evaluates_rules_ships_events_and_stops_on_ctrl_c() {
         ("agent", agent_port),
         ("prometheus", prom_port),
         ("osmem-server", store_port),
+        ("phoenix", trace_port),
     ] {
         assert!(
             !listening(port),
