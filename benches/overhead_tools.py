@@ -657,11 +657,14 @@ def report_profiling(tmp, ncpu, arms):
         else:
             ratio = f"total: {r['total'] / ref:.2f}" if ref else "n/a"
         runs = (f"{r['prof_runs']:.0f}, {r['prof_ns_run']:.0f}" if r.get("prof_ns_run") else "–")
-        hwm = e.get("vmhwm_kib")
+        hwm = e.get("VmHWM")
+        split = (f" (anon {e['RssAnon'] / 1024:.1f} + file {e['RssFile'] / 1024:.1f} at the end)"
+                 if "RssAnon" in e and "RssFile" in e else "")
         print(f"| {labels[arm]} | **{r['total']:.3f} %** (process {r['agent']:.3f} %, schedstat {r['agent_ns']:.3f} %) "
               f"| {r['bpf']:.3f} % | {'–' if added is None else '%+.3f %%' % added} | {ratio} | {runs} "
-              f"| {r['rss_max']:.1f} / {'n/a' if hwm is None else '%.1f' % (hwm / 1024)} | {st_s} | {wk} |")
+              f"| {r['rss_max']:.1f} / {'n/a' if hwm is None else '%.1f' % (hwm / 1024)}{split} | {st_s} | {wk} |")
         summary[arm] = {"total": r["total"], "added": added, "rss_max": r["rss_max"],
+                        "anon_end": e.get("RssAnon"),
                         "stacks_min": min(st) if st else None, "busy": r["busy"]}
     print()
     for arm in arms:

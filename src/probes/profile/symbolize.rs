@@ -49,6 +49,11 @@ impl SymbolizerThread {
                 let mut state = SymbolizerState::new(procfs_root, counter);
                 while let Ok(job) = rx.recv() {
                     let stacks = job.samples.iter().map(|s| state.frames(s)).collect();
+                    // blazesym keeps every binary it read mapped, with its parsed symbol
+                    // tables: host-wide that is the compilers' and runtimes' shared objects
+                    // (tens of MB of RSS). Our own cache keeps the resolved frames, so only
+                    // addresses not seen before reopen a binary.
+                    state.user = Symbolizer::new();
                     (job.reply)(stacks);
                 }
             })?;
