@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Overhead benchmark for huatuo-bamai. It reports numbers and asserts nothing; `make test` does not run it.
+# Overhead benchmark for huatuo-bamai. It reports numbers and asserts nothing (except the profiling
+# section's targets: exit 1 naming each one missed); `make test` does not run it.
 # Each section prints a markdown table that can be pasted into docs/performance.md.
 #
 #   benches/overhead.sh                       all sections (about 10 minutes on 2 vCPUs)
