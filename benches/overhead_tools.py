@@ -16,6 +16,14 @@
     report-rate FILE NCPU          summary of a monitor file under steady load
     report-storm FILE NCPU BUDGET START_NS END_NS [CSV]
                                    summary and timeline of a monitor file around an event storm
+    gen-stacks OUT.c [TOPS MIDS LEAVES]
+                                   C source of the profiling workload: TOPS x MIDS x LEAVES
+                                   distinct call paths (default 8 x 8 x 16 = 1024), a leaf
+                                   spins then makes a syscall (getppid or a write to /dev/null)
+    perf-stacks PERF.DATA WINDOW_S distinct stacks per WINDOW_S of a `perf record -g` file
+                                   (perf script) -> JSON {samples, windows: [distinct, ...]}
+    report-profiling TMP NCPU ARMS...
+                                   table of the profiling section from TMP/prof-ARM.* files
     set-config FILE SECTION KEY=VALUE...
                                    set keys of one [SECTION] of a TOML file in place (added when
                                    missing; values are written as given, TOML syntax)
@@ -515,6 +523,158 @@ def report_storm(path, ncpu, budget, start_ns, end_ns, csv=None):
           f"{'n/a' if slope is None else '%.2f' % slope}")
 
 
+# ---- profiling workload and report -----------------------------------------------------------------
+def gen_stacks(out, tops=8, mids=8, leaves=16):
+    """A CPU-bound + syscall workload with tops x mids x leaves distinct call paths, picked at
+    random per call so every window sees many of them. Built with frame pointers; every call is
+    followed by work so none becomes a tail call. argv: SECONDS SPIN; prints "calls/s"."""
+    c = [
+        "#define _GNU_SOURCE",
+        "#include <fcntl.h>",
+        "#include <stdio.h>",
+        "#include <stdlib.h>",
+        "#include <sys/syscall.h>",
+        "#include <time.h>",
+        "#include <unistd.h>",
+        "static volatile unsigned long sink;",
+        "static unsigned long spin;",
+        "static int devnull;",
+        "typedef void (*fn)(unsigned long);",
+    ]
+    for k in range(leaves):
+        c.append(f"__attribute__((noinline)) void leaf_{k}(unsigned long r) {{"
+                 f" for (unsigned long i = 0; i < spin; i++) sink += i ^ (r + {k});"
+                 f" if (r & 0x100) syscall(SYS_getppid); else if (write(devnull, (const void *)&r, 8) < 0) sink++;"
+                 f" sink++; }}")
+    c.append("static fn leaves[] = {" + ", ".join(f"leaf_{k}" for k in range(leaves)) + "};")
+    for j in range(mids):
+        c.append(f"__attribute__((noinline)) void mid_{j}(unsigned long r) {{"
+                 f" leaves[(r >> 12) % {leaves}](r); sink++; }}")
+    c.append("static fn mids[] = {" + ", ".join(f"mid_{j}" for j in range(mids)) + "};")
+    for i in range(tops):
+        c.append(f"__attribute__((noinline)) void top_{i}(unsigned long r) {{"
+                 f" mids[(r >> 20) % {mids}](r); sink++; }}")
+    c.append("static fn tops[] = {" + ", ".join(f"top_{i}" for i in range(tops)) + "};")
+    c.append("""static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
+int main(int argc, char **argv) {
+    double secs = argc > 1 ? atof(argv[1]) : 10;
+    spin = argc > 2 ? strtoul(argv[2], NULL, 10) : 2000;
+    devnull = open("/dev/null", O_WRONLY);
+    if (devnull < 0) { perror("/dev/null"); return 1; }
+    unsigned long x = 88172645463325252UL ^ (unsigned long)getpid(), calls = 0;
+    double t0 = now(), t = t0;
+    while (t - t0 < secs) {
+        for (int n = 0; n < 256; n++) {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            tops[(x >> 28) % %TOPS%](x);
+        }
+        calls += 256;
+        t = now();
+    }
+    printf("%.1f\\n", calls / (t - t0));
+    return 0;
+}""".replace("%TOPS%", str(tops)))
+    with open(out, "w") as f:
+        f.write("\n".join(c) + "\n")
+
+
+def perf_stacks(data, window_s):
+    """Distinct (comm, ips) stacks per window of a perf.data file, from `perf script`."""
+    p = subprocess.run(["perf", "script", "-i", data, "-F", "comm,time,ip"], capture_output=True,
+                       text=True, errors="replace")
+    if p.returncode != 0:
+        raise SystemExit(f"perf script: {p.stderr.strip()[-300:]}")
+    windows, samples, cur, t, comm = {}, 0, [], None, ""
+
+    def flush():
+        if t is not None:
+            windows.setdefault(int(t // window_s), set()).add((comm, tuple(cur)))
+
+    for line in p.stdout.splitlines():
+        if not line.strip():
+            flush()
+            cur, t = [], None
+        elif line[0] in " \t":
+            cur.append(line.split()[0])
+        else:
+            m = re.match(r"^\s*(.*?)\s+(\d+\.\d+):\s*$", line)
+            if m:
+                flush()
+                comm, t, cur = m.group(1), float(m.group(2)), []
+                samples += 1
+    flush()
+    full = [len(v) for k, v in sorted(windows.items())][1:-1]  # the first and last are partial
+    print(json.dumps({"samples": samples, "windows": full}))
+
+
+def report_profiling(tmp, ncpu, arms):
+    """One row per arm. Files per arm: prof-ARM.jsonl (monitor), prof-ARM.work (calls/s of each
+    workload process), prof-ARM.json (stacks per window, profile metrics, VmHWM)."""
+    labels = {"none": "no agent (baseline)", "off": "agent, continuous profiling off",
+              "hz19": "agent, continuous profiling at 19 Hz", "hz99": "agent, continuous profiling at 99 Hz",
+              "perf": "`perf record -F 99 -a -g`"}
+    rows, res = [], {}
+    for arm in arms:
+        work = [float(x) for x in open(f"{tmp}/prof-{arm}.work").read().split()]
+        extra = json.load(open(f"{tmp}/prof-{arm}.json"))
+        r = {"work": sum(work), "extra": extra}
+        if arm != "none":
+            s = load(f"{tmp}/prof-{arm}.jsonl")
+            if len(s) < 3:
+                raise SystemExit(f"report-profiling: only {len(s)} samples for {arm}")
+            w = window(s, ncpu)
+            r.update(w)
+            r["rss_max"] = max(x["rss_kib"] for x in s) / 1024
+            # the profile probe's own programs (on_cpu_clock) vs everything the process holds
+            a, b = s[0]["bpf"], s[-1]["bpf"]
+            prof_ns = sum(max(0, v[0] - a.get(i, [0])[0]) for i, v in b.items() if v[2] == "on_cpu_clock")
+            runs = sum(max(0, v[1] - a.get(i, [0, 0])[1]) for i, v in b.items() if v[2] == "on_cpu_clock")
+            r["prof_bpf"] = 100.0 * prof_ns / 1e9 / (w["dt"] * ncpu)
+            r["prof_runs"] = runs / w["dt"]
+            r["prof_ns_run"] = prof_ns / runs if runs else None
+        res[arm] = r
+    base = res.get("none", {}).get("work")
+    off = res.get("off", {}).get("total")
+    ref = res.get("perf", {}).get("total")
+    print("| run | host CPU, agent/perf process + its BPF (% of host, "
+          f"{ncpu} CPUs) | of which BPF | added to `off` | added ÷ perf | on_cpu_clock runs/s, ns/run | "
+          "RSS max in the window / VmHWM (MiB) | distinct stacks per window | workload calls/s (vs baseline) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    summary = {}
+    for arm in arms:
+        r, e = res[arm], res[arm]["extra"]
+        wk = f"{r['work']:,.0f}" + (f" ({r['work'] / base:.3f})" if base and arm != "none" else "")
+        st = e.get("windows")
+        st_s = (f"{min(st)}–{max(st)} ({len(st)} windows)" if st else e.get("note", "n/a"))
+        if arm == "none":
+            print(f"| {labels[arm]} | – | – | – | – | – | – | {st_s} | {wk} |")
+            continue
+        added = r["total"] - off if off is not None and arm in ("hz19", "hz99") else None
+        if arm == "perf":
+            ratio = "1"
+        elif ref and added is not None:
+            ratio = f"{added / ref:.2f} (total: {r['total'] / ref:.2f})"
+        else:
+            ratio = f"total: {r['total'] / ref:.2f}" if ref else "n/a"
+        runs = (f"{r['prof_runs']:.0f}, {r['prof_ns_run']:.0f}" if r.get("prof_ns_run") else "–")
+        hwm = e.get("VmHWM")
+        split = (f" (anon {e['RssAnon'] / 1024:.1f} + file {e['RssFile'] / 1024:.1f} at the end)"
+                 if "RssAnon" in e and "RssFile" in e else "")
+        print(f"| {labels[arm]} | **{r['total']:.3f} %** (process {r['agent']:.3f} %, schedstat {r['agent_ns']:.3f} %) "
+              f"| {r['bpf']:.3f} % | {'–' if added is None else '%+.3f %%' % added} | {ratio} | {runs} "
+              f"| {r['rss_max']:.1f} / {'n/a' if hwm is None else '%.1f' % (hwm / 1024)}{split} | {st_s} | {wk} |")
+        summary[arm] = {"total": r["total"], "added": added, "rss_max": r["rss_max"],
+                        "anon_end": e.get("RssAnon"),
+                        "stacks_min": min(st) if st else None, "busy": r["busy"]}
+    print()
+    for arm in arms:
+        e = res[arm]["extra"]
+        if e.get("metrics"):
+            print(f"* {arm}: " + ", ".join(f"{k} {v}" for k, v in e["metrics"].items()))
+    print()
+    print("SUMMARY " + json.dumps(summary))
+
+
 def fmt_div(d):
     return ", ".join(f"{k} {v:g}" for k, v in sorted(d.items())) or "n/a"
 
@@ -544,6 +704,12 @@ def main(argv):
         pace_pipe(float(a[0]), float(a[1]), int(a[2]))
     elif cmd == "snap":
         snap(int(a[0]), a[1])
+    elif cmd == "gen-stacks":
+        gen_stacks(a[0], *(int(x) for x in a[1:4]))
+    elif cmd == "perf-stacks":
+        perf_stacks(a[0], float(a[1]))
+    elif cmd == "report-profiling":
+        report_profiling(a[0], int(a[1]), a[2:])
     elif cmd == "set-config":
         set_config(a[0], a[1], a[2:])
     elif cmd == "monitor":

@@ -588,3 +588,208 @@ fn debug_pprof_profile_is_the_agents_own_cpu_profile() {
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&body).contains("profile?seconds=30"));
 }
+
+/// Kills the child when the test ends, a failed assertion included.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn request(port: u16, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let (status, text) = common::http_request(port, method, path, body).expect("request");
+    (status, serde_json::from_str(&text).unwrap_or_default())
+}
+
+/// Polls `GET /tasks/<id>` until the task left pending/running (or 20 s passed).
+fn wait_task(port: u16, id: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = request(port, "GET", &format!("/tasks/{id}"), "");
+        assert_eq!(status, 200, "{body}");
+        let task = body["data"].clone();
+        let state = task["status"].as_str().unwrap_or("").to_string();
+        if !matches!(state.as_str(), "pending" | "running") || Instant::now() > deadline {
+            return task;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Upstream's task API with the in-process `profiler` tracer: a task profiles a busy process
+/// for its `--duration`, its result link serves the encoded profile with the busy function on
+/// top, `json` data is upstream's flamedata, DELETE stops a capture at once (the target is free
+/// again), and bad bodies get 400 naming the field.
+#[test]
+fn tasks_api_runs_lists_and_stops_profiler_tasks() {
+    if !bpf_available("tasks_api_runs_lists_and_stops_profiler_tasks") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let busy = build(dir.path(), "busy", BUSY_C);
+    let child = Reaped(Command::new(&busy).spawn().expect("start busy"));
+    let pid = child.0.id();
+    let agent = Agent::start(&["profile"]);
+    let port = agent.port;
+
+    for (body, field) in [
+        (r#"{"timeout":5}"#.to_string(), "tracer_name"),
+        (
+            r#"{"tracer_name":"perf","timeout":5}"#.to_string(),
+            "tracer_name",
+        ),
+        (r#"{"tracer_name":"profiler"}"#.to_string(), "timeout"),
+        (
+            r#"{"tracer_name":"profiler","timeout":5,"trace_args":["--duration","9"]}"#.into(),
+            "trace_args",
+        ),
+        (
+            r#"{"tracer_name":"profiler","timeout":5,"trace_args":["--pid","abc"]}"#.into(),
+            "pid",
+        ),
+        (
+            r#"{"tracer_name":"profiler","timeout":5,"trace_args":["--container-id","nope"]}"#
+                .into(),
+            "nope",
+        ),
+    ] {
+        let (status, reply) = request(port, "POST", "/tasks", &body);
+        assert_eq!(status, 400, "{body}: {reply}");
+        let message = reply["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains(field), "{body}: {message}");
+    }
+
+    // A folded profile of the busy process, 2 s.
+    let body = format!(
+        r#"{{"request_id":"r-1","tracer_name":"profiler","timeout":20,"trace_args":["--duration","2","--pid","{pid}","--format","collapsed"]}}"#
+    );
+    let started = Instant::now();
+    let (status, reply) = request(port, "POST", "/tasks", &body);
+    assert_eq!(status, 200, "{reply}");
+    let id = reply["data"]["task_id"]
+        .as_str()
+        .expect("task_id")
+        .to_string();
+    assert_eq!(id.len(), 16, "{id}");
+    let (status, list) = request(port, "GET", "/tasks", "");
+    assert_eq!(status, 200);
+    let listed = list["data"]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["task_id"] == id.as_str()).cloned())
+        .expect("the task is listed");
+    assert!(
+        matches!(listed["status"].as_str(), Some("pending" | "running")),
+        "{listed}"
+    );
+    assert_eq!(listed["request_id"], "r-1");
+    let task = wait_task(port, &id);
+    let took = started.elapsed();
+    assert_eq!(task["status"], "completed", "{task}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    assert_eq!(task["data"]["profile_type"], "cpu", "{task}");
+    assert_eq!(task["data"]["target"], format!("pid {pid}"), "{task}");
+    let link = task["result"].as_str().expect("result link").to_string();
+    assert_eq!(link, format!("/tasks/{id}/result"));
+    let (status, folded) = common::http_get(port, &link).expect("result");
+    assert_eq!(status, 200, "{folded}");
+    let (mut total, mut on_top) = (0u64, 0u64);
+    for line in folded.lines() {
+        let (stack, count) = line.rsplit_once(' ').expect("folded line");
+        let count: u64 = count.parse().expect("count");
+        assert!(stack.starts_with("busy;"), "{line}");
+        total += count;
+        if stack.ends_with("huatuo_busy_spin") {
+            on_top += count;
+        }
+    }
+    // 99 Hz for 2 s: 198 samples on a CPU of its own; a busy shared host gives it less.
+    assert!(total >= 10, "{total} samples:\n{folded}");
+    assert!(on_top * 100 >= total * 80, "{on_top} of {total}:\n{folded}");
+    assert_eq!(task["data"]["samples"].as_u64(), Some(total), "{task}");
+
+    // Default format: upstream's flamedata in the task's data.
+    let body = format!(
+        r#"{{"tracer_name":"profiler","timeout":10,"trace_args":["--duration=1","--pid={pid}"]}}"#
+    );
+    let (status, reply) = request(port, "POST", "/tasks", &body);
+    assert_eq!(status, 200, "{reply}");
+    let json_id = reply["data"]["task_id"]
+        .as_str()
+        .expect("task_id")
+        .to_string();
+    let task = wait_task(port, &json_id);
+    assert_eq!(task["status"], "completed", "{task}");
+    let frames = task["data"]["flamedata"]
+        .as_array()
+        .expect("flamedata array");
+    assert!(
+        frames.iter().any(|f| f["label"] == "huatuo_busy_spin"),
+        "{task}"
+    );
+
+    // DELETE stops a long capture: the target is free for a new capture right away.
+    let body = format!(
+        r#"{{"tracer_name":"profiler","timeout":120,"trace_args":["--duration","60","--pid","{pid}"]}}"#
+    );
+    let (status, reply) = request(port, "POST", "/tasks", &body);
+    assert_eq!(status, 200, "{reply}");
+    let long_id = reply["data"]["task_id"]
+        .as_str()
+        .expect("task_id")
+        .to_string();
+    std::thread::sleep(Duration::from_millis(800));
+    let (status, busy_reply) = get(port, &format!("/v1/profile?seconds=1&pid={pid}"));
+    assert_eq!(
+        status,
+        409,
+        "the task's capture holds the target: {}",
+        String::from_utf8_lossy(&busy_reply)
+    );
+    let (status, _) = request(port, "DELETE", &format!("/tasks/{long_id}"), "");
+    assert_eq!(status, 204);
+    let stopped = Instant::now();
+    let (status, task) = request(port, "GET", &format!("/tasks/{long_id}"), "");
+    assert_eq!(status, 200);
+    assert_eq!(task["data"]["status"], "failed", "{task}");
+    assert!(
+        task["data"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("stopped")),
+        "{task}"
+    );
+    let (status, _) = request(port, "GET", &format!("/tasks/{long_id}/result"), "");
+    assert_eq!(status, 409);
+    let freed = loop {
+        let (status, body) = get(
+            port,
+            &format!("/v1/profile?seconds=1&pid={pid}&format=folded"),
+        );
+        if status == 200 {
+            break stopped.elapsed();
+        }
+        assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
+        assert!(
+            stopped.elapsed() < Duration::from_secs(5),
+            "the stopped task's capture still holds pid {pid}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // One 1 s capture plus the stop (100 ms checks and the symbolizer), not the 60 s asked.
+    assert!(freed < Duration::from_secs(5), "{freed:?}");
+
+    let (status, reply) = request(port, "GET", "/tasks/aaaaaaaaaaaaaaaa", "");
+    assert_eq!(status, 404);
+    assert_eq!(reply["data"]["status"], "not_exist", "{reply}");
+    let (status, _) = request(port, "DELETE", "/tasks/aaaaaaaaaaaaaaaa", "");
+    assert_eq!(status, 404);
+    let (_, list) = request(port, "GET", "/tasks", "");
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(3), "{list}");
+    drop(child);
+}

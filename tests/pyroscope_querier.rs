@@ -77,6 +77,7 @@ async fn start() -> (Agent, Arc<AgentContext>) {
         restart_interval_secs: 1,
         application_name: "huatuo-bamai".into(),
         limits: huatuo_bamai::actors::http::Limits::from_config(&Config::default().http),
+        tasks: Default::default(),
     };
     Actor::spawn(None, HttpServer, args).await.expect("http");
     let start_ms = (START_NS / 1_000_000) as i64;

@@ -79,7 +79,7 @@ pub fn apply(
     }
     if let Some(dir) = &upstream.tools_bin_dir {
         notes.push(format!(
-            "--tools-bin-dir {} ignored: this agent runs no external tools (no /tasks API)",
+            "--tools-bin-dir {} ignored: this agent runs no external tools (/tasks runs the profiler in-process)",
             dir.display()
         ));
     }

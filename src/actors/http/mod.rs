@@ -1,7 +1,8 @@
 //! HTTP exporter actor on :19704 with upstream's paths: `/metrics` (Prometheus text), `/healthz`,
 //! `/readyz`, `/version`, `/tracers` (+ `PUT /tracers/<name>/start|stop`), `PUT /config`,
-//! `/containers/json`, the event store's `/v1/events` (+ `/v1/events/<id>/flamegraph.svg`,
-//! event_flamegraph.rs), `/v1/profile` (profile.rs), and Grafana's
+//! `/containers/json`, upstream's `/tasks` (task_routes.rs), the event store's `/v1/events`
+//! (+ `/v1/events/<id>/flamegraph.svg`, event_flamegraph.rs), `/v1/profile` (profile.rs),
+//! `/debug/pprof/profile` (self_profile.rs), and Grafana's
 //! Pyroscope datasource API on the recent profile windows
 //! (`/v1/profiles/flamegraph/querier.v1.QuerierService/…`). JSON bodies use upstream's envelope
 //! `{"data": …}` / `{"error": {"code", "message"}}`; commands answer 204.
@@ -16,6 +17,7 @@ mod self_metrics;
 mod self_profile;
 mod serve;
 mod status_page;
+mod task_routes;
 pub mod tasks;
 mod tracers;
 pub mod watch;
@@ -62,6 +64,7 @@ pub struct HttpArgs {
     pub limits: serve::Limits,
     /// The querier's `service_name` (profiling.pyroscope.application_name).
     pub application_name: String,
+    pub tasks: tasks::TasksConfig,
 }
 
 pub struct HttpState {
@@ -79,6 +82,7 @@ struct Shared {
     restart_interval_secs: u64,
     recent: Arc<RecentProfiles>,
     application_name: Arc<String>,
+    tasks: Arc<task_routes::TaskState>,
 }
 
 impl Shared {
@@ -112,10 +116,12 @@ pub fn part() -> PartEntry {
                 .section::<PyroscopeConfig>()
                 .application_name
                 .clone(),
+            tasks: (*part.config.section::<tasks::TasksConfig>()).clone(),
         };
         spawn_linked(part.parent, HttpServer, args)
     })
     .essential()
+    .with_section::<tasks::TasksConfig>()
 }
 
 impl Actor for HttpServer {
@@ -156,6 +162,7 @@ impl Actor for HttpServer {
             restart_interval_secs: args.restart_interval_secs,
             recent,
             application_name: Arc::new(args.application_name),
+            tasks: Arc::new(task_routes::TaskState::new(args.tasks)),
         };
         let app = router(shared);
         let limits = args.limits;
@@ -212,6 +219,12 @@ fn router(shared: Shared) -> Router {
         .route("/tracers/{name}/stop", put(tracers::stop))
         .route("/config", put(config::put))
         .route("/containers/json", get(containers::list))
+        .route("/tasks", get(task_routes::list).post(task_routes::create))
+        .route(
+            "/tasks/{id}",
+            get(task_routes::get_one).delete(task_routes::delete),
+        )
+        .route("/tasks/{id}/result", get(task_routes::result))
         .route("/v1/profile", get(profile::profile))
         .route("/debug/pprof/", get(self_profile::index))
         .route("/debug/pprof/profile", get(self_profile::cpu))

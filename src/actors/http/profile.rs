@@ -140,28 +140,15 @@ pub async fn profile(
         Err(e) => return error_response(StatusCode::BAD_REQUEST, e),
     };
     if let Some(wanted) = &query.container {
-        let set = shared.ctx.containers_tx.borrow().clone();
-        let found = set
-            .iter()
-            .find(|c| c.id == *wanted || c.name == *wanted || c.hostname == *wanted)
-            .or_else(|| {
-                let mut by_prefix = set.iter().filter(|c| c.id.starts_with(wanted.as_str()));
-                match (by_prefix.next(), by_prefix.next()) {
-                    (Some(c), None) => Some(c),
-                    _ => None,
-                }
-            });
-        let Some(container) = found else {
-            return error_response(
-                StatusCode::NOT_FOUND,
-                format!("container: no single known container is `{wanted}` (id, id prefix, name or hostname)"),
-            );
-        };
-        query.request.target = CaptureTarget::Container {
-            id: container.id.clone(),
-            cgroup_id: container.cgroup_id,
-            cpu_cgroup_id: container.cpu_cgroup_id,
-        };
+        match resolve_container(&shared, wanted) {
+            Some(target) => query.request.target = target,
+            None => {
+                return error_response(
+                    StatusCode::NOT_FOUND,
+                    format!("container: no single known container is `{wanted}` (id, id prefix, name or hostname)"),
+                )
+            }
+        }
     }
     let Some(capturer) = shared.ctx.captures.get() else {
         return unavailable();
@@ -197,6 +184,27 @@ pub async fn profile(
     respond(&profile, &query)
 }
 
+/// The capture target of the one known container whose id, name or hostname is `wanted`, or
+/// whose id alone starts with it.
+pub(super) fn resolve_container(shared: &Shared, wanted: &str) -> Option<CaptureTarget> {
+    let set = shared.ctx.containers_tx.borrow().clone();
+    let found = set
+        .iter()
+        .find(|c| c.id == wanted || c.name == wanted || c.hostname == wanted)
+        .or_else(|| {
+            let mut by_prefix = set.iter().filter(|c| c.id.starts_with(wanted));
+            match (by_prefix.next(), by_prefix.next()) {
+                (Some(c), None) => Some(c),
+                _ => None,
+            }
+        })?;
+    Some(CaptureTarget::Container {
+        id: found.id.clone(),
+        cgroup_id: found.cgroup_id,
+        cpu_cgroup_id: found.cpu_cgroup_id,
+    })
+}
+
 /// A continuous window narrowed to the target (its samples carry pid and container id).
 fn filter_window(window: &Profile, target: &CaptureTarget) -> Profile {
     let mut profile = window.clone();
@@ -208,14 +216,19 @@ fn filter_window(window: &Profile, target: &CaptureTarget) -> Profile {
     profile
 }
 
-fn respond(profile: &Profile, query: &ProfileQuery) -> Response {
-    let title = format!(
+/// The heading of a flame graph of `profile` taken of `target`.
+pub(super) fn title(profile: &Profile, target: &CaptureTarget) -> String {
+    format!(
         "{} profile of {} on {} ({:.1} s)",
         profile.kind.as_str(),
-        query.request.target,
+        target,
         profile.host,
         profile.duration_ns as f64 / 1e9
-    );
+    )
+}
+
+fn respond(profile: &Profile, query: &ProfileQuery) -> Response {
+    let title = title(profile, &query.request.target);
     match encode(profile, query.format, &title) {
         Ok(body) => {
             metrics::counter!("huatuo_bamai_profile_bytes_total", "format" => format_name(query.format))
@@ -226,7 +239,7 @@ fn respond(profile: &Profile, query: &ProfileQuery) -> Response {
     }
 }
 
-fn format_name(format: OutputFormat) -> &'static str {
+pub(super) fn format_name(format: OutputFormat) -> &'static str {
     match format {
         OutputFormat::Svg => "svg",
         OutputFormat::Folded => "folded",

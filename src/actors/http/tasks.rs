@@ -1,8 +1,7 @@
 //! Upstream's `/tasks` API, the bookkeeping half: the `[tasks]` section, request validation
 //! (`{request_id?, tracer_name, timeout, data_type, trace_args[]}`), 16-char task ids and a
-//! registry with bounded concurrency and bounded retention of finished tasks. Not routed yet: the
-//! in-process `profiler` tracer that runs a task is still to be wired (see the report of branch
-//! `tasks`).
+//! registry with bounded concurrency and bounded retention of finished tasks, and the `profiler`
+//! tracer's flags. The routes are in `task_routes.rs`.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -13,7 +12,7 @@ use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{Invalid, Section};
+use crate::config::{Invalid, Live, Section};
 
 /// Upstream's limit on a task's `timeout` (seconds, exclusive).
 pub const MAX_TIMEOUT_SECS: u64 = 3600;
@@ -46,6 +45,8 @@ impl Default for TasksConfig {
 
 impl Section for TasksConfig {
     const PATH: &'static str = "tasks";
+    // The registry lives in the HTTP server, which restarts only with the agent.
+    const LIVE: Live = Live::RestartAgent;
 
     fn validate(&self) -> Result<(), Invalid> {
         if self.max_concurrent == 0 {
@@ -148,6 +149,129 @@ impl TaskRequest {
     }
 }
 
+/// The `profiler` tracer's `trace_args` (upstream's `profiler` CLI flags, `--flag value` or
+/// `--flag=value`) as `GET /v1/profile` parameters, so both share one validation. `--duration`
+/// defaults to 10 s and must end within the task's `timeout`.
+pub fn profiler_params(
+    args: &[String],
+    timeout: Duration,
+) -> Result<Vec<(String, String)>, BadRequest> {
+    const FLAGS: &str = "--duration, --type, --cpu-mode, --offcpu-phase, --freq, --pid, \
+                         --container-id, --format, --kernel-only, --language";
+    let mut params = Vec::new();
+    let mut duration: Option<f64> = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f, Some(v.to_string())),
+            None => (arg.as_str(), None),
+        };
+        if flag == "--kernel-only" {
+            params.push(("kernel_only".to_string(), inline.unwrap_or("true".into())));
+            continue;
+        }
+        if !flag.starts_with("--") {
+            return Err(bad(
+                "trace_args",
+                format!("`{arg}` is not a flag (known: {FLAGS})"),
+            ));
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => it
+                .next()
+                .cloned()
+                .ok_or_else(|| bad("trace_args", format!("{flag} needs a value")))?,
+        };
+        let param = |key: &str, v: &str| (key.to_string(), v.to_string());
+        match flag {
+            "--duration" => {
+                let secs = value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .ok_or_else(|| {
+                        bad(
+                            "trace_args",
+                            format!("--duration: `{value}` is not a positive number of seconds"),
+                        )
+                    })?;
+                duration = Some(secs);
+            }
+            "--type" if value == "cpu" => {}
+            "--type" => {
+                return Err(bad(
+                    "trace_args",
+                    format!(
+                    "--type: `{value}` is not supported (cpu only: use --cpu-mode oncpu|offcpu)"
+                ),
+                ))
+            }
+            "--cpu-mode" => match value.as_str() {
+                "oncpu" => params.push(param("type", "cpu")),
+                "offcpu" => params.push(param("type", "offcpu")),
+                other => {
+                    return Err(bad(
+                        "trace_args",
+                        format!("--cpu-mode: `{other}` is not oncpu or offcpu"),
+                    ))
+                }
+            },
+            "--offcpu-phase" => params.push(param("phase", &value)),
+            "--freq" => params.push(param("frequency", &value)),
+            "--pid" => params.push(param("pid", &value)),
+            "--container-id" | "--container" => params.push(param("container", &value)),
+            "--format" | "--output" => {
+                let name = match value.as_str() {
+                    "collapsed" => "folded",
+                    "flamegraph" => "svg",
+                    other => other,
+                };
+                params.push(param("format", name));
+            }
+            // Native stacks are language-agnostic; the runtimes upstream hands to external
+            // profilers (async-profiler, py-spy) are not run here.
+            "--language" if matches!(value.as_str(), "c" | "c++" | "go" | "rust" | "native") => {}
+            "--language" => {
+                return Err(bad(
+                    "trace_args",
+                    format!(
+                        "--language: `{value}` is not supported (native stacks: c, c++, go, rust)"
+                    ),
+                ))
+            }
+            other => {
+                return Err(bad(
+                    "trace_args",
+                    format!("unknown flag {other} (known: {FLAGS})"),
+                ))
+            }
+        }
+    }
+    let secs = duration.unwrap_or_else(|| 10f64.min(timeout.as_secs_f64()));
+    if secs > timeout.as_secs_f64() {
+        return Err(bad(
+            "trace_args",
+            format!(
+                "--duration {secs} s does not end within the task's timeout ({} s)",
+                timeout.as_secs()
+            ),
+        ));
+    }
+    params.push(("seconds".to_string(), secs.to_string()));
+    if !params.iter().any(|(k, _)| k == "format") {
+        params.push(("format".to_string(), "json".to_string()));
+    }
+    Ok(params)
+}
+
+/// A finished task's encoded profile, served by `GET /tasks/<id>/result`.
+#[derive(Debug)]
+pub struct TaskOutput {
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
 /// Upstream's status words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -165,6 +289,8 @@ pub struct TaskEntry {
     pub status: TaskStatus,
     pub data: Option<Value>,
     pub error: Option<String>,
+    /// The encoded result of a completed task.
+    pub output: Option<std::sync::Arc<TaskOutput>>,
     finished_at: Option<Instant>,
 }
 
@@ -242,6 +368,7 @@ impl TaskRegistry {
                 status: TaskStatus::Pending,
                 data: None,
                 error: None,
+                output: None,
                 finished_at: None,
             },
         );
@@ -289,6 +416,20 @@ impl TaskRegistry {
         }
         t.finished_at = Some(Instant::now());
         self.prune(Instant::now());
+    }
+
+    /// Ends a task as completed with its data and encoded output (unless it already ended).
+    pub fn complete(&mut self, id: &str, data: Value, output: TaskOutput) {
+        let live = self
+            .tasks
+            .get(id)
+            .is_some_and(|t| matches!(t.status, TaskStatus::Pending | TaskStatus::Running));
+        self.finish(id, Ok(data));
+        if live {
+            if let Some(t) = self.tasks.get_mut(id) {
+                t.output = Some(std::sync::Arc::new(output));
+            }
+        }
     }
 
     /// `DELETE /tasks/<id>`: a live task ends as failed "stopped"; false if unknown.
@@ -427,6 +568,56 @@ mod tests {
         assert!(reg.get(&ids[0]).is_none(), "oldest finished dropped");
         assert!(reg.get(&ids[2]).is_some());
         assert_eq!(reg.list().len(), 2);
+    }
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn profiler_flags_become_profile_parameters() {
+        let p = profiler_params(
+            &args(&[
+                "--duration",
+                "3",
+                "--cpu-mode=offcpu",
+                "--offcpu-phase",
+                "blocked",
+                "--pid",
+                "42",
+                "--format",
+                "collapsed",
+            ]),
+            Duration::from_secs(5),
+        )
+        .expect("valid");
+        let get = |k: &str| p.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("seconds"), Some("3"));
+        assert_eq!(get("type"), Some("offcpu"));
+        assert_eq!(get("phase"), Some("blocked"));
+        assert_eq!(get("pid"), Some("42"));
+        assert_eq!(get("format"), Some("folded"));
+        // Defaults: 10 s capped by the timeout, flamedata JSON.
+        let p = profiler_params(&[], Duration::from_secs(4)).expect("valid");
+        assert!(p.contains(&("seconds".into(), "4".into())), "{p:?}");
+        assert!(p.contains(&("format".into(), "json".into())), "{p:?}");
+    }
+
+    #[test]
+    fn profiler_flags_are_checked() {
+        let t = Duration::from_secs(5);
+        for bad_args in [
+            &["--duration", "9"][..],
+            &["--duration"][..],
+            &["--type", "memory"][..],
+            &["--cpu-mode", "both"][..],
+            &["--language", "java"][..],
+            &["--frobnicate", "1"][..],
+            &["oops"][..],
+        ] {
+            let e = profiler_params(&args(bad_args), t).expect_err("must be rejected");
+            assert_eq!(e.field, "trace_args", "{bad_args:?}: {e}");
+        }
     }
 
     #[test]

@@ -147,10 +147,13 @@ impl Importer<'_> {
                     self.unsupported(key, format!("fixed here: {what}"));
                 }
             }
-            "Tasks.MaxConcurrent" => self.unsupported(
-                key,
-                format!("the /tasks API (tools run as subprocesses) is {TRACKING} (issue 13)"),
-            ),
+            "Tasks.MaxConcurrent" => {
+                let n = self.integer(key, value, 10_000)?;
+                if n == 0 {
+                    return Err(self.bad(key, "must be at least 1"));
+                }
+                self.set("tasks.max_concurrent", json!(n), key, value);
+            }
             "Storage.Elasticsearch.Address" => {
                 self.elasticsearch.address = Some(self.string(key, value)?.to_string());
             }

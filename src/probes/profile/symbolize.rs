@@ -20,6 +20,8 @@ use super::session::RawSample;
 /// Resolved frames a cache holds before it starts over (and drops blazesym's open files).
 pub const CACHE_CAPACITY: usize = 65_536;
 pub const UNKNOWN: &str = "[unknown]";
+/// blazesym's open binaries and symbol tables are dropped this often (our frame cache stays).
+pub const SYMBOLIZER_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Frames of each sample (leaf first: kernel, then user), in input order.
 pub type SymbolizedStacks = Vec<Vec<Frame>>;
@@ -47,8 +49,18 @@ impl SymbolizerThread {
             .name("profile-symbolize".into())
             .spawn(move || {
                 let mut state = SymbolizerState::new(procfs_root, counter);
+                let mut fresh = std::time::Instant::now();
                 while let Ok(job) = rx.recv() {
                     let stacks = job.samples.iter().map(|s| state.frames(s)).collect();
+                    // blazesym keeps every binary it read mapped, with its parsed symbol
+                    // tables, shared by every process of the same file: host-wide that grows
+                    // with each compiler or runtime ever seen (tens of MB). Starting over
+                    // bounds it to what one period touches; every window would re-parse the
+                    // big ones each time (measured: +1 % of host CPU at 19 Hz).
+                    if fresh.elapsed() >= SYMBOLIZER_REFRESH {
+                        state.user = Symbolizer::new();
+                        fresh = std::time::Instant::now();
+                    }
                     (job.reply)(stacks);
                 }
             })?;
