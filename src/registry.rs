@@ -54,6 +54,7 @@ pub fn parts() -> Vec<PartEntry> {
         probe::<profile::ProfileProbe>(),
         probe::<dload::DloadProbe>(),
         probe::<waitrate::WaitrateProbe>(),
+        probe::<iotracing::IotracingProbe>(),
     ]
 }
 

@@ -1,0 +1,391 @@
+//! One capture window: load and attach `iotracing.bpf.c`, sample the host's tasks blocked in
+//! `io_schedule*` and name the files the kernel counted (links of `/proc/<pid>/fd`) while the
+//! processes still run, then read the counters, detach (drop the object) and build the body.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::core::probe::ProbeContext;
+use crate::ebpf::{self, Attachment, BpfError, BpfProgramSet, Hook};
+use crate::probes::dload;
+
+use super::report::{
+    aggregate, FileIoStats, FileRow, IoScheduleStack, IotracingData, ProgramRunTime,
+    ReasonSnapshot,
+};
+
+const NAME: &str = "iotracing";
+const FILES_MAP: &str = "IOT_FILES";
+
+const fn syscall(program: &'static str, name: &'static str) -> Attachment {
+    Attachment {
+        program,
+        hook: Hook::TracePoint {
+            category: "syscalls",
+            name,
+        },
+    }
+}
+
+/// Every program of the capture and its hook (tracepoints only).
+pub const ATTACHMENTS: [Attachment; 11] = [
+    syscall("on_enter_read", "sys_enter_read"),
+    syscall("on_enter_pread64", "sys_enter_pread64"),
+    syscall("on_enter_write", "sys_enter_write"),
+    syscall("on_enter_pwrite64", "sys_enter_pwrite64"),
+    syscall("on_exit_read", "sys_exit_read"),
+    syscall("on_exit_pread64", "sys_exit_pread64"),
+    syscall("on_exit_write", "sys_exit_write"),
+    syscall("on_exit_pwrite64", "sys_exit_pwrite64"),
+    Attachment {
+        program: "on_block_io_start",
+        hook: Hook::TpBtf("block_io_start"),
+    },
+    Attachment {
+        program: "on_block_rq_issue",
+        hook: Hook::TpBtf("block_rq_issue"),
+    },
+    Attachment {
+        program: "on_block_rq_complete",
+        hook: Hook::TpBtf("block_rq_complete"),
+    },
+];
+
+/// `struct file_key` of iotracing.bpf.c.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    pub tgid: u32,
+    /// Kernel dev_t: major << 20 | minor.
+    pub dev: u32,
+    pub ino: u64,
+}
+
+impl FileKey {
+    pub fn major(&self) -> u32 {
+        self.dev >> 20
+    }
+    pub fn minor(&self) -> u32 {
+        self.dev & 0xfffff
+    }
+}
+
+/// `struct file_stats` of iotracing.bpf.c.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct FileCounters {
+    pub fs_read_bytes: u64,
+    pub fs_write_bytes: u64,
+    pub disk_read_bytes: u64,
+    pub disk_write_bytes: u64,
+    pub q2c_sum_ns: u64,
+    pub q2c_max_ns: u64,
+    pub d2c_sum_ns: u64,
+    pub d2c_max_ns: u64,
+    pub requests: u64,
+    pub cgroup_id: u64,
+    pub is_direct: u32,
+    pub pad: u32,
+    pub comm: [u8; 16],
+    pub name: [u8; 64],
+}
+
+// SAFETY: plain `repr(C)` integers and byte arrays, any bit pattern is valid.
+unsafe impl aya::Pod for FileKey {}
+unsafe impl aya::Pod for FileCounters {}
+
+/// A NUL-terminated kernel string.
+pub fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// What one capture needs, cut from the probe's settings.
+#[derive(Clone)]
+pub struct CapturePlan {
+    pub ctx: ProbeContext,
+    pub reason: ReasonSnapshot,
+    pub duration: Duration,
+    pub sample_every: Duration,
+    pub max_processes: usize,
+    pub max_files: usize,
+    pub max_stacks: usize,
+}
+
+fn attach() -> Result<BpfProgramSet, BpfError> {
+    let bpf = ebpf::load(NAME, crate::bpf_object!("iotracing"), &[])?;
+    BpfProgramSet::attach(NAME, bpf, &ATTACHMENTS)
+}
+
+fn read_files(set: &BpfProgramSet) -> Result<Vec<(FileKey, FileCounters)>, BpfError> {
+    set.hash_entries::<FileKey, FileCounters>(FILES_MAP)
+}
+
+/// A path found for a (process, file), and how.
+#[derive(Debug, Clone)]
+struct Named {
+    path: String,
+    source: &'static str,
+}
+
+/// Names each file of `entries` not named yet from the links of its process's open files:
+/// one `/proc/<pid>/fd` scan per process.
+fn name_files(procfs: &Path, entries: &[(FileKey, FileCounters)], named: &mut HashMap<FileKey, Named>) {
+    let mut wanted: HashMap<u32, Vec<FileKey>> = HashMap::new();
+    for (key, _) in entries {
+        if key.ino != 0 && !named.contains_key(key) {
+            wanted.entry(key.tgid).or_default().push(*key);
+        }
+    }
+    for (tgid, keys) in wanted {
+        let Ok(fds) = std::fs::read_dir(procfs.join(format!("{tgid}/fd"))) else {
+            continue; // Exited: the kernel's name stands in.
+        };
+        for fd in fds.flatten() {
+            let link = fd.path();
+            // `metadata` follows the link to the open file itself (works for deleted files).
+            let Ok(meta) = std::fs::metadata(&link) else {
+                continue;
+            };
+            let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
+            let Some(key) = keys
+                .iter()
+                .find(|k| k.ino == meta.ino() && k.major() == major && k.minor() == minor)
+            else {
+                continue;
+            };
+            if let Ok(target) = std::fs::read_link(&link) {
+                named.insert(
+                    *key,
+                    Named {
+                        path: target.to_string_lossy().into_owned(),
+                        source: "proc_fd",
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// The block device name of `major:minor` (`/sys/dev/block/M:m` links to it), or "".
+fn dev_name(sysfs: &Path, major: u32, minor: u32, cache: &mut HashMap<(u32, u32), String>) -> String {
+    cache
+        .entry((major, minor))
+        .or_insert_with(|| {
+            std::fs::read_link(sysfs.join(format!("dev/block/{major}:{minor}")))
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_default()
+        })
+        .clone()
+}
+
+/// Field 39 (`processor`) of a task's stat: the CPU it last ran on; -1 when unknown.
+pub fn last_cpu(stat: &str) -> i64 {
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(36))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1)
+}
+
+/// The default-hierarchy cgroup id of a process (`0::<path>` of /proc/<pid>/cgroup: its
+/// directory's inode), 0 when there is none (cgroup v1 only) or the process is gone.
+fn v2_cgroup_id(procfs: &Path, cgroup_root: &Path, pid: u32) -> u64 {
+    let Ok(text) = std::fs::read_to_string(procfs.join(format!("{pid}/cgroup"))) else {
+        return 0;
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .and_then(|rel| std::fs::metadata(cgroup_root.join(rel.trim_start_matches('/'))).ok())
+        .map(|m| m.ino())
+        .unwrap_or(0)
+}
+
+struct Stall {
+    task: dload::BlockedTask,
+    cpu: i64,
+    first: Instant,
+    last: Instant,
+    samples: u64,
+}
+
+/// One pass over the host's D-state tasks: those whose kernel stack is in `io_schedule*`.
+fn sample_stalls(procfs: &Path, stalls: &mut HashMap<u32, Stall>, limit: usize) {
+    let (tasks, _) = dload::host_blocked(procfs, limit);
+    let now = Instant::now();
+    for task in tasks {
+        if !task.stack.lines().any(|f| f.starts_with("io_schedule")) {
+            continue;
+        }
+        let cpu = std::fs::read_to_string(procfs.join(format!("{}/task/{}/stat", task.pid, task.tid)))
+            .map(|s| last_cpu(&s))
+            .unwrap_or(-1);
+        stalls
+            .entry(task.tid)
+            .and_modify(|s| {
+                s.last = now;
+                s.samples += 1;
+                s.cpu = cpu;
+            })
+            .or_insert(Stall {
+                task,
+                cpu,
+                first: now,
+                last: now,
+                samples: 1,
+            });
+    }
+}
+
+/// Runs one capture to its end (or until `stop`), detaching before it returns.
+pub fn run(plan: &CapturePlan, stop: &AtomicBool) -> IotracingData {
+    let procfs = plan.ctx.procfs_root.clone();
+    let started = Instant::now();
+    let deadline = started + plan.duration;
+    let (session, failure_reason) = match attach() {
+        Ok(set) => (Some(set), String::new()),
+        Err(e) => (None, format!("{e:#}")),
+    };
+    let mut named = HashMap::new();
+    let mut stalls = HashMap::new();
+    let mut failure_reason = failure_reason;
+    loop {
+        sample_stalls(&procfs, &mut stalls, plan.max_stacks.max(64) * 4);
+        if let Some(set) = &session {
+            if let Ok(entries) = read_files(set) {
+                name_files(&procfs, &entries, &mut named);
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline || stop.load(Ordering::Relaxed) {
+            break;
+        }
+        std::thread::sleep(plan.sample_every.min(deadline - now));
+    }
+    let mut entries = Vec::new();
+    let mut programs = Vec::new();
+    if let Some(set) = session {
+        match read_files(&set) {
+            Ok(read) => {
+                name_files(&procfs, &read, &mut named);
+                entries = read;
+            }
+            Err(e) => failure_reason = format!("{e:#}"),
+        }
+        programs = set
+            .costs()
+            .into_iter()
+            .map(|c| ProgramRunTime {
+                program: c.program,
+                run_count: c.run_count,
+                run_time_ns: c.run_time.as_nanos() as u64,
+            })
+            .collect();
+        drop(set); // Detaches every program: nothing runs between captures.
+    }
+    let elapsed = started.elapsed();
+    let rows = rows_of(plan, &entries, &named);
+    let (process_file_io_stats, top_files) = aggregate(
+        rows,
+        elapsed.as_secs_f64(),
+        plan.max_processes,
+        plan.max_files,
+    );
+    IotracingData {
+        reason_snapshot: plan.reason.clone(),
+        failure_reason,
+        process_file_io_stats,
+        io_schedule_timeout_stacks: stall_list(plan, stalls),
+        top_files,
+        capture_ms: elapsed.as_millis() as u64,
+        programs,
+    }
+}
+
+fn rows_of(
+    plan: &CapturePlan,
+    entries: &[(FileKey, FileCounters)],
+    named: &HashMap<FileKey, Named>,
+) -> Vec<FileRow> {
+    let containers = plan.ctx.containers.borrow().clone();
+    let mut devs = HashMap::new();
+    let mut comms: HashMap<u32, Option<String>> = HashMap::new();
+    entries
+        .iter()
+        .map(|(key, c)| {
+            let kernel_name = c_string(&c.name);
+            let (path, source) = match named.get(key) {
+                Some(n) => (n.path.clone(), n.source),
+                None if !kernel_name.is_empty() => (kernel_name, "dentry"),
+                None => (String::new(), "none"),
+            };
+            let per_request = |sum: u64| if c.requests > 0 { sum / c.requests / 1000 } else { 0 };
+            let container = containers.of_task(c.cgroup_id, 0);
+            // The process's name, not the thread's the kernel saw first.
+            let comm = comms
+                .entry(key.tgid)
+                .or_insert_with(|| {
+                    std::fs::read_to_string(plan.ctx.procfs(&format!("{}/comm", key.tgid)))
+                        .ok()
+                        .map(|s| s.trim().to_string())
+                })
+                .clone()
+                .unwrap_or_else(|| c_string(&c.comm));
+            FileRow {
+                pid: key.tgid,
+                comm,
+                container_id: container.map(|c| c.id.clone()).unwrap_or_default(),
+                container_hostname: container.map(|c| c.hostname.clone()).unwrap_or_default(),
+                file: FileIoStats {
+                    major: key.major(),
+                    minor: key.minor(),
+                    dev_name: dev_name(&plan.ctx.sysfs_root, key.major(), key.minor(), &mut devs),
+                    inode: key.ino,
+                    path,
+                    is_direct: c.is_direct != 0,
+                    q2c_us: per_request(c.q2c_sum_ns),
+                    d2c_us: per_request(c.d2c_sum_ns),
+                    max_q2c_us: c.q2c_max_ns / 1000,
+                    max_d2c_us: c.d2c_max_ns / 1000,
+                    fs_read_bytes: c.fs_read_bytes,
+                    fs_write_bytes: c.fs_write_bytes,
+                    disk_read_bytes: c.disk_read_bytes,
+                    disk_write_bytes: c.disk_write_bytes,
+                    requests: c.requests,
+                    path_source: source,
+                    ..Default::default()
+                },
+            }
+        })
+        .collect()
+}
+
+fn stall_list(plan: &CapturePlan, stalls: HashMap<u32, Stall>) -> Vec<IoScheduleStack> {
+    let containers = plan.ctx.containers.borrow().clone();
+    let cgroup_root: PathBuf = plan.ctx.sysfs_root.join("fs/cgroup");
+    let mut list: Vec<IoScheduleStack> = stalls
+        .into_values()
+        .map(|s| {
+            let cgroup_id = v2_cgroup_id(&plan.ctx.procfs_root, &cgroup_root, s.task.pid);
+            IoScheduleStack {
+                pid: s.task.pid,
+                tid: s.task.tid,
+                cpu: s.cpu,
+                comm: s.task.comm,
+                container_hostname: containers
+                    .of_task(cgroup_id, 0)
+                    .map(|c| c.hostname.clone())
+                    .unwrap_or_default(),
+                schedule_latency_us: s.last.saturating_duration_since(s.first).as_micros() as u64,
+                stack: s.task.stack.lines().map(str::to_string).collect(),
+                samples: s.samples,
+            }
+        })
+        .collect();
+    list.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.tid.cmp(&b.tid)));
+    list.truncate(plan.max_stacks);
+    list
+}
