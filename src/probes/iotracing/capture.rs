@@ -240,8 +240,9 @@ fn sample_stalls(procfs: &Path, stalls: &mut HashMap<u32, Stall>, limit: usize) 
     }
 }
 
-/// Runs one capture to its end (or until `stop`), detaching before it returns.
-pub fn run(plan: &CapturePlan, stop: &AtomicBool) -> IotracingData {
+/// Runs one capture to its end (or until `stop`), detaching before it returns; `attached` is
+/// true from the end of the attach attempt to the detach.
+pub fn run(plan: &CapturePlan, stop: &AtomicBool, attached: &AtomicBool) -> IotracingData {
     let procfs = plan.ctx.procfs_root.clone();
     let started = Instant::now();
     let deadline = started + plan.duration;
@@ -249,6 +250,7 @@ pub fn run(plan: &CapturePlan, stop: &AtomicBool) -> IotracingData {
         Ok(set) => (Some(set), String::new()),
         Err(e) => (None, format!("{e:#}")),
     };
+    attached.store(true, Ordering::Relaxed);
     let mut named = HashMap::new();
     let mut stalls = HashMap::new();
     let mut failure_reason = failure_reason;
@@ -286,6 +288,7 @@ pub fn run(plan: &CapturePlan, stop: &AtomicBool) -> IotracingData {
             .collect();
         drop(set); // Detaches every program: nothing runs between captures.
     }
+    attached.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed();
     let rows = rows_of(plan, &entries, &named);
     let (process_file_io_stats, top_files) = aggregate(

@@ -156,7 +156,10 @@ pub struct IotracingProbe {
     disks: HashMap<String, DiskSample>,
     last_at: Instant,
     cooldown: Cooldown<String>,
+    /// A capture thread exists (one at a time).
     running: Arc<AtomicBool>,
+    /// Its programs are attached (the window is open).
+    attached: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     captures_total: Arc<AtomicU64>,
 }
@@ -200,6 +203,7 @@ impl Probe for IotracingProbe {
                 Duration::from_secs(settings.cooldown_secs),
             ),
             running: Arc::new(AtomicBool::new(false)),
+            attached: Arc::new(AtomicBool::new(false)),
             stop: Arc::new(AtomicBool::new(false)),
             captures_total: Arc::new(AtomicU64::new(0)),
         })
@@ -284,7 +288,7 @@ impl Probe for IotracingProbe {
             "huatuo_bamai_iotracing_capture_running",
             "1 while an iotracing capture window is open (its BPF programs attached), else 0.",
         )
-        .push(vec![], u8::from(self.running.load(Ordering::Relaxed)) as f64);
+        .push(vec![], u8::from(self.attached.load(Ordering::Relaxed)) as f64);
         out.counter(
             "huatuo_bamai_iotracing_captures_total",
             "iotracing AutoTracing captures (documents written); cumulative.",
@@ -315,12 +319,13 @@ impl IotracingProbe {
         };
         let running = self.running.clone();
         let stop = self.stop.clone();
+        let attached = self.attached.clone();
         let total = self.captures_total.clone();
         running.store(true, Ordering::Relaxed);
         let spawned = std::thread::Builder::new()
             .name("iotracing-capture".into())
             .spawn(move || {
-                let data = capture::run(&plan, &stop);
+                let data = capture::run(&plan, &stop, &attached);
                 let mut document = EventDocument::new(
                     &plan.ctx.hostname,
                     &plan.ctx.region,
