@@ -29,12 +29,19 @@ impl Ext4 {
         run("mkfs.ext4", &["-q", "-F", image.path().to_str().unwrap()]);
         let device = common::loop_device::LoopDevice::over(image);
         let mountpoint = tempfile::tempdir().unwrap();
-        run("mount", &[&device.path, mountpoint.path().to_str().unwrap()]);
+        run(
+            "mount",
+            &[&device.path, mountpoint.path().to_str().unwrap()],
+        );
         Ext4 { mountpoint, device }
     }
 
     fn file(&self, name: &str) -> String {
-        self.mountpoint.path().join(name).to_string_lossy().into_owned()
+        self.mountpoint
+            .path()
+            .join(name)
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
@@ -268,6 +275,12 @@ fn dd_onto_a_busy_loop_device_is_named_with_its_file_and_bytes() {
     );
     let mut set = MetricSet::default();
     probe.collect(&mut set).expect("collect");
-    assert_eq!(gauge(&set, "huatuo_bamai_iotracing_capture_running"), Some(0.0));
-    assert_eq!(gauge(&set, "huatuo_bamai_iotracing_captures_total"), Some(1.0));
+    assert_eq!(
+        gauge(&set, "huatuo_bamai_iotracing_capture_running"),
+        Some(0.0)
+    );
+    assert_eq!(
+        gauge(&set, "huatuo_bamai_iotracing_captures_total"),
+        Some(1.0)
+    );
 }

@@ -13,8 +13,7 @@ use crate::ebpf::{self, Attachment, BpfError, BpfProgramSet, Hook};
 use crate::probes::dload;
 
 use super::report::{
-    aggregate, FileIoStats, FileRow, IoScheduleStack, IotracingData, ProgramRunTime,
-    ReasonSnapshot,
+    aggregate, FileIoStats, FileRow, IoScheduleStack, IotracingData, ProgramRunTime, ReasonSnapshot,
 };
 
 const NAME: &str = "iotracing";
@@ -133,7 +132,11 @@ struct Named {
 
 /// Names each file of `entries` not named yet from the links of its process's open files:
 /// one `/proc/<pid>/fd` scan per process.
-fn name_files(procfs: &Path, entries: &[(FileKey, FileCounters)], named: &mut HashMap<FileKey, Named>) {
+fn name_files(
+    procfs: &Path,
+    entries: &[(FileKey, FileCounters)],
+    named: &mut HashMap<FileKey, Named>,
+) {
     let mut wanted: HashMap<u32, Vec<FileKey>> = HashMap::new();
     for (key, _) in entries {
         if key.ino != 0 && !named.contains_key(key) {
@@ -171,7 +174,12 @@ fn name_files(procfs: &Path, entries: &[(FileKey, FileCounters)], named: &mut Ha
 }
 
 /// The block device name of `major:minor` (`/sys/dev/block/M:m` links to it), or "".
-fn dev_name(sysfs: &Path, major: u32, minor: u32, cache: &mut HashMap<(u32, u32), String>) -> String {
+fn dev_name(
+    sysfs: &Path,
+    major: u32,
+    minor: u32,
+    cache: &mut HashMap<(u32, u32), String>,
+) -> String {
     cache
         .entry((major, minor))
         .or_insert_with(|| {
@@ -220,9 +228,10 @@ fn sample_stalls(procfs: &Path, stalls: &mut HashMap<u32, Stall>, limit: usize) 
         if !task.stack.lines().any(|f| f.starts_with("io_schedule")) {
             continue;
         }
-        let cpu = std::fs::read_to_string(procfs.join(format!("{}/task/{}/stat", task.pid, task.tid)))
-            .map(|s| last_cpu(&s))
-            .unwrap_or(-1);
+        let cpu =
+            std::fs::read_to_string(procfs.join(format!("{}/task/{}/stat", task.pid, task.tid)))
+                .map(|s| last_cpu(&s))
+                .unwrap_or(-1);
         stalls
             .entry(task.tid)
             .and_modify(|s| {
@@ -325,7 +334,7 @@ fn rows_of(
                 None if !kernel_name.is_empty() => (kernel_name, "dentry"),
                 None => (String::new(), "none"),
             };
-            let per_request = |sum: u64| if c.requests > 0 { sum / c.requests / 1000 } else { 0 };
+            let per_request = |sum: u64| sum.checked_div(c.requests).unwrap_or(0) / 1000;
             let container = containers.of_task(c.cgroup_id, 0);
             // The process's name, not the thread's the kernel saw first.
             let comm = comms

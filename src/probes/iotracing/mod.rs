@@ -131,7 +131,10 @@ impl IotracingConfig {
             ));
         }
         if self.sample_ms < 50 {
-            return Err(format!("sample_ms must be at least 50, not {}", self.sample_ms));
+            return Err(format!(
+                "sample_ms must be at least 50, not {}",
+                self.sample_ms
+            ));
         }
         self.filter().map(|_| ())
     }
@@ -218,7 +221,8 @@ impl Probe for IotracingProbe {
         let mut disks = HashMap::new();
         let mut fired: Option<ReasonSnapshot> = None;
         for line in text.lines() {
-            let (Ok(stats), Some((major, minor))) = (parse_diskstats_line(line), device_numbers(line))
+            let (Ok(stats), Some((major, minor))) =
+                (parse_diskstats_line(line), device_numbers(line))
             else {
                 continue; // A malformed line (diskio reports those) skips only its device.
             };
@@ -288,7 +292,10 @@ impl Probe for IotracingProbe {
             "huatuo_bamai_iotracing_capture_running",
             "1 while an iotracing capture window is open (its BPF programs attached), else 0.",
         )
-        .push(vec![], u8::from(self.attached.load(Ordering::Relaxed)) as f64);
+        .push(
+            vec![],
+            u8::from(self.attached.load(Ordering::Relaxed)) as f64,
+        );
         out.counter(
             "huatuo_bamai_iotracing_captures_total",
             "iotracing AutoTracing captures (documents written); cumulative.",

@@ -26,7 +26,11 @@ pub struct DiskStatus {
 
 /// Rates between two samples of one disk `elapsed_secs` apart; `None` when a counter went
 /// backwards (the device was removed and re-registered) or no time passed.
-pub fn disk_status(previous: &DiskStats, current: &DiskStats, elapsed_secs: f64) -> Option<DiskStatus> {
+pub fn disk_status(
+    previous: &DiskStats,
+    current: &DiskStats,
+    elapsed_secs: f64,
+) -> Option<DiskStatus> {
     if elapsed_secs <= 0.0 {
         return None;
     }
@@ -90,7 +94,12 @@ impl Reason {
 /// Upstream's rule over two consecutive windows: util above the threshold in both (on NVMe
 /// with a read or write rate above its threshold too), else read or write await above the
 /// threshold in both.
-pub fn decide(previous: &DiskStatus, current: &DiskStatus, nvme: bool, t: &Thresholds) -> Option<Reason> {
+pub fn decide(
+    previous: &DiskStatus,
+    current: &DiskStatus,
+    nvme: bool,
+    t: &Thresholds,
+) -> Option<Reason> {
     let both = |f: fn(&DiskStatus) -> f64, limit: f64| f(previous) > limit && f(current) > limit;
     if both(|s| s.io_util, t.util_percent) {
         if !nvme {

@@ -16,9 +16,10 @@ fn status(util: f64, read_await: f64, write_await: f64) -> DiskStatus {
 
 /// The first index of `series` at which the trigger fires (two consecutive windows).
 fn first_fire(series: &[DiskStatus], nvme: bool) -> Option<(usize, Reason)> {
-    series.windows(2).enumerate().find_map(|(i, w)| {
-        decide(&w[0], &w[1], nvme, &thresholds()).map(|r| (i + 1, r))
-    })
+    series
+        .windows(2)
+        .enumerate()
+        .find_map(|(i, w)| decide(&w[0], &w[1], nvme, &thresholds()).map(|r| (i + 1, r)))
 }
 
 #[test]
@@ -70,10 +71,7 @@ fn nvme_needs_a_high_rate_with_its_util() {
 }
 
 fn stats(device: &str, values: [u64; 11]) -> DiskStats {
-    let line = format!(
-        "7 0 {device} {}",
-        values.map(|v| v.to_string()).join(" ")
-    );
+    let line = format!("7 0 {device} {}", values.map(|v| v.to_string()).join(" "));
     parse_diskstats_line(&line).unwrap()
 }
 
@@ -81,7 +79,10 @@ fn stats(device: &str, values: [u64; 11]) -> DiskStats {
 fn disk_status_is_iostat_arithmetic_over_the_window() {
     // reads merged sectors ms writes merged sectors ms inflight io_ms weighted
     let a = stats("vdb", [100, 0, 800, 50, 200, 0, 4000, 1000, 0, 1000, 2000]);
-    let b = stats("vdb", [110, 0, 1800, 70, 300, 0, 6048, 16000, 2, 2900, 6000]);
+    let b = stats(
+        "vdb",
+        [110, 0, 1800, 70, 300, 0, 6048, 16000, 2, 2900, 6000],
+    );
     let s = disk_status(&a, &b, 2.0).unwrap();
     assert_eq!(s.read_iops, 5.0);
     assert_eq!(s.read_bps, 1000.0 * 512.0 / 2.0);
@@ -145,7 +146,9 @@ fn aggregation_ranks_processes_and_their_files_by_bytes_and_truncates() {
     );
     assert_eq!(p1.total_files[0].fs_write_bps, 150);
     assert_eq!(
-        top.iter().map(|t| (t.pid, t.file.inode)).collect::<Vec<_>>(),
+        top.iter()
+            .map(|t| (t.pid, t.file.inode))
+            .collect::<Vec<_>>(),
         [(2, 20), (2, 0), (1, 11), (1, 10), (1, 12)]
     );
     let (only_one, _) = aggregate(vec![row(1, 1, 1, 0), row(2, 2, 2, 0)], 1.0, 1, 5);
