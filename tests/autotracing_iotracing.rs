@@ -1,7 +1,9 @@
 //! AutoTracing iotracing against the real kernel, as root: an ext4 file system on a loop device
 //! kept busy by a direct-I/O writer trips the (lowered) util threshold; during the capture a
 //! `dd oflag=direct` writes a known number of bytes to `victim.bin`, and the document must name
-//! that file (path, inode of `stat`) under the dd process with the bytes it wrote.
+//! that file (path, inode of `stat`) under the dd process with the bytes it wrote. A second dd,
+//! in a test container whose writes to the loop device are throttled to 1 MiB/s, sits in
+//! `io_schedule`: it must be listed with that stack and its container.
 
 mod common;
 
@@ -10,7 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bpf_available, run};
+use common::{bpf_available, run, TestContainer};
 use huatuo_bamai::core::Probe;
 use huatuo_bamai::events::{EventDocument, TracerType};
 use huatuo_bamai::exposition::MetricSet;
@@ -88,22 +90,44 @@ fn dd_onto_a_busy_loop_device_is_named_with_its_file_and_bytes() {
     // Run-time statistics of the capture's programs: the document reports them.
     let _stats = huatuo_bamai::ebpf::BpfStatsGuard::enable().expect("enable bpf_stats");
     let fs = Ext4::create(128);
+    let disk = fs.device.disk();
+    // Direct writes of this container to the loop device wait for the throttle in io_schedule.
+    let mut container = TestContainer::create().expect("create test cgroup");
+    let mut throttled = false;
+    for dir in &container.dirs {
+        for (file, value) in [
+            ("blkio.throttle.write_bps_device", format!("{disk} 1048576")),
+            ("io.max", format!("{disk} wbps=1048576")),
+        ] {
+            throttled |= std::fs::write(dir.join(file), &value).is_ok();
+        }
+    }
+    assert!(throttled, "cannot throttle {:?}", container.dirs);
+    // After the container exists: discovery (the context's scan) knows it.
     let ctx = common::host_probe_context();
+    let hostname = ctx
+        .containers
+        .borrow()
+        .by_id(&container.id)
+        .map(|c| c.hostname.clone())
+        .expect("test container discovered");
     let settings = IotracingConfig {
         interval_ms: 300,
         util_threshold: 10.0,
         capture_secs: 5,
         sample_ms: 200,
+        stall_min_ms: 100,
         device_excluded: all_disks_but(fs.device.name()),
+        // The load's many short dd runs must not push the two under test out.
+        max_processes: 256,
         ..Default::default()
     };
     let mut probe = IotracingProbe::start(&settings, &ctx).expect("start iotracing");
     let mut rx = ctx.events.subscribe();
 
-    // Keeps the loop device busy until killed; each of its dd runs writes 4 MiB, less than the
-    // victim, so the victim ranks first.
+    // Keeps the loop device busy until killed (32 MiB per dd run).
     let load_script = format!(
-        "while :; do dd if=/dev/zero of={} bs=64k count=64 oflag=direct status=none; done",
+        "while :; do dd if=/dev/zero of={} bs=64k count=512 oflag=direct status=none; done",
         fs.file("load.bin")
     );
     let mut load = Command::new("sh")
@@ -128,6 +152,13 @@ fn dd_onto_a_busy_loop_device_is_named_with_its_file_and_bytes() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+
+    // 2 MiB at 1 MiB/s; the sleep lets spawn move the shell into the container before dd runs.
+    let slow_script = format!(
+        "sleep 0.3; exec dd if=/dev/zero of={} bs=256k count=8 oflag=direct status=none",
+        fs.file("throttled.bin")
+    );
+    let slow_pid = container.spawn(Command::new("sh").args(["-c", &slow_script]));
 
     // 32 MiB in 256 KiB direct writes, inside the 5 s window.
     let victim = fs.file("victim.bin");
@@ -162,6 +193,7 @@ fn dd_onto_a_busy_loop_device_is_named_with_its_file_and_bytes() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    container.kill_processes();
     // The shell and its running dd: the whole process group.
     unsafe { libc::kill(-(load.id() as i32), libc::SIGKILL) };
     let _ = load.wait();
@@ -177,7 +209,6 @@ fn dd_onto_a_busy_loop_device_is_named_with_its_file_and_bytes() {
     assert_eq!(reason["type"], "ioutil", "{reason:#}");
     assert_eq!(reason["device"], fs.device.name(), "{reason:#}");
     assert!(reason["iostatus"]["io_util"].as_f64().unwrap() > 10.0);
-    let disk = fs.device.disk();
     assert_eq!(
         format!("{}:{}", reason["major_num"], reason["minor_num"]),
         disk
@@ -231,7 +262,44 @@ fn dd_onto_a_busy_loop_device_is_named_with_its_file_and_bytes() {
             .any(|f| f["inode"] == inode && f["pid"] == dd_pid),
         "victim.bin not among the top files: {data:#}"
     );
-    assert!(data["io_schedule_timeout_stacks"].is_array());
+
+    // The throttled writer: its file under its container, and its io_schedule stack.
+    let slow = processes
+        .iter()
+        .find(|p| p["pid"] == slow_pid)
+        .unwrap_or_else(|| panic!("throttled dd (pid {slow_pid}) not listed: {data:#}"));
+    assert_eq!(slow["comm"], "dd", "{slow:#}");
+    assert_eq!(slow["container_id"], container.id.as_str(), "{slow:#}");
+    assert_eq!(slow["container_hostname"], hostname.as_str(), "{slow:#}");
+    assert!(
+        slow["total_files"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("throttled.bin"),
+        "{slow:#}"
+    );
+    let stalls = data["io_schedule_timeout_stacks"].as_array().unwrap();
+    let stall = stalls
+        .iter()
+        .find(|s| s["pid"] == slow_pid)
+        .unwrap_or_else(|| panic!("throttled dd not in io_schedule_timeout_stacks: {data:#}"));
+    let frames: Vec<&str> = stall["stack"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f.as_str())
+        .collect();
+    assert!(
+        frames.iter().any(|f| f.starts_with("io_schedule")),
+        "{stall:#}"
+    );
+    assert_eq!(stall["container_hostname"], hostname.as_str(), "{stall:#}");
+    // 256 KiB writes at 1 MiB/s: each waits about 250 ms for the throttle.
+    let latency = stall["schedule_latency_us"].as_u64().unwrap();
+    assert!(
+        (100_000..2_000_000).contains(&latency) && stall["count"].as_u64().unwrap() >= 2,
+        "sleeps of ~250 ms expected: {stall:#}"
+    );
 
     // The cost of the window, per program (bpf_stats on): printed for the record.
     let programs = data["programs"].as_array().unwrap();

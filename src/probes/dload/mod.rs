@@ -24,7 +24,7 @@ use crate::probes::common::cooldown::Cooldown;
 
 pub use decide::{should_capture, Decision};
 pub use loadavg::{calc_load, to_f64, LoadPair, EXP_1, FIXED_1, FSHIFT};
-pub use stacks::{host_blocked, parse_stack, stack_text, BlockedTask};
+pub use stacks::{parse_stack, stack_text, BlockedTask};
 pub use tasks::{count_state, parse_stat, parse_tids, TaskCounts};
 
 const NAME: &str = "dload";

@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::containers::CgroupLayout;
 use crate::core::probe::ProbeContext;
 use crate::ebpf::{self, Attachment, BpfError, BpfProgramSet, Hook};
-use crate::probes::dload;
+use crate::probes::common::ksyms::Symbolizer;
 
 use super::report::{
     aggregate, FileIoStats, FileRow, IoScheduleStack, IotracingData, ProgramRunTime, ReasonSnapshot,
@@ -30,7 +31,7 @@ const fn syscall(program: &'static str, name: &'static str) -> Attachment {
 }
 
 /// Every program of the capture and its hook (tracepoints only).
-pub const ATTACHMENTS: [Attachment; 11] = [
+pub const ATTACHMENTS: [Attachment; 13] = [
     syscall("on_enter_read", "sys_enter_read"),
     syscall("on_enter_pread64", "sys_enter_pread64"),
     syscall("on_enter_write", "sys_enter_write"),
@@ -50,6 +51,14 @@ pub const ATTACHMENTS: [Attachment; 11] = [
     Attachment {
         program: "on_block_rq_complete",
         hook: Hook::TpBtf("block_rq_complete"),
+    },
+    Attachment {
+        program: "on_sched_switch",
+        hook: Hook::TpBtf("sched_switch"),
+    },
+    Attachment {
+        program: "on_sched_wakeup",
+        hook: Hook::TpBtf("sched_wakeup"),
     },
 ];
 
@@ -92,9 +101,44 @@ pub struct FileCounters {
     pub name: [u8; 64],
 }
 
+const STACK_DEPTH: usize = 32;
+
+/// `struct blocked` of iotracing.bpf.c: a task asleep in io_schedule now.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct BlockedRecord {
+    pub since_ns: u64,
+    pub cpu: u32,
+    pub stack_bytes: u32,
+    pub stack: [u64; STACK_DEPTH],
+}
+
+/// `struct stall` of iotracing.bpf.c: a thread's longest io_schedule sleep of the window.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct StallRecord {
+    pub latency_ns: u64,
+    pub count: u64,
+    pub cgroup_id: u64,
+    pub tgid: u32,
+    pub cpu: u32,
+    pub stack_bytes: u32,
+    pub pad: u32,
+    pub comm: [u8; 16],
+    pub stack: [u64; STACK_DEPTH],
+}
+
 // SAFETY: plain `repr(C)` integers and byte arrays, any bit pattern is valid.
 unsafe impl aya::Pod for FileKey {}
 unsafe impl aya::Pod for FileCounters {}
+unsafe impl aya::Pod for BlockedRecord {}
+unsafe impl aya::Pod for StallRecord {}
+
+/// The frames `bpf_get_stack` wrote (`stack_bytes` of them, as bytes).
+pub fn frames(stack: &[u64], stack_bytes: u32) -> &[u64] {
+    let n = (stack_bytes as usize / 8).min(stack.len());
+    &stack[..n]
+}
 
 /// A NUL-terminated kernel string.
 pub fn c_string(bytes: &[u8]) -> String {
@@ -112,10 +156,18 @@ pub struct CapturePlan {
     pub max_processes: usize,
     pub max_files: usize,
     pub max_stacks: usize,
+    pub stall_min: Duration,
 }
 
-fn attach() -> Result<BpfProgramSet, BpfError> {
-    let bpf = ebpf::load(NAME, crate::bpf_object!("iotracing"), &[])?;
+fn attach(stall_min: Duration) -> Result<BpfProgramSet, BpfError> {
+    let stall_min_ns = stall_min.as_nanos() as u64;
+    let bpf = ebpf::load_sized(
+        NAME,
+        crate::bpf_object!("iotracing"),
+        &[],
+        &[("stall_min_ns", stall_min_ns)],
+        &[],
+    )?;
     BpfProgramSet::attach(NAME, bpf, &ATTACHMENTS)
 }
 
@@ -191,62 +243,117 @@ fn dev_name(
         .clone()
 }
 
-/// Field 39 (`processor`) of a task's stat: the CPU it last ran on; -1 when unknown.
-pub fn last_cpu(stat: &str) -> i64 {
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(36))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(-1)
+/// Where the default (v2) hierarchy is mounted: the cgroup root on v2, `unified` on hybrid.
+fn unified_root(layout: &CgroupLayout) -> Option<&Path> {
+    match layout {
+        CgroupLayout::V2 { root } => Some(root),
+        CgroupLayout::V1 { unified, .. } => unified.as_deref(),
+    }
 }
 
 /// The default-hierarchy cgroup id of a process (`0::<path>` of /proc/<pid>/cgroup: its
-/// directory's inode), 0 when there is none (cgroup v1 only) or the process is gone.
-fn v2_cgroup_id(procfs: &Path, cgroup_root: &Path, pid: u32) -> u64 {
+/// directory's inode, what BPF's cgroup id is), 0 when there is none or the process is gone.
+fn v2_cgroup_id(procfs: &Path, layout: &CgroupLayout, pid: u32) -> u64 {
+    let Some(root) = unified_root(layout) else {
+        return 0;
+    };
     let Ok(text) = std::fs::read_to_string(procfs.join(format!("{pid}/cgroup"))) else {
         return 0;
     };
     text.lines()
         .find_map(|l| l.strip_prefix("0::"))
-        .and_then(|rel| std::fs::metadata(cgroup_root.join(rel.trim_start_matches('/'))).ok())
+        .and_then(|rel| std::fs::metadata(root.join(rel.trim_start_matches('/'))).ok())
         .map(|m| m.ino())
         .unwrap_or(0)
 }
 
-struct Stall {
-    task: dload::BlockedTask,
-    cpu: i64,
-    first: Instant,
-    last: Instant,
-    samples: u64,
+/// CLOCK_MONOTONIC in ns, the clock of `bpf_ktime_get_ns`.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
 }
 
-/// One pass over the host's D-state tasks: those whose kernel stack is in `io_schedule*`.
-fn sample_stalls(procfs: &Path, stalls: &mut HashMap<u32, Stall>, limit: usize) {
-    let (tasks, _) = dload::host_blocked(procfs, limit);
-    let now = Instant::now();
-    for task in tasks {
-        if !task.stack.lines().any(|f| f.starts_with("io_schedule")) {
+/// A stall as read from the maps, before symbolization.
+struct RawStall {
+    tid: u32,
+    tgid: u32,
+    cpu: u32,
+    comm: String,
+    cgroup_id: u64,
+    latency_ns: u64,
+    count: u64,
+    frames: Vec<u64>,
+}
+
+/// Finished sleeps (IOT_STALLS) and the tasks still asleep long enough (IOT_BLOCKED).
+fn read_stalls(
+    set: &BpfProgramSet,
+    ctx: &ProbeContext,
+    stall_min: Duration,
+) -> Result<Vec<RawStall>, BpfError> {
+    let procfs = ctx.procfs_root.as_path();
+    let mut stalls: Vec<RawStall> = set
+        .hash_entries::<u32, StallRecord>("IOT_STALLS")?
+        .into_iter()
+        .map(|(tid, s)| RawStall {
+            tid,
+            tgid: s.tgid,
+            cpu: s.cpu,
+            comm: c_string(&s.comm),
+            cgroup_id: s.cgroup_id,
+            latency_ns: s.latency_ns,
+            count: s.count,
+            frames: frames(&s.stack, s.stack_bytes).to_vec(),
+        })
+        .collect();
+    let now = monotonic_ns();
+    for (tid, b) in set.hash_entries::<u32, BlockedRecord>("IOT_BLOCKED")? {
+        let latency_ns = now.saturating_sub(b.since_ns);
+        if latency_ns < stall_min.as_nanos() as u64 {
             continue;
         }
-        let cpu =
-            std::fs::read_to_string(procfs.join(format!("{}/task/{}/stat", task.pid, task.tid)))
-                .map(|s| last_cpu(&s))
-                .unwrap_or(-1);
-        stalls
-            .entry(task.tid)
-            .and_modify(|s| {
-                s.last = now;
-                s.samples += 1;
-                s.cpu = cpu;
-            })
-            .or_insert(Stall {
-                task,
-                cpu,
-                first: now,
-                last: now,
-                samples: 1,
-            });
+        // Still asleep: gone or running tasks (their wakeup fell outside the window) are left out.
+        let Ok(status) = std::fs::read_to_string(procfs.join(format!("{tid}/status"))) else {
+            continue;
+        };
+        if !status.lines().any(|l| l.starts_with("State:") && l.contains('D')) {
+            continue;
+        }
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let tgid = field("Tgid:").parse().unwrap_or(tid);
+        match stalls.iter_mut().find(|s| s.tid == tid) {
+            // Asleep longer now than in any finished sleep: this sleep is the one to show.
+            Some(s) if s.latency_ns < latency_ns => {
+                s.latency_ns = latency_ns;
+                s.count += 1;
+                s.cpu = b.cpu;
+                s.frames = frames(&b.stack, b.stack_bytes).to_vec();
+            }
+            Some(s) => s.count += 1,
+            None => stalls.push(RawStall {
+                tid,
+                tgid,
+                cpu: b.cpu,
+                comm: field("Name:"),
+                cgroup_id: v2_cgroup_id(procfs, &ctx.cgroup, tgid),
+                latency_ns,
+                count: 1,
+                frames: frames(&b.stack, b.stack_bytes).to_vec(),
+            }),
+        }
     }
+    Ok(stalls)
 }
 
 /// Runs one capture to its end (or until `stop`), detaching before it returns; `attached` is
@@ -255,16 +362,15 @@ pub fn run(plan: &CapturePlan, stop: &AtomicBool, attached: &AtomicBool) -> Iotr
     let procfs = plan.ctx.procfs_root.clone();
     let started = Instant::now();
     let deadline = started + plan.duration;
-    let (session, failure_reason) = match attach() {
+    let (session, failure_reason) = match attach(plan.stall_min) {
         Ok(set) => (Some(set), String::new()),
         Err(e) => (None, format!("{e:#}")),
     };
     attached.store(true, Ordering::Relaxed);
     let mut named = HashMap::new();
-    let mut stalls = HashMap::new();
+    let mut stalls = Vec::new();
     let mut failure_reason = failure_reason;
     loop {
-        sample_stalls(&procfs, &mut stalls, plan.max_stacks.max(64) * 4);
         if let Some(set) = &session {
             if let Ok(entries) = read_files(set) {
                 name_files(&procfs, &entries, &mut named);
@@ -284,6 +390,10 @@ pub fn run(plan: &CapturePlan, stop: &AtomicBool, attached: &AtomicBool) -> Iotr
                 name_files(&procfs, &read, &mut named);
                 entries = read;
             }
+            Err(e) => failure_reason = format!("{e:#}"),
+        }
+        match read_stalls(&set, &plan.ctx, plan.stall_min) {
+            Ok(read) => stalls = read,
             Err(e) => failure_reason = format!("{e:#}"),
         }
         programs = set
@@ -375,29 +485,32 @@ fn rows_of(
         .collect()
 }
 
-fn stall_list(plan: &CapturePlan, stalls: HashMap<u32, Stall>) -> Vec<IoScheduleStack> {
+fn stall_list(plan: &CapturePlan, stalls: Vec<RawStall>) -> Vec<IoScheduleStack> {
     let containers = plan.ctx.containers.borrow().clone();
-    let cgroup_root: PathBuf = plan.ctx.sysfs_root.join("fs/cgroup");
+    let mut symbols = Symbolizer::default();
+    let addrs: Vec<u64> = stalls.iter().flat_map(|s| s.frames.iter().copied()).collect();
+    symbols.resolve(&plan.ctx.procfs("kallsyms"), &addrs);
     let mut list: Vec<IoScheduleStack> = stalls
-        .into_values()
-        .map(|s| {
-            let cgroup_id = v2_cgroup_id(&plan.ctx.procfs_root, &cgroup_root, s.task.pid);
-            IoScheduleStack {
-                pid: s.task.pid,
-                tid: s.task.tid,
-                cpu: s.cpu,
-                comm: s.task.comm,
-                container_hostname: containers
-                    .of_task(cgroup_id, 0)
-                    .map(|c| c.hostname.clone())
-                    .unwrap_or_default(),
-                schedule_latency_us: s.last.saturating_duration_since(s.first).as_micros() as u64,
-                stack: s.task.stack.lines().map(str::to_string).collect(),
-                samples: s.samples,
-            }
+        .into_iter()
+        .map(|s| IoScheduleStack {
+            pid: s.tgid,
+            tid: s.tid,
+            cpu: s.cpu,
+            comm: s.comm,
+            container_hostname: containers
+                .of_task(s.cgroup_id, 0)
+                .map(|c| c.hostname.clone())
+                .unwrap_or_default(),
+            schedule_latency_us: s.latency_ns / 1000,
+            stack: symbols.stack(&s.frames).lines().map(str::to_string).collect(),
+            count: s.count,
         })
         .collect();
-    list.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.tid.cmp(&b.tid)));
+    list.sort_by(|a, b| {
+        b.schedule_latency_us
+            .cmp(&a.schedule_latency_us)
+            .then(a.tid.cmp(&b.tid))
+    });
     list.truncate(plan.max_stacks);
     list
 }

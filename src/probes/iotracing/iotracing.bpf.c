@@ -5,7 +5,10 @@
  * created -> completed) and D2C (issued -> completed) times (tp_btf block_io_start,
  * block_rq_issue, block_rq_complete). A request is attributed to the file of the read/write
  * syscall its submitter is in (direct and synchronous I/O), else to the inode owning its first
- * page (page-cache writeback), else to the disk alone (inode 0: metadata, journal). No kprobes. */
+ * page (page-cache writeback), else to the disk alone (inode 0: metadata, journal). Tasks that
+ * sleep in io_schedule (tp_btf sched_switch with prev->in_iowait, kernel stack taken there) and
+ * are woken (tp_btf sched_wakeup) at least `stall_min_ns` later are kept with their longest
+ * sleep's stack. No kprobes. */
 #include "huatuo.h"
 
 #define REQ_OP_MASK 0xff
@@ -15,6 +18,10 @@
 #define PAGE_MAPPING_ANON 0x1
 #define NAME_LEN 64
 #define MAX_FILES 16384
+#define STACK_DEPTH 32
+
+/* Sleeps in io_schedule shorter than this are not kept (upstream: 100 ms). */
+const volatile __u64 stall_min_ns = 100000000ULL;
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -321,5 +328,114 @@ int BPF_PROG(on_block_rq_complete, struct request *rq, blk_status_t error, unsig
 	raise_max(&stats->d2c_max_ns, d2c);
 done:
 	bpf_map_delete_elem(&IOT_REQUESTS, &addr);
+	return 0;
+}
+
+/* A task asleep in io_schedule since `since_ns`, with the stack it went to sleep with. */
+struct blocked {
+	__u64 since_ns;
+	__u32 cpu;
+	__u32 stack_bytes;
+	__u64 stack[STACK_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct blocked);
+} IOT_BLOCKED SEC(".maps");
+
+/* Per thread: its longest io_schedule sleep of the window at least stall_min_ns long. */
+struct stall {
+	__u64 latency_ns;
+	__u64 count;
+	__u64 cgroup_id;
+	__u32 tgid;
+	__u32 cpu;
+	__u32 stack_bytes;
+	__u32 pad;
+	char comm[16];
+	__u64 stack[STACK_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct stall);
+} IOT_STALLS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct blocked);
+} IOT_BLOCKED_SCRATCH SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stall);
+} IOT_STALL_SCRATCH SEC(".maps");
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	struct blocked *b;
+	__u32 zero = 0, tid;
+	long taken;
+
+	/* Going to sleep (not preempted) inside io_schedule. */
+	if (prev_state == 0 || !BPF_CORE_READ_BITFIELD(prev, in_iowait))
+		return 0;
+	b = bpf_map_lookup_elem(&IOT_BLOCKED_SCRATCH, &zero);
+	if (!b)
+		return 0;
+	/* Still prev's context: its kernel stack down to io_schedule. */
+	taken = bpf_get_stack(ctx, b->stack, sizeof(b->stack), 0);
+	b->stack_bytes = taken > 0 ? (__u32)taken : 0;
+	b->since_ns = bpf_ktime_get_ns();
+	b->cpu = bpf_get_smp_processor_id();
+	tid = prev->pid;
+	bpf_map_update_elem(&IOT_BLOCKED, &tid, b, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(on_sched_wakeup, struct task_struct *p)
+{
+	__u32 tid = p->pid, zero = 0;
+	struct blocked *b = bpf_map_lookup_elem(&IOT_BLOCKED, &tid);
+	struct stall *kept, *fresh;
+	__u64 latency;
+
+	if (!b)
+		return 0;
+	latency = bpf_ktime_get_ns() - b->since_ns;
+	if (latency < stall_min_ns)
+		goto done;
+	kept = bpf_map_lookup_elem(&IOT_STALLS, &tid);
+	if (kept) {
+		__sync_fetch_and_add(&kept->count, 1);
+		if (latency <= kept->latency_ns)
+			goto done;
+	}
+	fresh = bpf_map_lookup_elem(&IOT_STALL_SCRATCH, &zero);
+	if (!fresh)
+		goto done;
+	fresh->latency_ns = latency;
+	fresh->count = kept ? kept->count : 1;
+	fresh->cgroup_id = BPF_CORE_READ(p, cgroups, dfl_cgrp, kn, id);
+	fresh->tgid = p->tgid;
+	fresh->cpu = b->cpu;
+	fresh->stack_bytes = b->stack_bytes;
+	BPF_CORE_READ_STR_INTO(&fresh->comm, p, comm);
+	__builtin_memcpy(fresh->stack, b->stack, sizeof(fresh->stack));
+	bpf_map_update_elem(&IOT_STALLS, &tid, fresh, BPF_ANY);
+done:
+	bpf_map_delete_elem(&IOT_BLOCKED, &tid);
 	return 0;
 }

@@ -4,7 +4,8 @@
 //! `capture_secs` on a thread of its own: the BPF programs of iotracing.bpf.c (syscall
 //! tracepoints read/write/pread64/pwrite64, tp_btf block_io_start, block_rq_issue,
 //! block_rq_complete) count bytes per (process, file) with Q2C/D2C of the block requests, and
-//! the host's tasks blocked in `io_schedule*` are sampled with their kernel stacks. The programs
+//! threads sleeping in io_schedule are kept with their kernel stacks (tp_btf sched_switch with
+//! `in_iowait`, sched_wakeup). The programs
 //! are attached for the window only. An `autotracing` document (`tracer_name = "iotracing"`,
 //! upstream's `reason_snapshot`, `process_file_io_stats`, `io_schedule_timeout_stacks`) is
 //! published, also when attaching failed (`failure_reason`). Cooldown per disk and global.
@@ -30,7 +31,7 @@ use crate::probes::common::file;
 use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
 use crate::probes::diskio::{parse_diskstats_line, DiskStats};
 
-pub use capture::{c_string, last_cpu, FileCounters, FileKey, ATTACHMENTS};
+pub use capture::{c_string, frames, BlockedRecord, FileCounters, FileKey, StallRecord, ATTACHMENTS};
 pub use report::{
     aggregate, with_rates, FileIoStats, FileRow, IoScheduleStack, IotracingData,
     ProcessFileIoStats, ReasonSnapshot, TopFile,
@@ -59,13 +60,15 @@ pub struct IotracingConfig {
     pub nvme_write_bps_threshold: f64,
     /// Length of a capture in seconds (upstream: 10).
     pub capture_secs: u64,
-    /// During a capture, blocked tasks are sampled and files named this often, in ms.
+    /// During a capture, the files counted so far are named (from /proc/<pid>/fd) this often, in ms.
     pub sample_ms: u64,
     /// Processes listed (upstream MaxProcDump: 10).
     pub max_processes: usize,
     /// Files listed per process (upstream MaxFilesPerProcDump: 5).
     pub max_files_per_process: usize,
-    /// Tasks blocked in io_schedule listed with their stacks.
+    /// Threads that slept in io_schedule at least this many ms are listed (upstream: 100).
+    pub stall_min_ms: u64,
+    /// At most this many of them, longest first, with their stacks.
     pub max_stacks: usize,
     /// Quiet time per disk after a capture, in seconds.
     pub cooldown_secs: u64,
@@ -89,6 +92,7 @@ impl Default for IotracingConfig {
             sample_ms: 500,
             max_processes: 10,
             max_files_per_process: 5,
+            stall_min_ms: 100,
             max_stacks: 32,
             cooldown_secs: 1800,
             global_cooldown_secs: 300,
@@ -323,6 +327,7 @@ impl IotracingProbe {
             max_processes: self.settings.max_processes,
             max_files: self.settings.max_files_per_process,
             max_stacks: self.settings.max_stacks,
+            stall_min: Duration::from_millis(self.settings.stall_min_ms),
         };
         let running = self.running.clone();
         let stop = self.stop.clone();

@@ -85,20 +85,22 @@ pub struct FileRow {
     pub file: FileIoStats,
 }
 
-/// A task seen blocked in `io_schedule*` during the window (upstream's `IOScheduleEvent`).
+/// A thread that slept in io_schedule at least `stall_min_ms` in the window (upstream's
+/// `IOScheduleEvent`): its longest such sleep.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IoScheduleStack {
     pub pid: u32,
     pub tid: u32,
-    pub cpu: i64,
+    /// The CPU it went to sleep on.
+    pub cpu: u32,
     pub comm: String,
     pub container_hostname: String,
-    /// A lower bound: from the first to the last sample that found it blocked (0 when one did).
+    /// Its longest sleep (a sleep still going on at the end counts up to then).
     pub schedule_latency_us: u64,
-    /// Innermost frame first.
+    /// Kernel stack at the sleep, innermost first.
     pub stack: Vec<String>,
-    /// Samples that found it blocked.
-    pub samples: u64,
+    /// Its sleeps of at least `stall_min_ms` in the window.
+    pub count: u64,
 }
 
 /// Upstream's `reason_snapshot`.

@@ -197,13 +197,14 @@ fn document_body_keeps_upstreams_field_names() {
 }
 
 #[test]
-fn kernel_strings_and_stat_cpu_parse() {
+fn kernel_strings_and_stack_lengths() {
     assert_eq!(c_string(b"victim.bin\0\0junk"), "victim.bin");
     assert_eq!(c_string(b"full"), "full");
-    let stat = "42 (dd (x)) D 1 42 42 0 -1 4194560 100 0 0 0 3 40 0 0 20 0 1 0 1000 \
-                5000000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
-    assert_eq!(last_cpu(stat), 1);
-    assert_eq!(last_cpu("garbage"), -1);
+    // bpf_get_stack's byte count, never past the buffer.
+    let stack = [1u64, 2, 3, 4];
+    assert_eq!(frames(&stack, 16), &[1, 2]);
+    assert_eq!(frames(&stack, 4096), &stack);
+    assert!(frames(&stack, 0).is_empty());
 }
 
 #[test]
