@@ -321,7 +321,10 @@ fn read_stalls(
         let Ok(status) = std::fs::read_to_string(procfs.join(format!("{tid}/status"))) else {
             continue;
         };
-        if !status.lines().any(|l| l.starts_with("State:") && l.contains('D')) {
+        if !status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains('D'))
+        {
             continue;
         }
         let field = |name: &str| {
@@ -488,7 +491,10 @@ fn rows_of(
 fn stall_list(plan: &CapturePlan, stalls: Vec<RawStall>) -> Vec<IoScheduleStack> {
     let containers = plan.ctx.containers.borrow().clone();
     let mut symbols = Symbolizer::default();
-    let addrs: Vec<u64> = stalls.iter().flat_map(|s| s.frames.iter().copied()).collect();
+    let addrs: Vec<u64> = stalls
+        .iter()
+        .flat_map(|s| s.frames.iter().copied())
+        .collect();
     symbols.resolve(&plan.ctx.procfs("kallsyms"), &addrs);
     let mut list: Vec<IoScheduleStack> = stalls
         .into_iter()
@@ -502,7 +508,11 @@ fn stall_list(plan: &CapturePlan, stalls: Vec<RawStall>) -> Vec<IoScheduleStack>
                 .map(|c| c.hostname.clone())
                 .unwrap_or_default(),
             schedule_latency_us: s.latency_ns / 1000,
-            stack: symbols.stack(&s.frames).lines().map(str::to_string).collect(),
+            stack: symbols
+                .stack(&s.frames)
+                .lines()
+                .map(str::to_string)
+                .collect(),
             count: s.count,
         })
         .collect();

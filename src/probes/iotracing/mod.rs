@@ -31,7 +31,9 @@ use crate::probes::common::file;
 use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
 use crate::probes::diskio::{parse_diskstats_line, DiskStats};
 
-pub use capture::{c_string, frames, BlockedRecord, FileCounters, FileKey, StallRecord, ATTACHMENTS};
+pub use capture::{
+    c_string, frames, BlockedRecord, FileCounters, FileKey, StallRecord, ATTACHMENTS,
+};
 pub use report::{
     aggregate, with_rates, FileIoStats, FileRow, IoScheduleStack, IotracingData,
     ProcessFileIoStats, ReasonSnapshot, TopFile,
