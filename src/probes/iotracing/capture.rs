@@ -362,6 +362,16 @@ fn read_stalls(
 /// Runs one capture to its end (or until `stop`), detaching before it returns; `attached` is
 /// true from the end of the attach attempt to the detach.
 pub fn run(plan: &CapturePlan, stop: &AtomicBool, attached: &AtomicBool) -> IotracingData {
+    run_with(plan, stop, attached, attach)
+}
+
+/// [`run`] with the attach step given (tests make it fail).
+pub fn run_with(
+    plan: &CapturePlan,
+    stop: &AtomicBool,
+    attached: &AtomicBool,
+    attach: impl FnOnce(Duration) -> Result<BpfProgramSet, BpfError>,
+) -> IotracingData {
     let procfs = plan.ctx.procfs_root.clone();
     let started = Instant::now();
     let deadline = started + plan.duration;

@@ -10,7 +10,7 @@
 //! upstream's `reason_snapshot`, `process_file_io_stats`, `io_schedule_timeout_stacks`) is
 //! published, also when attaching failed (`failure_reason`). Cooldown per disk and global.
 
-mod capture;
+pub mod capture;
 mod report;
 mod signal;
 

@@ -239,3 +239,49 @@ fn config_rejects_bad_values() {
         assert!(bad.validate().is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn a_capture_that_cannot_attach_still_makes_a_document_saying_why() {
+    use std::sync::atomic::AtomicBool;
+    let ctx = crate::probes::testutil::context("cgroup-v2");
+    let plan = capture::CapturePlan {
+        ctx,
+        reason: ReasonSnapshot {
+            kind: Reason::IoUtil,
+            device: "vda".into(),
+            major_num: 254,
+            minor_num: 0,
+            iostatus: status(99.0, 0.0, 0.0),
+            summary: "vda(254:0): io util 99.0% > 90% for two samples".into(),
+        },
+        duration: Duration::from_millis(120),
+        sample_every: Duration::from_millis(50),
+        max_processes: 10,
+        max_files: 5,
+        max_stacks: 5,
+        stall_min: Duration::from_millis(100),
+    };
+    let (stop, attached) = (AtomicBool::new(false), AtomicBool::new(false));
+    let started = Instant::now();
+    let data = capture::run_with(&plan, &stop, &attached, |_| {
+        Err(crate::ebpf::BpfError::Unsupported {
+            probe: "iotracing",
+            reason: "tracefs not found".into(),
+        })
+    });
+    assert!(
+        started.elapsed() >= Duration::from_millis(120),
+        "the window still runs"
+    );
+    assert!(!attached.load(std::sync::atomic::Ordering::Relaxed));
+    assert!(
+        data.failure_reason.contains("tracefs not found"),
+        "{data:?}"
+    );
+    assert!(data.process_file_io_stats.is_empty() && data.programs.is_empty());
+    let value = serde_json::to_value(&data).unwrap();
+    assert_eq!(value["reason_snapshot"]["type"], "ioutil");
+    assert_eq!(value["reason_snapshot"]["device"], "vda");
+    assert!(value["failure_reason"].is_string());
+    assert!(value["io_schedule_timeout_stacks"].is_array());
+}
