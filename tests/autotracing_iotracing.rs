@@ -199,6 +199,8 @@ fn dd_onto_a_busy_loop_device_is_named_with_its_file_and_bytes() {
     let _ = load.wait();
     let document = document.expect("no iotracing document");
     assert_eq!(document.tracer_type, TracerType::Autotracing);
+    // What upstream's event dashboard shows for iotracing is there.
+    common::upstream::assert_dashboard_fields(&document);
     let data = &document.tracer_data;
     assert!(
         dd_took < Duration::from_secs(4),
@@ -209,6 +211,8 @@ fn dd_onto_a_busy_loop_device_is_named_with_its_file_and_bytes() {
     assert_eq!(reason["type"], "ioutil", "{reason:#}");
     assert_eq!(reason["device"], fs.device.name(), "{reason:#}");
     assert!(reason["iostatus"]["io_util"].as_f64().unwrap() > 10.0);
+    assert_eq!(data["dev"], fs.device.name());
+    assert_eq!(data["status"]["io_util"], reason["iostatus"]["io_util"]);
     assert_eq!(
         format!("{}:{}", reason["major_num"], reason["minor_num"]),
         disk
@@ -255,6 +259,14 @@ fn dd_onto_a_busy_loop_device_is_named_with_its_file_and_bytes() {
     assert!(
         process["total_fs_write_bytes"].as_u64().unwrap() >= WRITTEN,
         "{process:#}"
+    );
+    assert!(
+        data["pdata"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{dd_pid} dd: fs write {WRITTEN} ")),
+        "{}",
+        data["pdata"]
     );
     let top = data["top_files"].as_array().unwrap();
     assert!(

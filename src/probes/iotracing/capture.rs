@@ -14,7 +14,8 @@ use crate::ebpf::{self, Attachment, BpfError, BpfProgramSet, Hook};
 use crate::probes::common::ksyms::Symbolizer;
 
 use super::report::{
-    aggregate, FileIoStats, FileRow, IoScheduleStack, IotracingData, ProgramRunTime, ReasonSnapshot,
+    aggregate, pdata_text, FileIoStats, FileRow, IoScheduleStack, IotracingData, ProgramRunTime,
+    ReasonSnapshot,
 };
 
 const NAME: &str = "iotracing";
@@ -430,6 +431,11 @@ pub fn run_with(
         plan.max_files,
     );
     IotracingData {
+        dev: plan.reason.device.clone(),
+        triger_type: plan.reason.kind.as_str().to_string(),
+        reason: plan.reason.summary.clone(),
+        status: (&plan.reason.iostatus).into(),
+        pdata: pdata_text(&process_file_io_stats),
         reason_snapshot: plan.reason.clone(),
         failure_reason,
         process_file_io_stats,

@@ -123,6 +123,63 @@ pub struct ProgramRunTime {
     pub run_time_ns: u64,
 }
 
+/// The `status` of upstream's earlier iotracing documents, which its event dashboard's details
+/// panel still shows (`read_iowait`/`write_iowait` are the awaits, ms).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DashboardStatus {
+    pub io_util: f64,
+    pub queue_size: f64,
+    pub read_bps: f64,
+    pub read_iops: f64,
+    pub read_iowait: f64,
+    pub write_bps: f64,
+    pub write_iops: f64,
+    pub write_iowait: f64,
+}
+
+impl From<&DiskStatus> for DashboardStatus {
+    fn from(s: &DiskStatus) -> Self {
+        Self {
+            io_util: s.io_util,
+            queue_size: s.queue_size,
+            read_bps: s.read_bps,
+            read_iops: s.read_iops,
+            read_iowait: s.read_await,
+            write_bps: s.write_bps,
+            write_iops: s.write_iops,
+            write_iowait: s.write_await,
+        }
+    }
+}
+
+/// One line per listed process for the dashboard's `pdata` column:
+/// `pid comm: fs w/r B, disk w/r B, top file`.
+pub fn pdata_text(processes: &[ProcessFileIoStats]) -> String {
+    processes
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}: fs write {} read {} B, disk write {} read {} B, top file {}",
+                p.pid,
+                p.comm,
+                p.total_fs_write_bytes,
+                p.total_fs_read_bytes,
+                p.total_disk_write_bytes,
+                p.total_disk_read_bytes,
+                p.total_files
+                    .first()
+                    .map(|f| if f.path.is_empty() {
+                        format!("inode {}", f.inode)
+                    } else {
+                        f.path.clone()
+                    })
+                    .unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// `tracer_data` of an `iotracing` document.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IotracingData {
@@ -135,6 +192,15 @@ pub struct IotracingData {
     pub top_files: Vec<TopFile>,
     pub capture_ms: u64,
     pub programs: Vec<ProgramRunTime>,
+    /// Upstream's earlier names the event dashboard's details panel reads: the disk…
+    pub dev: String,
+    /// …the trigger's reason type and summary…
+    pub triger_type: String,
+    pub reason: String,
+    /// …its iostat…
+    pub status: DashboardStatus,
+    /// …and the processes as text.
+    pub pdata: String,
 }
 
 fn rate(bytes: u64, secs: f64) -> u64 {
