@@ -2,7 +2,7 @@
 //! `io_schedule*` and name the files the kernel counted (links of `/proc/<pid>/fd`) while the
 //! processes still run, then read the counters, detach (drop the object) and build the body.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -184,21 +184,23 @@ struct Named {
 }
 
 /// Names each file of `entries` not named yet from the links of its process's open files:
-/// one `/proc/<pid>/fd` scan per process.
+/// one `/proc/<pid>/fd` scan per process; processes found gone are not tried again.
 fn name_files(
     procfs: &Path,
     entries: &[(FileKey, FileCounters)],
     named: &mut HashMap<FileKey, Named>,
+    gone: &mut HashSet<u32>,
 ) {
     let mut wanted: HashMap<u32, Vec<FileKey>> = HashMap::new();
     for (key, _) in entries {
-        if key.ino != 0 && !named.contains_key(key) {
+        if key.ino != 0 && !named.contains_key(key) && !gone.contains(&key.tgid) {
             wanted.entry(key.tgid).or_default().push(*key);
         }
     }
     for (tgid, keys) in wanted {
         let Ok(fds) = std::fs::read_dir(procfs.join(format!("{tgid}/fd"))) else {
-            continue; // Exited: the kernel's name stands in.
+            gone.insert(tgid); // Exited: the kernel's name stands in.
+            continue;
         };
         for fd in fds.flatten() {
             let link = fd.path();
@@ -382,12 +384,13 @@ pub fn run_with(
     };
     attached.store(true, Ordering::Relaxed);
     let mut named = HashMap::new();
+    let mut gone = HashSet::new();
     let mut stalls = Vec::new();
     let mut failure_reason = failure_reason;
     loop {
         if let Some(set) = &session {
             if let Ok(entries) = read_files(set) {
-                name_files(&procfs, &entries, &mut named);
+                name_files(&procfs, &entries, &mut named, &mut gone);
             }
         }
         let now = Instant::now();
@@ -401,7 +404,7 @@ pub fn run_with(
     if let Some(set) = session {
         match read_files(&set) {
             Ok(read) => {
-                name_files(&procfs, &read, &mut named);
+                name_files(&procfs, &read, &mut named, &mut gone);
                 entries = read;
             }
             Err(e) => failure_reason = format!("{e:#}"),
