@@ -3,15 +3,25 @@
 //! - a BPF link released from outside (its fd closed in the agent through ptrace) is noticed
 //!   and re-attached, and data keeps flowing;
 //! - every kind of service killed comes back alone (services.rs);
-//! - hostile HTTP and control-socket clients are bounded and answered (hostile_clients.rs).
+//! - hostile HTTP and control-socket clients are bounded and answered (hostile_clients.rs);
+//! - Elasticsearch frozen while events flow: no document lost, counted exactly (es_outage.rs;
+//!   20 s here, 10 minutes under `make soak`);
+//! - a flooded ring buffer: every lost record counted against the kernel's own count, the
+//!   agent alive (ring_flood.rs);
+//! - garbled procfs files under `agent.procfs_root`: counted errors naming the file, the other
+//!   probes unaffected, recovery when the file is back (procfs_garbage.rs).
 //!
 //! Elsewhere in the suite, with the same standard: kill -9 during a burst of events
-//! (tests/events_crash.rs), Elasticsearch outages (tests/es_sink.rs), malformed config on
-//! reload (tests/control_socket.rs), garbled procfs files (the probes' unit tests).
+//! (tests/events_crash.rs), refused connections and a restarted, empty Elasticsearch
+//! (tests/es_sink.rs), malformed config on reload (tests/control_socket.rs), and the soak
+//! (benches/soak.sh, `make soak`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod es_outage;
 mod hostile_clients;
+mod procfs_garbage;
+mod ring_flood;
 mod services;
 
 use std::process::Command;

@@ -4,9 +4,12 @@
 #   scripts/install-deps.sh test    build deps + bpftool, promtool (prometheus), gdb, iproute2,
 #                                   e2fsprogs, python3, iptables, golang-go (go tool pprof), gcc,
 #                                   chromium, systemd (systemd-analyze), kubernetes-client (kubectl),
+#                                   curl,
 #                                   python3-pip, and from PyPI osmem-server (an in-memory
 #                                   OpenSearch-compatible server) and grafana-foundation-sdk
-#                                   (Grafana's dashboard schema models), PyYAML
+#                                   (Grafana's dashboard schema models), PyYAML, and
+#                                   arize-phoenix (an OpenTelemetry trace store) and rotel (a
+#                                   collector) in /opt/phoenix
 set -euo pipefail
 
 profile="${1:-build}"
@@ -49,8 +52,12 @@ if [[ "$profile" == test ]]; then
     # tests/packaging.rs: `systemd-analyze verify` of the unit, `kubectl kustomize` of the base.
     need systemd-analyze systemd
     need kubectl kubernetes-client
+    # scripts/stack.sh (`make stack`, tests/stack.rs): waits for its services over HTTP.
+    need curl curl
     # tests/es_sink.rs: osmem-server comes from PyPI, so pip is needed.
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+    # tests/nettrace.rs: Arize Phoenix goes into a venv of its own.
+    python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 fi
 
 # PyPI packages of the tests: osmem-server 0.1.6 (tests/es_sink.rs), an in-memory
@@ -70,6 +77,19 @@ install_pip_packages() {
     pip_install grafana_foundation_sdk 'grafana-foundation-sdk==1769699998!10.1.0'
     # tests/packaging.rs turns `kubectl kustomize` output into JSON with PyYAML.
     pip_install yaml 'PyYAML>=6'
+    # tests/nettrace.rs: Arize Phoenix, an OpenTelemetry trace store (OTLP receivers, REST
+    # queries), and rotel, an OpenTelemetry collector (a Rust binary in its wheel) in front of
+    # it. Phoenix is large (its own pins of fastapi, sqlalchemy, numpy...), so a venv of its
+    # own keeps them away from the packages above; the test looks in /opt/phoenix.
+    if [[ ! -x /opt/phoenix/bin/phoenix ]]; then
+        echo "installing: arize-phoenix (pip, venv /opt/phoenix)" >&2
+        python3 -m venv /opt/phoenix
+        /opt/phoenix/bin/pip install -q 'arize-phoenix==20.26.1'
+    fi
+    if ! /opt/phoenix/bin/python3 -c 'import rotel' >/dev/null 2>&1; then
+        echo "installing: rotel (pip, venv /opt/phoenix)" >&2
+        /opt/phoenix/bin/pip install -q 'rotel==0.0.1a15'
+    fi
 }
 
 if ((${#missing[@]} == 0)); then

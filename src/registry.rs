@@ -54,6 +54,10 @@ pub fn parts() -> Vec<PartEntry> {
         probe::<profile::ProfileProbe>(),
         probe::<dload::DloadProbe>(),
         probe::<waitrate::WaitrateProbe>(),
+        probe::<nettrace::NettraceProbe>(),
+        probe::<cpusys::CpusysProbe>(),
+        probe::<cpuidle::CpuidleProbe>(),
+        probe::<memburst::MemburstProbe>(),
         probe::<iotracing::IotracingProbe>(),
     ]
 }

@@ -65,6 +65,10 @@ fn describe_metrics() {
         "Event documents published on the event bus, by tracer."
     );
     describe_counter!(
+        "huatuo_bamai_event_ring_lost_total",
+        "Event records of a probe that never became documents: no room in its BPF ring buffer (ring_full) or a record that did not decode (undecodable)."
+    );
+    describe_counter!(
         "huatuo_bamai_event_sink_dropped_total",
         "Event documents a sink lost: it fell behind the bus, or its write failed."
     );

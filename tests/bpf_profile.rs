@@ -56,22 +56,8 @@ int main(void)
 }
 "#;
 
-/// Compiles `source` with frame pointers into `dir/name`.
 fn build(dir: &Path, name: &str, source: &str) -> PathBuf {
-    let src = dir.join(format!("{name}.c"));
-    let bin = dir.join(name);
-    std::fs::write(&src, source).expect("write C source");
-    common::run(
-        "gcc",
-        &[
-            "-O1",
-            "-fno-omit-frame-pointer",
-            "-o",
-            bin.to_str().expect("utf-8 path"),
-            src.to_str().expect("utf-8 path"),
-        ],
-    );
-    bin
+    common::build_c(dir, name, source)
 }
 
 fn capture(probe_ctx: &huatuo_bamai::core::ProbeContext, request: CaptureRequest) -> Profile {
@@ -373,43 +359,12 @@ fn http_profile_refuses_bad_parameters_and_a_second_capture_of_one_target() {
 
 /// Headless Chromium: the DOM has the busy function's frame, and the screenshot has colour.
 fn chromium_renders_the_flame_graph(dir: &Path, svg: &[u8]) {
-    let chromium = Path::new("/usr/bin/chromium");
-    if !chromium.exists() {
-        if std::env::var_os("HUATUO_REQUIRE_BPF").is_some() {
-            panic!("chromium missing (scripts/install-deps.sh installs it)");
-        }
-        eprintln!("SKIP chromium check: /usr/bin/chromium missing");
+    if !common::chromium::available("chromium_renders_the_flame_graph") {
         return;
     }
     let profile_dir = dir.join("chromium-profile");
     let run = |file: &Path, extra: &[String]| {
-        let mut args: Vec<String> = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1200,600",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.push(format!("--user-data-dir={}", profile_dir.display()));
-        args.extend_from_slice(extra);
-        args.push(format!("file://{}", file.display()));
-        let out = Command::new(chromium)
-            .args(&args)
-            .output()
-            .expect("run chromium");
-        assert!(
-            out.status.success(),
-            "chromium: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        common::chromium::run(&profile_dir, &format!("file://{}", file.display()), extra)
     };
     let screenshot = |name: &str, svg: &[u8]| {
         let file = dir.join(format!("{name}.svg"));
@@ -565,4 +520,71 @@ fn perf_program_cost_at_99_hz_is_reported() {
         cpu.run_time.as_secs_f64() * 1e6 / cpu.run_count as f64,
         share * 100.0
     );
+}
+
+/// `/debug/pprof/profile` is the agent's own CPU profile: while clients keep it busy rendering
+/// /metrics, `go tool pprof` reads the capture and finds the agent's own functions in it.
+#[test]
+fn debug_pprof_profile_is_the_agents_own_cpu_profile() {
+    if !bpf_available("debug_pprof_profile_is_the_agents_own_cpu_profile") {
+        return;
+    }
+    let agent = Agent::start(&["profile", "loadavg", "memory_vmstat"]);
+    let port = agent.port;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scrapers: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = common::http_get(port, "/metrics");
+                }
+            })
+        })
+        .collect();
+    let (status, pprof) = get(port, "/debug/pprof/profile?seconds=3");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for scraper in scrapers {
+        let _ = scraper.join();
+    }
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&pprof));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("agent.pprof");
+    std::fs::write(&path, &pprof).expect("write pprof");
+    let top = Command::new("go")
+        .args(["tool", "pprof", "-top", "-nodecount=200"])
+        .arg(&path)
+        .env("HOME", dir.path())
+        .output()
+        .expect("go tool pprof (golang-go, scripts/install-deps.sh test)");
+    let text = String::from_utf8_lossy(&top.stdout);
+    assert!(
+        top.status.success(),
+        "{}",
+        String::from_utf8_lossy(&top.stderr)
+    );
+    // The capture is of the agent's process only: its own code (the exposition's renderer and
+    // the HTTP stack serving the scrapes) is in it.
+    assert!(
+        text.contains("huatuo_bamai::") && text.contains("Duration: 3"),
+        "go tool pprof -top:\n{text}"
+    );
+
+    let (status, body) = get(port, "/debug/pprof/heap");
+    assert_eq!(status, 404);
+    assert!(
+        error_message(&body).contains("/debug/pprof/profile"),
+        "{}",
+        error_message(&body)
+    );
+    let (status, body) = get(port, "/debug/pprof/profile?gc=1");
+    assert_eq!(status, 400);
+    assert!(
+        error_message(&body).contains("gc"),
+        "{}",
+        error_message(&body)
+    );
+    let (status, body) = get(port, "/debug/pprof/");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("profile?seconds=30"));
 }

@@ -21,9 +21,7 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -58,87 +56,6 @@ fn metric(name: &str, labels: &[(&str, &str)]) -> f64 {
             .filter(|l| labels.is_empty() && l.starts_with(&format!("{name} ")))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>()
-}
-
-/// The osmem-server binary inside the installed wheel; None (skip) when it is not installed,
-/// unless CI (`HUATUO_REQUIRE_BPF`) requires every test backend.
-fn osmem_binary(test: &str) -> Option<PathBuf> {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import osmem_server, os; print(os.path.dirname(osmem_server.__file__))",
-        ])
-        .output()
-        .ok();
-    let path = out
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("bin/osmem-server"))
-        .filter(|p| p.exists());
-    if path.is_none() {
-        let why = "osmem-server is not installed (scripts/install-deps.sh test)";
-        if std::env::var_os("HUATUO_REQUIRE_BPF").is_some() {
-            panic!("{test}: {why}");
-        }
-        eprintln!("SKIP {test}: {why}");
-    }
-    path
-}
-
-/// A running osmem-server (in memory: a restart starts empty). Killed on drop.
-struct Osmem {
-    child: Child,
-    url: String,
-}
-
-impl Osmem {
-    /// Starts on `addr` (`127.0.0.1:0` for any port); retries while a just-freed port is busy.
-    fn start(bin: &Path, addr: &str) -> Osmem {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let mut child = Command::new(bin)
-                .args(["-addr", addr, "-no-stdin-watch", "-parent-pid"])
-                .arg(std::process::id().to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn osmem-server");
-            let mut line = String::new();
-            if let Some(stdout) = child.stdout.take() {
-                let _ = BufReader::new(stdout).read_line(&mut line);
-            }
-            let url = serde_json::from_str::<Value>(&line)
-                .ok()
-                .and_then(|v| v["url"].as_str().map(str::to_string));
-            match url {
-                Some(url) => return Osmem { child, url },
-                None => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    assert!(
-                        Instant::now() < deadline,
-                        "osmem-server did not start on {addr}: {line}"
-                    );
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-        }
-    }
-
-    fn addr(&self) -> String {
-        self.url.trim_start_matches("http://").to_string()
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Osmem {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -277,11 +194,13 @@ fn spooled() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_document_reaches_opensearch_once_across_an_outage() {
     let _serial = SERIAL.lock().await;
-    let Some(bin) = osmem_binary("every_document_reaches_opensearch_once_across_an_outage") else {
+    let Some(bin) =
+        common::osmem::binary("every_document_reaches_opensearch_once_across_an_outage")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Osmem::start(&bin, "127.0.0.1:0");
+    let mut server = common::osmem::Osmem::start(&bin, "127.0.0.1:0");
     let addr = server.addr();
     let ctx = context();
     let sent_before = metric("huatuo_bamai_event_es_sent_total", &[]);
@@ -326,7 +245,7 @@ async fn every_document_reaches_opensearch_once_across_an_outage() {
     assert!(metric("huatuo_bamai_event_es_spool_documents", &[]) >= 100.0);
 
     // Back on the same port (empty: osmem keeps nothing); newer documents follow the spool.
-    let server = Osmem::start(&bin, &addr);
+    let server = common::osmem::Osmem::start(&bin, &addr);
     let after = publish(&ctx, 1000, 20);
     let mut expected = outage.clone();
     expected.extend(after);
@@ -358,7 +277,7 @@ async fn every_document_reaches_opensearch_once_across_an_outage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_spool_survives_a_restart_of_the_sink() {
     let _serial = SERIAL.lock().await;
-    let Some(bin) = osmem_binary("the_spool_survives_a_restart_of_the_sink") else {
+    let Some(bin) = common::osmem::binary("the_spool_survives_a_restart_of_the_sink") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -384,7 +303,7 @@ async fn the_spool_survives_a_restart_of_the_sink() {
 
     // The next sink replays the spool; documents it still holds in memory when it stops (a
     // long flush interval) are spooled and sent by the one after.
-    let server = Osmem::start(&bin, "127.0.0.1:0");
+    let server = common::osmem::Osmem::start(&bin, "127.0.0.1:0");
     let mut lazy = sink_config(dir.path(), &server.url);
     lazy.flush_interval_ms = 60_000;
     lazy.batch_size = 1000;
@@ -668,11 +587,11 @@ async fn the_agent_ships_dropwatch_documents_through_an_outage() {
     if !common::bpf_available(test) {
         return;
     }
-    let Some(bin) = osmem_binary(test) else {
+    let Some(bin) = common::osmem::binary(test) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Osmem::start(&bin, "127.0.0.1:0");
+    let mut server = common::osmem::Osmem::start(&bin, "127.0.0.1:0");
     let addr = server.addr();
     let extra = format!(
         "[probes.dropwatch]\nprotocols = [\"udp\"]\n\
@@ -707,7 +626,7 @@ async fn the_agent_ships_dropwatch_documents_through_an_outage() {
     let before_outage: BTreeSet<String> = store_ids(&agent).into_iter().collect();
     send_datagrams(port, 20);
     let agent = wait_blocking(agent, |a| status_line(a).contains("spooling")).await;
-    let server = Osmem::start(&bin, &addr);
+    let server = common::osmem::Osmem::start(&bin, &addr);
     send_datagrams(port, 5);
     // The probe drains its ring once a second: wait for the store, not for a fixed time.
     let new_ids = move |a: &common::Agent| {

@@ -1,58 +1,53 @@
-//! Cooldown between captures: one global gate per trigger plus one gate per container, so a noisy
-//! container cannot starve the others and the host is not captured over and over.
+//! Cooldown between captures, as upstream's `IntervalTracing` (1800 s by default): after a capture
+//! a trigger stays quiet globally for `global` and per key (a container id, a disk; `()` for a
+//! host trigger) for `per_key`, so a noisy container cannot starve the others and the host is not
+//! captured over and over. Time is passed in, so tests need no clock.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-/// Remembers when each scope last captured. Time is passed in, so tests need no clock.
 #[derive(Debug, Clone)]
-pub struct Cooldown {
+pub struct Cooldown<K> {
     global: Duration,
-    per_container: Duration,
-    last_global: Option<Instant>,
-    last_container: HashMap<String, Instant>,
+    per_key: Duration,
+    last_any: Option<Instant>,
+    last: HashMap<K, Instant>,
 }
 
-impl Cooldown {
-    pub fn new(global: Duration, per_container: Duration) -> Self {
+impl<K: Eq + Hash + Clone> Cooldown<K> {
+    pub fn new(global: Duration, per_key: Duration) -> Self {
         Self {
             global,
-            per_container,
-            last_global: None,
-            last_container: HashMap::new(),
+            per_key,
+            last_any: None,
+            last: HashMap::new(),
         }
     }
 
-    /// Changes the periods live (`ctl set`); the remembered capture times stay.
-    pub fn set_periods(&mut self, global: Duration, per_container: Duration) {
-        self.global = global;
-        self.per_container = per_container;
-    }
-
-    /// Whether a capture for `container` (None = host) may start at `now`.
-    pub fn ready(&self, container: Option<&str>, now: Instant) -> bool {
-        let passed = |last: Option<&Instant>, period: Duration| {
-            last.is_none_or(|t| now.saturating_duration_since(*t) >= period)
+    /// Whether a capture for `key` may start at `now`.
+    pub fn ready(&self, key: &K, now: Instant) -> bool {
+        let quiet = |since: Option<&Instant>, span: Duration| {
+            since.is_none_or(|t| now.saturating_duration_since(*t) >= span)
         };
-        let host_ok = passed(self.last_global.as_ref(), self.global);
-        match container {
-            None => host_ok,
-            Some(id) => host_ok && passed(self.last_container.get(id), self.per_container),
-        }
+        quiet(self.last_any.as_ref(), self.global) && quiet(self.last.get(key), self.per_key)
     }
 
-    /// Records a capture started at `now` (call it also when the capture could not run, so a
-    /// failing capture is not retried every interval).
-    pub fn mark(&mut self, container: Option<&str>, now: Instant) {
-        self.last_global = Some(now);
-        if let Some(id) = container {
-            self.last_container.insert(id.to_string(), now);
-        }
+    /// Records a capture for `key` at `now` (also when the capture could not run, so a failing
+    /// capture is not retried every interval).
+    pub fn fired(&mut self, key: K, now: Instant) {
+        self.last_any = Some(now);
+        self.last.insert(key, now);
+        // Keys whose cooldown is over carry no information: keep the map small.
+        let span = self.per_key;
+        self.last
+            .retain(|_, t| now.saturating_duration_since(*t) < span);
     }
 
-    /// Forgets containers that are gone, so the map does not grow with container churn.
-    pub fn retain_containers(&mut self, alive: impl Fn(&str) -> bool) {
-        self.last_container.retain(|id, _| alive(id));
+    /// New spans (live `ctl set`); past captures keep counting.
+    pub fn set_spans(&mut self, global: Duration, per_key: Duration) {
+        self.global = global;
+        self.per_key = per_key;
     }
 }
 
@@ -61,33 +56,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn host_gate_blocks_until_period_passes() {
+    fn fires_once_then_waits_per_key_and_globally() {
         let t0 = Instant::now();
-        let mut c = Cooldown::new(Duration::from_secs(10), Duration::from_secs(30));
-        assert!(c.ready(None, t0));
-        c.mark(None, t0);
-        assert!(!c.ready(None, t0 + Duration::from_secs(9)));
-        assert!(c.ready(None, t0 + Duration::from_secs(10)));
+        let mut c = Cooldown::new(Duration::from_secs(10), Duration::from_secs(100));
+        assert!(c.ready(&"a", t0));
+        c.fired("a", t0);
+        assert!(!c.ready(&"a", t0 + Duration::from_secs(50)));
+        assert!(!c.ready(&"b", t0 + Duration::from_secs(5)), "global span");
+        assert!(c.ready(&"b", t0 + Duration::from_secs(11)));
+        assert!(c.ready(&"a", t0 + Duration::from_secs(100)));
     }
 
     #[test]
-    fn container_gate_is_per_container() {
+    fn zero_spans_never_hold_back() {
         let t0 = Instant::now();
-        let mut c = Cooldown::new(Duration::ZERO, Duration::from_secs(30));
-        c.mark(Some("a"), t0);
-        let later = t0 + Duration::from_secs(5);
-        assert!(!c.ready(Some("a"), later));
-        assert!(c.ready(Some("b"), later));
-        assert!(c.ready(Some("a"), t0 + Duration::from_secs(30)));
-        c.retain_containers(|id| id != "a");
-        assert!(c.ready(Some("a"), later));
+        let mut c = Cooldown::new(Duration::ZERO, Duration::ZERO);
+        c.fired(1u64, t0);
+        assert!(c.ready(&1, t0));
     }
 
     #[test]
-    fn global_gate_also_blocks_containers() {
+    fn host_trigger_uses_the_unit_key() {
         let t0 = Instant::now();
-        let mut c = Cooldown::new(Duration::from_secs(60), Duration::from_secs(1));
-        c.mark(Some("a"), t0);
-        assert!(!c.ready(Some("b"), t0 + Duration::from_secs(2)));
+        let mut c = Cooldown::new(Duration::from_secs(30), Duration::ZERO);
+        c.fired((), t0);
+        assert!(!c.ready(&(), t0 + Duration::from_secs(29)));
+        assert!(c.ready(&(), t0 + Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn new_spans_apply_to_past_captures() {
+        let t0 = Instant::now();
+        let mut c = Cooldown::new(Duration::ZERO, Duration::from_secs(1800));
+        c.fired("a", t0);
+        assert!(!c.ready(&"a", t0 + Duration::from_secs(10)));
+        c.set_spans(Duration::ZERO, Duration::from_secs(10));
+        assert!(c.ready(&"a", t0 + Duration::from_secs(10)));
     }
 }

@@ -43,6 +43,90 @@ pub fn parse_cpu_stat(text: &str) -> Result<CgroupCpu, ParseError> {
     })
 }
 
+/// USER_HZ, the unit of cgroup v1 `cpuacct.stat` (fixed at 100 by the kernel ABI on x86 and arm64).
+pub const USER_HZ: u64 = 100;
+
+/// Parses cgroup v1 `cpuacct.stat` (`user <ticks>`, `system <ticks>` in USER_HZ).
+pub fn parse_cpuacct_stat(text: &str) -> Result<CgroupCpu, ParseError> {
+    let mut user = None;
+    let mut system = None;
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        let (Some(key), Some(val)) = (it.next(), it.next()) else {
+            continue;
+        };
+        let slot = match key {
+            "user" => &mut user,
+            "system" => &mut system,
+            _ => continue,
+        };
+        let ticks = val.parse::<u64>().map_err(|_| ParseError::BadValue {
+            key: key.to_string(),
+            text: val.to_string(),
+        })?;
+        *slot = Some(ticks.saturating_mul(1_000_000 / USER_HZ));
+    }
+    Ok(CgroupCpu {
+        user_usec: user.ok_or(ParseError::Missing("user"))?,
+        system_usec: system.ok_or(ParseError::Missing("system"))?,
+    })
+}
+
+/// A CPU quota in cores from cgroup v2 `cpu.max` (`$MAX $PERIOD`); `None` = `max` (no quota).
+pub fn parse_cpu_max(text: &str) -> Result<Option<f64>, String> {
+    let mut fields = text.split_whitespace();
+    let bad = || format!("cpu.max `{}` is not `$MAX $PERIOD`", text.trim());
+    let (Some(max), Some(period)) = (fields.next(), fields.next()) else {
+        return Err(bad());
+    };
+    if max == "max" {
+        return Ok(None);
+    }
+    let max: u64 = max.parse().map_err(|_| bad())?;
+    let period: u64 = period.parse().map_err(|_| bad())?;
+    if max == 0 || period == 0 {
+        return Err(bad());
+    }
+    Ok(Some(max as f64 / period as f64))
+}
+
+/// A CPU quota in cores from cgroup v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`; `None` = `-1`.
+pub fn parse_cfs_quota(quota: &str, period: &str) -> Result<Option<f64>, String> {
+    let quota: i64 = quota
+        .trim()
+        .parse()
+        .map_err(|_| format!("cpu.cfs_quota_us `{}` is not an integer", quota.trim()))?;
+    if quota < 0 {
+        return Ok(None);
+    }
+    let period: u64 = period
+        .trim()
+        .parse()
+        .map_err(|_| format!("cpu.cfs_period_us `{}` is not an integer", period.trim()))?;
+    if quota == 0 || period == 0 {
+        return Err(format!(
+            "quota {quota} / period {period} is not a CPU limit"
+        ));
+    }
+    Ok(Some(quota as f64 / period as f64))
+}
+
+/// CPUs in a kernel CPU list (`0-3,8,10-11`, as `/sys/devices/system/cpu/online`).
+pub fn cpu_list_count(text: &str) -> Option<u32> {
+    let mut count = 0u32;
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (a.parse::<u32>().ok()?, b.parse::<u32>().ok()?),
+            None => {
+                let one = part.parse::<u32>().ok()?;
+                (one, one)
+            }
+        };
+        count += last.checked_sub(first)? + 1;
+    }
+    (count > 0).then_some(count)
+}
+
 /// Usage in percent of the container's capacity over one interval.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Usage {
@@ -171,6 +255,31 @@ mod tests {
             parse_cpu_stat("user_usec x\nsystem_usec 1"),
             Err(ParseError::BadValue { .. })
         ));
+    }
+
+    #[test]
+    fn parses_v1_cpuacct_and_quotas() {
+        assert_eq!(
+            parse_cpuacct_stat("user 150\nsystem 20\n"),
+            Ok(CgroupCpu {
+                user_usec: 1_500_000,
+                system_usec: 200_000
+            })
+        );
+        assert_eq!(
+            parse_cpuacct_stat("user 1\n"),
+            Err(ParseError::Missing("system"))
+        );
+        assert_eq!(parse_cpu_max("50000 100000\n"), Ok(Some(0.5)));
+        assert_eq!(parse_cpu_max("max 100000\n"), Ok(None));
+        assert!(parse_cpu_max("0 100000").is_err());
+        assert_eq!(parse_cfs_quota("-1\n", "100000\n"), Ok(None));
+        assert_eq!(parse_cfs_quota("150000\n", "100000\n"), Ok(Some(1.5)));
+        assert!(parse_cfs_quota("x", "100000").is_err());
+        assert_eq!(cpu_list_count("0-1\n"), Some(2));
+        assert_eq!(cpu_list_count("0-3,8,10-11"), Some(7));
+        assert_eq!(cpu_list_count("3-1"), None);
+        assert_eq!(cpu_list_count(""), None);
     }
 
     #[test]

@@ -31,6 +31,16 @@ pub enum ProbeError {
 }
 
 impl ProbeError {
+    /// The probe a file error belongs to (`None` for BPF errors, which name it themselves).
+    pub fn probe(&self) -> Option<&'static str> {
+        match self {
+            ProbeError::Unsupported { probe, .. }
+            | ProbeError::Read { probe, .. }
+            | ProbeError::Parse { probe, .. } => Some(probe),
+            ProbeError::Bpf(_) => None,
+        }
+    }
+
     /// The kernel lacks what this probe needs: report `inactive`, do not restart.
     pub fn is_unsupported(&self) -> bool {
         match self {

@@ -50,6 +50,27 @@ pub fn to_flamedata(profile: &Profile) -> Vec<FrameData> {
     out
 }
 
+/// Folded stack lines (`a;b;c <self>`) back from flame data: the inverse of [`to_flamedata`]
+/// (the root `total` left out), so a stored document's flame graph can be drawn again. Frames
+/// out of order (a level deeper than its parent's + 1) end the walk: the rest cannot be placed.
+pub fn to_folded_lines(frames: &[FrameData]) -> Vec<String> {
+    let mut path: Vec<&str> = Vec::new();
+    let mut lines = Vec::new();
+    for frame in frames.iter().filter(|f| f.level > 0) {
+        let depth = usize::try_from(frame.level - 1).unwrap_or(0);
+        if depth > path.len() {
+            break;
+        }
+        path.truncate(depth);
+        path.push(&frame.label);
+        if frame.self_value > 0 {
+            lines.push(format!("{} {}", path.join(";"), frame.self_value));
+        }
+    }
+    lines.sort();
+    lines
+}
+
 fn walk(node: &Node, label: &str, level: i64, out: &mut Vec<FrameData>) {
     out.push(FrameData {
         level,

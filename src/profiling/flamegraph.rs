@@ -12,15 +12,23 @@ pub enum FlameGraphError {
 
 /// The SVG flame graph of `profile`, titled with `title`.
 pub fn to_svg(profile: &Profile, title: &str) -> Result<Vec<u8>, FlameGraphError> {
-    let lines = folded_lines(profile);
+    svg_from_folded(&folded_lines(profile), profile.kind, title)
+}
+
+/// The SVG flame graph of folded stack lines (`a;b;c <value>`, sorted) of a `kind` profile.
+pub fn svg_from_folded(
+    lines: &[String],
+    kind: ProfileKind,
+    title: &str,
+) -> Result<Vec<u8>, FlameGraphError> {
     if lines.is_empty() {
         // inferno refuses empty input; a viewer should still say why the graph is blank.
         return Ok(empty_svg(title).into_bytes());
     }
     let mut options = inferno::flamegraph::Options::default();
     options.title = title.to_string();
-    options.count_name = value_unit(profile.kind).to_string();
-    if profile.kind == ProfileKind::OffCpu {
+    options.count_name = value_unit(kind).to_string();
+    if kind == ProfileKind::OffCpu {
         // FlameGraph's convention for off-CPU graphs: blue.
         options.colors = inferno::flamegraph::color::Palette::Basic(
             inferno::flamegraph::color::BasicPalette::Io,

@@ -149,3 +149,35 @@ fn formats_parse_by_name_and_by_file_extension() {
     let back: Profile = serde_json::from_slice(&raw).expect("raw is the model");
     assert_eq!(back, cpu_profile());
 }
+
+#[test]
+fn flamedata_folds_back_into_the_profile_s_stacks() {
+    let profile = cpu_profile();
+    let frames = to_flamedata(&profile);
+    assert_eq!(
+        flamedata::to_folded_lines(&frames),
+        folded::folded_lines(&profile)
+    );
+    // A frame deeper than its parent + 1 cannot be placed: the walk stops there.
+    let broken = vec![
+        FrameData {
+            level: 0,
+            value: 3,
+            self_value: 0,
+            label: "total".into(),
+        },
+        FrameData {
+            level: 1,
+            value: 3,
+            self_value: 1,
+            label: "a".into(),
+        },
+        FrameData {
+            level: 3,
+            value: 2,
+            self_value: 2,
+            label: "c".into(),
+        },
+    ];
+    assert_eq!(flamedata::to_folded_lines(&broken), vec!["a 1".to_string()]);
+}

@@ -2,8 +2,10 @@
 //! control socket), scrapes it over HTTP and drives it through `huatuo-bamai ctl`.
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod loop_device;
 pub mod netns;
+pub mod osmem;
 pub mod prometheus;
 pub mod upstream;
 
@@ -45,6 +47,25 @@ pub fn run(program: &str, args: &[&str]) {
     );
 }
 
+/// Compiles the C `source` with frame pointers (so the profiler's stack walk names its
+/// functions) into `dir/name`.
+pub fn build_c(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let src = dir.join(format!("{name}.c"));
+    let bin = dir.join(name);
+    std::fs::write(&src, source).expect("write C source");
+    run(
+        "gcc",
+        &[
+            "-O1",
+            "-fno-omit-frame-pointer",
+            "-o",
+            bin.to_str().expect("utf-8 path"),
+            src.to_str().expect("utf-8 path"),
+        ],
+    );
+    bin
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -64,19 +85,25 @@ pub struct Agent {
 
 /// A config with every probe disabled except those named, plus `extra` TOML appended.
 pub fn config_text(port: u16, socket: &Path, enabled: &[&str], extra: &str) -> String {
-    // An `[http]` table in `extra` joins the harness's own (a TOML table cannot be opened twice).
+    // `[agent]` and `[http]` tables in `extra` join the harness's own (a TOML table cannot be
+    // opened twice).
     let mut extra = extra.to_string();
-    let mut http_keys = String::new();
-    if let Some(at) = extra.find("[http]\n") {
-        let body_start = at + "[http]\n".len();
+    let mut take_table = |header: &str| {
+        let Some(at) = extra.find(header) else {
+            return String::new();
+        };
+        let body_start = at + header.len();
         let body_end = extra[body_start..]
             .find("\n[")
             .map_or(extra.len(), |i| body_start + i + 1);
-        http_keys = extra[body_start..body_end].to_string();
+        let keys = extra[body_start..body_end].to_string();
         extra.replace_range(at..body_end, "");
-    }
+        keys
+    };
+    let agent_keys = take_table("[agent]\n");
+    let http_keys = take_table("[http]\n");
     let mut text = format!(
-        "[agent]\nregion = \"test\"\nhostname = \"test-host\"\n\
+        "[agent]\nregion = \"test\"\nhostname = \"test-host\"\n{agent_keys}\
          [http]\nlisten = \"127.0.0.1:{port}\"\n{http_keys}\
          [control]\nsocket = \"{}\"\n",
         socket.display()

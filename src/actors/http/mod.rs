@@ -1,6 +1,7 @@
 //! HTTP exporter actor on :19704 with upstream's paths: `/metrics` (Prometheus text), `/healthz`,
 //! `/readyz`, `/version`, `/tracers` (+ `PUT /tracers/<name>/start|stop`), `PUT /config`,
-//! `/containers/json`, the event store's `/v1/events`, `/v1/profile` (profile.rs), and Grafana's
+//! `/containers/json`, the event store's `/v1/events` (+ `/v1/events/<id>/flamegraph.svg`,
+//! event_flamegraph.rs), `/v1/profile` (profile.rs), and Grafana's
 //! Pyroscope datasource API on the recent profile windows
 //! (`/v1/profiles/flamegraph/querier.v1.QuerierService/…`). JSON bodies use upstream's envelope
 //! `{"data": …}` / `{"error": {"code", "message"}}`; commands answer 204.
@@ -8,9 +9,11 @@
 mod config;
 mod containers;
 mod envelope;
+mod event_flamegraph;
 mod profile;
 mod querier;
 mod self_metrics;
+mod self_profile;
 mod serve;
 mod status_page;
 pub mod tasks;
@@ -210,9 +213,16 @@ fn router(shared: Shared) -> Router {
         .route("/config", put(config::put))
         .route("/containers/json", get(containers::list))
         .route("/v1/profile", get(profile::profile))
+        .route("/debug/pprof/", get(self_profile::index))
+        .route("/debug/pprof/profile", get(self_profile::cpu))
+        .route("/debug/pprof/{name}", get(self_profile::other))
         .route("/v1/events/watch", axum::routing::post(watch_events))
         .route("/v1/events", get(events))
         .route("/v1/events/{tracer_id}", get(event))
+        .route(
+            "/v1/events/{tracer_id}/flamegraph.svg",
+            get(event_flamegraph::flamegraph),
+        )
         .route(
             "/v1/profiles/flamegraph/querier.v1.QuerierService/{method}",
             axum::routing::post(querier::handle),

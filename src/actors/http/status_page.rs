@@ -146,9 +146,15 @@ pub fn render(status: &AgentStatus, events: &Result<Vec<EventDocument>, String>)
             );
             for doc in documents.iter().rev().take(NEWEST_EVENTS) {
                 let id = escape(&doc.tracer_id);
+                // AutoTracing captures also link their flame graph.
+                let flame = if super::event_flamegraph::flame_lines(doc).is_ok() {
+                    format!(" · <a href=\"/v1/events/{id}/flamegraph.svg\">flame graph</a>")
+                } else {
+                    String::new()
+                };
                 html.push_str(&format!(
                     "<tr><td>{}</td><td>{}</td><td>{}</td>\
-                     <td><a href=\"/v1/events/{id}\">{id}</a></td></tr>",
+                     <td><a href=\"/v1/events/{id}\">{id}</a>{flame}</td></tr>",
                     escape(&doc.time),
                     escape(&doc.tracer_name),
                     escape(&doc.container_hostname),
@@ -262,6 +268,11 @@ mod tests {
         let newest = html.find("id-24").unwrap_or(usize::MAX);
         let older = html.find("id-23").unwrap_or(0);
         assert!(newest < older, "newest first");
+        assert!(!html.contains("flamegraph.svg"), "no flame data, no link");
+        let mut capture = event(30);
+        capture.tracer_data = serde_json::json!({"folded_stacks": "app;spin 3\n"});
+        let html = render(&status(None), &Ok(vec![capture]));
+        assert!(html.contains("<a href=\"/v1/events/id-30/flamegraph.svg\">flame graph</a>"));
     }
 
     #[test]

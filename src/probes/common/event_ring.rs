@@ -8,6 +8,10 @@ use aya::maps::{MapData, RingBuf};
 
 use crate::ebpf::{BpfError, BpfProgramSet};
 
+/// Records of an event probe that never became documents, by probe and reason (`ring_full`:
+/// the kernel found no room in the ring; `undecodable`: a record its decoder rejected).
+pub const RING_LOST_TOTAL: &str = "huatuo_bamai_event_ring_lost_total";
+
 /// A `BPF_MAP_TYPE_RINGBUF` taken out of a loaded object, so the probe owns its reader.
 pub struct EventRing {
     ring: RingBuf<MapData>,
@@ -67,10 +71,14 @@ impl EventRing {
         self.lost_seen = self.lost_seen.max(lost_total);
         if lost > 0 {
             tracing::warn!(probe, lost, "events not reported: the ring buffer was full");
+            metrics::counter!(RING_LOST_TOTAL, "probe" => probe, "reason" => "ring_full")
+                .increment(lost);
         }
         let undecodable = self.undecodable_total - self.undecodable_logged;
         self.undecodable_logged = self.undecodable_total;
         if undecodable > 0 {
+            metrics::counter!(RING_LOST_TOTAL, "probe" => probe, "reason" => "undecodable")
+                .increment(undecodable);
             tracing::error!(
                 probe,
                 records = undecodable,
@@ -124,7 +132,7 @@ pub fn comm_at(bytes: &[u8], offset: usize) -> Option<String> {
 }
 
 /// Nanoseconds since boot now (`CLOCK_BOOTTIME`, the clock of `bpf_ktime_get_boot_ns()`).
-fn boot_ns_now() -> Option<u64> {
+pub fn boot_ns_now() -> Option<u64> {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

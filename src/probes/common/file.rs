@@ -7,11 +7,20 @@ use crate::core::probe::ProbeError;
 
 /// Reads a whole file; the error names the probe and the path.
 pub fn read(probe: &'static str, path: &Path) -> Result<String, ProbeError> {
-    std::fs::read_to_string(path).map_err(|source| ProbeError::Read {
-        probe,
-        path: path.display().to_string(),
-        source,
-    })
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text),
+        // Text files of procfs/sysfs are ASCII: bytes that are not UTF-8 are a malformed file.
+        Err(source) if source.kind() == std::io::ErrorKind::InvalidData => Err(malformed(
+            probe,
+            path,
+            "not text (invalid UTF-8)".to_string(),
+        )),
+        Err(source) => Err(ProbeError::Read {
+            probe,
+            path: path.display().to_string(),
+            source,
+        }),
+    }
 }
 
 /// Reads and parses a whole file; a parse error names the probe, the path and the reason.

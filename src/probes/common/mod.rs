@@ -5,10 +5,11 @@
 //! the BPF ring buffer the event probes drain ([`event_ring`]), kernel addresses resolved
 //! from kallsyms for their stacks ([`ksyms`]) and the doubling backoff of event documents
 //! ([`backoff`]), classic tracepoint records decoded with their tracefs format
-//! ([`tracepoint_format`]) and the rtnetlink link socket and messages ([`rtnetlink`]), and the cooldown of AutoTracing triggers ([`cooldown`]).
+//! ([`tracepoint_format`]), the rtnetlink link socket and messages ([`rtnetlink`]), and the
+//! capture step of the AutoTracing flame-graph triggers ([`autocapture`]).
 
+pub mod autocapture;
 pub mod backoff;
-pub mod cooldown;
 pub mod event_ring;
 pub mod file;
 pub mod keyed_file;

@@ -56,8 +56,13 @@ impl WarnOnce {
         }
     }
 
-    /// [`WarnOnce::warn`] keyed by what failed: reading or parsing the error's path.
+    /// [`WarnOnce::warn`] keyed by what failed: reading or parsing the error's path. A malformed
+    /// file also counts in `huatuo_bamai_collect_errors_total` every tick it is skipped (a
+    /// missing one does not: containers come and go between listing and reading).
     pub fn warn_error(&mut self, error: &ProbeError) {
+        if let ProbeError::Parse { probe, .. } = error {
+            metrics::counter!("huatuo_bamai_collect_errors_total", "probe" => *probe).increment(1);
+        }
         let key = match error {
             ProbeError::Read { path, .. } => format!("read\0{path}"),
             ProbeError::Parse { path, .. } => format!("parse\0{path}"),
@@ -73,7 +78,9 @@ impl WarnOnce {
 
     /// Ends the tick of a probe that reads the host and its containers: the tick fails with the
     /// host's error only when no container was collected either; otherwise that problem is
-    /// logged once (as problem `host`) and the container series are kept.
+    /// logged once (as problem `host`), counted in `huatuo_bamai_collect_errors_total` like a
+    /// failed tick (a garbled host file must not hide behind healthy containers), and the
+    /// container series are kept.
     pub fn end_tick_with_host(
         &mut self,
         host: Result<(), ProbeError>,
@@ -81,6 +88,10 @@ impl WarnOnce {
     ) -> Result<(), ProbeError> {
         let result = match host {
             Err(e) if containers_collected > 0 => {
+                if let Some(probe) = e.probe() {
+                    metrics::counter!("huatuo_bamai_collect_errors_total", "probe" => probe)
+                        .increment(1);
+                }
                 self.warn("host", &e);
                 Ok(())
             }

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::autotracing::Cooldown;
 use crate::containers::{Container, MetricScope};
 use crate::core::probe::{Probe, ProbeContext, ProbeError, Roles};
 use crate::events::{EventDocument, TracerType};
 use crate::exposition::MetricSet;
-use crate::probes::common::cooldown::Cooldown;
 
 pub use decide::{should_capture, Decision};
 pub use loadavg::{calc_load, to_f64, LoadPair, EXP_1, FIXED_1, FSHIFT};

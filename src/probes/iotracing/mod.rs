@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::autotracing::Cooldown;
 use crate::core::probe::{Probe, ProbeContext, ProbeError, Roles};
 use crate::events::{EventDocument, TracerType};
 use crate::exposition::MetricSet;
-use crate::probes::common::cooldown::Cooldown;
 use crate::probes::common::file;
 use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
 use crate::probes::diskio::{parse_diskstats_line, DiskStats};

@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 use documented::{Documented, DocumentedFieldsOpt};
 use serde::{Deserialize, Serialize};
 
+use crate::autotracing::Cooldown;
 use crate::containers::{Container, ContainerSet, MetricScope};
 use crate::core::probe::{Probe, ProbeContext, ProbeError, Roles};
 use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
 use crate::events::{EventDocument, TracerType};
 use crate::exposition::MetricSet;
-use crate::probes::common::cooldown::Cooldown;
 use crate::probes::common::watched_cgroups::WatchedCgroups;
 
 pub use rates::{contention_deltas, rank_contenders, should_capture, CgroupTimes, Rates, Rule};
