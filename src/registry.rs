@@ -58,6 +58,7 @@ pub fn parts() -> Vec<PartEntry> {
         probe::<cpusys::CpusysProbe>(),
         probe::<cpuidle::CpuidleProbe>(),
         probe::<memburst::MemburstProbe>(),
+        probe::<iotracing::IotracingProbe>(),
     ]
 }
 
