@@ -373,3 +373,51 @@ fn a_malformed_upstream_file_is_an_error_naming_file_and_line() {
     };
     assert!(source.load().is_err());
 }
+
+#[test]
+fn autotracing_keys_map_onto_the_trigger_probes_with_their_units() {
+    let imported = huatuo_bamai::config::upstream::import_str(
+        Path::new("/etc/huatuo/huatuo-bamai.conf"),
+        "[AutoTracing.CPUIdle]\nUserThreshold = 70\nDeltaUsageThreshold = 50\nInterval = 5\n\
+         IntervalTracing = 600\nRunTracingToolTimeout = 8\n\
+         [AutoTracing.CPUSys]\nSysThreshold = 40\n\
+         [AutoTracing.Dload]\nThresholdLoad = 7\n\
+         [AutoTracing.IOTracing]\nRbpsThreshold = 1000\nAwaitThreshold = 50\nMaxProcDump = 4\n\
+         [AutoTracing.MemoryBurst]\nDeltaMemoryBurst = 150\nSlidingWindowLength = 30\n",
+        &registry::sections(),
+    )
+    .unwrap();
+    assert!(
+        imported.unsupported.is_empty(),
+        "{:?}",
+        imported.unsupported
+    );
+    let value = |key: &str| -> serde_json::Value {
+        imported
+            .settings
+            .iter()
+            .find(|s| s.key == key)
+            .map(|s| s.value.clone())
+            .unwrap_or_else(|| panic!("{key} not set: {:?}", imported.settings))
+    };
+    assert_eq!(value("probes.cpuidle.user_percent"), 70.0);
+    assert_eq!(value("probes.cpuidle.total_percent_delta"), 50.0);
+    assert_eq!(value("probes.cpuidle.interval_ms"), 5000);
+    assert_eq!(value("probes.cpuidle.cooldown_secs"), 600);
+    assert_eq!(value("probes.cpuidle.capture_secs"), 8);
+    assert_eq!(value("probes.cpusys.system_percent"), 40.0);
+    assert_eq!(value("probes.dload.threshold"), 7.0);
+    assert_eq!(
+        value("probes.iotracing.nvme_read_bps_threshold"),
+        1_048_576_000.0
+    );
+    assert_eq!(value("probes.iotracing.await_threshold_ms"), 50.0);
+    assert_eq!(value("probes.iotracing.max_processes"), 4);
+    assert_eq!(value("probes.memburst.burst_ratio"), 1.5);
+    assert_eq!(value("probes.memburst.window"), 30);
+    // The settings load through our own loader.
+    let memburst = imported
+        .config
+        .section::<huatuo_bamai::probes::memburst::MemburstConfig>();
+    assert_eq!((memburst.window, memburst.burst_ratio), (30, 1.5));
+}

@@ -98,6 +98,9 @@ impl Importer<'_> {
             );
             return self.key(new, value);
         }
+        if self.autotracing_key(key, value)? {
+            return Ok(());
+        }
         let regex = |this: &Self| this.string(key, value).map(convert::regex_list);
         match key {
             "BlackList" => {
@@ -461,7 +464,7 @@ impl Importer<'_> {
              [sampler] budget_ratio"
                 .into()
         } else if section("AutoTracing.") {
-            format!("AutoTracing (cpuidle, cpusys, dload, iotracing, memburst) is {TRACKING} (issue 14)")
+            "not an upstream AutoTracing key this version knows".into()
         } else if key == "EventTracing.IssuesList" {
             format!("known-issue matching is {TRACKING}")
         } else if section("EventTracing.Ras.") {

@@ -5,6 +5,7 @@
 //! tracer not in `BlackList`, so each probe of ours with an upstream counterpart is on unless
 //! all its counterparts are blacklisted.
 
+mod autotracing;
 mod convert;
 mod keys;
 mod tracers;

@@ -139,13 +139,16 @@ fn agent_wide_keys_map_and_the_output_loads() {
 #[test]
 fn keys_without_counterpart_are_reported_in_stderr_form_and_in_the_file() {
     let imported = import(
-        "[Runtime]\nCPULimitCores = 1.0\n[AutoTracing.Dload]\nThresholdLoad = 5\n[Nope]\nX = 1\n",
+        "[Runtime]\nCPULimitCores = 1.0\n[AutoTracing.CPUIdle]\nFilter = 1\n[Nope]\nX = 1\n",
     )
     .unwrap();
     let lines: Vec<String> = imported.unsupported.iter().map(|u| u.to_string()).collect();
     assert_eq!(lines.len(), 3, "{lines:?}");
-    assert!(lines[0].starts_with("not supported: AutoTracing.Dload.ThresholdLoad: AutoTracing"));
-    assert!(lines[0].contains("issue 14"), "{}", lines[0]);
+    assert!(
+        lines[0].starts_with("not supported: AutoTracing.CPUIdle.Filter: cpuidle watches"),
+        "{}",
+        lines[0]
+    );
     assert!(lines[1].starts_with("not supported: Nope.X: not a key of upstream's configuration"));
     assert!(lines[2].starts_with("not supported: Runtime.CPULimitCores: no self cgroup limit"));
     assert!(

@@ -5,6 +5,12 @@
 /// Several upstream names can share one probe of ours (`memory_reclaim` covers three).
 const TRACERS: &[(&str, Option<&str>)] = &[
     ("arp", Some("arp")),
+    // AutoTracing triggers: one probe each, same names.
+    ("cpuidle", Some("cpuidle")),
+    ("cpusys", Some("cpusys")),
+    ("dload", Some("dload")),
+    ("iotracing", Some("iotracing")),
+    ("memburst", Some("memburst")),
     ("cpu_stat", Some("cpu_stat")),
     ("cpu_util", Some("cpu_util")),
     ("diskio", Some("diskio")),
@@ -40,11 +46,6 @@ const TRACERS: &[(&str, Option<&str>)] = &[
     ("softlockup", Some("softlockup")),
     ("tcp_retransmit", Some("tcp_retransmit")),
     ("ascend_npu", None),
-    ("cpuidle", None),
-    ("cpusys", None),
-    ("dload", None),
-    ("iotracing", None),
-    ("memburst", None),
     ("memory_others", None),
     ("metax_gpu", None),
     ("netdev_dcb", None),
