@@ -4,7 +4,7 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
@@ -91,6 +91,7 @@ impl<P: Probe> ProbeRuntime<P> {
         ProbeCost {
             programs: probe.programs().map(|set| set.costs()).unwrap_or_default(),
             collect_time: self.collect_time,
+            capture_bpf_time: probe.capture_bpf_time(),
             sampling_divisor: probe.sampling_divisor(),
         }
     }
@@ -247,6 +248,25 @@ fn add_program_costs(out: &mut MetricSet, probe: &'static str, costs: &[ProgramC
     }
 }
 
+/// On-demand captures' programs are gone after their window: their run time, summed as each
+/// ends, is one `program="captures"` row of the same family.
+fn add_capture_cost(out: &mut MetricSet, probe: &'static str, run_time: Duration) {
+    if run_time.is_zero() {
+        return;
+    }
+    out.counter(
+        "huatuo_bamai_bpf_prog_run_seconds_total",
+        "Run time of the probe's BPF program in the kernel (bpf_stats; 0 while stats are off).",
+    )
+    .push(
+        vec![
+            ("probe", probe.to_string()),
+            ("program", "captures".to_string()),
+        ],
+        run_time.as_secs_f64(),
+    );
+}
+
 fn on_tick<P: Probe>(
     myself: &ActorRef<ProbeMsg>,
     state: &mut ProbeRuntime<P>,
@@ -285,6 +305,7 @@ fn tick<P: Probe>(
     if let Some(programs) = probe.programs() {
         add_program_costs(&mut out, P::NAME, &programs.costs());
     }
+    add_capture_cost(&mut out, P::NAME, probe.capture_bpf_time());
     let store = state.store.clone();
     match &result {
         Ok(()) => store.publish(P::NAME, out, started.elapsed()),

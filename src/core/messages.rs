@@ -29,6 +29,9 @@ pub struct ProbeCost {
     pub programs: Vec<ProgramCost>,
     /// Time spent in this actor's ticks (collect, ring drain, link checks) since it started.
     pub collect_time: Duration,
+    /// BPF run time of programs outside `programs`: on-demand captures (profile, iotracing),
+    /// loaded for a window and gone after it, added when each window ends. Cumulative.
+    pub capture_bpf_time: Duration,
     /// The sampling divisor in force; `None` when the probe cannot be throttled.
     pub sampling_divisor: Option<u32>,
 }

@@ -111,6 +111,12 @@ pub trait Probe: Sized + Send + 'static {
         None
     }
 
+    /// Cumulative BPF run time of the probe's short-lived capture programs (not in
+    /// `programs()`), so the sampler counts captures against the budget like any probe.
+    fn capture_bpf_time(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     /// Adaptive sampling: the divisor in force (keep 1 event in N), `None` when the probe has no
     /// knob. BPF probes whose object declares `HUATUO_SAMPLING_KNOB` get this for free.
     fn sampling_divisor(&mut self) -> Option<u32> {

@@ -209,7 +209,8 @@ async fn round(myself: &ActorRef<SamplerMsg>, state: &mut SamplerState) {
         probes: costs
             .iter()
             .map(|(name, _, cost)| {
-                let bpf = cost.programs.iter().map(|p| p.run_time).sum();
+                let bpf = cost.programs.iter().map(|p| p.run_time).sum::<Duration>()
+                    + cost.capture_bpf_time;
                 (name.clone(), (bpf, cost.collect_time))
             })
             .collect(),

@@ -171,6 +171,8 @@ pub struct IotracingProbe {
     attached: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     captures_total: Arc<AtomicU64>,
+    /// BPF run time of finished capture windows, ns (the sampler's budget counts it).
+    capture_run_ns: Arc<AtomicU64>,
 }
 
 impl Drop for IotracingProbe {
@@ -215,6 +217,7 @@ impl Probe for IotracingProbe {
             attached: Arc::new(AtomicBool::new(false)),
             stop: Arc::new(AtomicBool::new(false)),
             captures_total: Arc::new(AtomicU64::new(0)),
+            capture_run_ns: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -309,6 +312,10 @@ impl Probe for IotracingProbe {
         .push(vec![], self.captures_total.load(Ordering::Relaxed) as f64);
         Ok(())
     }
+
+    fn capture_bpf_time(&self) -> Duration {
+        Duration::from_nanos(self.capture_run_ns.load(Ordering::Relaxed))
+    }
 }
 
 impl IotracingProbe {
@@ -335,11 +342,14 @@ impl IotracingProbe {
         let stop = self.stop.clone();
         let attached = self.attached.clone();
         let total = self.captures_total.clone();
+        let run_ns = self.capture_run_ns.clone();
         running.store(true, Ordering::Relaxed);
         let spawned = std::thread::Builder::new()
             .name("iotracing-capture".into())
             .spawn(move || {
                 let data = capture::run(&plan, &stop, &attached);
+                let ran: u64 = data.programs.iter().map(|p| p.run_time_ns).sum();
+                run_ns.fetch_add(ran, Ordering::Relaxed);
                 let mut document = EventDocument::new(
                     &plan.ctx.hostname,
                     &plan.ctx.region,

@@ -231,6 +231,7 @@ fn run_session(
     if let Ok(stats) = session.stats() {
         counters.add(&stats);
     }
+    counters.add_capture_run_time(&session.programs);
     Ok(raw)
 }
 

@@ -128,6 +128,17 @@ pub struct Counters {
     lost_map_full: AtomicU64,
     lost_stacks: AtomicU64,
     windows: AtomicU64,
+    /// BPF run time of finished on-demand captures, ns (their programs are gone afterwards).
+    capture_run_ns: AtomicU64,
+}
+
+impl Counters {
+    /// Adds the run time of a capture's programs as it ends.
+    fn add_capture_run_time(&self, programs: &crate::ebpf::BpfProgramSet) {
+        let run: std::time::Duration = programs.costs().iter().map(|c| c.run_time).sum();
+        self.capture_run_ns
+            .fetch_add(run.as_nanos() as u64, Ordering::Relaxed);
+    }
 }
 
 /// The newest continuous windows (both kinds), oldest first.
@@ -265,6 +276,10 @@ impl Probe for ProfileProbe {
 
     fn programs(&mut self) -> Option<&mut BpfProgramSet> {
         self.continuous.as_mut().map(|c| &mut c.session.programs)
+    }
+
+    fn capture_bpf_time(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.counters.capture_run_ns.load(Ordering::Relaxed))
     }
 }
 
