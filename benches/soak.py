@@ -21,6 +21,9 @@ import threading
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from overhead_tools import rss_kib  # noqa: E402
+
 SOAK_SECS = int(os.environ.get("SOAK_SECS", "600"))
 SAMPLE_SECS = int(os.environ.get("SAMPLE_SECS", "10"))
 WARM_SECS = int(os.environ.get("WARM_SECS", "60"))
@@ -33,14 +36,6 @@ def closed_port(kind):
     port = s.getsockname()[1]
     s.close()
     return port
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def fds(pid):

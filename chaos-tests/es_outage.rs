@@ -29,18 +29,7 @@ fn outage() -> Duration {
 }
 
 fn store_ids(agent: &Agent) -> BTreeSet<String> {
-    let (_, body) = agent
-        .get("/v1/events?tracer_name=dropwatch&limit=10000")
-        .expect("GET /v1/events");
-    let reply: Value = serde_json::from_str(&body).unwrap_or_default();
-    reply["data"]
-        .as_array()
-        .map(|docs| {
-            docs.iter()
-                .filter_map(|d| d["tracer_id"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+    agent.event_ids("dropwatch").into_iter().collect()
 }
 
 /// Ids of the dropwatch documents the server holds (after a refresh).

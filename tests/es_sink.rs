@@ -672,16 +672,7 @@ async fn the_agent_ships_dropwatch_documents_through_an_outage() {
 
 /// The ids of the dropwatch documents in the agent's store (the ground truth).
 fn store_ids(agent: &common::Agent) -> Vec<String> {
-    let (_, body) = agent
-        .get("/v1/events?tracer_name=dropwatch&limit=10000")
-        .expect("GET /v1/events");
-    let reply: Value = serde_json::from_str(&body).unwrap_or_default();
-    reply["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d["tracer_id"].as_str().map(str::to_string))
-        .collect()
+    agent.event_ids("dropwatch")
 }
 
 fn closed_udp_port() -> u16 {

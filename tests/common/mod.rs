@@ -205,6 +205,20 @@ impl Agent {
         agent
     }
 
+    /// `tracer_id`s of the stored documents of `tracer` (at most 10 000, `/v1/events`' page).
+    pub fn event_ids(&self, tracer: &str) -> Vec<String> {
+        let (_, body) = self
+            .get(&format!("/v1/events?tracer_name={tracer}&limit=10000"))
+            .expect("GET /v1/events");
+        let reply: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        reply["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d["tracer_id"].as_str().map(str::to_string))
+            .collect()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
