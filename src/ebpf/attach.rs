@@ -51,6 +51,27 @@ pub struct Attachment {
     pub hook: Hook,
 }
 
+impl Attachment {
+    /// `program` on the classic tracepoint `syscalls/<name>` (e.g. `sys_enter_write`).
+    pub const fn syscall(program: &'static str, name: &'static str) -> Attachment {
+        Attachment {
+            program,
+            hook: Hook::TracePoint {
+                category: "syscalls",
+                name,
+            },
+        }
+    }
+
+    /// `program` on the BTF tracepoint `name` (`SEC("tp_btf/<name>")`).
+    pub const fn tp_btf(program: &'static str, name: &'static str) -> Attachment {
+        Attachment {
+            program,
+            hook: Hook::TpBtf(name),
+        }
+    }
+}
+
 pub(super) fn link_id(
     probe: &'static str,
     attachment: &Attachment,

@@ -126,9 +126,13 @@ pub fn u64_at(bytes: &[u8], offset: usize) -> Option<u64> {
 
 /// A kernel `comm` (`char[16]`, NUL-padded) at `offset`, lossily decoded.
 pub fn comm_at(bytes: &[u8], offset: usize) -> Option<String> {
-    let raw = bytes.get(offset..offset + 16)?;
-    let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
-    Some(String::from_utf8_lossy(&raw[..end]).into_owned())
+    Some(c_string(bytes.get(offset..offset + 16)?))
+}
+
+/// A NUL-terminated (or NUL-padded) kernel string, lossily decoded.
+pub fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
 /// Nanoseconds since boot now (`CLOCK_BOOTTIME`, the clock of `bpf_ktime_get_boot_ns()`).

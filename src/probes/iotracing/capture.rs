@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use crate::containers::CgroupLayout;
 use crate::core::probe::ProbeContext;
-use crate::ebpf::{self, Attachment, BpfError, BpfProgramSet, Hook};
+use crate::ebpf::{self, Attachment, BpfError, BpfProgramSet};
 use crate::probes::common::ksyms::Symbolizer;
 
+use super::records::{c_string, frames, BlockedRecord, FileCounters, FileKey, StallRecord};
 use super::report::{
     aggregate, pdata_text, FileIoStats, FileRow, IoScheduleStack, IotracingData, ProgramRunTime,
     ReasonSnapshot,
@@ -21,131 +22,22 @@ use super::report::{
 const NAME: &str = "iotracing";
 const FILES_MAP: &str = "IOT_FILES";
 
-const fn syscall(program: &'static str, name: &'static str) -> Attachment {
-    Attachment {
-        program,
-        hook: Hook::TracePoint {
-            category: "syscalls",
-            name,
-        },
-    }
-}
-
 /// Every program of the capture and its hook (tracepoints only).
 pub const ATTACHMENTS: [Attachment; 13] = [
-    syscall("on_enter_read", "sys_enter_read"),
-    syscall("on_enter_pread64", "sys_enter_pread64"),
-    syscall("on_enter_write", "sys_enter_write"),
-    syscall("on_enter_pwrite64", "sys_enter_pwrite64"),
-    syscall("on_exit_read", "sys_exit_read"),
-    syscall("on_exit_pread64", "sys_exit_pread64"),
-    syscall("on_exit_write", "sys_exit_write"),
-    syscall("on_exit_pwrite64", "sys_exit_pwrite64"),
-    Attachment {
-        program: "on_block_io_start",
-        hook: Hook::TpBtf("block_io_start"),
-    },
-    Attachment {
-        program: "on_block_rq_issue",
-        hook: Hook::TpBtf("block_rq_issue"),
-    },
-    Attachment {
-        program: "on_block_rq_complete",
-        hook: Hook::TpBtf("block_rq_complete"),
-    },
-    Attachment {
-        program: "on_sched_switch",
-        hook: Hook::TpBtf("sched_switch"),
-    },
-    Attachment {
-        program: "on_sched_wakeup",
-        hook: Hook::TpBtf("sched_wakeup"),
-    },
+    Attachment::syscall("on_enter_read", "sys_enter_read"),
+    Attachment::syscall("on_enter_pread64", "sys_enter_pread64"),
+    Attachment::syscall("on_enter_write", "sys_enter_write"),
+    Attachment::syscall("on_enter_pwrite64", "sys_enter_pwrite64"),
+    Attachment::syscall("on_exit_read", "sys_exit_read"),
+    Attachment::syscall("on_exit_pread64", "sys_exit_pread64"),
+    Attachment::syscall("on_exit_write", "sys_exit_write"),
+    Attachment::syscall("on_exit_pwrite64", "sys_exit_pwrite64"),
+    Attachment::tp_btf("on_block_io_start", "block_io_start"),
+    Attachment::tp_btf("on_block_rq_issue", "block_rq_issue"),
+    Attachment::tp_btf("on_block_rq_complete", "block_rq_complete"),
+    Attachment::tp_btf("on_sched_switch", "sched_switch"),
+    Attachment::tp_btf("on_sched_wakeup", "sched_wakeup"),
 ];
-
-/// `struct file_key` of iotracing.bpf.c.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct FileKey {
-    pub tgid: u32,
-    /// Kernel dev_t: major << 20 | minor.
-    pub dev: u32,
-    pub ino: u64,
-}
-
-impl FileKey {
-    pub fn major(&self) -> u32 {
-        self.dev >> 20
-    }
-    pub fn minor(&self) -> u32 {
-        self.dev & 0xfffff
-    }
-}
-
-/// `struct file_stats` of iotracing.bpf.c.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct FileCounters {
-    pub fs_read_bytes: u64,
-    pub fs_write_bytes: u64,
-    pub disk_read_bytes: u64,
-    pub disk_write_bytes: u64,
-    pub q2c_sum_ns: u64,
-    pub q2c_max_ns: u64,
-    pub d2c_sum_ns: u64,
-    pub d2c_max_ns: u64,
-    pub requests: u64,
-    pub cgroup_id: u64,
-    pub is_direct: u32,
-    pub pad: u32,
-    pub comm: [u8; 16],
-    pub name: [u8; 64],
-}
-
-const STACK_DEPTH: usize = 32;
-
-/// `struct blocked` of iotracing.bpf.c: a task asleep in io_schedule now.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct BlockedRecord {
-    pub since_ns: u64,
-    pub cpu: u32,
-    pub stack_bytes: u32,
-    pub stack: [u64; STACK_DEPTH],
-}
-
-/// `struct stall` of iotracing.bpf.c: a thread's longest io_schedule sleep of the window.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct StallRecord {
-    pub latency_ns: u64,
-    pub count: u64,
-    pub cgroup_id: u64,
-    pub tgid: u32,
-    pub cpu: u32,
-    pub stack_bytes: u32,
-    pub pad: u32,
-    pub comm: [u8; 16],
-    pub stack: [u64; STACK_DEPTH],
-}
-
-// SAFETY: plain `repr(C)` integers and byte arrays, any bit pattern is valid.
-unsafe impl aya::Pod for FileKey {}
-unsafe impl aya::Pod for FileCounters {}
-unsafe impl aya::Pod for BlockedRecord {}
-unsafe impl aya::Pod for StallRecord {}
-
-/// The frames `bpf_get_stack` wrote (`stack_bytes` of them, as bytes).
-pub fn frames(stack: &[u64], stack_bytes: u32) -> &[u64] {
-    let n = (stack_bytes as usize / 8).min(stack.len());
-    &stack[..n]
-}
-
-/// A NUL-terminated kernel string.
-pub fn c_string(bytes: &[u8]) -> String {
-    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
-}
 
 /// What one capture needs, cut from the probe's settings.
 #[derive(Clone)]

@@ -11,6 +11,7 @@
 //! published, also when attaching failed (`failure_reason`). Cooldown per disk and global.
 
 pub mod capture;
+mod records;
 mod report;
 mod signal;
 
@@ -31,9 +32,8 @@ use crate::probes::common::file;
 use crate::probes::common::name_filter::{invalid_config, NameFilter, Syntax};
 use crate::probes::diskio::{parse_diskstats_line, DiskStats};
 
-pub use capture::{
-    c_string, frames, BlockedRecord, FileCounters, FileKey, StallRecord, ATTACHMENTS,
-};
+pub use capture::ATTACHMENTS;
+pub use records::{c_string, frames, BlockedRecord, FileCounters, FileKey, StallRecord};
 pub use report::{
     aggregate, with_rates, FileIoStats, FileRow, IoScheduleStack, IotracingData,
     ProcessFileIoStats, ReasonSnapshot, TopFile,

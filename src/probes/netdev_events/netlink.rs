@@ -4,6 +4,7 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use super::tracker::DriverInfo;
+use crate::probes::common::event_ring::c_string;
 
 /// `SIOCETHTOOL` / `ETHTOOL_GDRVINFO`.
 const SIOCETHTOOL: libc::c_ulong = 0x8946;
@@ -11,11 +12,6 @@ const ETHTOOL_GDRVINFO: u32 = 0x3;
 /// `struct ethtool_drvinfo`: cmd u32, driver[32], version[32], fw_version[32], bus_info[32],
 /// erom_version[32], reserved2[12], five u32 counts.
 const DRVINFO_LEN: usize = 196;
-
-fn c_string(bytes: &[u8]) -> String {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
-}
 
 /// `ethtool -i <ifname>`: driver, version and firmware version. `None` when the device has no
 /// such information (e.g. `lo`) or is gone.

@@ -31,7 +31,7 @@ pub use record::{Direction, MessageRecord};
 pub use red::{Red, RedMetrics, ServicePair, BUCKETS};
 
 use crate::core::probe::{Probe, ProbeContext, ProbeError, Roles};
-use crate::ebpf::{self, Attachment, BpfProgramSet, Hook};
+use crate::ebpf::{self, Attachment, BpfProgramSet};
 use crate::exposition::MetricSet;
 use crate::probes::common::event_ring::{boot_ns_now, EventRing};
 
@@ -43,29 +43,16 @@ const MAX_RECORDS_PER_TICK: usize = 65_536;
 /// What the BPF side can capture of one buffer.
 pub const MAX_PAYLOAD_BYTES: u32 = 255;
 
-const fn syscall(program: &'static str, name: &'static str) -> Attachment {
-    Attachment {
-        program,
-        hook: Hook::TracePoint {
-            category: "syscalls",
-            name,
-        },
-    }
-}
-
 const ATTACHMENTS: [Attachment; 9] = [
-    syscall("on_enter_write", "sys_enter_write"),
-    syscall("on_enter_sendto", "sys_enter_sendto"),
-    syscall("on_enter_read", "sys_enter_read"),
-    syscall("on_enter_recvfrom", "sys_enter_recvfrom"),
-    syscall("on_exit_write", "sys_exit_write"),
-    syscall("on_exit_sendto", "sys_exit_sendto"),
-    syscall("on_exit_read", "sys_exit_read"),
-    syscall("on_exit_recvfrom", "sys_exit_recvfrom"),
-    Attachment {
-        program: "on_set_state",
-        hook: Hook::TpBtf("inet_sock_set_state"),
-    },
+    Attachment::syscall("on_enter_write", "sys_enter_write"),
+    Attachment::syscall("on_enter_sendto", "sys_enter_sendto"),
+    Attachment::syscall("on_enter_read", "sys_enter_read"),
+    Attachment::syscall("on_enter_recvfrom", "sys_enter_recvfrom"),
+    Attachment::syscall("on_exit_write", "sys_exit_write"),
+    Attachment::syscall("on_exit_sendto", "sys_exit_sendto"),
+    Attachment::syscall("on_exit_read", "sys_exit_read"),
+    Attachment::syscall("on_exit_recvfrom", "sys_exit_recvfrom"),
+    Attachment::tp_btf("on_set_state", "inet_sock_set_state"),
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Documented, DocumentedFieldsOpt)]
